@@ -1,0 +1,37 @@
+"""tmeatlas: single-cell and spatial atlases of the tumour microenvironment.
+
+``import tmeatlas as tm`` gives the namespaces ``tm.pp`` (preprocessing), ``tm.tl`` (tools),
+``tm.gr`` (spatial graphs and niches), ``tm.pl`` (plots), ``tm.get`` (tidy tables) and
+``tm.datasets``, plus ``tm.settings``.
+"""
+
+from __future__ import annotations
+
+from . import datasets, get, gr, pl, pp, tl
+from ._errors import (
+    GenePositionError,
+    InvalidInputError,
+    InvalidParameterError,
+    MissingDependencyError,
+    MissingResultError,
+    TmeatlasError,
+)
+from ._settings import settings
+from ._version import __version__
+
+__all__ = [
+    "GenePositionError",
+    "InvalidInputError",
+    "InvalidParameterError",
+    "MissingDependencyError",
+    "MissingResultError",
+    "TmeatlasError",
+    "__version__",
+    "datasets",
+    "get",
+    "gr",
+    "pl",
+    "pp",
+    "settings",
+    "tl",
+]

@@ -1,0 +1,3 @@
+"""Private numeric cores (array in, array out); the public tools wrap them."""
+
+from __future__ import annotations

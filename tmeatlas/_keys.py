@@ -1,0 +1,57 @@
+"""Every result key that tmeatlas reads or writes, in one place.
+
+Tools import names from here rather than spelling strings, so that a key is renamed in one
+line and a user can look up where each result lives.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+__all__ = ["OBS", "OBSM", "OBSP", "UNS", "VAR"]
+
+#: per-gene columns in ``adata.var``
+VAR = SimpleNamespace(
+    chromosome="chromosome",
+    start="start",
+    end="end",
+    arm="arm",
+    gene_id="gene_id",
+    gene_symbol="gene_symbol",
+    position_source="position_source",
+)
+
+#: per-cell columns in ``adata.obs``
+OBS = SimpleNamespace(
+    sample="sample",
+    # ground truth written by tm.datasets.simulate_tumor
+    true_cell_type="true_cell_type",
+    true_cell_type_major="true_cell_type_major",
+    true_compartment="true_compartment",
+    true_malignant="true_malignant",
+    true_clone="true_clone",
+    true_niche="true_niche",
+    # tm.tl.infer_cnv / call_malignant / cnv_clones
+    cnv_reference="cnv_reference",
+    cnv_score="cnv_score",
+    cnv_correlation="cnv_correlation",
+    malignant_prob="malignant_prob",
+    malignant="malignant",
+    cnv_clone="cnv_clone",
+)
+
+#: matrices in ``adata.obsm``
+OBSM = SimpleNamespace(spatial="spatial", cnv="X_cnv")
+
+#: graphs in ``adata.obsp``
+OBSP = SimpleNamespace()
+
+#: entries in ``adata.uns``
+UNS = SimpleNamespace(
+    gene_positions="gene_positions",
+    simulation="simulation",
+    cnv="cnv",
+    malignant="malignant",
+    cnv_clones="cnv_clones",
+    log="tmeatlas_log",
+)

@@ -1,0 +1,92 @@
+"""Input checks shared by all tools. They raise typed errors with actionable messages."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from scipy import sparse
+
+from ._errors import InvalidInputError, InvalidParameterError, MissingResultError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from anndata import AnnData
+
+__all__ = [
+    "check_adata",
+    "check_obs_key",
+    "check_one_of",
+    "get_matrix",
+    "looks_like_counts",
+    "start",
+]
+
+
+def check_adata(adata: Any) -> AnnData:
+    """Raise unless ``adata`` is a non-empty AnnData."""
+    from anndata import AnnData
+
+    if not isinstance(adata, AnnData):
+        raise InvalidInputError(
+            f"expected an AnnData as first argument, got {type(adata).__name__}. "
+            "Read your data with `anndata.read_h5ad` or `scanpy.read_10x_h5` first."
+        )
+    if adata.n_obs == 0 or adata.n_vars == 0:
+        raise InvalidInputError(f"the AnnData is empty ({adata.n_obs} cells x {adata.n_vars} genes).")
+    return adata
+
+
+def start(adata: Any, copy: bool) -> AnnData:
+    """Validate ``adata`` and return the object a tool should write to (a copy if ``copy``)."""
+    check_adata(adata)
+    if not isinstance(copy, bool):
+        raise InvalidParameterError(f"copy must be True or False, got {copy!r}.")
+    return adata.copy() if copy else adata
+
+
+def get_matrix(adata: AnnData, layer: str | None = None):
+    """``adata.X`` or ``adata.layers[layer]``, with a clear error if the layer is missing."""
+    if layer is None:
+        X = adata.X
+        if X is None:
+            raise InvalidInputError("adata.X is empty; pass `layer=` naming the layer that holds expression.")
+        return X
+    if layer not in adata.layers:
+        raise MissingResultError(
+            f"layer {layer!r} not found; available layers: {sorted(adata.layers) or 'none'}. "
+            "Pass `layer=None` to use adata.X."
+        )
+    return adata.layers[layer]
+
+
+def check_obs_key(adata: AnnData, key: str | None, *, what: str = "column", hint: str = "") -> None:
+    """Raise unless ``key`` is a column of ``adata.obs`` (``None`` passes)."""
+    if key is None:
+        return
+    if key not in adata.obs.columns:
+        cols = ", ".join(map(repr, list(adata.obs.columns)[:15])) or "none"
+        raise MissingResultError(
+            f"{what} {key!r} is not a column of adata.obs (columns: {cols}). {hint}".rstrip()
+        )
+
+
+def check_one_of(name: str, value: Any, allowed: Iterable[Any]) -> None:
+    """Raise unless ``value`` is one of ``allowed``."""
+    allowed = list(allowed)
+    if value not in allowed:
+        raise InvalidParameterError(f"{name} must be one of {allowed}, got {value!r}.")
+
+
+def looks_like_counts(X, *, n_check: int = 2000) -> bool:
+    """True when the stored values are non-negative integers (raw counts), checked on a sample."""
+    if sparse.issparse(X):
+        data = X.data[:n_check * 50] if X.nnz else np.zeros(1)
+    else:
+        arr = np.asarray(X[: min(X.shape[0], n_check)])
+        data = arr.ravel()
+    data = np.asarray(data, dtype=np.float64)
+    if data.size == 0:
+        return True
+    return bool(np.all(data >= 0) and np.all(np.abs(data - np.round(data)) < 1e-6))

@@ -1,0 +1,7 @@
+"""Datasets: ``tm.datasets`` (simulated cohorts with ground truth; later, shipped resources)."""
+
+from __future__ import annotations
+
+from ._simulate import simulate_tumor
+
+__all__ = ["simulate_tumor"]
