@@ -50,10 +50,27 @@ def sim():
     return _sim(rng=3)
 
 
+def _cnv(sim, upto):
+    a = sim.copy()
+    if upto >= 1:
+        tm.tl.infer_cnv(a, sample_key="sample")
+    if upto >= 2:
+        tm.tl.call_malignant(a, sample_key="sample")
+    if upto >= 3:
+        tm.tl.cnv_clones(a, sample_key="sample", min_clone_size=10)
+    return a
+
+
 # name -> (function building the input AnnData or None, kwargs)
 CASES = {
     "pp.gene_positions": (lambda sim: _tiny_genes(), {}),
     "get.gene_positions": (lambda sim: tm.pp.gene_positions(_tiny_genes(), copy=True), {}),
+    "tl.infer_cnv": (lambda sim: _cnv(sim, 0), {"sample_key": "sample"}),
+    "tl.call_malignant": (lambda sim: _cnv(sim, 1), {"sample_key": "sample"}),
+    "tl.cnv_clones": (lambda sim: _cnv(sim, 2), {"sample_key": "sample", "min_clone_size": 10}),
+    "pl.cnv_heatmap": (lambda sim: _cnv(sim, 3), {"show": False}),
+    "pl.malignant_calls": (lambda sim: _cnv(sim, 2), {"sample_key": "sample", "show": False}),
+    "pl.clone_tree": (lambda sim: _cnv(sim, 3), {"show": False}),
     "pl.spatial": (lambda sim: sim.copy(), {"color": "true_niche", "show": False}),
     "datasets.simulate_tumor": (None, {"n_cells": 300, "n_patients": 2, "n_genes": 1500}),
 }

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from ._cnv import clone_tree, cnv_heatmap, malignant_calls
 from ._spatial import spatial
 from ._utils import CB_PALETTE
 
-__all__ = ["CB_PALETTE", "spatial"]
+__all__ = ["CB_PALETTE", "clone_tree", "cnv_heatmap", "malignant_calls", "spatial"]

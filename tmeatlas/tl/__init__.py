@@ -1,8 +1,9 @@
-"""Tools: ``tm.tl`` (malignant calls, cell types, signatures, therapy survival).
-
-The capability issues add their tools here; nothing is exported until it exists.
-"""
+"""Tools: ``tm.tl`` (malignant calls, cell types, signatures, therapy survival)."""
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._clones import cnv_clones
+from ._cnv import infer_cnv
+from ._malignant import call_malignant
+
+__all__ = ["call_malignant", "cnv_clones", "infer_cnv"]

@@ -1,0 +1,159 @@
+"""Numeric core of copy-number inference from expression (inferCNV family).
+
+Array functions only; :mod:`tmeatlas.tl._cnv` wraps them for AnnData.
+"""
+
+from __future__ import annotations
+
+import numba
+import numpy as np
+
+__all__ = ["bin_layout", "gene_sums", "smooth_chunk"]
+
+
+@numba.njit(cache=True)
+def _row_norm_log(data: np.ndarray, start: int, stop: int, mode: int, target: float) -> float:
+    """Scale factor of a row: target / library size for counts (mode 0), else unused."""
+    if mode != 0:
+        return 1.0
+    tot = 0.0
+    for k in range(start, stop):
+        tot += data[k]
+    return target / tot if tot > 0 else 0.0
+
+
+@numba.njit(cache=True, inline="always")
+def _transform(v: float, scale: float, mode: int) -> float:
+    # mode 0: counts -> log1p(CP10k); 1: already log scale; 2: linear (TPM/CPM) -> log1p
+    if mode == 0:
+        return np.log1p(v * scale)
+    if mode == 2:
+        return np.log1p(v)
+    return v
+
+
+@numba.njit(cache=True, inline="always")
+def _linear(v: float, scale: float, mode: int) -> float:
+    # normalised expression on the linear scale: CP10k for counts, expm1 of log data
+    if mode == 0:
+        return v * scale
+    if mode == 1:
+        return np.expm1(v)
+    return v
+
+
+@numba.njit(parallel=True, cache=True)
+def gene_sums(
+    indptr, indices, data, n_genes: int, group: np.ndarray, n_groups: int, mode: int, target: float, nthreads: int,
+    linear: bool = False,
+):
+    """Per group, the sum of log-normalised (or, with ``linear``, linear normalised) expression
+    of every gene, and the number of cells.
+
+    One pass over a CSR matrix, split in ``nthreads`` contiguous blocks of rows with private
+    accumulators; ``group[i] < 0`` excludes cell ``i``.
+    """
+    n = indptr.shape[0] - 1
+    acc = np.zeros((nthreads, n_groups, n_genes))
+    cnt = np.zeros((nthreads, n_groups))
+    chunk = (n + nthreads - 1) // nthreads
+    for t in numba.prange(nthreads):
+        for i in range(t * chunk, min(n, (t + 1) * chunk)):
+            g = group[i]
+            if g < 0:
+                continue
+            cnt[t, g] += 1
+            scale = _row_norm_log(data, indptr[i], indptr[i + 1], mode, target)
+            if linear:
+                for k in range(indptr[i], indptr[i + 1]):
+                    acc[t, g, indices[k]] += _linear(data[k], scale, mode)
+            else:
+                for k in range(indptr[i], indptr[i + 1]):
+                    acc[t, g, indices[k]] += _transform(data[k], scale, mode)
+    return acc.sum(axis=0), cnt.sum(axis=0)
+
+
+@numba.njit(parallel=True, cache=True)
+def smooth_chunk(
+    indptr, indices, data, row0: int, row1: int,
+    col_pos: np.ndarray, n_sel: int,
+    ref_group: np.ndarray, ref_lo: np.ndarray, ref_hi: np.ndarray,
+    seg_start: np.ndarray, seg_stop: np.ndarray,
+    bin_center: np.ndarray, bin_seg: np.ndarray,
+    half_window: int, clip: float, mode: int, target: float,
+):
+    """CNV profiles of cells ``row0:row1`` of a CSR matrix.
+
+    For each cell: log-normalise; keep the selected genes in genome order (``col_pos``: column ->
+    position, -1 drops it); subtract the reference envelope (0 inside ``[ref_lo, ref_hi]`` of the
+    cell's reference group, the distance to the nearer bound outside, as inferCNV's bounds);
+    clip to ``[-clip, clip]``; average over a window of ``2 * half_window + 1`` genes truncated at
+    segment (chromosome-arm) ends, with cumulative sums so that the cost does not depend on the
+    window; evaluate at the bin centres; subtract the cell's median over bins.
+    """
+    n = row1 - row0
+    n_bins = bin_center.shape[0]
+    out = np.empty((n, n_bins), dtype=np.float32)
+    for ii in numba.prange(n):
+        i = row0 + ii
+        x = np.zeros(n_sel)
+        scale = _row_norm_log(data, indptr[i], indptr[i + 1], mode, target)
+        for k in range(indptr[i], indptr[i + 1]):
+            p = col_pos[indices[k]]
+            if p >= 0:
+                x[p] = _transform(data[k], scale, mode)
+        g = ref_group[i]
+        csum = np.empty(n_sel + 1)
+        csum[0] = 0.0
+        for p in range(n_sel):
+            v = x[p]
+            lo = ref_lo[g, p]
+            hi = ref_hi[g, p]
+            if v > hi:
+                v = v - hi
+            elif v < lo:
+                v = v - lo
+            else:
+                v = 0.0
+            if v > clip:
+                v = clip
+            elif v < -clip:
+                v = -clip
+            csum[p + 1] = csum[p] + v
+        row = np.empty(n_bins)
+        for b in range(n_bins):
+            c = bin_center[b]
+            s = seg_start[bin_seg[b]]
+            e = seg_stop[bin_seg[b]]
+            lo_i = max(s, c - half_window)
+            hi_i = min(e, c + half_window + 1)
+            row[b] = (csum[hi_i] - csum[lo_i]) / (hi_i - lo_i)
+        med = np.median(row)
+        for b in range(n_bins):
+            out[ii, b] = row[b] - med
+    return out
+
+
+def bin_layout(seg_id: np.ndarray, step: int):
+    """Segments and bins along genome-ordered genes.
+
+    ``seg_id`` is the (non-decreasing) segment index of each selected gene. Returns segment
+    starts and stops (gene positions), and for each bin its centre gene, its segment and its
+    first and last gene (inclusive). Bins are ``step`` genes wide and never straddle two
+    segments; a segment shorter than ``step`` is one bin.
+    """
+    change = np.flatnonzero(np.diff(seg_id)) + 1
+    starts = np.r_[0, change].astype(np.int64)
+    stops = np.r_[change, len(seg_id)].astype(np.int64)
+    centers, segs, first, last = [], [], [], []
+    for k, (s, e) in enumerate(zip(starts, stops)):
+        n = e - s
+        nb = max(1, int(round(n / step)))
+        edges = np.linspace(s, e, nb + 1)
+        c = np.floor((edges[:-1] + edges[1:]) / 2).astype(np.int64)
+        centers.append(np.minimum(c, e - 1))
+        segs.append(np.full(nb, k, dtype=np.int64))
+        first.append(np.ceil(edges[:-1]).astype(np.int64))
+        last.append(np.maximum(np.ceil(edges[1:]).astype(np.int64) - 1, np.ceil(edges[:-1]).astype(np.int64)))
+    cat = np.concatenate
+    return starts, stops, cat(centers), cat(segs), cat(first), cat(last)

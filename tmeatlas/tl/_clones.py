@@ -1,0 +1,304 @@
+"""CNV subclones of malignant cells: ``tm.tl.cnv_clones``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .._errors import InvalidParameterError, MissingResultError
+from .._keys import OBS, UNS
+from .._rng import resolve_seed
+from .._settings import logger
+from .._store import store
+from .._validation import check_obs_key, start
+from ._cnv_evidence import arm_features, arm_shifts, group_means
+from ._cnv_evidence import linear_normalised as _linear_normalised
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+__all__ = ["cnv_clones"]
+
+NOT_MALIGNANT = "non-malignant"
+
+
+def cnv_clones(
+    adata: AnnData,
+    *,
+    sample_key: str | None = None,
+    cnv_key: str = UNS.cnv,
+    malignant_key: str = OBS.malignant,
+    min_clone_size: int = 20,
+    min_arm_shift: float = 0.15,
+    max_pval: float = 1e-3,
+    split_pval: float = 0.01,
+    max_depth: int = 4,
+    rng: int = 0,
+    key_added: str = OBS.cnv_clone,
+    copy: bool = False,
+) -> AnnData | None:
+    r"""Subclones of malignant cells from their copy-number profiles, as a tree, per sample.
+
+    Divisive clustering with a test at every split. Starting from all malignant cells of a
+    sample (``obs[malignant_key] == "malignant"``), candidate splits of a node in two are
+    proposed from the cells' reference-centred arm means of every other gene (genome order,
+    each arm in units of its noise among reference cells): k-means on all arms, and a
+    two-component Gaussian mixture on each of the three arms with the most clone signal (a
+    clone often differs by a single arm, which k-means over 40 arms misses). An arm's clone
+    signal is the covariance, across the node's cells, of its means over two disjoint quarters
+    of the genes: noise is independent between the quarters, a copy-number difference is not. The best candidates (at most 4) are tested in turn: a
+    split is kept if both parts have at least ``min_clone_size`` cells and, on the *other* half
+    of the genes, at least one chromosome arm differs between them: with cells as replicates,
+    a Welch test of the cells' arm means with a p-value, Bonferroni-corrected for the arms
+    tested (the proposing arm for a single-arm candidate, all arms for k-means) and the
+    candidates, of at most ``split_pval``; and with genes as replicates, a median log fold change
+    of the arm's held-out genes of at least ``min_arm_shift`` between the two parts after
+    reassignment (below), so that an expression program carried by a few genes cannot pass
+    for a copy-number difference (see :mod:`tmeatlas.tl._cnv_evidence`).
+    Splitting genes between proposing and testing keeps the test from confirming chance
+    structure. Cells of a split that passes the cell-level test are reassigned on the
+    separating arms with all genes (a two-component mixture along the difference of the two
+    parts) before the gene-level check. Leaves are the
+    clones; the accepted splits form the clone tree, each split labelled by the separating arms.
+
+    Each clone then gets arm-level calls against the reference cells, with all genes: ``gain``
+    (median log fold change >= ``min_arm_shift``, adjusted p <= ``max_pval``), ``loss`` or
+    ``neutral``, with the shift as effect size (about ``dosage * ln(copies / 2)``).
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix after :func:`~tmeatlas.tl.infer_cnv` and :func:`~tmeatlas.tl.call_malignant`.
+    sample_key
+        Column of ``adata.obs`` with the sample (patient); clones never span samples.
+    cnv_key
+        The ``key_added`` of :func:`~tmeatlas.tl.infer_cnv`.
+    malignant_key
+        Column with the malignant calls.
+    min_clone_size
+        Fewest cells in a clone.
+    min_arm_shift
+        Smallest arm-level median log fold change that separates two clones, or makes a call.
+    max_pval
+        Largest Bonferroni-corrected p-value of an arm call against the reference.
+    split_pval
+        Largest Bonferroni-corrected p-value (cells as replicates) of a split; about the
+        chance that a node is split without a copy-number difference.
+    max_depth
+        Deepest split (at most ``2 ** max_depth`` clones per sample).
+    rng
+        Seed of the k-means splits (recorded).
+    key_added
+        Column of ``adata.obs`` for the clone labels (``"<sample>_c<k>"``; non-malignant cells
+        get ``"non-malignant"``); the summary goes to ``uns["cnv_clones"]``.
+    copy
+        Return a copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None`` or a copy. Writes ``obs[key_added]`` and ``uns["cnv_clones"]`` with ``clones``
+    (clone, sample, n_cells, fraction of the sample's malignant cells), ``arm_calls`` (tidy:
+    clone, arm, call, shift, padj), ``tree`` (node, parent, sample, n_cells, clone or empty for
+    inner nodes, arms separating it from its sibling) and ``params``.
+    """
+    if min_clone_size < 5:
+        raise InvalidParameterError(f"min_clone_size must be >= 5, got {min_clone_size}.")
+    adata = start(adata, copy)
+    check_obs_key(adata, sample_key, what="sample_key")
+    if malignant_key not in adata.obs:
+        raise MissingResultError(
+            f"no malignant calls in obs[{malignant_key!r}]: run `tm.tl.call_malignant(adata)` first."
+        )
+    from ._malignant import MALIGNANT, _expression
+
+    if cnv_key not in adata.uns or "bins" not in adata.uns[cnv_key]:
+        raise MissingResultError(f"no CNV results in uns[{cnv_key!r}]: run `tm.tl.infer_cnv(adata)` first.")
+    seed = resolve_seed(rng)
+    X, mode, genes = _expression(adata, cnv_key)
+    bins = adata.uns[cnv_key]["bins"]
+    seg_names = list(pd.unique(bins["segment"].astype(str)))
+    arm_labels = np.asarray([s.split(":")[1] for s in seg_names])
+    gene_arm = genes["segment"].astype(str).map({s: j for j, s in enumerate(seg_names)}).fillna(-1).to_numpy().astype(np.int64)
+    cols = genes["col"].to_numpy().astype(np.int64)
+    half = np.arange(len(cols)) % 2 == 0
+    ref = adata.obs[OBS.cnv_reference].to_numpy(bool) if OBS.cnv_reference in adata.obs else np.zeros(adata.n_obs, bool)
+    samples = adata.obs[sample_key].astype(str).to_numpy() if sample_key else np.full(adata.n_obs, "all", dtype=object)
+    mal = (adata.obs[malignant_key].astype(str) == MALIGNANT).to_numpy()
+    F = arm_features(X, mode, cols, np.where(half, gene_arm, -1), len(arm_labels), ref, samples)
+    # two interleaved quarters of the genes: their covariance across cells measures clone
+    # structure on an arm (shared signal), their difference its noise
+    quarter = np.arange(len(cols)) % 4
+    Q1 = arm_features(X, mode, cols, np.where(quarter == 0, gene_arm, -1), len(arm_labels), ref, samples, standardize=False)
+    Q2 = arm_features(X, mode, cols, np.where(quarter == 2, gene_arm, -1), len(arm_labels), ref, samples, standardize=False)
+    F_odd = arm_features(X, mode, cols, np.where(half, -1, gene_arm), len(arm_labels), ref, samples)
+    As = arm_features(X, mode, cols, gene_arm, len(arm_labels), ref, samples)  # all genes: assignment only
+    odd_arm = gene_arm[~half]
+    lin_odd = _linear_normalised(X, mode, cols[~half])
+    n_tests = len(arm_labels)
+
+    def mean_of(idx_sets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        codes = np.full(adata.n_obs, -1, dtype=np.int64)
+        for j, ix in enumerate(idx_sets):
+            codes[ix] = j
+        m, c = group_means(X, mode, codes, len(idx_sets), cols)
+        return m / np.maximum(c, 1)[:, None], c
+
+    labels = np.full(adata.n_obs, NOT_MALIGNANT, dtype=object)
+    tree_rows, clone_rows, call_rows = [], [], []
+    for s in pd.unique(samples):
+        root = np.flatnonzero((samples == s) & mal)
+        if len(root) == 0:
+            continue
+        leaves: list[tuple[str, np.ndarray]] = []
+        stack = [("0", root, 0)]
+        tree_rows.append({"node": f"{s}:0", "parent": "", "sample": s, "n_cells": len(root), "clone": "", "split_arms": ""})
+        while stack:
+            node, idx, depth = stack.pop()
+            split = None
+            if depth < max_depth and len(idx) >= 2 * min_clone_size:
+                split = _best_split(
+                    idx, F, Q1, Q2, F_odd, As, lin_odd, odd_arm, arm_labels, min_clone_size, min_arm_shift, split_pval, seed
+                )
+            if split is None:
+                leaves.append((node, idx))
+                continue
+            a, b, arms = split
+            for child, ix in ((node + "0", a), (node + "1", b)):
+                tree_rows.append({"node": f"{s}:{child}", "parent": f"{s}:{node}", "sample": s, "n_cells": len(ix),
+                                  "clone": "", "split_arms": arms})
+                stack.append((child, ix, depth + 1))
+        leaves.sort(key=lambda t: -len(t[1]))
+        ref_s = np.flatnonzero((samples == s) & ref)
+        ref_idx = ref_s if len(ref_s) >= 5 else np.flatnonzero(ref)
+        if len(ref_idx) < 5:  # no reference: the sample's non-malignant cells
+            ref_idx = np.flatnonzero((samples == s) & ~mal)
+        means, _ = mean_of([ix for _, ix in leaves] + [ref_idx])
+        for k, (node, ix) in enumerate(leaves, start=1):
+            name = f"{s}_c{k}"
+            labels[ix] = name
+            for row in tree_rows:
+                if row["node"] == f"{s}:{node}":
+                    row["clone"] = name
+            clone_rows.append({"clone": name, "sample": s, "n_cells": len(ix), "fraction": len(ix) / len(root)})
+            if len(ref_idx) >= 5:
+                tab = arm_shifts(means[k - 1], means[-1], gene_arm, arm_labels)
+                padj = np.minimum(1.0, tab["pval"].to_numpy() * n_tests)
+                sh = tab["shift"].to_numpy()
+                call = np.where((padj <= max_pval) & (sh >= min_arm_shift), "gain",
+                                np.where((padj <= max_pval) & (sh <= -min_arm_shift), "loss", "neutral"))
+                call_rows += [{"clone": name, "sample": s, "arm": arm, "call": c, "shift": float(x), "padj": float(p)}
+                              for arm, c, x, p in zip(arm_labels, call, sh, padj)]
+    cats = sorted({str(v) for v in labels} - {NOT_MALIGNANT}, key=lambda v: (v.rsplit("_c", 1)[0], int(v.rsplit("_c", 1)[1]))) + [NOT_MALIGNANT]
+    clones = pd.DataFrame(clone_rows, columns=["clone", "sample", "n_cells", "fraction"])
+    calls = pd.DataFrame(call_rows, columns=["clone", "sample", "arm", "call", "shift", "padj"])
+    tree = pd.DataFrame(tree_rows, columns=["node", "parent", "sample", "n_cells", "clone", "split_arms"])
+    for df in (clones, calls, tree):
+        df.index = df.index.astype(str)
+    logger.info("cnv_clones: %d clones in %d samples", len(clones), clones["sample"].nunique() if len(clones) else 0)
+    store(
+        adata,
+        tool="tl.cnv_clones",
+        obs={key_added: pd.Categorical(labels.astype(str), categories=cats)},
+        uns_key=UNS.cnv_clones,
+        uns={"clones": clones, "arm_calls": calls, "tree": tree},
+        params={
+            "sample_key": sample_key,
+            "cnv_key": cnv_key,
+            "malignant_key": malignant_key,
+            "min_clone_size": min_clone_size,
+            "min_arm_shift": min_arm_shift,
+            "max_pval": max_pval,
+            "split_pval": split_pval,
+            "max_depth": max_depth,
+            "rng": seed,
+            "key_added": key_added,
+        },
+    )
+    return adata if copy else None
+
+
+def _best_split(idx, F, Q1, Q2, F_odd, As, lin_odd, odd_arm, arm_labels, min_size, min_shift, max_pval, seed):
+    """The candidate split of cells ``idx`` with the strongest gene-level evidence, reassigned; else None.
+
+    Candidates: k-means on all arms of ``F`` and, for every arm, a two-component Gaussian
+    mixture on that arm (median split when a part would be too small). All candidates are
+    tested at once with one sparse product over the node's cells on the held-out genes
+    (``lin_odd``: linear normalised expression of those genes).
+    """
+    from scipy.stats import norm
+    from sklearn.cluster import KMeans
+    from sklearn.mixture import GaussianMixture
+
+    Fi = F[idx]
+    cands = [KMeans(2, n_init=3, random_state=seed).fit_predict(Fi)]
+    tested = [np.ones(Fi.shape[1], bool)]  # the hypotheses each candidate is tested for
+    # arms ranked by clone signal: covariance of two independent gene quarters over their noise
+    q1, q2 = Q1[idx], Q2[idx]
+    signal = ((q1 - q1.mean(axis=0)) * (q2 - q2.mean(axis=0))).mean(axis=0)
+    noise = (q1 - q2).var(axis=0) / 4
+    snr = np.divide(signal, noise, out=np.zeros_like(signal), where=noise > 0)
+    for j in np.argsort(-snr)[:3]:
+        if snr[j] <= 0.05:
+            break
+        x = Fi[:, j : j + 1]
+        lab = GaussianMixture(2, n_init=2, random_state=seed).fit(x).predict(x)
+        if min(lab.sum(), len(lab) - lab.sum()) < min_size:
+            lab = (x[:, 0] > np.median(x)).astype(int)
+        cands.append(lab)
+        tested.append(np.arange(Fi.shape[1]) == j)
+    L = np.column_stack(cands).astype(bool)  # cells x candidates: True = part b
+    sizes_b = L.sum(axis=0)
+    ok = (sizes_b >= min_size) & (len(idx) - sizes_b >= min_size)
+    if not ok.any():
+        return None
+    n_cands = int(ok.sum())
+    Xn = lin_odd[idx]
+    Fo = F_odd[idx]
+    order = []
+    for c in np.flatnonzero(ok):
+        inb = L[:, c]
+        # cells as replicates: Welch t of the held-out genes' arm means between the parts;
+        # a candidate proposed along one arm is tested on that arm only (a hypothesis fixed
+        # before the held-out genes are seen), the k-means candidate on every arm
+        xa, xb = Fo[~inb], Fo[inb]
+        se = np.sqrt(xa.var(axis=0, ddof=1) / len(xa) + xb.var(axis=0, ddof=1) / len(xb))
+        t = np.divide(xa.mean(axis=0) - xb.mean(axis=0), se, out=np.zeros(Fo.shape[1]), where=se > 0)
+        padj = np.where(tested[c], np.minimum(1.0, 2 * norm.sf(np.abs(t)) * tested[c].sum() * n_cands), 1.0)
+        if (padj <= max_pval).any():
+            order.append((padj.min(), c, padj <= max_pval))
+    for _, c, sig in sorted(order, key=lambda o: o[0]):
+        lab = L[:, c].astype(int)
+        a, b = idx[lab == 0], idx[lab == 1]
+        # reassign along the separating arms with all genes
+        w = np.where(sig, As[a].mean(axis=0) - As[b].mean(axis=0), 0.0)
+        proj = (As[idx] @ w)[:, None]
+        gm = GaussianMixture(2, random_state=seed, means_init=[[proj[lab == 0].mean()], [proj[lab == 1].mean()]]).fit(proj)
+        new = gm.predict(proj)
+        if min(new.sum(), len(new) - new.sum()) >= min_size:
+            lab = new
+            a, b = idx[lab == 0], idx[lab == 1]
+        # genes as replicates: the bulk of the arm's genes must move, not a program of a few
+        sb = np.asarray(Xn[lab == 1].mean(axis=0)).ravel()
+        sa = np.asarray(Xn[lab == 0].mean(axis=0)).ravel()
+        shift = arm_shifts(sa, sb, odd_arm, arm_labels)["shift"].to_numpy()
+        sig = sig & (np.abs(shift) >= min_shift)
+        if sig.any():
+            # other arms that separate the two parts (tested on all arms: the parts were formed
+            # on the separating arms only), then one more reassignment with all of them
+            xa, xb = Fo[lab == 0], Fo[lab == 1]
+            se = np.sqrt(xa.var(axis=0, ddof=1) / len(xa) + xb.var(axis=0, ddof=1) / len(xb))
+            t = np.divide(xa.mean(axis=0) - xb.mean(axis=0), se, out=np.zeros(Fo.shape[1]), where=se > 0)
+            more = (2 * norm.sf(np.abs(t)) * Fo.shape[1] <= max_pval) & (np.abs(shift) >= min_shift) & ~sig
+            if more.any():
+                sig = sig | more
+                w = np.where(sig, As[a].mean(axis=0) - As[b].mean(axis=0), 0.0)
+                proj = (As[idx] @ w)[:, None]
+                gm = GaussianMixture(2, random_state=seed, means_init=[[proj[lab == 0].mean()], [proj[lab == 1].mean()]]).fit(proj)
+                new = gm.predict(proj)
+                if min(new.sum(), len(new) - new.sum()) >= min_size:
+                    a, b = idx[new == 0], idx[new == 1]
+            arms = ",".join(f"{arm}{'+' if sh > 0 else '-'}" for arm, sh in zip(arm_labels[sig], shift[sig]))
+            return a, b, arms
+    return None

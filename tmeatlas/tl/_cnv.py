@@ -1,0 +1,449 @@
+"""Copy-number inference from expression: ``tm.tl.infer_cnv``."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+from .._core.chunks import iter_chunks
+from .._core.cnv import bin_layout, gene_sums, smooth_chunk
+from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
+from .._keys import OBS, UNS, VAR
+from .._resources import NUCLEAR_CHROMOSOMES
+from .._settings import logger, settings
+from .._store import store
+from .._validation import check_obs_key, get_matrix, looks_like_counts, start
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from anndata import AnnData
+
+__all__ = ["NORMAL_PROGRAMS", "infer_cnv"]
+
+#: Marker programs of non-malignant lineages used to find reference cells when none are given.
+#: Canonical markers of each lineage in pan-cancer single-cell atlases: T/NK (Zheng et al.,
+#: Science 2021), B/plasma and myeloid (Cheng et al., Cell 2021), stromal and endothelial
+#: (Luo et al., Nat Commun 2022; Lambrechts et al., Nat Med 2018), and the immune/stromal gene
+#: sets SCEVAN uses for the same purpose (De Falco et al., Nat Commun 2023).
+NORMAL_PROGRAMS: dict[str, list[str]] = {
+    "T and NK": ["CD3D", "CD3E", "CD2", "CD247", "TRAC", "CD7", "NKG7", "GZMA", "CCL5", "IL7R"],
+    "B and plasma": ["MS4A1", "CD79A", "CD79B", "CD19", "BANK1", "MZB1", "JCHAIN", "IGKC"],
+    "myeloid": ["LYZ", "CD68", "CD14", "AIF1", "TYROBP", "FCER1G", "CSF1R", "C1QA", "C1QB", "CD163"],
+    "mast": ["TPSAB1", "TPSB2", "CPA3", "MS4A2", "HDC"],
+    "fibroblast": ["COL1A1", "COL1A2", "COL3A1", "DCN", "LUM", "PDGFRA", "FBLN1"],
+    "endothelial": ["PECAM1", "VWF", "CDH5", "CLDN5", "PLVAP", "EMCN", "RAMP2"],
+    "pericyte": ["RGS5", "PDGFRB", "KCNJ8", "NOTCH3", "HIGD1B"],
+}
+_INPUT_MODES = {0: "counts", 1: "log", 2: "linear"}
+#: an arm with fewer usable genes than this is smoothed together with the other arm
+MIN_ARM_GENES = 20
+
+
+def infer_cnv(
+    adata: AnnData,
+    *,
+    layer: str | None = None,
+    reference_key: str | None = None,
+    reference_cats: Sequence[str] | str | None = None,
+    sample_key: str | None = None,
+    window: int = 101,
+    step: int = 10,
+    min_mean: float = 0.05,
+    clip: float = 3.0,
+    exclude_chromosomes: Sequence[str] = ("chrY",),
+    min_reference_cells: int = 10,
+    chunk_size: int | None = None,
+    n_jobs: int | None = None,
+    key_added: str = UNS.cnv,
+    copy: bool = False,
+) -> AnnData | None:
+    r"""Infer copy-number profiles from expression along the genome (inferCNV family).
+
+    For each cell, log-normalised expression :math:`x_g` of the genes placed on the genome is
+    compared with a normal reference: :math:`d_g = x_g - \mathrm{hi}_g` if :math:`x_g >
+    \mathrm{hi}_g`, :math:`x_g - \mathrm{lo}_g` if :math:`x_g < \mathrm{lo}_g`, else 0, where
+    ``[lo, hi]`` spans the mean expression of the reference cell groups (the "bounds" of inferCNV,
+    Patel et al., Science 2014; Tirosh et al., Nature 2016), so that genes whose expression
+    merely differs between normal cell types do not read as copy-number changes. :math:`d` is
+    clipped to ``±clip``, averaged over a running window of ``window`` genes in genome order that
+    never crosses a chromosome-arm end (cumulative sums: the cost does not depend on the window),
+    sampled every ``step`` genes, and centred on the cell's median.
+
+    **Reference.** With ``reference_key``/``reference_cats`` the given cells are the reference,
+    one group per category. Without them, tmeatlas finds confidently non-malignant cells itself:
+    cells that detect at least half of the markers of one normal lineage program
+    (:data:`NORMAL_PROGRAMS`: T/NK, B/plasma, myeloid, mast, fibroblast, endothelial, pericyte)
+    and of no other; a first CNV pass then drops candidates whose CNV amplitude (mean square)
+    is an outlier among candidates (> median + 3 MAD) or which sit in a CNV cluster made mostly of
+    non-candidates (malignant cells expressing a normal program, doublets), and the profiles are
+    recomputed with the refined reference. With ``sample_key``
+    each sample gets its own reference where it has at least ``min_reference_cells`` reference
+    cells of a group (else the pooled group mean), which removes patient and batch effects.
+
+    **Input.** Raw counts (normalised to 10,000 per cell and ``log1p``-transformed), log-normalised
+    data (used as is) and linear TPM/CPM (Smart-seq style; ``log1p``-transformed) are detected
+    from the values and recorded. Sparse input is processed in chunks of ``chunk_size`` cells
+    and never densified whole; each chunk costs ``chunk_size x n_genes`` floats.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with gene positions (run :func:`tmeatlas.pp.gene_positions`).
+    layer
+        Layer holding expression; ``None`` uses ``adata.X``.
+    reference_key
+        Column of ``adata.obs`` with the labels that define the reference.
+    reference_cats
+        Labels of ``reference_key`` that are normal cells (one reference group each).
+    sample_key
+        Column of ``adata.obs`` naming each cell's sample (patient); references become per-sample.
+    window
+        Genes in the running window (odd; inferCNV's default is 101).
+    step
+        Genes per output bin.
+    min_mean
+        Genes whose mean log-normalised expression over all cells is below this are not used.
+    clip
+        Absolute bound on the reference-centred expression before smoothing.
+    exclude_chromosomes
+        Chromosomes left out (chrY by default: its genes follow sex, not copy number).
+    min_reference_cells
+        Fewest cells a reference group needs in a sample to get a per-sample mean.
+    chunk_size
+        Cells per chunk (default ``tm.settings.chunk_size``).
+    n_jobs
+        Threads (default ``tm.settings.n_jobs``; ``-1`` all cores).
+    key_added
+        Results go to ``obsm[f"X_{key_added}"]`` and ``uns[key_added]``.
+    copy
+        Return a copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None`` or a copy. Writes ``obsm["X_cnv"]`` (cells x bins, float32), ``obs["cnv_reference"]``
+    (the reference cells used) and ``uns["cnv"]`` with ``bins`` (chromosome, arm, start, end and
+    number of genes of each bin), ``chr_pos`` (first bin of each chromosome), the reference
+    used and ``params``.
+    """
+    if window < 1 or window % 2 == 0:
+        raise InvalidParameterError(f"window must be a positive odd number of genes, got {window}.")
+    if step < 1:
+        raise InvalidParameterError(f"step must be >= 1, got {step}.")
+    if clip <= 0:
+        raise InvalidParameterError(f"clip must be > 0, got {clip}.")
+    if (reference_key is None) != (reference_cats is None):
+        raise InvalidParameterError("give both reference_key and reference_cats, or neither (automatic reference).")
+    adata = start(adata, copy)
+    for col in (VAR.chromosome, VAR.start, VAR.arm):
+        if col not in adata.var.columns:
+            raise MissingResultError("no gene positions: run `tm.pp.gene_positions(adata)` first.")
+    check_obs_key(adata, sample_key, what="sample_key")
+    check_obs_key(adata, reference_key, what="reference_key")
+    n_threads = settings.resolve_n_jobs(n_jobs)
+    chunk = int(chunk_size or settings.chunk_size)
+
+    X = _as_csr(get_matrix(adata, layer))
+    mode = _input_mode(X)
+    target = 1e4
+
+    import numba
+
+    old_threads = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        # pass 1: mean expression of every gene -> genes used and their genome order
+        sums, _ = gene_sums(X.indptr, X.indices, X.data, X.shape[1], np.zeros(X.shape[0], np.int64), 1, mode, target, numba.get_num_threads())
+        gene_mean = sums[0] / X.shape[0]
+        layout = _gene_layout(adata, gene_mean, min_mean, exclude_chromosomes, step, window)
+
+        samples, n_samples = _codes(adata, sample_key)
+        if reference_key is not None:
+            cats = [reference_cats] if isinstance(reference_cats, str) else list(reference_cats)
+            labels = adata.obs[reference_key].astype(str)
+            missing = [c for c in cats if c not in set(labels)]
+            if missing:
+                raise InvalidParameterError(
+                    f"reference_cats {missing} not found in adata.obs[{reference_key!r}] "
+                    f"(values: {sorted(set(labels))[:20]})."
+                )
+            lineage = pd.Categorical(labels.where(labels.isin(cats)), categories=cats)
+            ref_codes = np.asarray(lineage.codes, dtype=np.int64)
+            if (ref_codes >= 0).all():
+                raise InvalidInputError(
+                    f"all {adata.n_obs} cells are in the reference ({reference_key} in {cats}); CNV inference "
+                    "compares cells with a normal reference: leave the suspected tumour cells out of reference_cats."
+                )
+            ref_names = cats
+            how = "given"
+        else:
+            ref_codes, ref_names = _marker_candidates(X, adata.var_names, mode, target)
+            how = "automatic"
+        n_candidates = int((ref_codes >= 0).sum())
+
+        def _profiles(codes: np.ndarray) -> np.ndarray:
+            lo, hi, group = _reference_bounds(X, codes, len(ref_names), samples, n_samples, layout, mode, target, min_reference_cells)
+            out = np.empty((X.shape[0], len(layout["bin_center"])), dtype=np.float32)
+            for sl in iter_chunks(X.shape[0], chunk):
+                out[sl] = smooth_chunk(
+                    X.indptr, X.indices, X.data, sl.start, sl.stop, layout["col_pos"], layout["n_sel"],
+                    group, lo, hi, layout["seg_start"], layout["seg_stop"], layout["bin_center"], layout["bin_seg"],
+                    window // 2, float(clip), mode, target,
+                )
+            return out
+
+        if n_candidates < min_reference_cells:
+            if how == "given":
+                raise InvalidInputError(
+                    f"only {n_candidates} reference cells; need at least {min_reference_cells} (min_reference_cells)."
+                )
+            warnings.warn(
+                f"only {n_candidates} cells look confidently non-malignant (immune/stromal/endothelial programs); "
+                "CNV profiles are relative to the mean of all cells. Pass reference_key/reference_cats if you "
+                "know normal cells.",
+                stacklevel=2,
+            )
+            ref_codes = np.zeros(X.shape[0], dtype=np.int64)
+            ref_names = ["all cells"]
+            how = "all cells (fallback)"
+        cnv = _profiles(ref_codes)
+        n_dropped = 0
+        if how == "automatic":
+            keep = _refine_reference(cnv, ref_codes >= 0, samples, seed=0)
+            n_dropped = int(((ref_codes >= 0) & ~keep).sum())
+            if keep.sum() >= min_reference_cells:
+                ref_codes = np.where(keep, ref_codes, -1)
+                cnv = _profiles(ref_codes)
+    finally:
+        numba.set_num_threads(old_threads)
+
+    is_ref = ref_codes >= 0
+    ref_counts = pd.Series(np.asarray(ref_names, dtype=object)[ref_codes[is_ref]]).value_counts()
+    logger.info("infer_cnv: %d bins from %d genes; reference %s (%d cells)", cnv.shape[1], layout["n_sel"], how, is_ref.sum())
+    store(
+        adata,
+        tool="tl.infer_cnv",
+        obs={OBS.cnv_reference: is_ref},
+        obsm={f"X_{key_added}": cnv},
+        uns_key=key_added,
+        uns={
+            "bins": layout["bins"],
+            "genes": layout["genes"],
+            "chr_pos": layout["chr_pos"],
+            "input_type": _INPUT_MODES[mode],
+            "n_genes_used": int(layout["n_sel"]),
+            "reference": {
+                "how": how,
+                "groups": {str(k): int(v) for k, v in ref_counts.items()},
+                "n_cells": int(is_ref.sum()),
+                "n_candidates": n_candidates,
+                "n_dropped_by_cnv": n_dropped,
+            },
+        },
+        params={
+            "layer": layer,
+            "reference_key": reference_key,
+            "reference_cats": None if reference_cats is None else list(np.atleast_1d(reference_cats)),
+            "sample_key": sample_key,
+            "window": window,
+            "step": step,
+            "min_mean": min_mean,
+            "clip": clip,
+            "exclude_chromosomes": list(exclude_chromosomes),
+            "min_reference_cells": min_reference_cells,
+        },
+    )
+    return adata if copy else None
+
+
+def _as_csr(X) -> sparse.csr_matrix:
+    if sparse.issparse(X):
+        X = X.tocsr() if X.format != "csr" else X
+    elif hasattr(X, "compute"):
+        raise InvalidInputError("dask-backed matrices are not supported by infer_cnv yet; load the matrix into memory.")
+    else:
+        X = sparse.csr_matrix(np.asarray(X))
+    if X.data.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float32)
+    if not np.isfinite(X.data).all():
+        raise InvalidInputError(
+            "the expression matrix contains NaN or infinite values; CNV inference needs finite expression "
+            "(fill or drop them first)."
+        )
+    if (X.data < 0).any():
+        raise InvalidInputError(
+            "the expression matrix has negative values (scaled/centred data?); pass raw counts or "
+            "log-normalised expression, e.g. `layer='counts'`."
+        )
+    X.sort_indices()
+    return X
+
+
+def _input_mode(X: sparse.csr_matrix) -> int:
+    if looks_like_counts(X):
+        return 0
+    return 2 if X.data.size and float(X.data.max()) > 50 else 1
+
+
+def _codes(adata: AnnData, key: str | None) -> tuple[np.ndarray, int]:
+    if key is None:
+        return np.zeros(adata.n_obs, dtype=np.int64), 1
+    cat = pd.Categorical(adata.obs[key].astype(str))
+    return np.asarray(cat.codes, dtype=np.int64), len(cat.categories)
+
+
+def _gene_layout(adata, gene_mean, min_mean, exclude, step, window) -> dict:
+    var = adata.var
+    chrom = var[VAR.chromosome].astype(object)
+    ok = chrom.isin([c for c in NUCLEAR_CHROMOSOMES if c not in set(exclude)]).to_numpy()
+    ok &= var[VAR.start].notna().to_numpy() & var[VAR.arm].notna().to_numpy()
+    n_placed = int(ok.sum())
+    ok &= gene_mean >= min_mean
+    idx = np.flatnonzero(ok)
+    if len(idx) < 2 * step or len(idx) < 50:
+        raise InvalidInputError(
+            f"only {len(idx)} genes are placed on the genome and expressed (mean >= {min_mean}); of {adata.n_vars} "
+            f"genes, {n_placed} have positions. CNV inference needs hundreds of genes across the genome: run "
+            "`tm.pp.gene_positions(adata)`, or lower min_mean; targeted panels are too small."
+        )
+    chrom_order = {c: i for i, c in enumerate(NUCLEAR_CHROMOSOMES)}
+    df = pd.DataFrame(
+        {
+            "col": idx,
+            "chromosome": chrom.to_numpy()[idx],
+            "arm": var[VAR.arm].astype(str).to_numpy()[idx],
+            "start": var[VAR.start].to_numpy()[idx].astype(np.int64),
+            "end": var[VAR.end].to_numpy()[idx].astype(np.int64) if VAR.end in var else var[VAR.start].to_numpy()[idx],
+        }
+    )
+    df["corder"] = df["chromosome"].map(chrom_order)
+    df = df.sort_values(["corder", "start"], kind="stable").reset_index(drop=True)
+    # arms with few usable genes (acrocentric p arms) join the other arm of their chromosome
+    arm_size = df.groupby("arm")["col"].transform("size")
+    other = df["arm"].str[:-1] + df["arm"].str[-1].map({"p": "q", "q": "p"})
+    seg_key = df["chromosome"].astype(str) + ":" + np.where(arm_size >= MIN_ARM_GENES, df["arm"], other)
+    seg_id = pd.factorize(seg_key)[0]
+    if len(np.unique(df["chromosome"])) < 2:
+        raise InvalidInputError(
+            f"all {len(df)} usable genes lie on {df['chromosome'].iloc[0]}; CNV profiles are centred per cell "
+            "across the genome and need genes on several chromosomes."
+        )
+    seg_start, seg_stop, centers, segs, first, last = bin_layout(seg_id, step)
+    col_pos = np.full(adata.n_vars, -1, dtype=np.int64)
+    col_pos[df["col"].to_numpy()] = np.arange(len(df))
+    seg_lab = seg_key.to_numpy()
+    bins = pd.DataFrame(
+        {
+            "chromosome": df["chromosome"].to_numpy()[centers],
+            "arm": pd.Series(seg_lab[centers]).str.split(":").str[1].to_numpy(),
+            "segment": seg_lab[centers],
+            "start": df["start"].to_numpy()[first],
+            "end": df["end"].to_numpy()[last],
+            "n_genes": (last - first + 1).astype(np.int64),
+        }
+    )
+    bins.index = bins.index.astype(str)
+    chr_pos = {str(c): int(np.flatnonzero(bins["chromosome"].to_numpy() == c)[0]) for c in pd.unique(bins["chromosome"])}
+    genes = pd.DataFrame(
+        {
+            "gene": adata.var_names[df["col"].to_numpy()].astype(str),
+            "col": df["col"].to_numpy().astype(np.int64),
+            "chromosome": df["chromosome"].to_numpy().astype(str),
+            "arm": df["arm"].to_numpy(),
+            "segment": seg_lab,
+        }
+    )
+    genes.index = genes.index.astype(str)
+    return {
+        "genes": genes,
+        "col_pos": col_pos,
+        "n_sel": len(df),
+        "seg_start": seg_start,
+        "seg_stop": seg_stop,
+        "bin_center": centers,
+        "bin_seg": segs,
+        "bins": bins,
+        "chr_pos": chr_pos,
+    }
+
+
+def _marker_candidates(X: sparse.csr_matrix, var_names: pd.Index, mode: int, target: float) -> tuple[np.ndarray, list[str]]:
+    """Lineage code of confidently non-malignant cells (-1: not a candidate).
+
+    A cell is a candidate of lineage L when it detects at least half of L's markers present in
+    the data (>= 3 markers present) and fewer than half of every other lineage's markers.
+    """
+    names = list(NORMAL_PROGRAMS)
+    frac = np.zeros((X.shape[0], len(names)))
+    usable = np.zeros(len(names), dtype=bool)
+    for j, lin in enumerate(names):
+        cols = [var_names.get_loc(g) for g in NORMAL_PROGRAMS[lin] if g in var_names and isinstance(var_names.get_loc(g), int)]
+        if len(cols) < 3:
+            continue
+        usable[j] = True
+        sub = X[:, cols]
+        frac[:, j] = np.asarray((sub > 0).sum(axis=1)).ravel() / len(cols)
+    hit = (frac >= 0.5) & usable
+    n_hit = hit.sum(axis=1)
+    codes = np.where(n_hit == 1, np.argmax(hit, axis=1), -1).astype(np.int64)
+    return codes, names
+
+
+def _reference_bounds(X, codes, n_groups, samples, n_samples, layout, mode, target, min_cells):
+    """Per sample, the low/high envelope of reference-group mean expression over the genes used."""
+    n_sel = layout["n_sel"]
+    sel_cols = np.flatnonzero(layout["col_pos"] >= 0)
+    order = np.argsort(layout["col_pos"][sel_cols])
+    cols = sel_cols[order]  # genome order
+    combo = np.where(codes >= 0, samples * n_groups + codes, -1).astype(np.int64)
+    import numba
+
+    sums, cnt = gene_sums(
+        X.indptr, X.indices, X.data, X.shape[1], combo, n_samples * n_groups, mode, target, numba.get_num_threads()
+    )
+    sums = sums[:, cols].reshape(n_samples, n_groups, n_sel)
+    cnt = cnt.reshape(n_samples, n_groups)
+    pooled_cnt = cnt.sum(axis=0)
+    pooled = sums.sum(axis=0) / np.maximum(pooled_cnt, 1)[:, None]
+    pooled_ok = pooled_cnt >= min(min_cells, max(1, pooled_cnt.max()))
+    lo = np.empty((n_samples, n_sel))
+    hi = np.empty((n_samples, n_sel))
+    for s in range(n_samples):
+        means = []
+        for g in range(n_groups):
+            if cnt[s, g] >= min_cells:
+                means.append(sums[s, g] / cnt[s, g])
+            elif pooled_ok[g]:
+                means.append(pooled[g])
+        m = np.vstack(means) if means else pooled[pooled_ok]
+        lo[s] = m.min(axis=0)
+        hi[s] = m.max(axis=0)
+    return lo, hi, samples.astype(np.int64)
+
+
+def _refine_reference(cnv: np.ndarray, cand: np.ndarray, samples: np.ndarray, seed: int) -> np.ndarray:
+    """Reference candidates that the CNV signal confirms.
+
+    Cells are clustered on their first-pass CNV profiles within each sample
+    (:func:`~tmeatlas.tl._cnv_evidence.cnv_clusters`). Candidates in clusters made mostly of
+    non-candidates are dropped: a normal lineage program in a cluster of other cells marks
+    malignant cells expressing it, or doublets. Of the rest, candidates whose CNV amplitude (mean
+    square) exceeds the candidates' median + 3 MAD are dropped.
+    """
+    from ._cnv_evidence import cnv_clusters
+
+    P = cnv.astype(np.float64)
+    clusters = cnv_clusters(P, samples, seed)
+    frac = pd.Series(cand).groupby(clusters).mean()
+    keep = cand & (pd.Series(clusters).map(frac).to_numpy() >= 0.5)
+    amp = np.mean(P**2, axis=1)
+    a = amp[keep]
+    if a.size >= 5:
+        med = np.median(a)
+        mad = 1.4826 * np.median(np.abs(a - med)) or a.std() or 1.0
+        keep &= amp <= med + 3 * mad
+    return keep

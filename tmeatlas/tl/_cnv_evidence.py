@@ -1,0 +1,193 @@
+"""Evidence that a group of cells carries copy-number changes (shared by malignant calls,
+automatic reference refinement and clone calling).
+
+Two levels are used:
+
+* **bins** (``obsm["X_cnv"]``): per-cell profiles, summarised per chromosome arm (``A``) and
+  compared with a consensus (correlation) -- these give per-cell evidence;
+* **genes**: for a group of cells against the reference cells, the log fold change of mean
+  normalised expression of every gene used by :func:`~tmeatlas.tl.infer_cnv`, centred on the
+  genome-wide median. A copy-number change moves the *bulk* of an arm's genes, so an arm's
+  median log fold change estimates it (about ``dosage * ln(copies / 2)``: -0.69 for a one-copy
+  loss, +0.41 for a one-copy gain at full dosage) and a Mann-Whitney test of the arm's genes
+  against the other genes gives its significance. Cell-type programs move a minority of genes
+  (also when they cluster, as keratins or HLA do) and leave the median in place: this is what
+  keeps normal cell types outside the reference from looking aneuploid. Unlike log-scale
+  differences, log ratios of means are not shrunk by the sparsity of droplet data, so the
+  thresholds mean the same thing for 10x and Smart-seq data.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+
+__all__ = ["arm_matrix", "arm_shifts", "group_means", "rowcorr"]
+
+PSEUDO = 0.05  # CP10k added to both means before the log ratio
+MIN_GENE_MEAN = 0.1  # CP10k; genes less expressed than this in both groups are not tested
+
+
+def arm_matrix(P: np.ndarray, bins: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-cell arm means of CNV profiles: ``(A, arm_code_of_each_bin, arm_labels)``."""
+    key = bins["segment"].astype(str) if "segment" in bins else bins["chromosome"].astype(str) + ":" + bins["arm"].astype(str)
+    codes, labels = pd.factorize(key)
+    counts = np.bincount(codes, minlength=len(labels))
+    A = np.zeros((P.shape[0], len(labels)))
+    for j in range(len(labels)):
+        A[:, j] = P[:, codes == j].mean(axis=1)
+    del counts
+    return A, codes, np.asarray([lab.split(":")[1] for lab in labels])
+
+
+def rowcorr(P: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Pearson correlation of every row of ``P`` with ``c`` (0 where undefined)."""
+    Pc = P - P.mean(axis=1, keepdims=True)
+    cc = c - c.mean()
+    den = np.sqrt((Pc**2).sum(axis=1) * (cc**2).sum())
+    return np.divide(Pc @ cc, den, out=np.zeros(P.shape[0]), where=den > 0)
+
+
+def group_means(X: sparse.csr_matrix, mode: int, codes: np.ndarray, n_groups: int, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean linear normalised expression (CP10k) of genes ``cols`` per group: one pass over ``X``."""
+    import numba
+
+    from .._core.cnv import gene_sums
+
+    sums, cnt = gene_sums(
+        X.indptr, X.indices, X.data, X.shape[1], codes.astype(np.int64), n_groups, mode, 1e4,
+        numba.get_num_threads(), True,
+    )
+    return sums[:, cols], cnt
+
+
+def arm_shifts(m_group: np.ndarray, m_ref: np.ndarray, gene_arm: np.ndarray, arm_labels: np.ndarray) -> pd.DataFrame:
+    """Arm-level copy-number evidence of a group against the reference, from gene means.
+
+    Returns one row per arm: ``shift`` (median centred log fold change of the arm's genes),
+    ``n_genes`` and ``pval`` (two-sided Mann-Whitney U test of the arm's genes against all
+    other genes, normal approximation; arms with < 10 genes get shift 0, p 1).
+    """
+    from scipy.stats import norm, rankdata
+
+    keep = ((m_group >= MIN_GENE_MEAN) | (m_ref >= MIN_GENE_MEAN)) & (gene_arm >= 0)
+    lfc = np.log((m_group + PSEUDO) / (m_ref + PSEUDO))
+    k = np.flatnonzero(keep)
+    n_arms = len(arm_labels)
+    shift = np.zeros(n_arms)
+    pval = np.ones(n_arms)
+    n_in = np.bincount(gene_arm[k], minlength=n_arms) if len(k) else np.zeros(n_arms, int)
+    if len(k) >= 20:
+        x = lfc[k] - np.median(lfc[k])
+        arm = gene_arm[k]
+        ranks = rankdata(x)
+        rank_sum = np.bincount(arm, weights=ranks, minlength=n_arms)
+        n = len(k)
+        med = pd.Series(x).groupby(arm).median()
+        for j in range(n_arms):
+            n1, n2 = n_in[j], n - n_in[j]
+            if n1 < 10 or n2 < 10:
+                continue
+            shift[j] = med[j]
+            u = rank_sum[j] - n1 * (n1 + 1) / 2
+            z = (u - n1 * n2 / 2) / np.sqrt(n1 * n2 * (n + 1) / 12)
+            pval[j] = 2 * norm.sf(abs(z))
+    return pd.DataFrame({"arm": arm_labels, "shift": shift, "n_genes": n_in.astype(int), "pval": pval})
+
+
+def cnv_clusters(P: np.ndarray, groups: np.ndarray, seed: int, *, cells_per_cluster: int = 50, max_clusters: int = 30) -> np.ndarray:
+    """Cluster cells on their CNV profiles within each group; globally unique cluster codes.
+
+    k-means (3 starts, ``seed``; mini-batch k-means above 10,000 cells) on the top 20 principal
+    components of each group's features, with ``clip(n / cells_per_cluster, 2, max_clusters)``
+    clusters; groups of < 4 cells form one cluster.
+    """
+    from sklearn.cluster import KMeans, MiniBatchKMeans
+    from sklearn.decomposition import PCA
+
+    out = np.full(P.shape[0], -1, dtype=np.int64)
+    nxt = 0
+    for g in pd.unique(groups):
+        idx = np.flatnonzero(groups == g)
+        if len(idx) < 4:
+            out[idx] = nxt
+            nxt += 1
+            continue
+        k = int(np.clip(len(idx) // cells_per_cluster, 2, max_clusters))
+        npc = int(min(20, len(idx) - 1, P.shape[1]))
+        Z = PCA(npc, random_state=seed).fit_transform(P[idx]) if npc >= 2 else P[idx]
+        if len(idx) > 10_000:
+            km = MiniBatchKMeans(k, n_init=3, batch_size=4096, random_state=seed)
+        else:
+            km = KMeans(k, n_init=3, random_state=seed)
+        lab = km.fit_predict(Z)
+        out[idx] = lab + nxt
+        nxt += k
+    return out
+
+
+def arm_features(
+    X: sparse.csr_matrix, mode: int, cols: np.ndarray, gene_arm: np.ndarray, n_arms: int,
+    ref: np.ndarray, groups: np.ndarray, chunk: int = 20_000, standardize: bool = True,
+) -> np.ndarray:
+    """Per-cell arm means of log-normalised expression of genes ``cols``, relative to the reference.
+
+    ``F[i, a] = mean_{g in arm a} (x_ig - r_g)``, with ``r`` the mean of the group's reference
+    cells (all reference cells for groups with < 5; all cells when there is no reference), then
+    centred on the cell's median over arms and scaled by each arm's standard deviation among
+    the reference cells (its noise level). Used to cluster cells on one half of the genes while
+    the other half tests the clusters, so that the test does not see the noise the clustering chose.
+    """
+    import numba
+
+    from .._core.cnv import gene_sums
+
+    ok = gene_arm >= 0
+    cols, gene_arm = cols[ok], gene_arm[ok]
+    M = sparse.csr_matrix((np.ones(len(cols)), (np.arange(len(cols)), gene_arm)), shape=(len(cols), n_arms))
+    Mfull = sparse.csr_matrix((np.ones(len(cols)), (cols, gene_arm)), shape=(X.shape[1], n_arms))
+    n_per_arm = np.maximum(np.asarray(M.sum(axis=0)).ravel(), 1)
+    F = np.zeros((X.shape[0], n_arms))
+    for s in range(0, X.shape[0], chunk):
+        Xc = X[s : s + chunk].astype(np.float64)  # row slice: cheap; genes are picked by Mfull
+        if mode == 0:
+            lib = np.asarray(Xc.sum(axis=1)).ravel()
+            Xc.data *= np.repeat(np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0), np.diff(Xc.indptr))
+            Xc.data = np.log1p(Xc.data)
+        elif mode == 2:
+            Xc.data = np.log1p(Xc.data)
+        F[s : s + chunk] = (Xc @ Mfull).toarray() / n_per_arm
+    names = pd.unique(groups)
+    codes = pd.Categorical(groups, categories=names).codes.astype(np.int64)
+    rc = np.where(ref, codes, -1)
+    sums, cnt = gene_sums(X.indptr, X.indices, X.data, X.shape[1], rc, len(names), mode, 1e4, numba.get_num_threads())
+    sums = sums[:, cols]
+    if cnt.sum() >= 5:
+        pooled = sums.sum(axis=0) / cnt.sum()
+    else:
+        allsum, allcnt = gene_sums(
+            X.indptr, X.indices, X.data, X.shape[1], np.zeros(X.shape[0], np.int64), 1, mode, 1e4, numba.get_num_threads()
+        )
+        pooled = allsum[0, cols] / allcnt[0]
+    for j in range(len(names)):
+        r = sums[j] / cnt[j] if cnt[j] >= 5 else pooled
+        F[codes == j] -= (r @ M) / n_per_arm
+    F -= np.median(F, axis=1, keepdims=True)
+    if not standardize:
+        return F
+    # each arm in units of its noise among reference cells, so that short, noisy arms do not
+    # dominate distances (cells without a reference: among all cells)
+    sd = F[ref].std(axis=0) if ref.sum() >= 5 else F.std(axis=0)
+    return F / np.where(sd > 0, sd, 1.0)
+
+
+def linear_normalised(X: sparse.csr_matrix, mode: int, cols: np.ndarray) -> sparse.csr_matrix:
+    """Columns ``cols`` of ``X`` as linear normalised expression (CP10k for counts, expm1 of logs)."""
+    Xc = X[:, cols].astype(np.float64).tocsr()
+    if mode == 0:
+        lib = np.asarray(X.sum(axis=1)).ravel()
+        Xc = (sparse.diags(np.divide(1e4, lib, out=np.zeros_like(lib, dtype=float), where=lib > 0)) @ Xc).tocsr()
+    elif mode == 1:
+        Xc.data = np.expm1(Xc.data)
+    return Xc

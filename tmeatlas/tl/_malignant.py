@@ -1,0 +1,333 @@
+"""Per-cell malignant calls from inferred copy number: ``tm.tl.call_malignant``."""
+
+from __future__ import annotations
+
+import warnings
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
+from .._keys import OBS, UNS
+from .._rng import resolve_seed
+from .._settings import logger
+from .._store import store
+from .._validation import check_obs_key, get_matrix, start
+from ._cnv_evidence import arm_features, arm_matrix, arm_shifts, cnv_clusters, group_means, rowcorr
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+__all__ = ["call_malignant"]
+
+MALIGNANT, NON_MALIGNANT, UNCERTAIN = "malignant", "non-malignant", "uncertain"
+
+
+def call_malignant(
+    adata: AnnData,
+    *,
+    sample_key: str | None = None,
+    cnv_key: str = UNS.cnv,
+    min_arm_shift: float = 0.15,
+    max_pval: float = 1e-3,
+    min_cells: int = 20,
+    thresholds: tuple[float, float] = (0.25, 0.75),
+    rng: int = 0,
+    key_added: str = UNS.malignant,
+    copy: bool = False,
+) -> AnnData | None:
+    r"""Call malignant cells from their inferred copy-number profiles, per sample.
+
+    Needs :func:`tmeatlas.tl.infer_cnv`. Within each sample (``sample_key``; all cells when
+    ``None``):
+
+    1. ``cnv_score``: the CNV amplitude of a cell, the mean square of its profile over bins
+       (the "CNV signal" of Tirosh et al., Nature 2016; Puram et al., Cell 2017).
+    2. Consensus: the cells with the highest amplitude (above the 95th percentile of the
+       sample's reference cells) form a first consensus group. For the group, every chromosome
+       arm is tested at gene level against the reference cells (median centred log fold change
+       of the arm's genes, Mann-Whitney test; see :mod:`tmeatlas.tl._cnv_evidence`). Arms with
+       ``|shift| >= min_arm_shift`` and Bonferroni-corrected ``p <= max_pval`` are the sample's
+       CNV arms. Each cell's ``cnv_correlation`` is the Pearson correlation of its profile with
+       the consensus written as arm-level segments (the shifts of the CNV arms, 0 elsewhere);
+       cells with correlation > 0.5 form the next consensus group (three rounds).
+    3. **Guard against false tumour calls.** A sample without any CNV arm (or whose consensus
+       has fewer than ``max(5, 1%)`` cells) has no coherent, recurrent CNV profile: every cell is
+       non-malignant (probability 0) and the reason is recorded. Arm medians are insensitive to
+       the expression programs of normal cell types absent from the reference; a one-copy change
+       moves them by about 0.4-0.7 (ln units), ``min_arm_shift=0.15`` by less than half of that.
+    4. ``malignant_prob``: the posterior of a two-component Gaussian mixture fitted by EM to the
+       cells' (Fisher-z of ``cnv_correlation``, CNV dosage), where the dosage is the projection
+       of a cell's arm means on the consensus arm shifts (1: carries them, 0: does not); the
+       sample's reference cells are fixed to the normal component. Calls: ``malignant`` above
+       ``thresholds[1]``, ``non-malignant`` below ``thresholds[0]``, ``uncertain`` between.
+
+    Samples with fewer than ``min_cells`` cells are analysed pooled together (a documented
+    fallback); if the pool is still too small its cells are ``uncertain`` (probability NaN),
+    with a warning.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix after :func:`tmeatlas.tl.infer_cnv` (same cells and genes).
+    sample_key
+        Column of ``adata.obs`` with the sample (patient) of each cell.
+    cnv_key
+        The ``key_added`` of :func:`~tmeatlas.tl.infer_cnv`.
+    min_arm_shift
+        Smallest arm-level median log fold change (natural log) that counts as a CNV.
+    max_pval
+        Largest Bonferroni-corrected p-value of an arm that counts.
+    min_cells
+        Samples with fewer cells are pooled.
+    thresholds
+        Probabilities below the first are non-malignant, above the second malignant.
+    rng
+        Seed of the k-means clustering of CNV profiles (recorded).
+    key_added
+        ``uns`` key of the per-sample summary.
+    copy
+        Return a copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None`` or a copy. Writes ``obs["cnv_score"]``, ``obs["cnv_correlation"]``,
+    ``obs["malignant_prob"]``, ``obs["malignant"]`` (categorical: malignant / non-malignant /
+    uncertain) and ``uns["malignant"]``: ``samples`` (per sample: cells, CNV arms, guard
+    statistics, malignant fraction) and ``arm_shifts`` (tidy: sample, arm, shift, p-value).
+    """
+    lo_t, hi_t = thresholds
+    if not 0 <= lo_t <= hi_t <= 1:
+        raise InvalidParameterError(f"thresholds must satisfy 0 <= low <= high <= 1, got {thresholds}.")
+    if min_cells < 5:
+        raise InvalidParameterError(f"min_cells must be >= 5, got {min_cells}.")
+    adata = start(adata, copy)
+    check_obs_key(adata, sample_key, what="sample_key")
+    groups = _groups(adata, sample_key, min_cells)
+    res = cnv_evidence(
+        adata, groups, cnv_key=cnv_key, min_arm_shift=min_arm_shift, max_pval=max_pval, min_cells=min_cells, seed=resolve_seed(rng)
+    )
+    prob = res["prob"]
+    calls = np.where(prob > hi_t, MALIGNANT, np.where(prob < lo_t, NON_MALIGNANT, UNCERTAIN))
+    calls[np.isnan(prob)] = UNCERTAIN
+    calls = pd.Categorical(calls, categories=[MALIGNANT, NON_MALIGNANT, UNCERTAIN])
+    table = res["table"]
+    frac = pd.Series(np.asarray(calls == MALIGNANT)).groupby(groups).mean()
+    table["malignant_fraction"] = table["sample"].map(frac).astype(float)
+    logger.info(
+        "call_malignant: %d malignant, %d uncertain of %d cells", (calls == MALIGNANT).sum(), (calls == UNCERTAIN).sum(), adata.n_obs
+    )
+    store(
+        adata,
+        tool="tl.call_malignant",
+        obs={
+            OBS.cnv_score: res["score"].astype(np.float32),
+            OBS.cnv_correlation: res["corr"].astype(np.float32),
+            OBS.malignant_prob: prob.astype(np.float32),
+            OBS.malignant: calls,
+        },
+        uns_key=key_added,
+        uns={"samples": table, "arm_shifts": res["arms"]},
+        params={
+            "sample_key": sample_key,
+            "cnv_key": cnv_key,
+            "min_arm_shift": min_arm_shift,
+            "max_pval": max_pval,
+            "min_cells": min_cells,
+            "thresholds": list(thresholds),
+            "rng": resolve_seed(rng),
+        },
+    )
+    return adata if copy else None
+
+
+def _groups(adata: AnnData, sample_key: str | None, min_cells: int) -> np.ndarray:
+    samples = adata.obs[sample_key].astype(str).to_numpy() if sample_key else np.full(adata.n_obs, "all", dtype=object)
+    uniq, counts = np.unique(samples, return_counts=True)
+    small = uniq[counts < min_cells]
+    return np.where(np.isin(samples, small), "pooled small samples", samples).astype(object)
+
+
+def _expression(adata: AnnData, cnv_key: str):
+    """The matrix, input mode and gene table that infer_cnv used."""
+    from ._cnv import _as_csr, _input_mode
+
+    info = adata.uns[cnv_key]
+    layer = info.get("params", {}).get("layer", "None")
+    X = _as_csr(get_matrix(adata, None if layer in ("None", None) else layer))
+    genes = info["genes"]
+    cols = genes["col"].to_numpy().astype(np.int64)
+    if cols.max() >= adata.n_vars or not (adata.var_names[cols].astype(str) == genes["gene"].astype(str).to_numpy()).all():
+        raise InvalidInputError(
+            f"the genes of adata differ from those infer_cnv used (uns[{cnv_key!r}]['genes']); rerun "
+            "`tm.tl.infer_cnv` on this AnnData."
+        )
+    return X, _input_mode(X), genes
+
+
+def cnv_evidence(
+    adata: AnnData,
+    groups: np.ndarray,
+    *,
+    cnv_key: str = UNS.cnv,
+    reference: np.ndarray | None = None,
+    min_arm_shift: float = 0.15,
+    max_pval: float = 1e-3,
+    min_cells: int = 20,
+    seed: int = 0,
+) -> dict:
+    """CNV clusters, per-cell correlation and malignant probability for each group (sample) of cells.
+
+    Cells of each group are clustered (k-means, about one cluster per 50 cells, 2 to 30) on
+    reference-centred arm means of every other gene in genome order; every cluster of >= 10 cells
+    is tested at gene level against the group's reference cells on the remaining genes (arm
+    shifts, Bonferroni over arms and clusters). Splitting the genes keeps the test honest: a
+    cluster that k-means formed from chance co-deviations of some cells does not carry them in
+    genes it never saw. Clusters with a CNV arm are malignant clusters; their segmented profiles are the
+    sample's tumour CNV profiles.
+    """
+    xkey = f"X_{cnv_key}"
+    if xkey not in adata.obsm or cnv_key not in adata.uns or "bins" not in adata.uns[cnv_key]:
+        raise MissingResultError(f"no CNV profiles in obsm[{xkey!r}]: run `tm.tl.infer_cnv(adata)` first.")
+    P = np.asarray(adata.obsm[xkey], dtype=np.float64)
+    if P.shape[0] != adata.n_obs:
+        raise InvalidInputError(f"obsm[{xkey!r}] does not match the cells; rerun `tm.tl.infer_cnv`.")
+    bins = adata.uns[cnv_key]["bins"]
+    A, arm_of_bin, arm_labels = arm_matrix(P, bins)
+    X, mode, genes = _expression(adata, cnv_key)
+    seg_codes = {s: j for j, s in enumerate(pd.unique(bins["segment"].astype(str)))}
+    gene_arm = genes["segment"].astype(str).map(seg_codes).fillna(-1).to_numpy().astype(np.int64)
+    cols = genes["col"].to_numpy().astype(np.int64)
+    if reference is None:
+        reference = adata.obs[OBS.cnv_reference].to_numpy(bool) if OBS.cnv_reference in adata.obs else np.zeros(adata.n_obs, bool)
+    ref = np.asarray(reference, bool)
+
+    n = adata.n_obs
+    score = np.mean(P**2, axis=1)
+    corr = np.zeros(n)
+    prob = np.full(n, np.nan)
+    names = list(pd.unique(groups))
+    gidx = {g: np.flatnonzero(groups == g) for g in names}
+    active = [g for g in names if len(gidx[g]) >= min_cells]
+    for g in names:
+        if g not in active:
+            warnings.warn(
+                f"{len(gidx[g])} cells in {g!r}: too few (< {min_cells}) to call malignant cells; marked uncertain.",
+                stacklevel=3,
+            )
+    # 1. CNV clusters per group, on arm means of the even genes (genome order); the odd genes test them
+    half = np.arange(len(cols)) % 2 == 0
+    cluster = np.full(n, -1, dtype=np.int64)
+    act = np.isin(groups, active)
+    if act.any():
+        F = arm_features(X, mode, cols, np.where(half, gene_arm, -1), len(arm_labels), ref, groups)
+        cluster[act] = cnv_clusters(F[act], groups[act], seed)
+    test_arm = np.where(half, -1, gene_arm)
+    cluster_group = [str(groups[np.flatnonzero(cluster == c)[0]]) for c in range(cluster.max() + 1)]
+    n_cl = len(cluster_group)
+    # 2. one pass: mean expression of every cluster, every group's reference and all reference cells
+    gi = {g: i for i, g in enumerate(active)}
+    codes = cluster.copy()
+    ref_codes = np.full(n, -1, dtype=np.int64)
+    for g in active:
+        idx = gidx[g]
+        ref_codes[idx[ref[idx]]] = n_cl + gi[g]
+    means, cnt = group_means(X, mode, codes, n_cl, cols)
+    rmeans, rcnt = group_means(X, mode, np.where(ref_codes >= 0, ref_codes - n_cl, -1), max(1, len(active)), cols)
+    pooled = rmeans.sum(axis=0) / max(rcnt.sum(), 1) if rcnt.sum() >= 5 else None
+    # 3. gene-level arm tests of each cluster
+    n_tests = len(arm_labels) * max(1, n_cl)
+    tabs, sig_of = [], {}
+    for c in range(n_cl):
+        g = cluster_group[c]
+        if cnt[c] < 10:
+            continue
+        i = gi[g]
+        if rcnt[i] >= 5:
+            m_ref = rmeans[i] / rcnt[i]
+        elif pooled is not None:
+            m_ref = pooled
+        else:  # no reference anywhere: all cells of the group
+            m_ref = means[[cc for cc in range(n_cl) if cluster_group[cc] == g]].sum(axis=0) / len(gidx[g])
+        tab = arm_shifts(means[c] / cnt[c], m_ref, test_arm, arm_labels)
+        tab["padj"] = np.minimum(1.0, tab["pval"] * n_tests)
+        sig = ((tab["shift"].abs() >= min_arm_shift) & (tab["padj"] <= max_pval)).to_numpy()
+        tab["cnv"] = sig
+        tabs.append(tab.assign(sample=g, cnv_cluster=int(c), n_cells=int(cnt[c])))
+        sig_of[c] = (sig, tab["shift"].to_numpy())
+    # 4. per group: malignant clusters, per-cell correlation, dosage and probability
+    rows = []
+    for g in names:
+        idx = gidx[g]
+        if g not in active:
+            rows.append({"sample": g, "n_cells": len(idx), "coherent_cnv": False, "cnv_arms": "", "n_malignant_clusters": 0,
+                         "max_abs_arm_shift": 0.0, "reason": f"fewer than {min_cells} cells"})
+            continue
+        mal = [c for c in range(n_cl) if cluster_group[c] == g and c in sig_of and sig_of[c][0].any()]
+        shifts = [np.abs(sig_of[c][1]).max() for c in range(n_cl) if cluster_group[c] == g and c in sig_of]
+        max_shift = float(max(shifts)) if shifts else 0.0
+        in_mal = np.isin(cluster[idx], mal)
+        if not mal or in_mal.sum() < max(5, int(np.ceil(0.01 * len(idx)))):
+            prob[idx] = 0.0
+            corr[idx] = 0.0
+            rows.append({"sample": g, "n_cells": len(idx), "coherent_cnv": False, "cnv_arms": "", "n_malignant_clusters": 0,
+                         "max_abs_arm_shift": max_shift,
+                         "reason": f"no CNV cluster with an arm |median log fold change| >= {min_arm_shift} and adjusted "
+                                   f"p <= {max_pval} (largest |shift| {max_shift:.3f})"})
+            continue
+        segs = np.vstack([np.where(sig_of[c][0], sig_of[c][1], 0.0) for c in mal])  # clusters x arms
+        # the normal component is anchored by reference cells: the sample's own, else all of them
+        r = ref[idx]
+        extra = np.flatnonzero(ref & (groups != g)) if r.sum() < 5 else np.zeros(0, dtype=np.int64)
+        both = np.concatenate([idx, extra])
+        C = np.column_stack([rowcorr(P[both], sg[arm_of_bin]) for sg in segs])
+        best = np.argmax(C, axis=1)
+        cb = C[np.arange(len(both)), best]
+        corr[idx] = cb[: len(idx)]
+        rb = ref[both]
+        base = A[both][rb].mean(axis=0) if rb.sum() >= 5 else A[idx][~in_mal].mean(axis=0)
+        W = segs[best]
+        dosage = np.einsum("ij,ij->i", A[both] - base, W) / np.einsum("ij,ij->i", W, W)
+        feats = np.column_stack([np.arctanh(np.clip(cb, -0.999, 0.999)), dosage])
+        init = np.concatenate([in_mal, np.zeros(len(extra), bool)]) & ~rb
+        prob[idx] = _mixture_posterior(feats, init_pos=init, fixed_neg=rb)[: len(idx)]
+        arms_any = np.any([sig_of[c][0] for c in mal], axis=0)
+        rows.append({"sample": g, "n_cells": len(idx), "coherent_cnv": True, "cnv_arms": ",".join(arm_labels[arms_any]),
+                     "n_malignant_clusters": len(mal), "max_abs_arm_shift": max_shift, "reason": "coherent CNV profile"})
+    cols_out = ["sample", "cnv_cluster", "n_cells", "arm", "shift", "n_genes", "pval", "padj", "cnv"]
+    arms = pd.concat(tabs, ignore_index=True)[cols_out] if tabs else pd.DataFrame(columns=cols_out)
+    arms.index = arms.index.astype(str)
+    table = pd.DataFrame(rows)
+    table.index = table.index.astype(str)
+    return {"score": score, "corr": corr, "prob": prob, "table": table, "arms": arms, "cluster": cluster}
+
+
+def _mixture_posterior(F: np.ndarray, *, init_pos: np.ndarray, fixed_neg: np.ndarray, n_iter: int = 100) -> np.ndarray:
+    """Posterior of the positive component of a two-component full-covariance Gaussian mixture (EM).
+
+    Initialised from ``init_pos``; cells in ``fixed_neg`` keep responsibility 0 (known normal).
+    """
+    from scipy.stats import multivariate_normal
+
+    resp = init_pos.astype(float)
+    resp[fixed_neg] = 0.0
+    eps = 1e-4 * np.eye(F.shape[1])
+    for _ in range(n_iter):
+        w1 = resp.sum()
+        w0 = len(resp) - w1
+        if w1 < 2 or w0 < 2:
+            return resp
+        mu1 = resp @ F / w1
+        mu0 = (1 - resp) @ F / w0
+        c1 = ((F - mu1).T * resp) @ (F - mu1) / w1 + eps
+        c0 = ((F - mu0).T * (1 - resp)) @ (F - mu0) / w0 + eps
+        pi1 = w1 / len(resp)
+        l1 = np.log(pi1) + multivariate_normal(mu1, c1, allow_singular=True).logpdf(F)
+        l0 = np.log(1 - pi1) + multivariate_normal(mu0, c0, allow_singular=True).logpdf(F)
+        new = 1.0 / (1.0 + np.exp(np.clip(l0 - l1, -700, 700)))
+        new[fixed_neg] = 0.0
+        if np.max(np.abs(new - resp)) < 1e-6:
+            return new
+        resp = new
+    return resp
