@@ -97,9 +97,8 @@ def test_simulated_malignant_f1_and_normal_patient(sim_cnv):
     truth = a.obs["true_malignant"].to_numpy(bool)
     pred = (a.obs["malignant"] == "malignant").to_numpy()
     assert f1_score(truth, pred) >= 0.97
-    normal = a.uns["simulation"]["params"]["normal_patient_id"] if "normal_patient_id" in a.uns["simulation"]["params"] else None
     samples = a.obs["sample"].astype(str)
-    normal = normal or samples[~a.obs.groupby("sample", observed=True)["true_malignant"].transform("any").to_numpy()].iloc[0]
+    normal = samples[~a.obs.groupby("sample", observed=True)["true_malignant"].transform("any").to_numpy()].iloc[0]
     in_normal = (samples == normal).to_numpy()
     assert pred[in_normal].mean() <= 0.02
     tab = a.uns["malignant"]["samples"].set_index("sample")

@@ -245,20 +245,7 @@ def clone_tree(
             children.setdefault(str(parent), []).append(str(node))
         info_of = {str(r.node): r for r in t.itertuples()}
         root = children[""][0]
-        xpos: dict[str, float] = {}
-        leaves = []
-
-        def walk(node: str, depth: int) -> None:
-            kids = children.get(node, [])
-            if not kids:
-                xpos[node] = float(len(leaves))
-                leaves.append(node)
-            for k in kids:
-                walk(k, depth + 1)
-            if kids:
-                xpos[node] = float(np.mean([xpos[k] for k in kids]))
-
-        walk(root, 0)
+        xpos, leaves = _layout_tree(root, children)
         depth = {n: n.split(":")[1].__len__() - 1 for n in xpos}
         maxd = max(depth.values()) if depth else 0
         for node, x in xpos.items():
@@ -281,3 +268,22 @@ def clone_tree(
     for a in axes[len(samples):]:
         a.set_visible(False)
     return finish(fig, list(axes[: len(samples)]), show=show, save=save, return_fig=return_fig, ax_given=ax is not None)
+
+
+def _layout_tree(root: str, children: dict[str, list[str]]) -> tuple[dict[str, float], list[str]]:
+    """x position of every node (leaves at 0, 1, 2, ...; inner nodes above their children's mean)."""
+    xpos: dict[str, float] = {}
+    leaves: list[str] = []
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        kids = children.get(node, [])
+        if not kids:
+            xpos[node] = float(len(leaves))
+            leaves.append(node)
+        elif done:
+            xpos[node] = float(np.mean([xpos[k] for k in kids]))
+        else:
+            stack.append((node, True))
+            stack.extend((k, False) for k in reversed(kids))
+    return xpos, leaves
