@@ -94,6 +94,7 @@ def main() -> None:
     ap.add_argument("--tools", nargs="+", default=["tmeatlas", "infercnvpy", "infercnvpy_oracle_reference"])
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per tool run")
     ap.add_argument("--out", default=str(RESULTS))
+    ap.add_argument("--merge", action="store_true", help="replace only the runs of the tools and sizes run now in --out")
     args = ap.parse_args()
 
     import numpy as np
@@ -118,10 +119,16 @@ def main() -> None:
                         res = {"tool": tool, "n_cells": n, "error": p.stderr.strip().splitlines()[-1:]}
                     else:
                         res = json.loads(p.stdout.strip().splitlines()[-1])
+                        res["date"] = datetime.now(UTC).isoformat(timespec="seconds")
                 except subprocess.TimeoutExpired:
                     res = {"tool": tool, "n_cells": n, "error": f"timeout after {args.timeout} s"}
                 print(json.dumps(res), file=sys.stderr)
                 runs.append(res)
+    if args.merge and Path(args.out).exists():
+        old = json.loads(Path(args.out).read_text())
+        new_keys = {(r["tool"], r["n_cells"]) for r in runs}
+        runs = [r for r in old["runs"] if (r["tool"], r["n_cells"]) not in new_keys] + runs
+        runs.sort(key=lambda r: (r["n_cells"], args.tools.index(r["tool"]) if r["tool"] in args.tools else 9))
     out = {
         "benchmark": "CNV inference + malignant calls, tmeatlas vs infercnvpy",
         "machine": {"date": datetime.now(UTC).isoformat(timespec="seconds"), "platform": platform.platform(),

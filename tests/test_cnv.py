@@ -220,3 +220,18 @@ def test_chunk_size_and_threads_do_not_change_results(cohort):
     r1 = tm.tl.infer_cnv(a, sample_key="sample", chunk_size=97, n_jobs=1, copy=True)
     r2 = tm.tl.infer_cnv(a, sample_key="sample", chunk_size=5000, n_jobs=2, copy=True)
     np.testing.assert_allclose(r1.obsm["X_cnv"], r2.obsm["X_cnv"], atol=1e-5)
+
+
+def test_no_normal_cells_falls_back_to_all_cells(cohort):
+    """Without any cell of a normal lineage the profiles are relative to all cells (with a
+    warning) and no cell is marked as reference; call_malignant then cannot tell which side of
+    a CNV difference is normal (normal cells mirror the tumour) and marks every cell uncertain."""
+    a = cohort[cohort.obs["true_compartment"].isin(["malignant", "epithelial"]).to_numpy()].copy()
+    with pytest.warns(UserWarning, match="relative to the mean of all cells"):
+        tm.tl.infer_cnv(a, sample_key="sample")
+    assert a.uns["cnv"]["reference"]["how"] == "all cells (fallback)"
+    assert not a.obs["cnv_reference"].any()
+    with pytest.warns(UserWarning, match="no reference"):
+        tm.tl.call_malignant(a, sample_key="sample")
+    assert (a.obs["malignant"] == "uncertain").all() and a.obs["malignant_prob"].isna().all()
+    assert set(a.uns["malignant"]["samples"]["reason"]) == {"no reference cells"}

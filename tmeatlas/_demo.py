@@ -85,9 +85,7 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
     step("scanpy: QC, normalisation, PCA, neighbours, UMAP, Leiden", _scanpy, adata)
 
     def _agreement(a: AnnData) -> dict:
-        from sklearn.metrics import adjusted_rand_score
-
-        from sklearn.metrics import f1_score
+        from sklearn.metrics import adjusted_rand_score, f1_score
 
         ari = adjusted_rand_score(a.obs[OBS.true_cell_type], a.obs["leiden"])
         tab = pd.crosstab(a.obs["leiden"], a.obs[OBS.true_cell_type])

@@ -14,6 +14,7 @@ from .._core.cnv import bin_layout, gene_sums, smooth_chunk
 from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
 from .._keys import OBS, UNS, VAR
 from .._resources import NUCLEAR_CHROMOSOMES
+from .._rng import make_rng, resolve_seed
 from .._settings import logger, settings
 from .._store import store
 from .._validation import check_obs_key, get_matrix, looks_like_counts, start
@@ -42,6 +43,8 @@ NORMAL_PROGRAMS: dict[str, list[str]] = {
 _INPUT_MODES = {0: "counts", 1: "log", 2: "linear"}
 #: an arm with fewer usable genes than this is smoothed together with the other arm
 MIN_ARM_GENES = 20
+#: the first (reference-confirming) pass profiles all candidates and at most this many other cells
+REFINE_OTHER_CELLS = 20_000
 
 
 def infer_cnv(
@@ -59,6 +62,7 @@ def infer_cnv(
     min_reference_cells: int = 10,
     chunk_size: int | None = None,
     n_jobs: int | None = None,
+    rng: int = 0,
     key_added: str = UNS.cnv,
     copy: bool = False,
 ) -> AnnData | None:
@@ -118,6 +122,8 @@ def infer_cnv(
         Cells per chunk (default ``tm.settings.chunk_size``).
     n_jobs
         Threads (default ``tm.settings.n_jobs``; ``-1`` all cores).
+    rng
+        Seed of the automatic reference's confirmation step (cell sample and k-means; recorded).
     key_added
         Results go to ``obsm[f"X_{key_added}"]`` and ``uns[key_added]``.
     copy
@@ -145,6 +151,7 @@ def infer_cnv(
     check_obs_key(adata, sample_key, what="sample_key")
     check_obs_key(adata, reference_key, what="reference_key")
     n_threads = settings.resolve_n_jobs(n_jobs)
+    seed = resolve_seed(rng)
     chunk = int(chunk_size or settings.chunk_size)
 
     X = _as_csr(get_matrix(adata, layer))
@@ -185,13 +192,16 @@ def infer_cnv(
             how = "automatic"
         n_candidates = int((ref_codes >= 0).sum())
 
-        def _profiles(codes: np.ndarray) -> np.ndarray:
+        def _profiles(codes: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+            """Profiles of all cells, or of ``rows`` only, against the reference ``codes``."""
             lo, hi, group = _reference_bounds(X, codes, len(ref_names), samples, n_samples, layout, mode, target, min_reference_cells)
-            out = np.empty((X.shape[0], len(layout["bin_center"])), dtype=np.float32)
-            for sl in iter_chunks(X.shape[0], chunk):
+            Xr = X if rows is None else X[rows]
+            grp = group if rows is None else group[rows]
+            out = np.empty((Xr.shape[0], len(layout["bin_center"])), dtype=np.float32)
+            for sl in iter_chunks(Xr.shape[0], chunk):
                 out[sl] = smooth_chunk(
-                    X.indptr, X.indices, X.data, sl.start, sl.stop, layout["col_pos"], layout["n_sel"],
-                    group, lo, hi, layout["seg_start"], layout["seg_stop"], layout["bin_center"], layout["bin_seg"],
+                    Xr.indptr, Xr.indices, Xr.data, sl.start, sl.stop, layout["col_pos"], layout["n_sel"],
+                    grp, lo, hi, layout["seg_start"], layout["seg_stop"], layout["bin_center"], layout["bin_seg"],
                     window // 2, float(clip), mode, target,
                 )
             return out
@@ -210,19 +220,25 @@ def infer_cnv(
             ref_codes = np.zeros(X.shape[0], dtype=np.int64)
             ref_names = ["all cells"]
             how = "all cells (fallback)"
-        cnv = _profiles(ref_codes)
         n_dropped = 0
         if how == "automatic":
-            keep = _refine_reference(cnv, ref_codes >= 0, samples, seed=0)
-            n_dropped = int(((ref_codes >= 0) & ~keep).sum())
+            # first pass on the candidates and a sample of the other cells, to confirm the candidates
+            cand = ref_codes >= 0
+            rows = _refine_rows(cand, samples, REFINE_OTHER_CELLS, seed)
+            keep_rows = _refine_reference(_profiles(ref_codes, rows), cand[rows], samples[rows], seed=seed)
+            keep = np.zeros(X.shape[0], bool)
+            keep[rows] = keep_rows
+            n_dropped = int((cand & ~keep).sum())
             if keep.sum() >= min_reference_cells:
                 ref_codes = np.where(keep, ref_codes, -1)
-                cnv = _profiles(ref_codes)
+        cnv = _profiles(ref_codes)
     finally:
         numba.set_num_threads(old_threads)
 
     is_ref = ref_codes >= 0
-    ref_counts = pd.Series(np.asarray(ref_names, dtype=object)[ref_codes[is_ref]]).value_counts()
+    if how == "all cells (fallback)":
+        is_ref = np.zeros(adata.n_obs, bool)  # profiles are relative to all cells; none is a known normal
+    ref_counts = pd.Series(np.asarray(ref_names, dtype=object)[ref_codes[ref_codes >= 0]]).value_counts()
     logger.info("infer_cnv: %d bins from %d genes; reference %s (%d cells)", cnv.shape[1], layout["n_sel"], how, is_ref.sum())
     store(
         adata,
@@ -255,6 +271,7 @@ def infer_cnv(
             "clip": clip,
             "exclude_chromosomes": list(exclude_chromosomes),
             "min_reference_cells": min_reference_cells,
+            "rng": seed,
         },
     )
     return adata if copy else None
@@ -447,3 +464,18 @@ def _refine_reference(cnv: np.ndarray, cand: np.ndarray, samples: np.ndarray, se
         mad = 1.4826 * np.median(np.abs(a - med)) or a.std() or 1.0
         keep &= amp <= med + 3 * mad
     return keep
+
+
+def _refine_rows(cand: np.ndarray, samples: np.ndarray, max_other: int, seed: int) -> np.ndarray:
+    """All candidates and a sample of at most ``max_other`` other cells, proportional per sample."""
+    other = np.flatnonzero(~cand)
+    if len(other) <= max_other:
+        return np.arange(len(cand))
+    gen = make_rng(seed)
+    frac = max_other / len(other)
+    picked = []
+    for s in np.unique(samples[other]):
+        o = other[samples[other] == s]
+        k = max(1, int(round(frac * len(o))))
+        picked.append(gen.choice(o, min(k, len(o)), replace=False))
+    return np.sort(np.concatenate([np.flatnonzero(cand), *picked]))

@@ -65,7 +65,10 @@ def call_malignant(
 
     Samples with fewer than ``min_cells`` cells are analysed pooled together (a documented
     fallback); if the pool is still too small its cells are ``uncertain`` (probability NaN),
-    with a warning.
+    with a warning. Without any reference cell (``infer_cnv`` found no normal lineage and
+    warned), nothing anchors which side of a CNV difference is normal — against a mean
+    dominated by tumour cells, normal cells look like the mirror image of the tumour — so every
+    cell is ``uncertain`` (probability NaN) with a warning: pass reference cells to ``infer_cnv``.
 
     Parameters
     ----------
@@ -190,7 +193,7 @@ def cnv_evidence(
     xkey = f"X_{cnv_key}"
     if xkey not in adata.obsm or cnv_key not in adata.uns or "bins" not in adata.uns[cnv_key]:
         raise MissingResultError(f"no CNV profiles in obsm[{xkey!r}]: run `tm.tl.infer_cnv(adata)` first.")
-    P = np.asarray(adata.obsm[xkey], dtype=np.float64)
+    P = np.asarray(adata.obsm[xkey], dtype=np.float32)
     if P.shape[0] != adata.n_obs:
         raise InvalidInputError(f"obsm[{xkey!r}] does not match the cells; rerun `tm.tl.infer_cnv`.")
     bins = adata.uns[cnv_key]["bins"]
@@ -204,7 +207,23 @@ def cnv_evidence(
     ref = np.asarray(reference, bool)
 
     n = adata.n_obs
-    score = np.mean(P**2, axis=1)
+    if not ref.any():
+        warnings.warn(
+            "no reference (normal) cells: infer_cnv found none, so the side of a copy-number difference that is "
+            "normal is unknown; all cells are marked uncertain. Pass reference_key/reference_cats to "
+            "`tm.tl.infer_cnv`.",
+            stacklevel=3,
+        )
+        score = np.einsum("ij,ij->i", P, P, dtype=np.float64) / P.shape[1]
+        table = pd.DataFrame(
+            [{"sample": g, "n_cells": int((groups == g).sum()), "coherent_cnv": False, "cnv_arms": "",
+              "n_malignant_clusters": 0, "max_abs_arm_shift": 0.0, "reason": "no reference cells"} for g in pd.unique(groups)]
+        )
+        table.index = table.index.astype(str)
+        arms = pd.DataFrame(columns=["sample", "cnv_cluster", "n_cells", "arm", "shift", "n_genes", "pval", "padj", "cnv"])
+        return {"score": score, "corr": np.zeros(n), "prob": np.full(n, np.nan), "table": table, "arms": arms,
+                "cluster": np.full(n, -1)}
+    score = np.einsum("ij,ij->i", P, P, dtype=np.float64) / P.shape[1]
     corr = np.zeros(n)
     prob = np.full(n, np.nan)
     names = list(pd.unique(groups))
