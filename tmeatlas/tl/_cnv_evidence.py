@@ -33,11 +33,9 @@ def arm_matrix(P: np.ndarray, bins: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
     """Per-cell arm means of CNV profiles: ``(A, arm_code_of_each_bin, arm_labels)``."""
     key = bins["segment"].astype(str) if "segment" in bins else bins["chromosome"].astype(str) + ":" + bins["arm"].astype(str)
     codes, labels = pd.factorize(key)
-    counts = np.bincount(codes, minlength=len(labels))
     A = np.zeros((P.shape[0], len(labels)))
     for j in range(len(labels)):
         A[:, j] = P[:, codes == j].mean(axis=1)
-    del counts
     return A, codes, np.asarray([lab.split(":")[1] for lab in labels])
 
 
