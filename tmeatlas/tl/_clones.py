@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 __all__ = ["cnv_clones"]
 
 NOT_MALIGNANT = "non-malignant"
+#: single-arm split candidates per node: the arms with the most clone signal
+MAX_ARM_CANDIDATES = 6
 
 
 def cnv_clones(
@@ -45,7 +47,7 @@ def cnv_clones(
     sample (``obs[malignant_key] == "malignant"``), candidate splits of a node in two are
     proposed from the cells' reference-centred arm means of every other gene (genome order,
     each arm in units of its noise among reference cells): k-means on all arms, and a
-    two-component Gaussian mixture on each of the three arms with the most clone signal (a
+    two-component Gaussian mixture on each of the six arms with the most clone signal (a
     clone often differs by a single arm, which k-means over 40 arms misses). An arm's clone
     signal is the covariance, across the node's cells, of its means over two disjoint quarters
     of the genes: noise is independent between the quarters, a copy-number difference is not. The best candidates (at most 4) are tested in turn: a
@@ -239,7 +241,7 @@ def _best_split(idx, F, Q1, Q2, F_odd, As, lin_odd, odd_arm, arm_labels, min_siz
     signal = ((q1 - q1.mean(axis=0)) * (q2 - q2.mean(axis=0))).mean(axis=0)
     noise = (q1 - q2).var(axis=0) / 4
     snr = np.divide(signal, noise, out=np.zeros_like(signal), where=noise > 0)
-    for j in np.argsort(-snr)[:3]:
+    for j in np.argsort(-snr)[:MAX_ARM_CANDIDATES]:
         if snr[j] <= 0.05:
             break
         x = Fi[:, j : j + 1]
