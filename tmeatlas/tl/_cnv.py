@@ -296,8 +296,7 @@ def _as_csr(X) -> sparse.csr_matrix:
             "the expression matrix has negative values (scaled/centred data?); pass raw counts or "
             "log-normalised expression, e.g. `layer='counts'`."
         )
-    X.sort_indices()
-    return X
+    return X  # the kernels do not need sorted indices: adata.X is never reordered in place
 
 
 def _input_mode(X: sparse.csr_matrix) -> int:
