@@ -61,6 +61,15 @@ def _cnv(sim, upto):
     return a
 
 
+def _annotated(sim):
+    a = _cnv(sim, 2)
+    tm.tl.annotate(a, sample_key="sample")
+    return a
+
+
+#: labelled reference for tl.transfer_labels (same n_genes as _sim, hence the same genes)
+_REFERENCE = tm.datasets.simulate_tumor(n_cells=200, n_patients=1, n_genes=3000, spatial=False, rng=5)
+
 # name -> (function building the input AnnData or None, kwargs)
 CASES = {
     "pp.gene_positions": (lambda sim: _tiny_genes(), {}),
@@ -73,7 +82,22 @@ CASES = {
     "pl.clone_tree": (lambda sim: _cnv(sim, 3), {"show": False}),
     "pl.spatial": (lambda sim: sim.copy(), {"color": "true_niche", "show": False}),
     "datasets.simulate_tumor": (None, {"n_cells": 300, "n_patients": 2, "n_genes": 1500}),
+    "datasets.markers": (None, {"level": "major"}),
+    "tl.annotate": (lambda sim: _cnv(sim, 2), {"sample_key": "sample"}),
+    "tl.integrate": (lambda sim: sim.copy(), {"batch_key": "sample", "n_top_genes": 500, "max_epochs": 2}),
+    "tl.transfer_labels": (
+        lambda sim: sim.copy(),
+        {"reference": _REFERENCE, "label_key": "true_cell_type_major", "n_top_genes": 500, "max_epochs": 2,
+         "scanvi_epochs": 2},
+    ),
+    "get.composition": (_annotated, {"sample_key": "sample"}),
+    "pl.compartments": (_annotated, {"show": False}),
+    "pl.marker_dotplot": (_annotated, {"show": False}),
+    "pl.composition": (_annotated, {"sample_key": "sample", "show": False}),
 }
+
+#: a bad argument for each dataset function
+BAD_DATASET_ARGS = {"datasets.simulate_tumor": {"n_cells": -5}, "datasets.markers": {"level": "nonsense"}}
 
 
 def test_every_public_function_has_a_case():
@@ -145,8 +169,9 @@ def test_copy_semantics_roundtrip_determinism(name, sim, tmp_path):
 
 @pytest.mark.parametrize("name", [n for n in sorted(CASES) if n.startswith("datasets.")])
 def test_datasets_roundtrip_determinism(name, sim, tmp_path):
-    _, a = _call(name, sim, rng=11)
-    _, b = _call(name, sim, rng=11)
+    seed = {"rng": 11} if "rng" in inspect.signature(public_functions()[name]).parameters else {}
+    _, a = _call(name, sim, **seed)
+    _, b = _call(name, sim, **seed)
     _same(a, b)
     if isinstance(a, ad.AnnData):
         a.write_h5ad(tmp_path / "x.h5ad")
@@ -158,7 +183,7 @@ def test_bad_input_is_a_clear_error(name):
     fn = public_functions()[name]
     if name.startswith("datasets."):
         with pytest.raises(tm.TmeatlasError):
-            fn(**{**CASES[name][1], "n_cells": -5})
+            fn(**{**CASES[name][1], **BAD_DATASET_ARGS[name]})
         return
     with pytest.raises(tm.InvalidInputError, match="AnnData"):
         fn(np.zeros((3, 3)), **{k: v for k, v in CASES[name][1].items()})

@@ -14,16 +14,21 @@ def test_demo_writes_outputs(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["n_cells"] == 1500 and summary["n_patients"] == 2
     assert summary["gene_positions_fraction_matched"] > 0.95
-    assert "cell-type annotation" in summary["not_yet_implemented"]
+    assert "cell-type annotation" not in summary["not_yet_implemented"]
+    assert "therapy survival" in summary["not_yet_implemented"]
+    assert summary["annotation_vs_truth"]["major_accuracy"] > 0.9
     assert summary["malignant_f1_vs_truth"] > 0.9
     for f in ("cohort.h5ad", "tables/cells.csv", "tables/gene_positions.csv", "figures/umap_true_cell_type.pdf",
               "figures/spatial_true_niche.png", "figures/spatial_true_niche.pdf", "figures/cnv_heatmap.pdf",
-              "figures/clone_tree.png", "tables/cnv_clones_arm_calls.csv", "tables/malignant_per_sample.csv"):
+              "figures/clone_tree.png", "tables/cnv_clones_arm_calls.csv", "tables/malignant_per_sample.csv",
+              "figures/umap_compartments.pdf", "figures/marker_dotplot.png", "figures/composition.pdf",
+              "tables/composition.csv"):
         assert (out / f).stat().st_size > 0, f
     a = ad.read_h5ad(out / "cohort.h5ad")
     assert a.n_obs == 1500 and "chromosome" in a.var and "X_umap" in a.obsm and "X_cnv" in a.obsm
+    assert "cell_type" in a.obs and "compartment_colors" in a.uns
     err = capsys.readouterr().err
-    assert "[1/11] simulate" in err and "[11/11]" in err
+    assert "[1/12] simulate" in err and "[12/12]" in err
 
 
 def test_demo_bad_arguments(tmp_path, capsys):

@@ -38,10 +38,24 @@ OBS = SimpleNamespace(
     malignant_prob="malignant_prob",
     malignant="malignant",
     cnv_clone="cnv_clone",
+    # tm.tl.annotate
+    compartment="compartment",
+    cell_type_major="cell_type_major",
+    cell_type="cell_type",
+    cell_type_confidence="cell_type_confidence",
+    # tm.tl.transfer_labels
+    transferred_label="transferred_label",
+    transferred_confidence="transferred_label_confidence",
 )
 
 #: matrices in ``adata.obsm``
-OBSM = SimpleNamespace(spatial="spatial", cnv="X_cnv")
+OBSM = SimpleNamespace(
+    spatial="spatial",
+    cnv="X_cnv",
+    cell_type_scores="X_cell_type_scores",
+    scvi="X_scvi",
+    scanvi="X_scanvi",
+)
 
 #: graphs in ``adata.obsp``
 OBSP = SimpleNamespace()
@@ -53,5 +67,8 @@ UNS = SimpleNamespace(
     cnv="cnv",
     malignant="malignant",
     cnv_clones="cnv_clones",
+    annotate="annotate",
+    integrate="integrate",
+    transfer_labels="transfer_labels",
     log="tmeatlas_log",
 )

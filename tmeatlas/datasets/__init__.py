@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ._markers import markers
 from ._simulate import simulate_tumor
 
-__all__ = ["simulate_tumor"]
+__all__ = ["markers", "simulate_tumor"]

@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ._tables import gene_positions
+from ._tables import composition, gene_positions
 
-__all__ = ["gene_positions"]
+__all__ = ["composition", "gene_positions"]

@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+from ._annotate import compartments, composition, marker_dotplot
 from ._cnv import clone_tree, cnv_heatmap, malignant_calls
 from ._spatial import spatial
 from ._utils import CB_PALETTE
 
-__all__ = ["CB_PALETTE", "clone_tree", "cnv_heatmap", "malignant_calls", "spatial"]
+__all__ = [
+    "CB_PALETTE",
+    "clone_tree",
+    "cnv_heatmap",
+    "compartments",
+    "composition",
+    "malignant_calls",
+    "marker_dotplot",
+    "spatial",
+]

@@ -13,7 +13,16 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["CB_PALETTE", "categorical_palette", "finish", "new_axes"]
+__all__ = [
+    "CB_PALETTE",
+    "COMPARTMENT_COLORS",
+    "MAJOR_COLORS",
+    "categorical_palette",
+    "compartment_palette",
+    "finish",
+    "major_palette",
+    "new_axes",
+]
 
 #: Colour-blind-safe categorical colours: Okabe & Ito (2008) first, then Paul Tol's "muted"
 #: and "light" schemes (Tol 2021, SRON/EPS/TN/09-002), which stay distinguishable under
@@ -76,3 +85,41 @@ def finish(fig: Figure, axes, *, show: bool | None, save: str | Path | None, ret
         plt.close(fig)
         return None
     return axes
+
+
+#: fixed colours of the compartments (Okabe-Ito), the same in every plot
+COMPARTMENT_COLORS = {
+    "malignant": "#D55E00",
+    "immune": "#0072B2",
+    "stromal": "#009E73",
+    "epithelial": "#CC79A7",
+    "unassigned": "#BBBBBB",
+}
+#: fixed colours of the major cell types: Okabe-Ito and Paul Tol's muted scheme, immune types
+#: in blues/purples, stroma in greens, malignant vermillion, as in the compartments
+MAJOR_COLORS = {
+    "Malignant": "#D55E00",
+    "T cell": "#0072B2",
+    "NK cell": "#56B4E9",
+    "B cell": "#332288",
+    "Plasma cell": "#AA4499",
+    "Myeloid": "#E69F00",
+    "Mast cell": "#882255",
+    "Fibroblast": "#009E73",
+    "Endothelial": "#117733",
+    "Pericyte": "#999933",
+    "Epithelial": "#CC79A7",
+    "Unassigned": "#BBBBBB",
+}
+
+
+def compartment_palette() -> dict[str, str]:
+    """Colour of each compartment (fixed across all plots)."""
+    return dict(COMPARTMENT_COLORS)
+
+
+def major_palette() -> dict[str, str]:
+    """Colour of each major cell type (fixed across all plots; unknown types get grey)."""
+    from collections import defaultdict
+
+    return defaultdict(lambda: "#777777", MAJOR_COLORS)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ._annotate import annotate
 from ._clones import cnv_clones
 from ._cnv import infer_cnv
+from ._integrate import integrate, transfer_labels
 from ._malignant import call_malignant
 
-__all__ = ["call_malignant", "cnv_clones", "infer_cnv"]
+__all__ = ["annotate", "call_malignant", "cnv_clones", "infer_cnv", "integrate", "transfer_labels"]

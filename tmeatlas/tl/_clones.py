@@ -24,6 +24,8 @@ __all__ = ["cnv_clones"]
 NOT_MALIGNANT = "non-malignant"
 #: single-arm split candidates per node: the arms with the most clone signal
 MAX_ARM_CANDIDATES = 6
+#: a split is considered only if its parts are expected to be at least this pure (1 - e_a - e_b)
+MIN_PURITY = 0.5
 
 
 def cnv_clones(
@@ -61,8 +63,13 @@ def cnv_clones(
     for a copy-number difference (see :mod:`tmeatlas.tl._cnv_evidence`).
     Splitting genes between proposing and testing keeps the test from confirming chance
     structure. Cells of a split that passes the cell-level test are reassigned on the
-    separating arms with all genes (a two-component mixture along the difference of the two
-    parts) before the gene-level check. Leaves are the
+    separating arms with the proposing half of the genes only (a two-component mixture along
+    the difference of the two parts), so that the held-out genes never see the assignment
+    they test. The mixture's posteriors give the parts' expected purity ``1 - e_a - e_b``
+    (``e_a``: the expected share of part a that belongs to b); a split with purity below 0.5
+    is not a split, and the held-out median shift is divided by the purity before the
+    ``min_arm_shift`` check, because mixed parts dilute a real difference by exactly that
+    factor. An accepted split is finally reassigned with all genes. Leaves are the
     clones; the accepted splits form the clone tree, each split labelled by the separating arms.
 
     Each clone then gets arm-level calls against the reference cells, with all genes: ``gain``
@@ -273,18 +280,18 @@ def _best_split(idx, F, Q1, Q2, F_odd, As, lin_odd, odd_arm, arm_labels, min_siz
     for _, c, sig in sorted(order, key=lambda o: o[0]):
         lab = L[:, c].astype(int)
         a, b = idx[lab == 0], idx[lab == 1]
-        # reassign along the separating arms with all genes
-        w = np.where(sig, As[a].mean(axis=0) - As[b].mean(axis=0), 0.0)
-        proj = (As[idx] @ w)[:, None]
-        gm = GaussianMixture(2, random_state=seed, means_init=[[proj[lab == 0].mean()], [proj[lab == 1].mean()]]).fit(proj)
-        new = gm.predict(proj)
-        if min(new.sum(), len(new) - new.sum()) >= min_size:
-            lab = new
-            a, b = idx[lab == 0], idx[lab == 1]
+        # reassign along the separating arms with the proposing half of the genes only: the
+        # held-out genes must not see the assignment before they test it
+        lab, purity = _reassign(Fi, lab, sig, min_size, seed)
+        if purity < MIN_PURITY:  # the mixture sees no two populations along these arms
+            continue
+        a, b = idx[lab == 0], idx[lab == 1]
         # genes as replicates: the bulk of the arm's genes must move, not a program of a few
         sb = np.asarray(Xn[lab == 1].mean(axis=0)).ravel()
         sa = np.asarray(Xn[lab == 0].mean(axis=0)).ravel()
-        shift = arm_shifts(sa, sb, odd_arm, arm_labels)["shift"].to_numpy()
+        # mixture-corrected: impure parts dilute the difference of their means by
+        # 1 - e_a - e_b (the expected shares of each part that belong to the other)
+        shift = arm_shifts(sa, sb, odd_arm, arm_labels)["shift"].to_numpy() / purity
         sig = sig & (np.abs(shift) >= min_shift)
         if sig.any():
             # other arms that separate the two parts (tested on all arms: the parts were formed
@@ -293,14 +300,32 @@ def _best_split(idx, F, Q1, Q2, F_odd, As, lin_odd, odd_arm, arm_labels, min_siz
             se = np.sqrt(xa.var(axis=0, ddof=1) / len(xa) + xb.var(axis=0, ddof=1) / len(xb))
             t = np.divide(xa.mean(axis=0) - xb.mean(axis=0), se, out=np.zeros(Fo.shape[1]), where=se > 0)
             more = (2 * norm.sf(np.abs(t)) * Fo.shape[1] <= max_pval) & (np.abs(shift) >= min_shift) & ~sig
-            if more.any():
-                sig = sig | more
-                w = np.where(sig, As[a].mean(axis=0) - As[b].mean(axis=0), 0.0)
-                proj = (As[idx] @ w)[:, None]
-                gm = GaussianMixture(2, random_state=seed, means_init=[[proj[lab == 0].mean()], [proj[lab == 1].mean()]]).fit(proj)
-                new = gm.predict(proj)
-                if min(new.sum(), len(new) - new.sum()) >= min_size:
-                    a, b = idx[new == 0], idx[new == 1]
+            sig = sig | more
+            # the split is accepted: final assignment along all separating arms with all genes
+            lab, _ = _reassign(As[idx], lab, sig, min_size, seed)
+            a, b = idx[lab == 0], idx[lab == 1]
             arms = ",".join(f"{arm}{'+' if sh > 0 else '-'}" for arm, sh in zip(arm_labels[sig], shift[sig]))
             return a, b, arms
     return None
+
+
+def _reassign(F: np.ndarray, lab: np.ndarray, arms: np.ndarray, min_size: int, seed: int) -> tuple[np.ndarray, float]:
+    """Two-component Gaussian mixture along the difference of the parts' means on ``arms``.
+
+    Returns the new labels (``lab`` unchanged when a part would fall below ``min_size``) and
+    the parts' expected purity factor ``1 - e_a - e_b`` from the mixture's posteriors, where
+    ``e_a`` is the mean posterior of the other component among the cells of part a.
+    """
+    from sklearn.mixture import GaussianMixture
+
+    w = np.where(arms, F[lab == 0].mean(axis=0) - F[lab == 1].mean(axis=0), 0.0)
+    proj = (F @ w)[:, None]
+    init = [[proj[lab == 0].mean()], [proj[lab == 1].mean()]]
+    gm = GaussianMixture(2, random_state=seed, means_init=init).fit(proj)
+    new = gm.predict(proj)
+    if min(new.sum(), len(new) - new.sum()) < min_size:
+        new = lab
+    post = gm.predict_proba(proj)
+    e_a = post[new == 0, 1].mean()
+    e_b = post[new == 1, 0].mean()
+    return new, float(max(1.0 - e_a - e_b, 0.0))
