@@ -302,8 +302,8 @@ def annotate(
     (confidence = ``malignant_prob``); epithelial cells called "non-malignant" are normal
     epithelium; epithelial cells with an "uncertain" call are labelled
     ``"epithelium (CNV uncertain)"``. Without CNV calls, epithelial cells whose carcinoma
-    program (proliferation, CEACAM5/6, MDK, SOX4, AGR2, S100P) outscores the normal-epithelium
-    program are reported as ``Malignant`` with the caveat recorded in
+    genes (CEACAM5/6, MDK, AGR2, S100P, CRABP2, KRT81) outscore the normal-epithelium
+    genes are reported as ``Malignant`` with the caveat recorded in
     ``uns[key_added]["malignant_source"] = "markers"`` and a warning: markers suggest, only
     copy number shows, malignancy.
 
@@ -317,8 +317,8 @@ def annotate(
     markers that were measured; in [0, 1].
 
     **Validation** (``tests/test_annotate.py``; ``benchmarks/annotate.py``): simulated cohorts
-    (with CNV calls) major-type accuracy 0.99, compartment 0.99, fine-type macro-F1 0.91-0.95;
-    MERFISH lung (479 genes, 64 transcripts per cell) balanced accuracy 0.61 against the
+    (with CNV calls) major-type accuracy 0.99, compartment 0.99, fine-type macro-F1 0.91-0.94;
+    MERFISH lung (479 genes, 64 transcripts per cell) balanced accuracy 0.59 against the
     authors' seven broad types, where a supervised classifier trained on those labels reaches
     0.75 (cross-validated).
 
