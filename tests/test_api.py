@@ -67,6 +67,18 @@ def _annotated(sim):
     return a
 
 
+def _checkpoints(sim):
+    a = sim.copy()
+    tm.tl.checkpoint_interactions(a, groupby="true_cell_type_major", sample_key="sample", n_perms=50)
+    return a
+
+
+def _scored(sim):
+    a = sim.copy()
+    tm.tl.score_signatures(a)
+    return a
+
+
 #: labelled reference for tl.transfer_labels (same n_genes as _sim, hence the same genes)
 _REFERENCE = tm.datasets.simulate_tumor(n_cells=200, n_patients=1, n_genes=3000, spatial=False, rng=5)
 
@@ -91,13 +103,33 @@ CASES = {
          "scanvi_epochs": 2},
     ),
     "get.composition": (_annotated, {"sample_key": "sample"}),
+    "datasets.signatures": (None, {"category": "hallmark"}),
+    "datasets.checkpoint_pairs": (None, {}),
+    "tl.score_signatures": (lambda sim: sim.copy(), {"signatures": "hallmark", "method": "control"}),
+    "tl.stemness": (lambda sim: sim.copy(), {"groupby": "sample"}),
+    "tl.checkpoint_interactions": (
+        lambda sim: sim.copy(), {"groupby": "true_cell_type_major", "sample_key": "sample", "n_perms": 50}
+    ),
+    "get.checkpoint_interactions": (_checkpoints, {}),
+    "pl.checkpoint_interactions": (_checkpoints, {"max_padj": None, "show": False}),
+    "get.signature_summary": (_scored, {"groupby": "true_cell_type_major", "sample_key": "sample"}),
+    "get.signature_test": (_scored, {"groupby": "true_cell_type_major", "sample_key": "sample"}),
+    "pl.signatures": (_scored, {"groupby": "true_cell_type_major", "show": False}),
+    "pl.signature_by_sample": (
+        _scored, {"signature": "AYERS_IFNG_6", "groupby": "true_cell_type_major", "sample_key": "sample", "show": False}
+    ),
     "pl.compartments": (_annotated, {"show": False}),
     "pl.marker_dotplot": (_annotated, {"show": False}),
     "pl.composition": (_annotated, {"sample_key": "sample", "show": False}),
 }
 
 #: a bad argument for each dataset function
-BAD_DATASET_ARGS = {"datasets.simulate_tumor": {"n_cells": -5}, "datasets.markers": {"level": "nonsense"}}
+BAD_DATASET_ARGS = {
+    "datasets.simulate_tumor": {"n_cells": -5},
+    "datasets.markers": {"level": "nonsense"},
+    "datasets.signatures": {"category": "nonsense"},
+    "datasets.checkpoint_pairs": {"effect": "nonsense"},
+}
 
 
 def test_every_public_function_has_a_case():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-__all__ = ["OBS", "OBSM", "OBSP", "UNS", "VAR"]
+__all__ = ["OBS", "OBSM", "OBSP", "SIGNATURE_PREFIX", "UNS", "VAR"]
 
 #: per-gene columns in ``adata.var``
 VAR = SimpleNamespace(
@@ -43,10 +43,16 @@ OBS = SimpleNamespace(
     cell_type_major="cell_type_major",
     cell_type="cell_type",
     cell_type_confidence="cell_type_confidence",
+    # tm.tl.stemness
+    stemness="stemness",
+    gene_count="gene_count",
     # tm.tl.transfer_labels
     transferred_label="transferred_label",
     transferred_confidence="transferred_label_confidence",
 )
+
+#: prefix of the per-cell signature scores in ``adata.obs`` (``"sig_<name>"``)
+SIGNATURE_PREFIX = "sig_"
 
 #: matrices in ``adata.obsm``
 OBSM = SimpleNamespace(
@@ -55,6 +61,7 @@ OBSM = SimpleNamespace(
     cell_type_scores="X_cell_type_scores",
     scvi="X_scvi",
     scanvi="X_scanvi",
+    signatures="X_signatures",
 )
 
 #: graphs in ``adata.obsp``
@@ -70,5 +77,8 @@ UNS = SimpleNamespace(
     annotate="annotate",
     integrate="integrate",
     transfer_labels="transfer_labels",
+    signatures="signatures",
+    stemness="stemness",
+    checkpoint_interactions="checkpoint_interactions",
     log="tmeatlas_log",
 )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._markers import markers
+from ._signatures import checkpoint_pairs, signatures
 from ._simulate import simulate_tumor
 
-__all__ = ["markers", "simulate_tumor"]
+__all__ = ["checkpoint_pairs", "markers", "signatures", "simulate_tumor"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ._annotate import compartments, composition, marker_dotplot
 from ._cnv import clone_tree, cnv_heatmap, malignant_calls
+from ._signatures import checkpoint_interactions, signature_by_sample, signatures
 from ._spatial import spatial
 from ._utils import CB_PALETTE
 
@@ -15,5 +16,8 @@ __all__ = [
     "composition",
     "malignant_calls",
     "marker_dotplot",
+    "signature_by_sample",
+    "signatures",
     "spatial",
+    "checkpoint_interactions",
 ]

@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from ._annotate import annotate
+from ._checkpoints import checkpoint_interactions
 from ._clones import cnv_clones
 from ._cnv import infer_cnv
 from ._integrate import integrate, transfer_labels
 from ._malignant import call_malignant
+from ._signatures import score_signatures
+from ._stemness import stemness
 
-__all__ = ["annotate", "call_malignant", "cnv_clones", "infer_cnv", "integrate", "transfer_labels"]
+__all__ = [
+    "annotate",
+    "call_malignant",
+    "checkpoint_interactions",
+    "cnv_clones",
+    "infer_cnv",
+    "integrate",
+    "score_signatures",
+    "stemness",
+    "transfer_labels",
+]

@@ -1,0 +1,541 @@
+"""Build the signature library in ``tmeatlas/_data`` (format: ``data/SIGNATURES_FORMAT.md``).
+
+Writes
+  tmeatlas/_data/signatures_human.tsv     one row per (signature, gene)
+  tmeatlas/_data/signatures_meta.tsv      one row per signature
+  tmeatlas/_data/signatures_sources.tsv   one row per source (citation, DOI, licence)
+  tmeatlas/_data/checkpoint_pairs.tsv     immune-checkpoint receptor-ligand pairs
+  data/signatures_check.tsv               per signature: what it was compared with, verdict, symbol changes
+
+Inputs
+  * the curated lists below (``CURATED``), each with its publication; gene names are facts from
+    the cited papers, the selection and the tables are this project's;
+  * the 50 MSigDB Hallmark gene sets (Liberzon et al., Cell Syst 2015; MSigDB v7.5.1 symbols,
+    CC BY 4.0).  Read from a GMT file: ``--hallmark-gmt`` (default
+    ``../shared/data/resources/msigdb_hallmark_50.gmt``, an IOBR copy whose content is identical,
+    set by set, to ``h.all.v7.5.1.symbols.gmt``; sha256 below);
+  * CancerSEA functional-state gene lists (Yuan et al., NAR 2019), ``--cancersea-gmt`` (default
+    ``../shared/data/resources/cancersea_14_states.gmt``, made from the CancerSEA download of
+    2022-05-02 as kept in cnio-bu/beyondcell ``data-raw/CancerSEA``).
+
+When a GMT file is absent (a fresh clone has no ``../shared``), the rows of those sets are taken
+from the existing ``signatures_human.tsv`` so the curated part can still be rebuilt.
+
+Gene symbols: every gene must be in ``tmeatlas._resources.gene_table().index``.  Previous symbols
+are replaced by the current one (NCBI Gene via org.Hs.eg.db 3.16; ``SYMBOL_UPDATES``) when the
+current symbol is in the gene table; names not in the gene table are resolved through
+``gene_names()`` (alias/legacy).  Every change is recorded in ``data/signatures_check.tsv``.
+
+Run:  python data/build_signatures.py        (then the format checks at the end run by themselves)
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from tmeatlas._resources import gene_names, gene_table  # noqa: E402
+
+DATA = ROOT / "tmeatlas" / "_data"
+SHARED = ROOT.parent / "shared" / "data" / "resources"
+HALLMARK_SHA256 = "25ec73df8b7b9a5a2cf26ce66525a5724ff90255cf358765b0bf5e61e3451fbb"
+CANCERSEA_SHA256 = "b6cb1e1d8766857b8a2f6fe12a63bcc05eb1961445532a5a2b50cc32ffdde5ee"
+
+CATEGORIES = [
+    "stemness", "checkpoint", "exhaustion", "progenitor_exhausted", "cytotoxicity", "ifng_inflamed",
+    "antigen_presentation_mhc1", "antigen_presentation_mhc2", "hypoxia", "emt", "cell_cycle", "tls",
+    "caf", "tam", "treg", "mdsc", "angiogenesis", "persister", "senescence", "quiescence", "dna_repair",
+    "drug_efflux", "hallmark",
+]
+
+# --------------------------------------------------------------------------------------------
+# Sources: key -> (citation, doi, licence of the redistributed gene list)
+# --------------------------------------------------------------------------------------------
+FACTS = "facts from a publication (gene names); table by tmeatlas"
+SOURCES = {
+    "Liberzon2015": ("Liberzon A. et al. The Molecular Signatures Database hallmark gene set collection. Cell Syst 1:417-425 (2015); MSigDB v7.5.1 h.all symbols", "10.1016/j.cels.2015.12.004", "CC BY 4.0 (MSigDB)"),
+    "Yuan2019": ("Yuan H. et al. CancerSEA: a cancer single-cell state atlas. Nucleic Acids Res 47:D900-D908 (2019); CancerSEA download (biocc.hrbmu.edu.cn/CancerSEA/goDownload, 2022-05-02)", "10.1093/nar/gky939", FACTS + "; CancerSEA states no licence for its downloads"),
+    "Takahashi2006": ("Takahashi K., Yamanaka S. Induction of pluripotent stem cells from mouse embryonic and adult fibroblast cultures by defined factors. Cell 126:663-676 (2006)", "10.1016/j.cell.2006.07.024", FACTS),
+    "Yu2007": ("Yu J. et al. Induced pluripotent stem cell lines derived from human somatic cells. Science 318:1917-1920 (2007)", "10.1126/science.1151526", FACTS),
+    "Pardoll2012": ("Pardoll D.M. The blockade of immune checkpoints in cancer immunotherapy. Nat Rev Cancer 12:252-264 (2012)", "10.1038/nrc3239", FACTS),
+    "Freeman2000": ("Freeman G.J. et al. Engagement of the PD-1 immunoinhibitory receptor by a novel B7 family member leads to negative regulation of lymphocyte activation. J Exp Med 192:1027-1034 (2000)", "10.1084/jem.192.7.1027", FACTS),
+    "Latchman2001": ("Latchman Y. et al. PD-L2 is a second ligand for PD-1 and inhibits T cell activation. Nat Immunol 2:261-268 (2001)", "10.1038/85330", FACTS),
+    "Linsley1991": ("Linsley P.S. et al. CTLA-4 is a second receptor for the B cell activation antigen B7. J Exp Med 174:561-569 (1991)", "10.1084/jem.174.3.561", FACTS),
+    "Yu2009": ("Yu X. et al. The surface protein TIGIT suppresses T cell activation by promoting the generation of mature immunoregulatory dendritic cells. Nat Immunol 10:48-57 (2009)", "10.1038/ni.1674", FACTS),
+    "Baixeras1992": ("Baixeras E. et al. Characterization of the lymphocyte activation gene 3-encoded protein. A new ligand for human leukocyte antigen class II antigens. J Exp Med 176:327-337 (1992)", "10.1084/jem.176.2.327", FACTS),
+    "Wang2019": ("Wang J. et al. Fibrinogen-like protein 1 is a major immune inhibitory ligand of LAG-3. Cell 176:334-347 (2019)", "10.1016/j.cell.2018.11.010", FACTS),
+    "Zhu2005": ("Zhu C. et al. The Tim-3 ligand galectin-9 negatively regulates T helper type 1 immunity. Nat Immunol 6:1245-1252 (2005)", "10.1038/ni1271", FACTS),
+    "Huang2015": ("Huang Y.-H. et al. CEACAM1 regulates TIM-3-mediated tolerance and exhaustion. Nature 517:386-390 (2015)", "10.1038/nature13848", FACTS),
+    "Braud1998": ("Braud V.M. et al. HLA-E binds to natural killer cell receptors CD94/NKG2A, B and C. Nature 391:795-799 (1998)", "10.1038/35869", FACTS),
+    "Jaiswal2009": ("Jaiswal S. et al. CD47 is upregulated on circulating hematopoietic stem cells and leukemia cells to avoid phagocytosis. Cell 138:271-285 (2009)", "10.1016/j.cell.2009.05.046", FACTS),
+    "Johnston2019": ("Johnston R.J. et al. VISTA is an acidic pH-selective ligand for PSGL-1. Nature 574:565-570 (2019)", "10.1038/s41586-019-1674-5", FACTS),
+    "Chapoval2001": ("Chapoval A.I. et al. B7-H3: a costimulatory molecule for T cell activation and IFN-gamma production. Nat Immunol 2:269-274 (2001)", "10.1038/85339", FACTS),
+    "Munn1998": ("Munn D.H. et al. Prevention of allogeneic fetal rejection by tryptophan catabolism. Science 281:1191-1193 (1998)", "10.1126/science.281.5380.1191", FACTS),
+    "Zheng2021": ("Zheng L. et al. Pan-cancer single-cell landscape of tumor-infiltrating T cells. Science 374:abe6474 (2021)", "10.1126/science.abe6474", FACTS),
+    "Miller2019": ("Miller B.C. et al. Subsets of exhausted CD8+ T cells differentially mediate tumor control and respond to checkpoint blockade. Nat Immunol 20:326-336 (2019)", "10.1038/s41590-019-0312-6", FACTS),
+    "Rooney2015": ("Rooney M.S. et al. Molecular and genetic properties of tumors associated with local immune cytolytic activity. Cell 160:48-61 (2015)", "10.1016/j.cell.2014.12.033", FACTS),
+    "Davoli2017": ("Davoli T. et al. Tumor aneuploidy correlates with markers of immune evasion and with reduced response to immunotherapy. Science 355:eaaf8399 (2017)", "10.1126/science.aaf8399", FACTS),
+    "Guo2018": ("Guo X. et al. Global characterization of T cells in non-small-cell lung cancer by single-cell sequencing. Nat Med 24:978-985 (2018); list as kept in ZeminZhangLab/useful_single_cell_resource", "10.1038/s41591-018-0045-3", FACTS),
+    "Ayers2017": ("Ayers M. et al. IFN-gamma-related mRNA profile predicts clinical response to PD-1 blockade. J Clin Invest 127:2930-2940 (2017)", "10.1172/JCI91190", FACTS),
+    "Cristescu2018": ("Cristescu R. et al. Pan-tumor genomic biomarkers for PD-1 checkpoint blockade-based immunotherapy. Science 362:eaar3593 (2018) (weights of the 18-gene T cell-inflamed GEP of Ayers et al. 2017)", "10.1126/science.aar3593", FACTS),
+    "Senbabaoglu2016": ("Senbabaoglu Y. et al. Tumor immune microenvironment characterization in clear cell renal cell carcinoma identifies prognostic and immunotherapeutically relevant messenger RNA signatures. Genome Biol 17:231 (2016)", "10.1186/s13059-016-1092-z", FACTS),
+    "Neefjes2011": ("Neefjes J. et al. Towards a systems understanding of MHC class I and MHC class II antigen presentation. Nat Rev Immunol 11:823-836 (2011)", "10.1038/nri3084", FACTS),
+    "Tirosh2016": ("Tirosh I. et al. Dissecting the multicellular ecosystem of metastatic melanoma by single-cell RNA-seq. Science 352:189-196 (2016) (lists from Kowalczyk et al., Genome Res 2015; Regev lab file regev_lab_cell_cycle_genes.txt)", "10.1126/science.aad0501", FACTS),
+    "Cabrita2020": ("Cabrita R. et al. Tertiary lymphoid structures improve immunotherapy and survival in melanoma. Nature 577:561-565 (2020)", "10.1038/s41586-019-1914-8", FACTS),
+    "Messina2012": ("Messina J.L. et al. 12-Chemokine gene signature identifies lymph node-like structures in melanoma: potential for patient selection for immunotherapy? Sci Rep 2:765 (2012)", "10.1038/srep00765", FACTS),
+    "Elyada2019": ("Elyada E. et al. Cross-species single-cell analysis of pancreatic ductal adenocarcinoma reveals antigen-presenting cancer-associated fibroblasts. Cancer Discov 9:1102-1123 (2019)", "10.1158/2159-8290.CD-19-0094", FACTS),
+    "Kieffer2020": ("Kieffer Y. et al. Single-cell analysis reveals fibroblast clusters linked to immunotherapy resistance in cancer. Cancer Discov 10:1330-1351 (2020)", "10.1158/2159-8290.CD-19-1384", FACTS),
+    "Dominguez2020": ("Dominguez C.X. et al. Single-cell RNA sequencing reveals stromal evolution into LRRC15+ myofibroblasts as a determinant of patient response to cancer immunotherapy. Cancer Discov 10:232-253 (2020)", "10.1158/2159-8290.CD-19-0644", FACTS),
+    "Zhang2020": ("Zhang L. et al. Single-cell analyses inform mechanisms of myeloid-targeted therapies in colon cancer. Cell 181:442-459 (2020)", "10.1016/j.cell.2020.03.048", FACTS),
+    "Azizi2018": ("Azizi E. et al. Single-cell map of diverse immune phenotypes in the breast tumor microenvironment. Cell 174:1293-1308 (2018)", "10.1016/j.cell.2018.05.060", FACTS),
+    "Bronte2016": ("Bronte V. et al. Recommendations for myeloid-derived suppressor cell nomenclature and characterization standards. Nat Commun 7:12150 (2016); with Alshetaiwi H. et al. Sci Immunol 5:eaay6017 (2020) (CD84) and Condamine T. et al. Sci Immunol 1:aaf8943 (2016) (LOX-1/OLR1)", "10.1038/ncomms12150", FACTS),
+    "Shaffer2017": ("Shaffer S.M. et al. Rare cell variability and drug-induced reprogramming as a mode of cancer drug resistance. Nature 546:431-435 (2017)", "10.1038/nature22794", FACTS),
+    "Saul2022": ("Saul D. et al. A new gene set identifies senescent cells and predicts senescence-associated pathways across tissues. Nat Commun 13:4827 (2022) (SenMayo)", "10.1038/s41467-022-32552-1", FACTS + "; article CC BY 4.0"),
+    "Robey2018": ("Robey R.W. et al. Revisiting the role of ABC transporters in multidrug-resistant cancer. Nat Rev Cancer 18:452-464 (2018)", "10.1038/s41568-018-0005-8", FACTS),
+    "Szakacs2006": ("Szakacs G. et al. Targeting multidrug resistance in cancer. Nat Rev Drug Discov 5:219-234 (2006)", "10.1038/nrd1984", FACTS),
+}
+
+# --------------------------------------------------------------------------------------------
+# Curated signatures.  genes: list of up-genes, or dict gene -> (direction, weight).
+# check: verdict before symbol updates ("checked" or "unchecked"); compared: what was compared.
+# --------------------------------------------------------------------------------------------
+EASIER = "third-party transcription in olapuentesantana/easier (Lapuente-Santana et al., Patterns 2021)"
+CURATED = {
+    # ---- stemness
+    "STEMNESS_PLURIPOTENCY_OSKM": dict(
+        category="stemness", source="Takahashi2006",
+        description="the four reprogramming factors Oct3/4, Sox2, Klf4, c-Myc (Takahashi & Yamanaka 2006, abstract)",
+        genes=["POU5F1", "SOX2", "KLF4", "MYC"], check="unchecked",
+        compared="not compared with a copy during this build (well-known factor list)"),
+    "STEMNESS_PLURIPOTENCY_OSNL": dict(
+        category="stemness", source="Yu2007",
+        description="the four human reprogramming factors OCT4, SOX2, NANOG, LIN28 (Yu et al. 2007, abstract)",
+        genes=["POU5F1", "SOX2", "NANOG", "LIN28A"], check="unchecked",
+        compared="not compared with a copy during this build (well-known factor list)"),
+    # ---- checkpoint (sets; the pairs are in checkpoint_pairs.tsv)
+    "CHECKPOINT_INHIBITORY_RECEPTORS": dict(
+        category="checkpoint", source="Pardoll2012",
+        description="inhibitory checkpoint receptors of T/NK/myeloid cells of checkpoint_pairs.tsv: PD-1, CTLA-4, TIGIT, LAG-3, TIM-3, NKG2A/CD94, SIRPa, PSGL-1",
+        genes=["PDCD1", "CTLA4", "TIGIT", "LAG3", "HAVCR2", "KLRC1", "KLRD1", "SIRPA", "SELPLG"], check="unchecked",
+        compared="compiled from the receptor-ligand pairs (each pair cited in checkpoint_pairs.tsv); no published list of this exact set"),
+    "CHECKPOINT_LIGANDS": dict(
+        category="checkpoint", source="Pardoll2012",
+        description="checkpoint ligands of checkpoint_pairs.tsv (PD-L1, PD-L2, CD80, CD86, PVR, Nectin-2, HLA-DR, FGL1, galectin-9, CEACAM1, HLA-E, CD47, VISTA) plus B7-H3 (receptor unknown; Chapoval 2001)",
+        genes=["CD274", "PDCD1LG2", "CD80", "CD86", "PVR", "NECTIN2", "HLA-DRA", "HLA-DRB1", "FGL1", "LGALS9", "CEACAM1", "HLA-E", "CD47", "VSIR", "CD276"],
+        check="unchecked", compared="compiled from the receptor-ligand pairs; no published list of this exact set"),
+    "CHECKPOINT_ALL": dict(
+        category="checkpoint", source="Pardoll2012",
+        description="all checkpoint genes of this library: receptors, ligands and the enzyme IDO1 (Munn 1998)",
+        genes=["PDCD1", "CTLA4", "TIGIT", "LAG3", "HAVCR2", "KLRC1", "KLRD1", "SIRPA", "SELPLG", "CD274", "PDCD1LG2", "CD80", "CD86",
+               "PVR", "NECTIN2", "HLA-DRA", "HLA-DRB1", "FGL1", "LGALS9", "CEACAM1", "HLA-E", "CD47", "VSIR", "CD276", "IDO1"],
+        check="unchecked", compared="union of the two checkpoint sets and IDO1"),
+    # ---- exhaustion / progenitor exhausted
+    "TEX_TERMINAL_ZHENG2021": dict(
+        category="exhaustion", source="Zheng2021",
+        description="terminally exhausted CD8 T genes (CD8.c12.Tex.CXCL13 of Zheng 2021): inhibitory receptors, TOX, ENTPD1, CXCL13, LAYN, TNFRSF9; same genes as the library's 'exhausted CD8 T' markers",
+        genes=["HAVCR2", "PDCD1", "LAG3", "TIGIT", "TOX", "ENTPD1", "CXCL13", "LAYN", "TNFRSF9"], check="unchecked",
+        compared="not compared gene by gene with the paper's tables; per-gene evidence in data/markers_check.tsv (ENTPD1 reported, the others reported elsewhere)"),
+    "TPEX_MILLER2019": dict(
+        category="progenitor_exhausted", source="Miller2019",
+        description="progenitor-exhausted (TCF7+ SLAMF6+) CD8 T genes (Miller 2019; TCF7+ memory-like cells of Sade-Feldman 2018); same genes as the library's 'progenitor-exhausted CD8 T' markers",
+        genes=["TCF7", "SLAMF6", "CXCR5", "XCL1", "XCL2", "PDCD1", "TOX"], check="unchecked",
+        compared="not compared gene by gene with the paper; per-gene evidence in data/markers_check.tsv (XCL1/XCL2 questionable, TOX not found)"),
+    # ---- cytotoxicity
+    "ROONEY_CYT": dict(
+        category="cytotoxicity", source="Rooney2015",
+        description="cytolytic activity: granzyme A and perforin (geometric mean in the paper)",
+        genes=["GZMA", "PRF1"], check="checked", compared=EASIER + ", R/compute.CYT.R"),
+    "DAVOLI_CIS": dict(
+        category="cytotoxicity", source="Davoli2017",
+        description="cytotoxic immune signature of CD8 T and NK infiltrates (Davoli 2017)",
+        genes=["CD247", "CD2", "CD3E", "GZMH", "NKG7", "PRF1", "GZMK"], check="checked",
+        compared=EASIER + ", R/gene_signatures.R; also ashyamal/COMPASS markers (CIS)"),
+    "CYTOTOXIC_GUO2018": dict(
+        category="cytotoxicity", source="Guo2018",
+        description="cytotoxic effector genes used by the Zhang lab T-cell atlases (Zheng 2017, Guo 2018, Zhang 2018)",
+        genes=["GZMA", "GZMB", "GZMK", "GZMH", "GNLY", "PRF1", "IFNG"], check="checked",
+        compared="author lab's public list: ZeminZhangLab/useful_single_cell_resource genes.involved.in.immunooncology.R (cytotoxic.markers)"),
+    # ---- IFN-gamma / T cell-inflamed
+    "AYERS_IFNG_6": dict(
+        category="ifng_inflamed", source="Ayers2017",
+        description="6-gene IFN-gamma signature (Ayers 2017, preliminary IFN-gamma set)",
+        genes=["IDO1", "CXCL10", "CXCL9", "HLA-DRA", "STAT1", "IFNG"], check="checked",
+        compared=EASIER + ", R/compute.IFNy.R"),
+    "AYERS_EXPANDED_IMMUNE_18": dict(
+        category="ifng_inflamed", source="Ayers2017",
+        description="18-gene expanded immune signature (Ayers 2017)",
+        genes=["CD3D", "IDO1", "CIITA", "CD3E", "CCL5", "GZMK", "CD2", "HLA-DRA", "CXCL13", "IL2RG", "NKG7", "HLA-E", "CXCR6",
+               "LAG3", "TAGAP", "CXCL10", "STAT1", "GZMB"], check="checked",
+        compared=EASIER + ", R/compute.Ayers_expIS.R; also lindandan199113/TC sig_others.R"),
+    "AYERS_TCELL_INFLAMED_GEP_18": dict(
+        category="ifng_inflamed", source="Cristescu2018",
+        description="18-gene T cell-inflamed gene expression profile (Ayers 2017) with the published weights of Cristescu 2018; CD276 has a negative weight (direction down); the paper normalises to 11 housekeeping genes",
+        genes={"CCL5": 0.008346, "CD27": 0.072293, "CD274": 0.042853, "CD276": -0.0239, "CD8A": 0.031021, "CMKLR1": 0.151253,
+               "CXCL9": 0.074135, "CXCR6": 0.004313, "HLA-DQA1": 0.020091, "HLA-DRB1": 0.058806, "HLA-E": 0.07175,
+               "IDO1": 0.060679, "LAG3": 0.123895, "NKG7": 0.075524, "PDCD1LG2": 0.003734, "PSMB10": 0.032999,
+               "STAT1": 0.250229, "TIGIT": 0.084767},
+        check="checked", compared=EASIER + ", R/compute.Tcell_inflamed.R (genes and weights); same weights in an independent Python copy (code search hit, get_18gene_score_weights)"),
+    # ---- antigen presentation
+    "MHC1_APM_SENBABAOGLU": dict(
+        category="antigen_presentation_mhc1", source="Senbabaoglu2016",
+        description="antigen processing machinery score genes: MHC-I heavy chains, B2M, TAP1/2, TAPBP",
+        genes=["B2M", "HLA-A", "HLA-B", "HLA-C", "TAP1", "TAP2", "TAPBP"], check="unchecked",
+        compared="not compared with the paper's table during this build"),
+    "MHC1_ANTIGEN_PRESENTATION": dict(
+        category="antigen_presentation_mhc1", source="Neefjes2011",
+        description="MHC class I pathway: HLA-A/B/C, B2M, peptide loading (TAP1/2, TAPBP, CALR, CANX, PDIA3), immunoproteasome (PSMB8/9/10), ERAP1/2 and the transactivator NLRC5",
+        genes=["HLA-A", "HLA-B", "HLA-C", "B2M", "TAP1", "TAP2", "TAPBP", "CALR", "CANX", "PDIA3", "PSMB8", "PSMB9", "PSMB10",
+               "ERAP1", "ERAP2", "NLRC5"], check="unchecked",
+        compared="pathway members from the review; no published list of this exact set"),
+    "MHC2_ANTIGEN_PRESENTATION": dict(
+        category="antigen_presentation_mhc2", source="Neefjes2011",
+        description="MHC class II pathway: classical HLA-DR/DP/DQ chains, HLA-DM, invariant chain CD74 and the transactivator CIITA",
+        genes=["HLA-DRA", "HLA-DRB1", "HLA-DPA1", "HLA-DPB1", "HLA-DQA1", "HLA-DQB1", "HLA-DMA", "HLA-DMB", "CD74", "CIITA"],
+        check="unchecked", compared="pathway members from the review; no published list of this exact set"),
+    # ---- cell cycle
+    "TIROSH_G1S": dict(
+        category="cell_cycle", source="Tirosh2016",
+        description="G1/S genes (43) of Tirosh 2016 (from Kowalczyk 2015), the S list used by scanpy/Seurat",
+        genes=["MCM5", "PCNA", "TYMS", "FEN1", "MCM2", "MCM4", "RRM1", "UNG", "GINS2", "MCM6", "CDCA7", "DTL", "PRIM1", "UHRF1",
+               "MLF1IP", "HELLS", "RFC2", "RPA2", "NASP", "RAD51AP1", "GMNN", "WDR76", "SLBP", "CCNE2", "UBR7", "POLD3", "MSH2",
+               "ATAD2", "RAD51", "RRM2", "CDC45", "CDC6", "EXO1", "TIPIN", "DSCC1", "BLM", "CASP8AP2", "USP1", "CLSPN", "POLA1",
+               "CHAF1B", "BRIP1", "E2F8"],
+        check="checked", compared="regev_lab_cell_cycle_genes.txt (first 43 lines), copy in cnio-bu/bollito"),
+    "TIROSH_G2M": dict(
+        category="cell_cycle", source="Tirosh2016",
+        description="G2/M genes (54) of Tirosh 2016 (from Kowalczyk 2015), the G2M list used by scanpy/Seurat",
+        genes=["HMGB2", "CDK1", "NUSAP1", "UBE2C", "BIRC5", "TPX2", "TOP2A", "NDC80", "CKS2", "NUF2", "CKS1B", "MKI67", "TMPO",
+               "CENPF", "TACC3", "FAM64A", "SMC4", "CCNB2", "CKAP2L", "CKAP2", "AURKB", "BUB1", "KIF11", "ANP32E", "TUBB4B",
+               "GTSE1", "KIF20B", "HJURP", "CDCA3", "HN1", "CDC20", "TTK", "CDC25C", "KIF2C", "RANGAP1", "NCAPD2", "DLGAP5",
+               "CDCA2", "CDCA8", "ECT2", "KIF23", "HMMR", "AURKA", "PSRC1", "ANLN", "LBR", "CKAP5", "CENPE", "CTCF", "NEK2",
+               "G2E3", "GAS2L3", "CBX5", "CENPA"],
+        check="checked", compared="regev_lab_cell_cycle_genes.txt (last 54 lines), copy in cnio-bu/bollito"),
+    # ---- TLS
+    "CABRITA_TLS_9": dict(
+        category="tls", source="Cabrita2020",
+        description="9-gene TLS signature (Cabrita 2020; geometric mean in the paper)",
+        genes=["CD79B", "CD1D", "CCR6", "LAT", "SKAP1", "CETP", "EIF1AY", "RBP5", "PTGDS"], check="checked",
+        compared=EASIER + ", R/compute.TLS.R"),
+    "MESSINA_CHEMOKINE_12": dict(
+        category="tls", source="Messina2012",
+        description="12-chemokine signature of lymph node-like (tertiary lymphoid) structures (Messina 2012)",
+        genes=["CCL2", "CCL3", "CCL4", "CCL5", "CCL8", "CCL18", "CCL19", "CCL21", "CXCL9", "CXCL10", "CXCL11", "CXCL13"],
+        check="checked", compared=EASIER + ", R/compute.chemokines.R"),
+    # ---- CAF
+    "ELYADA_ICAF": dict(
+        category="caf", source="Elyada2019",
+        description="inflammatory CAF genes (human PDAC iCAF of Elyada 2019); same genes as the library's iCAF markers",
+        genes=["CFD", "CXCL12", "C3", "C7", "IL6", "HAS1", "CXCL1", "APOD", "DPT", "PI16", "CCL2"], check="unchecked",
+        compared="per-gene evidence in data/markers_check.tsv (7 of 11 reported by Elyada 2019, PI16 not found)"),
+    "ELYADA_MYCAF": dict(
+        category="caf", source="Elyada2019",
+        description="myofibroblastic CAF genes (human PDAC myCAF of Elyada 2019)",
+        genes=["ACTA2", "TAGLN", "MYL9", "TPM2", "MMP11", "POSTN", "HOPX"], check="unchecked",
+        compared="not compared with the paper's tables during this build"),
+    "ELYADA_APCAF": dict(
+        category="caf", source="Elyada2019",
+        description="antigen-presenting CAF genes (human PDAC apCAF of Elyada 2019: MHC-II genes, CD74, SLPI)",
+        genes=["HLA-DRA", "HLA-DPA1", "HLA-DQA1", "CD74", "SLPI"], check="unchecked",
+        compared="not compared with the paper's tables during this build"),
+    "KIEFFER_ECM_MYCAF": dict(
+        category="caf", source="Kieffer2020",
+        description="ECM-myCAF genes (CAF-S1 cluster 0 of Kieffer 2020); same genes as the library's Kieffer-derived myCAF markers",
+        genes=["POSTN", "MMP11", "COL11A1", "CTHRC1", "COL10A1", "INHBA", "LRRC15"], check="unchecked",
+        compared="per-gene evidence in data/markers_check.tsv (POSTN, MMP11 reported; COL11A1 reported elsewhere; others not found)"),
+    "DOMINGUEZ_LRRC15_CAF": dict(
+        category="caf", source="Dominguez2020",
+        description="LRRC15+ myofibroblast (TGF-beta CAF) signature of Dominguez 2020",
+        genes=["MMP11", "COL11A1", "C1QTNF3", "CTHRC1", "COL12A1", "COL10A1", "COL5A2", "GJB2", "THBS2", "AEBP1", "MFAP2",
+               "LRRC15", "PLAU", "ITGA11"], check="unchecked",
+        compared="matches one third-party copy (lindandan199113/TC data/sig/sig_others.R); not compared with the paper"),
+    # ---- TAM
+    "ZHANG_C1QC_TAM": dict(
+        category="tam", source="Zhang2020",
+        description="C1QC+ tumour-associated macrophage genes (hM12_TAM-C1QC of Zhang 2020); same genes as the library's C1Q+ macrophage markers",
+        genes=["C1QA", "C1QB", "C1QC", "SELENOP", "MAF", "CD163", "F13A1", "FOLR2", "MRC1"], check="unchecked",
+        compared="per-gene evidence in data/markers_check.tsv (C1QC reported; FOLR2 questionable; MAF, CD163, F13A1 not found)"),
+    "ZHANG_SPP1_TAM": dict(
+        category="tam", source="Zhang2020",
+        description="SPP1+ tumour-associated macrophage genes (hM13_TAM-SPP1 of Zhang 2020); same genes as the library's SPP1+ macrophage markers",
+        genes=["SPP1", "TREM2", "GPNMB", "FABP5", "CD9", "LGALS3", "MMP9", "ACP5", "APOC1"], check="unchecked",
+        compared="per-gene evidence in data/markers_check.tsv (SPP1 reported; CD9 questionable; LGALS3 not found)"),
+    "AZIZI_M1": dict(
+        category="tam", source="Azizi2018",
+        description="M1 macrophage polarisation genes (Azizi 2018, reused by Cheng 2021)",
+        genes=["IL23A", "TNF", "CXCL9", "CXCL10", "CXCL11", "CD86", "IL1A", "IL1B", "IL6", "CCL5", "IRF5", "IRF1", "CD40", "IDO1",
+               "KYNU", "CCR7"], check="unchecked", compared="from memory of the paper's table; not compared with a copy"),
+    "AZIZI_M2": dict(
+        category="tam", source="Azizi2018",
+        description="M2 macrophage polarisation genes (Azizi 2018, reused by Cheng 2021)",
+        genes=["IL4R", "CCL4", "CCL13", "CCL20", "CCL17", "CCL18", "CCL22", "CCL24", "LYVE1", "VEGFA", "VEGFB", "VEGFC", "VEGFD",
+               "EGF", "CTSA", "CTSB", "CTSC", "CTSD", "TGFB1", "TGFB2", "TGFB3", "MMP14", "MMP19", "MMP9", "CLEC7A", "WNT7B",
+               "FASLG", "TNFSF12", "TNFSF8", "CD276", "VTCN1", "MSR1", "FN1", "IRF4"],
+        check="unchecked", compared="from memory of the paper's table; not compared with a copy"),
+    # ---- Treg
+    "TREG_ZHENG2021": dict(
+        category="treg", source="Zheng2021",
+        description="tumour regulatory T cell genes (CD4.c18-c21 Treg of Zheng 2021); same genes as the library's Treg markers without CD4",
+        genes=["FOXP3", "IL2RA", "CTLA4", "TNFRSF18", "TNFRSF4", "IKZF2", "BATF", "CCR8"], check="unchecked",
+        compared="per-gene evidence in data/markers_check.tsv (TNFRSF18, TNFRSF4, BATF not found)"),
+    # ---- MDSC
+    "MDSC_MARKERS": dict(
+        category="mdsc", source="Bronte2016",
+        description="human MDSC phenotype genes: CD11b (ITGAM), CD33, CD15 (FUT4), CD66b (CEACAM8), CD14, low HLA-DR (HLA-DRA down), LOX-1 (OLR1; Condamine 2016) and CD84 (Alshetaiwi 2020)",
+        genes={"ITGAM": 1.0, "CD33": 1.0, "FUT4": 1.0, "CEACAM8": 1.0, "CD14": 1.0, "OLR1": 1.0, "CD84": 1.0, "HLA-DRA": -1.0},
+        check="unchecked", compared="CD84 seen in the Alshetaiwi 2020 abstract; the other genes from the nomenclature paper, not compared with a copy"),
+    # ---- persister
+    "PERSISTER_SHAFFER2017": dict(
+        category="persister", source="Shaffer2017",
+        description="rare pre-resistant melanoma cell markers (Shaffer 2017, Fig. 1: EGFR, WNT5A, AXL, NGFR, PDGFRB, JUN ...)",
+        genes=["EGFR", "WNT5A", "AXL", "NGFR", "PDGFRB", "JUN", "SERPINE1", "NT5E", "FOSL1", "VEGFC"], check="unchecked",
+        compared="abstract seen (names 'a number of resistance markers' and JUN/AP-1, TEAD, SOX10) but not the gene list; genes from memory of the figure"),
+    # ---- senescence
+    "SENMAYO": dict(
+        category="senescence", source="Saul2022",
+        description="SenMayo senescence/SASP genes (Saul 2022, Supplementary Table 1, human; 124 of 125: the published PIGF means placental growth factor, PGF, already listed)",
+        genes=["ACVR1B", "ANG", "ANGPT1", "ANGPTL4", "AREG", "AXL", "BEX3", "BMP2", "BMP6", "C3", "CCL1", "CCL13", "CCL16", "CCL2",
+               "CCL20", "CCL24", "CCL26", "CCL3", "CCL3L1", "CCL4", "CCL5", "CCL7", "CCL8", "CD55", "CD9", "CSF1", "CSF2", "CSF2RB",
+               "CST4", "CTNNB1", "CTSB", "CXCL1", "CXCL10", "CXCL12", "CXCL16", "CXCL2", "CXCL3", "CXCL8", "CXCR2", "DKK1", "EDN1",
+               "EGF", "EGFR", "EREG", "ESM1", "ETS2", "FAS", "FGF1", "FGF2", "FGF7", "GDF15", "GEM", "GMFG", "HGF", "HMGB1", "ICAM1",
+               "ICAM3", "IGF1", "IGFBP1", "IGFBP2", "IGFBP3", "IGFBP4", "IGFBP5", "IGFBP6", "IGFBP7", "IL10", "IL13", "IL15", "IL18",
+               "IL1A", "IL1B", "IL2", "IL32", "IL6", "IL6ST", "IL7", "INHA", "IQGAP2", "ITGA2", "ITPKA", "JUN", "KITLG", "LCP1", "MIF",
+               "MMP1", "MMP10", "MMP12", "MMP13", "MMP14", "MMP2", "MMP3", "MMP9", "NAP1L4", "NRG1", "PAPPA", "PECAM1", "PGF",
+               "PLAT", "PLAU", "PLAUR", "PTBP1", "PTGER2", "PTGES", "RPS6KA5", "SCAMP4", "SELPLG", "SEMA3F", "SERPINB4", "SERPINE1",
+               "SERPINE2", "SPP1", "SPX", "TIMP2", "TNF", "TNFRSF10C", "TNFRSF11B", "TNFRSF1A", "TNFRSF1B", "TUBGCP2", "VEGFA",
+               "VEGFC", "VGF", "WNT16", "WNT2"],
+        check="unchecked",
+        compared="matches a third-party copy (senescore/genes.py SENMAYO_HUMAN, 125 genes, code search) and the gene count of the paper; not compared with the supplementary table itself. PIGF is dropped: in the paper it denotes placental growth factor (PGF, listed), while HGNC PIGF is an unrelated GPI-anchor gene"),
+    # ---- drug efflux
+    "DRUG_EFFLUX_ABC_CORE": dict(
+        category="drug_efflux", source="Robey2018",
+        description="the three main multidrug ABC efflux pumps: P-gp (ABCB1), MRP1 (ABCC1), BCRP (ABCG2)",
+        genes=["ABCB1", "ABCC1", "ABCG2"], check="unchecked",
+        compared="not compared with the review during this build (standard facts)"),
+    "DRUG_EFFLUX_ABC_EXTENDED": dict(
+        category="drug_efflux", source="Szakacs2006",
+        description="ABC transporters linked to anticancer drug resistance (Szakacs 2006, Table 1): ABCB1, ABCB4, ABCB11, ABCC1-6, ABCC10, ABCC11, ABCG2, ABCA2",
+        genes=["ABCB1", "ABCB4", "ABCB11", "ABCC1", "ABCC2", "ABCC3", "ABCC4", "ABCC5", "ABCC6", "ABCC10", "ABCC11", "ABCG2", "ABCA2"],
+        check="unchecked", compared="from memory of the review's table; not compared with a copy"),
+}
+
+# CancerSEA states used here: state -> (signature name, category, description, check, compared)
+CANCERSEA = {
+    "CancerSEA_Stemness": ("STEMNESS_CANCERSEA", "stemness", "CancerSEA stemness state genes (166), curated by Yuan 2019 from the literature",
+                           "checked", "CancerSEA download file Stemness.txt as kept in cnio-bu/beyondcell data-raw/CancerSEA (gene by gene)"),
+    "CancerSEA_Quiescence": ("QUIESCENCE_CANCERSEA", "quiescence", "CancerSEA quiescence state genes (66), Yuan 2019",
+                             "checked", "CancerSEA download file Quiescence.txt as kept in cnio-bu/beyondcell data-raw/CancerSEA (gene by gene)"),
+    "CancerSEA_Hypoxia": ("HYPOXIA_CANCERSEA", "hypoxia", "CancerSEA hypoxia state genes (83), Yuan 2019",
+                          "unchecked", "taken from the shared GMT made from the CancerSEA download; not compared with the download file"),
+    "CancerSEA_EMT": ("EMT_CANCERSEA", "emt", "CancerSEA EMT state genes (90), Yuan 2019",
+                      "unchecked", "taken from the shared GMT made from the CancerSEA download; not compared with the download file"),
+    "CancerSEA_DNA_repair": ("DNA_REPAIR_CANCERSEA", "dna_repair", "CancerSEA DNA repair state genes (119), Yuan 2019",
+                             "unchecked", "taken from the shared GMT made from the CancerSEA download; not compared with the download file"),
+    "CancerSEA_Angiogenesis": ("ANGIOGENESIS_CANCERSEA", "angiogenesis", "CancerSEA angiogenesis state genes (73), Yuan 2019",
+                               "unchecked", "taken from the shared GMT made from the CancerSEA download; not compared with the download file"),
+}
+
+HALLMARK_COMPARED = ("h.all.v7.5.1.symbols.gmt (MSigDB v7.5.1, URLs gsea-msigdb.org) as kept in ma020424/Ma-: "
+                     "all 50 sets identical gene-for-gene to the IOBR copy")
+
+# Previous symbol -> current symbol (NCBI Gene, org.Hs.eg.db 3.16 alias table), applied when the
+# current symbol is in gene_table(); found with the shared gene_aliases_ncbi_orgHs_3.16.tsv.gz.
+SYMBOL_UPDATES = {
+    "APOPT1": "COA8", "CTGF": "CCN2", "CYR61": "CCN1", "DDX58": "RIGI", "FAM102A": "EEIG1", "FAM126B": "HYCC2",
+    "FAM84A": "LRATD1", "H1F0": "H1-0", "H2AFX": "H2AX", "H2AFZ": "H2AZ1", "H2AW": "H2AC25", "H3F3B": "H3-3B",
+    "HIST1H2AC": "H2AC6", "HIST1H2BK": "H2BC12", "HIST1H4C": "H4C3", "HIST2H2BE": "H2BC21", "MYLPF": "MYL11",
+    "PHB": "PHB1", "TTC37": "SKIC3",
+    # Tirosh 2016 cell-cycle lists
+    "MLF1IP": "CENPU", "FAM64A": "PIMREG", "HN1": "JPT1",
+}
+
+# --------------------------------------------------------------------------------------------
+# Checkpoint receptor-ligand pairs
+# --------------------------------------------------------------------------------------------
+PAIRS = [
+    ("PD-1/PD-L1", "PDCD1", "CD274", "activated T, B and NK cells", "tumour cells, macrophages, dendritic cells", "inhibitory", "Freeman2000"),
+    ("PD-1/PD-L2", "PDCD1", "PDCD1LG2", "activated T, B and NK cells", "dendritic cells, macrophages, some tumour cells", "inhibitory", "Latchman2001"),
+    ("CTLA-4/CD80", "CTLA4", "CD80", "regulatory and activated T cells", "antigen-presenting cells (dendritic cells, B cells, macrophages)", "inhibitory", "Linsley1991"),
+    ("CTLA-4/CD86", "CTLA4", "CD86", "regulatory and activated T cells", "antigen-presenting cells (dendritic cells, B cells, macrophages)", "inhibitory", "Pardoll2012"),
+    ("TIGIT/PVR", "TIGIT", "PVR", "T and NK cells (Treg, exhausted CD8 T)", "tumour cells, dendritic cells", "inhibitory", "Yu2009"),
+    ("TIGIT/NECTIN2", "TIGIT", "NECTIN2", "T and NK cells (Treg, exhausted CD8 T)", "tumour cells, dendritic cells", "inhibitory", "Yu2009"),
+    ("LAG-3/MHC-II", "LAG3", "HLA-DRA+HLA-DRB1", "activated and exhausted T cells, NK cells", "antigen-presenting cells, MHC-II+ tumour cells", "inhibitory", "Baixeras1992"),
+    ("LAG-3/FGL1", "LAG3", "FGL1", "activated and exhausted T cells", "tumour cells (hepatocyte-derived FGL1)", "inhibitory", "Wang2019"),
+    ("TIM-3/Galectin-9", "HAVCR2", "LGALS9", "exhausted T cells, Th1 cells, NK cells, myeloid cells", "tumour cells, myeloid and endothelial cells", "inhibitory", "Zhu2005"),
+    ("TIM-3/CEACAM1", "HAVCR2", "CEACAM1", "exhausted T cells", "T cells (in cis and trans), tumour cells", "inhibitory", "Huang2015"),
+    ("NKG2A/HLA-E", "KLRC1+KLRD1", "HLA-E", "NK cells and CD8 T cells", "tumour cells and most nucleated cells", "inhibitory", "Braud1998"),
+    ("SIRPa/CD47", "SIRPA", "CD47", "macrophages, dendritic cells (myeloid)", "tumour cells (and most cells)", "inhibitory", "Jaiswal2009"),
+    ("PSGL-1/VISTA", "SELPLG", "VSIR", "T cells", "myeloid cells (VISTA), at acidic pH", "inhibitory", "Johnston2019"),
+]
+# Not a pair: B7-H3 (CD276; receptor unknown, Chapoval 2001) and IDO1 (enzyme, Munn 1998) are in the checkpoint sets only.
+NOT_PAIRED_SOURCES = ["Chapoval2001", "Munn1998"]
+
+
+def read_gmt(path: Path) -> dict[str, list[str]]:
+    sets = {}
+    for line in path.read_text().splitlines():
+        parts = line.split("\t")
+        if parts and parts[0]:
+            sets[parts[0]] = [g for g in parts[2:] if g]
+    return sets
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def resolve(gene: str, table: set[str], aliases: dict[str, str]) -> str | None:
+    """Current symbol of ``gene`` in the gene table, or None."""
+    if gene in SYMBOL_UPDATES and SYMBOL_UPDATES[gene] in table:
+        return SYMBOL_UPDATES[gene]
+    if gene in table:
+        return gene
+    return aliases.get(gene)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--hallmark-gmt", type=Path, default=SHARED / "msigdb_hallmark_50.gmt")
+    ap.add_argument("--cancersea-gmt", type=Path, default=SHARED / "cancersea_14_states.gmt")
+    args = ap.parse_args(argv)
+
+    table = set(gene_table().index)
+    gn = gene_names()
+    aliases = dict(zip(gn.loc[gn["kind"] != "ensembl", "name"], gn.loc[gn["kind"] != "ensembl", "symbol"]))
+
+    # entries: name -> dict(category, source, description, rows=[(gene, direction, weight)], check, compared)
+    entries: dict[str, dict] = {}
+    for name, d in CURATED.items():
+        g = d["genes"]
+        rows = [(x, "up", 1.0) for x in g] if isinstance(g, list) else [
+            (x, "up" if w >= 0 else "down", abs(float(w))) for x, w in g.items()]
+        entries[name] = dict(category=d["category"], source=d["source"], description=d["description"], rows=rows,
+                             check=d["check"], compared=d["compared"])
+
+    old = None
+    if (DATA / "signatures_human.tsv").exists():
+        old = pd.read_csv(DATA / "signatures_human.tsv", sep="\t", keep_default_na=False)
+        old_meta = pd.read_csv(DATA / "signatures_meta.tsv", sep="\t", keep_default_na=False).set_index("name")
+
+    def from_old(name):
+        rows = old[old["name"] == name]
+        return [(r.gene, r.direction, float(r.weight)) for r in rows.itertuples()]
+
+    # Hallmarks
+    if args.hallmark_gmt.exists():
+        if sha256(args.hallmark_gmt) != HALLMARK_SHA256:
+            print(f"warning: {args.hallmark_gmt} differs from the file this library was built from", file=sys.stderr)
+        hallmark = {k: [(x, "up", 1.0) for x in v] for k, v in read_gmt(args.hallmark_gmt).items()}
+    else:
+        print(f"{args.hallmark_gmt} not found: Hallmark rows kept from signatures_human.tsv", file=sys.stderr)
+        hallmark = {k: None for k in old_meta.index[old_meta["category"] == "hallmark"]}
+    for k, rows in sorted(hallmark.items()):
+        entries[k] = dict(category="hallmark", source="Liberzon2015",
+                          description=f"MSigDB Hallmark {k[len('HALLMARK_'):].replace('_', ' ').lower()} (Liberzon 2015; MSigDB v7.5.1)",
+                          rows=rows, check="checked", compared=HALLMARK_COMPARED, prebuilt=rows is None)
+
+    # CancerSEA
+    csea = read_gmt(args.cancersea_gmt) if args.cancersea_gmt.exists() else None
+    if csea is None:
+        print(f"{args.cancersea_gmt} not found: CancerSEA rows kept from signatures_human.tsv", file=sys.stderr)
+    for state, (name, cat, desc, check, compared) in CANCERSEA.items():
+        rows = [(x, "up", 1.0) for x in csea[state]] if csea is not None else None
+        entries[name] = dict(category=cat, source="Yuan2019", description=desc, rows=rows, check=check, compared=compared,
+                             prebuilt=rows is None)
+
+    # symbols
+    out_rows, meta_rows, check_rows = [], [], []
+    for name, e in entries.items():
+        if e.get("prebuilt"):
+            rows = from_old(name)
+            changes = old_meta.loc[name, "check"] == "checked_with_changes"
+            check = old_meta.loc[name, "check"]
+            change_txt = "(kept from the previous build)"
+        else:
+            rows, change_list = [], []
+            for gene, direction, weight in e["rows"]:
+                cur = resolve(gene, table, aliases)
+                if cur is None:
+                    raise SystemExit(f"{name}: {gene} not in the gene table and no alias")
+                if cur != gene:
+                    change_list.append(f"{gene}->{cur}")
+                rows.append((cur, direction, weight))
+            changes = bool(change_list)
+            check = e["check"]
+            if check == "checked" and changes:
+                check = "checked_with_changes"
+            change_txt = ", ".join(change_list)
+        seen = set()
+        for gene, direction, weight in rows:
+            if gene in seen:
+                raise SystemExit(f"{name}: {gene} twice")
+            seen.add(gene)
+            out_rows.append((name, gene, direction, weight))
+        n_up = sum(r[1] == "up" for r in rows)
+        meta_rows.append((name, e["category"], "human", e["source"], e["description"], n_up, len(rows) - n_up, check))
+        check_rows.append((name, e["category"], e["source"], e["compared"], check, change_txt))
+
+    human = pd.DataFrame(out_rows, columns=["name", "gene", "direction", "weight"])
+    meta = pd.DataFrame(meta_rows, columns=["name", "category", "species", "source", "description", "n_up", "n_down", "check"])
+    used = set(meta["source"]) | {p[6] for p in PAIRS} | set(NOT_PAIRED_SOURCES)
+    sources = pd.DataFrame([(k, *SOURCES[k]) for k in SOURCES if k in used], columns=["source", "citation", "doi", "licence"])
+    pairs = pd.DataFrame(PAIRS, columns=["pair", "receptor", "ligand", "receptor_cells", "ligand_cells", "effect", "source"])
+    checks = pd.DataFrame(check_rows, columns=["name", "category", "source", "compared_with", "check", "symbol_changes"])
+
+    human.to_csv(DATA / "signatures_human.tsv", sep="\t", index=False)
+    meta.to_csv(DATA / "signatures_meta.tsv", sep="\t", index=False)
+    sources.to_csv(DATA / "signatures_sources.tsv", sep="\t", index=False)
+    pairs.to_csv(DATA / "checkpoint_pairs.tsv", sep="\t", index=False)
+    checks.to_csv(ROOT / "data" / "signatures_check.tsv", sep="\t", index=False)
+    validate()
+    print(meta.groupby("category").size().to_string())
+    print(meta["check"].value_counts().to_string())
+    print(f"{len(meta)} signatures, {len(human)} rows, {len(sources)} sources, {len(pairs)} pairs")
+
+
+def validate():
+    """Format rules of data/SIGNATURES_FORMAT.md, read back from the written files."""
+    table = set(gene_table().index)
+    human = pd.read_csv(DATA / "signatures_human.tsv", sep="\t", keep_default_na=False)
+    meta = pd.read_csv(DATA / "signatures_meta.tsv", sep="\t", keep_default_na=False)
+    src = pd.read_csv(DATA / "signatures_sources.tsv", sep="\t", keep_default_na=False)
+    pairs = pd.read_csv(DATA / "checkpoint_pairs.tsv", sep="\t", keep_default_na=False)
+    assert list(human.columns) == ["name", "gene", "direction", "weight"]
+    assert list(meta.columns) == ["name", "category", "species", "source", "description", "n_up", "n_down", "check"]
+    assert list(src.columns) == ["source", "citation", "doi", "licence"]
+    assert list(pairs.columns) == ["pair", "receptor", "ligand", "receptor_cells", "ligand_cells", "effect", "source"]
+    assert meta["name"].is_unique and src["source"].is_unique and pairs["pair"].is_unique
+    assert all(re.fullmatch(r"[A-Za-z0-9_]+", n) for n in meta["name"])
+    assert set(human["name"]) == set(meta["name"])
+    assert not human.duplicated(["name", "gene"]).any()
+    assert set(human["direction"]) <= {"up", "down"}
+    assert pd.api.types.is_float_dtype(human["weight"]) and (human["weight"] > 0).all()
+    missing = sorted(set(human["gene"]) - table)
+    assert not missing, missing
+    assert set(meta["category"]) <= set(CATEGORIES), set(meta["category"]) - set(CATEGORIES)
+    assert (meta["species"] == "human").all()
+    assert set(meta["check"]) <= {"checked", "checked_with_changes", "unchecked"}
+    assert set(meta["source"]) <= set(src["source"]) and set(pairs["source"]) <= set(src["source"])
+    assert (src[["citation", "doi", "licence"]] != "").all().all()
+    counts = human.groupby("name")["direction"].value_counts().unstack(fill_value=0)
+    m = meta.set_index("name")
+    assert (counts.reindex(m.index)["up"] == m["n_up"]).all()
+    assert (counts.reindex(m.index).get("down", 0) == m["n_down"]).all()
+    assert (m["n_up"] + m["n_down"] > 0).all() and (meta["description"] != "").all()
+    assert set(pairs["effect"]) <= {"inhibitory", "stimulatory"}
+    for col in ("receptor", "ligand"):
+        for v in pairs[col]:
+            genes = v.split("+")
+            assert all(genes) and set(genes) <= table, v
+    assert (meta["category"] == "hallmark").sum() == 50
+    print("format checks passed")
+
+
+if __name__ == "__main__":
+    main()
