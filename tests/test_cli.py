@@ -22,13 +22,15 @@ def test_demo_writes_outputs(tmp_path, capsys):
               "figures/spatial_true_niche.png", "figures/spatial_true_niche.pdf", "figures/cnv_heatmap.pdf",
               "figures/clone_tree.png", "tables/cnv_clones_arm_calls.csv", "tables/malignant_per_sample.csv",
               "figures/umap_compartments.pdf", "figures/marker_dotplot.png", "figures/composition.pdf",
-              "tables/composition.csv"):
+              "tables/composition.csv", "tables/signature_tests.csv", "tables/checkpoint_interactions.csv",
+              "figures/signatures.pdf", "figures/checkpoint_interactions.png"):
         assert (out / f).stat().st_size > 0, f
     a = ad.read_h5ad(out / "cohort.h5ad")
     assert a.n_obs == 1500 and "chromosome" in a.var and "X_umap" in a.obsm and "X_cnv" in a.obsm
     assert "cell_type" in a.obs and "compartment_colors" in a.uns
+    assert "stemness" in a.obs and "sig_TIROSH_G2M" in a.obs and "checkpoint_interactions" in a.uns
     err = capsys.readouterr().err
-    assert "[1/12] simulate" in err and "[12/12]" in err
+    assert "[1/15] simulate" in err and "[15/15]" in err
 
 
 def test_demo_bad_arguments(tmp_path, capsys):

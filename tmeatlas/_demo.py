@@ -24,10 +24,26 @@ __all__ = ["run_demo"]
 
 #: atlas steps planned but not implemented in this version (reported in summary.json)
 NOT_YET = [
-    "signature scoring and stemness",
     "spatial niches and immune phenotypes",
     "therapy survival",
 ]
+
+
+#: programs shown in the demo's signature figure
+DEMO_SIGNATURES = [
+    "TIROSH_G2M", "HALLMARK_HYPOXIA", "HALLMARK_EPITHELIAL_MESENCHYMAL_TRANSITION", "STEMNESS_CANCERSEA",
+    "TEX_TERMINAL_ZHENG2021", "TPEX_MILLER2019", "CYTOTOXIC_GUO2018", "AYERS_IFNG_6", "MHC1_ANTIGEN_PRESENTATION",
+    "MHC2_ANTIGEN_PRESENTATION", "ELYADA_ICAF", "ELYADA_MYCAF", "ZHANG_C1QC_TAM", "ZHANG_SPP1_TAM", "TREG_ZHENG2021",
+]  # fmt: skip
+
+
+def _quiet(fn, *args, **kwargs):
+    """Call ``fn`` with warnings silenced (the demo reports skipped sets in its tables)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
 
 
 class _Progress:
@@ -60,7 +76,7 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
     out = Path(out)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    step = _Progress(12, progress)
+    step = _Progress(15, progress)
 
     adata = step(f"simulate a cohort of {n_cells:,} cells, {n_patients} patients", datasets.simulate_tumor,
                  n_cells=n_cells, n_patients=n_patients, spatial=True, rng=rng)
@@ -83,6 +99,17 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
     step("CNV subclones", tl.cnv_clones, adata, sample_key=OBS.sample)
     step("scanpy: QC, normalisation, PCA, neighbours, UMAP, Leiden", _scanpy, adata)
     step("cell types and compartments (markers + CNV calls)", tl.annotate, adata, layer="counts", sample_key=OBS.sample)
+    step("signature scores (91 cited sets, one sparse pass)", _quiet, tl.score_signatures, adata, method="control")
+
+    def _stemness(a: AnnData) -> None:
+        # stemness compares cells of one lineage: malignant cells per patient, the rest per compartment
+        mal = (a.obs[OBS.cell_type_major] == "Malignant").to_numpy()
+        a.obs["stemness_group"] = np.where(mal, "malignant " + a.obs[OBS.sample].astype(str), a.obs[OBS.compartment].astype(str))
+        tl.stemness(a, groupby="stemness_group", layer="counts")
+
+    step("stemness (gene counts + coherent stemness programs)", _stemness, adata)
+    step("checkpoint receptor-ligand interactions per patient", tl.checkpoint_interactions, adata,
+         groupby=OBS.cell_type_major, sample_key=OBS.sample, layer="counts", n_perms=200)
 
     def _agreement(a: AnnData) -> dict:
         from sklearn.metrics import adjusted_rand_score, f1_score
@@ -105,8 +132,22 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
             "fine_macro_f1": round(float(f1_score(o[OBS.true_cell_type].astype(str), o[OBS.cell_type].astype(str),
                                                    average="macro", labels=labels)), 4),
         }
+        from sklearn.metrics import roc_auc_score
+
+        cp = a.uns[UNS.simulation]["clone_programs"]
+        hi = set(cp.loc[(cp["program"] == "stemness") & (cp["state"] == "high"), "clone"].astype(str))
+        stem_auc = {}
+        for s in a.obs[OBS.sample].cat.categories:
+            m = truth & (a.obs[OBS.sample] == s).to_numpy() & a.obs["stemness"].notna().to_numpy()
+            y = a.obs[OBS.true_clone].astype(str).isin(hi).to_numpy()[m]
+            if 0 < y.sum() < len(y):
+                stem_auc[str(s)] = round(float(roc_auc_score(y, a.obs["stemness"].to_numpy()[m])), 4)
+        cd8 = o[OBS.true_cell_type].isin(["CD8 T", "exhausted CD8 T", "progenitor-exhausted CD8 T"]).to_numpy()
+        tex = (o[OBS.true_cell_type] == "exhausted CD8 T").to_numpy()[cd8]
         return {
             "annotation_vs_truth": annotation,
+            "stemness_auroc_vs_truth": stem_auc,
+            "exhaustion_auroc_vs_truth": round(float(roc_auc_score(tex, o["sig_TEX_TERMINAL_ZHENG2021"].to_numpy()[cd8])), 4),
             "ari_leiden_vs_true_cell_type": round(float(ari), 4),
             "n_leiden_clusters": int(a.obs["leiden"].nunique()),
             "malignant_f1_vs_truth": round(float(f1_score(truth, called)), 4),
@@ -124,6 +165,11 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
             df.to_csv(out / "tables" / f"simulation_{name}.csv", index=False)
         get.composition(a, groupby=OBS.cell_type, sample_key=OBS.sample).to_csv(out / "tables" / "composition.csv", index=False)
         a.uns[UNS.annotate]["markers_used"].to_csv(out / "tables" / "annotation_markers_used.csv", index=False)
+        get.signature_summary(a, groupby=OBS.cell_type_major, sample_key=OBS.sample).to_csv(
+            out / "tables" / "signature_summary.csv", index=False)
+        _quiet(get.signature_test, a, groupby=OBS.cell_type_major, sample_key=OBS.sample).to_csv(
+            out / "tables" / "signature_tests.csv", index=False)
+        get.checkpoint_interactions(a).to_csv(out / "tables" / "checkpoint_interactions.csv", index=False)
         a.uns[UNS.malignant]["samples"].to_csv(out / "tables" / "malignant_per_sample.csv", index=False)
         a.uns[UNS.malignant]["arm_shifts"].to_csv(out / "tables" / "malignant_cnv_cluster_arms.csv", index=False)
         for k in ("clones", "arm_calls", "tree"):
@@ -147,6 +193,9 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
             pl.compartments(a, show=False, save=out / "figures" / f"umap_compartments.{ext}")
             pl.marker_dotplot(a, show=False, save=out / "figures" / f"marker_dotplot.{ext}")
             pl.composition(a, sample_key=OBS.sample, show=False, save=out / "figures" / f"composition.{ext}")
+            pl.signatures(a, groupby=OBS.cell_type_major, signatures=DEMO_SIGNATURES, show=False,
+                          save=out / "figures" / f"signatures.{ext}")
+            pl.checkpoint_interactions(a, show=False, save=out / "figures" / f"checkpoint_interactions.{ext}")
         if OBSM.spatial in a.obsm:
             for key in (OBS.true_niche, OBS.true_cell_type_major):
                 for ext in ("png", "pdf"):

@@ -90,10 +90,17 @@ def store(
             continue
         frame = getattr(adata, slot)
         items = values.items() if isinstance(values, Mapping) else values.items()
+        new = {}
         for key, col in items:
             col = col.to_numpy() if isinstance(col, pd.Series) and not isinstance(col.dtype, pd.CategoricalDtype) else col
-            frame[key] = col.values if isinstance(col, pd.Series) else col
+            new[key] = col.values if isinstance(col, pd.Series) else col
             added.append(f"{slot}[{key!r}]")
+        if len(new) <= 8:
+            for key, col in new.items():
+                frame[key] = col
+        else:  # many columns (e.g. one per signature): one concat, not a fragmented frame
+            block = pd.DataFrame(new, index=frame.index)
+            setattr(adata, slot, pd.concat([frame.drop(columns=[k for k in new if k in frame.columns]), block], axis=1))
     for slot, values in (("obsm", obsm), ("obsp", obsp)):
         if values is None:
             continue

@@ -130,10 +130,11 @@ def _from_library(items: list[str]) -> pd.DataFrame:
 
 
 def _looks_like_path(value) -> bool:
+    """A path object, or a string ending in ``.gmt`` (``.gmt.gz``, ``.gmt.txt``) or holding a path
+    separator; any other string names a signature or category of the library."""
     if isinstance(value, os.PathLike):
         return True
-    low = value.lower()
-    return low.endswith((".gmt", ".gmt.gz", ".gmt.txt")) or os.sep in value or Path(value).is_file()
+    return value.lower().endswith((".gmt", ".gmt.gz", ".gmt.txt")) or "/" in value or os.sep in value
 
 
 def _resolve(signatures) -> pd.DataFrame:
@@ -667,7 +668,9 @@ def score_signatures(
         a category (``"hallmark"``, ``"exhaustion"``, ...) or signature name of the library, or a
         list of them; a dict ``{name: [genes]}`` or ``{name: {"up": [...], "down": [...],
         "weights": {gene: w}}}``; a path to a GMT file; or a table with columns ``name`` and
-        ``gene`` (``direction``, ``weight``, ``category`` optional) like the library's.
+        ``gene`` (``direction``, ``weight``, ``category`` optional) like the library's. A string
+        is read as a GMT path when it ends in ``.gmt`` or contains a ``/`` (or pass a
+        :class:`pathlib.Path`).
     method
         ``"control"`` (Tirosh / Seurat / scanpy), ``"rank"`` (UCell) or ``"mean"``.
     layer

@@ -261,7 +261,8 @@ def stemness(
         if gkey in adata.obsp:
             graph = gkey
             A = sparse.csr_matrix(adata.obsp[gkey], dtype=np.float64)
-            same = groups[A.nonzero()[0]] == groups[A.nonzero()[1]]
+            src = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
+            same = groups[src] == groups[A.indices]
             A = sparse.csr_matrix((A.data * same, A.indices, A.indptr), shape=A.shape)  # within groups only
             deg = np.asarray(A.sum(axis=1)).ravel()
             ok = np.isfinite(combined)
