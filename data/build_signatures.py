@@ -112,13 +112,13 @@ CURATED = {
     "STEMNESS_PLURIPOTENCY_OSKM": dict(
         category="stemness", source="Takahashi2006",
         description="the four reprogramming factors Oct3/4, Sox2, Klf4, c-Myc (Takahashi & Yamanaka 2006, abstract)",
-        genes=["POU5F1", "SOX2", "KLF4", "MYC"], check="unchecked",
-        compared="not compared with a copy during this build (well-known factor list)"),
+        genes=["POU5F1", "SOX2", "KLF4", "MYC"], check="checked",
+        compared="the paper's Summary/abstract (PubMed 16904174 via mdsite.deno.dev mirror; full-text copy on pdfkul.com): 'four factors, Oct3/4, Sox2, c-Myc, and Klf4' = POU5F1, SOX2, MYC, KLF4"),
     "STEMNESS_PLURIPOTENCY_OSNL": dict(
         category="stemness", source="Yu2007",
         description="the four human reprogramming factors OCT4, SOX2, NANOG, LIN28 (Yu et al. 2007, abstract)",
-        genes=["POU5F1", "SOX2", "NANOG", "LIN28A"], check="unchecked",
-        compared="not compared with a copy during this build (well-known factor list)"),
+        genes=["POU5F1", "SOX2", "NANOG", "LIN28"], check="checked",
+        compared="the paper's summary sentence 'four factors (OCT4, SOX2, NANOG, and LIN28) are sufficient to reprogram human somatic cells' (fujifilmcdi.com publications page, Dec 2007; same factors in the Okita 2008 Science abstract); OCT4 = POU5F1, LIN28 = LIN28A"),
     # ---- checkpoint (sets; the pairs are in checkpoint_pairs.tsv)
     "CHECKPOINT_INHIBITORY_RECEPTORS": dict(
         category="checkpoint", source="Pardoll2012",
@@ -254,7 +254,7 @@ CURATED = {
         description="LRRC15+ myofibroblast (TGF-beta CAF) signature of Dominguez 2020",
         genes=["MMP11", "COL11A1", "C1QTNF3", "CTHRC1", "COL12A1", "COL10A1", "COL5A2", "GJB2", "THBS2", "AEBP1", "MFAP2",
                "LRRC15", "PLAU", "ITGA11"], check="unchecked",
-        compared="matches one third-party copy (lindandan199113/TC data/sig/sig_others.R); not compared with the paper"),
+        compared="matches third-party copies (lindandan199113/TC data/sig/sig_others.R; same list in the Mime1 R package's cal_auc_previous_sig, which cites Dominguez 2020), likely one lineage; not compared with the paper"),
     # ---- TAM
     "ZHANG_C1QC_TAM": dict(
         category="tam", source="Zhang2020",
@@ -270,14 +270,16 @@ CURATED = {
         category="tam", source="Azizi2018",
         description="M1 macrophage polarisation genes (Azizi 2018, reused by Cheng 2021)",
         genes=["IL23A", "TNF", "CXCL9", "CXCL10", "CXCL11", "CD86", "IL1A", "IL1B", "IL6", "CCL5", "IRF5", "IRF1", "CD40", "IDO1",
-               "KYNU", "CCR7"], check="unchecked", compared="from memory of the paper's table; not compared with a copy"),
+               "KYNU", "CCR7"], check="unchecked",
+        compared="not compared with Azizi 2018 itself; the same 16 genes in the same order in several unrelated analysis scripts (GitHub code search, M1 sets attributed to Azizi 2018 / Cheng 2021)"),
     "AZIZI_M2": dict(
         category="tam", source="Azizi2018",
         description="M2 macrophage polarisation genes (Azizi 2018, reused by Cheng 2021)",
         genes=["IL4R", "CCL4", "CCL13", "CCL20", "CCL17", "CCL18", "CCL22", "CCL24", "LYVE1", "VEGFA", "VEGFB", "VEGFC", "VEGFD",
                "EGF", "CTSA", "CTSB", "CTSC", "CTSD", "TGFB1", "TGFB2", "TGFB3", "MMP14", "MMP19", "MMP9", "CLEC7A", "WNT7B",
                "FASLG", "TNFSF12", "TNFSF8", "CD276", "VTCN1", "MSR1", "FN1", "IRF4"],
-        check="unchecked", compared="from memory of the paper's table; not compared with a copy"),
+        check="unchecked",
+        compared="not compared with Azizi 2018 itself; third-party scripts disagree: one has these 34 genes (next to Cheng 2021's angiogenic/phagocytic sets), others add MRC1+CD163 or ARG1+FLT1"),
     # ---- Treg
     "TREG_ZHENG2021": dict(
         category="treg", source="Zheng2021",
@@ -299,7 +301,7 @@ CURATED = {
     # ---- senescence
     "SENMAYO": dict(
         category="senescence", source="Saul2022",
-        description="SenMayo senescence/SASP genes (Saul 2022, Supplementary Table 1, human; 124 of 125: the published PIGF means placental growth factor, PGF, already listed)",
+        description="SenMayo senescence/SASP genes (Saul 2022, human list; 124 of the 125 published: the published PIGF denotes placental growth factor, PGF, also listed)",
         genes=["ACVR1B", "ANG", "ANGPT1", "ANGPTL4", "AREG", "AXL", "BEX3", "BMP2", "BMP6", "C3", "CCL1", "CCL13", "CCL16", "CCL2",
                "CCL20", "CCL24", "CCL26", "CCL3", "CCL3L1", "CCL4", "CCL5", "CCL7", "CCL8", "CD55", "CD9", "CSF1", "CSF2", "CSF2RB",
                "CST4", "CTNNB1", "CTSB", "CXCL1", "CXCL10", "CXCL12", "CXCL16", "CXCL2", "CXCL3", "CXCL8", "CXCR2", "DKK1", "EDN1",
@@ -310,8 +312,8 @@ CURATED = {
                "PLAT", "PLAU", "PLAUR", "PTBP1", "PTGER2", "PTGES", "RPS6KA5", "SCAMP4", "SELPLG", "SEMA3F", "SERPINB4", "SERPINE1",
                "SERPINE2", "SPP1", "SPX", "TIMP2", "TNF", "TNFRSF10C", "TNFRSF11B", "TNFRSF1A", "TNFRSF1B", "TUBGCP2", "VEGFA",
                "VEGFC", "VGF", "WNT16", "WNT2"],
-        check="unchecked",
-        compared="matches a third-party copy (senescore/genes.py SENMAYO_HUMAN, 125 genes, code search) and the gene count of the paper; not compared with the supplementary table itself. PIGF is dropped: in the paper it denotes placental growth factor (PGF, listed), while HGNC PIGF is an unrelated GPI-anchor gene"),
+        check="checked_with_changes",
+        compared="MSigDB gene set SAUL_SEN_MAYO (curated from Saul 2022), file SAUL_SEN_MAYO.v2023.1.Hs.gmt as kept in lzh233/bysy data/pathway_data/: 125 genes, identical to the list here except PIGF, dropped on purpose: in SenMayo it means placental growth factor (NCBI lists PIGF as an alias of PGF, which is in the set), while the HGNC symbol PIGF is an unrelated GPI-anchor biosynthesis gene that would be scored instead. Also matches senescore genes.py SENMAYO_HUMAN (125)"),
     # ---- drug efflux
     "DRUG_EFFLUX_ABC_CORE": dict(
         category="drug_efflux", source="Robey2018",
@@ -332,13 +334,13 @@ CANCERSEA = {
     "CancerSEA_Quiescence": ("QUIESCENCE_CANCERSEA", "quiescence", "CancerSEA quiescence state genes (66), Yuan 2019",
                              "checked", "CancerSEA download file Quiescence.txt as kept in cnio-bu/beyondcell data-raw/CancerSEA (gene by gene)"),
     "CancerSEA_Hypoxia": ("HYPOXIA_CANCERSEA", "hypoxia", "CancerSEA hypoxia state genes (83), Yuan 2019",
-                          "unchecked", "taken from the shared GMT made from the CancerSEA download; not compared with the download file"),
+                          "checked", "CancerSEA download file Hypoxia.txt as kept in cnio-bu/beyondcell data-raw/CancerSEA (gene by gene, same order)"),
     "CancerSEA_EMT": ("EMT_CANCERSEA", "emt", "CancerSEA EMT state genes (90), Yuan 2019",
-                      "unchecked", "taken from the shared GMT made from the CancerSEA download; not compared with the download file"),
+                      "checked", "CancerSEA download file EMT.txt as kept in cnio-bu/beyondcell data-raw/CancerSEA (gene by gene, same order)"),
     "CancerSEA_DNA_repair": ("DNA_REPAIR_CANCERSEA", "dna_repair", "CancerSEA DNA repair state genes (119), Yuan 2019",
-                             "unchecked", "taken from the shared GMT made from the CancerSEA download; not compared with the download file"),
+                             "checked", "CancerSEA download file DNA_repair.txt as kept in cnio-bu/beyondcell data-raw/CancerSEA (gene by gene, same order)"),
     "CancerSEA_Angiogenesis": ("ANGIOGENESIS_CANCERSEA", "angiogenesis", "CancerSEA angiogenesis state genes (73), Yuan 2019",
-                               "unchecked", "taken from the shared GMT made from the CancerSEA download; not compared with the download file"),
+                               "checked", "CancerSEA download file Angiogenesis.txt as kept in cnio-bu/beyondcell data-raw/CancerSEA (gene by gene, same order)"),
 }
 
 HALLMARK_COMPARED = ("h.all.v7.5.1.symbols.gmt (MSigDB v7.5.1, URLs gsea-msigdb.org) as kept in ma020424/Ma-: "
@@ -353,6 +355,8 @@ SYMBOL_UPDATES = {
     "PHB": "PHB1", "TTC37": "SKIC3",
     # Tirosh 2016 cell-cycle lists
     "MLF1IP": "CENPU", "FAM64A": "PIMREG", "HN1": "JPT1",
+    # Yu 2007 reprogramming factor
+    "LIN28": "LIN28A",
 }
 
 # --------------------------------------------------------------------------------------------
