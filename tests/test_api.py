@@ -79,6 +79,12 @@ def _scored(sim):
     return a
 
 
+def _neighbors(sim):
+    a = sim.copy()
+    tm.gr.neighborhoods(a, cluster_key="true_cell_type_major", sample_key="sample")
+    return a
+
+
 #: labelled reference for tl.transfer_labels (same n_genes as _sim, hence the same genes)
 _REFERENCE = tm.datasets.simulate_tumor(n_cells=200, n_patients=1, n_genes=3000, spatial=False, rng=5)
 
@@ -104,6 +110,8 @@ CASES = {
     ),
     "get.composition": (_annotated, {"sample_key": "sample"}),
     "datasets.signatures": (None, {"category": "hallmark"}),
+    "gr.neighborhoods": (lambda sim: sim.copy(), {"cluster_key": "true_cell_type_major", "sample_key": "sample"}),
+    "gr.enrichment": (_neighbors, {"cluster_key": "true_cell_type_major", "sample_key": "sample", "n_perms": 100}),
     "datasets.checkpoint_pairs": (None, {}),
     "tl.score_signatures": (lambda sim: sim.copy(), {"signatures": "hallmark", "method": "control"}),
     "tl.stemness": (lambda sim: sim.copy(), {"groupby": "sample"}),

@@ -62,10 +62,11 @@ OBSM = SimpleNamespace(
     scvi="X_scvi",
     scanvi="X_scanvi",
     signatures="X_signatures",
+    neighborhood="X_neighborhood",
 )
 
 #: graphs in ``adata.obsp``
-OBSP = SimpleNamespace()
+OBSP = SimpleNamespace(spatial_connectivities="spatial_connectivities", spatial_distances="spatial_distances")
 
 #: entries in ``adata.uns``
 UNS = SimpleNamespace(
@@ -80,5 +81,7 @@ UNS = SimpleNamespace(
     signatures="signatures",
     stemness="stemness",
     checkpoint_interactions="checkpoint_interactions",
+    neighborhoods="neighborhoods",
+    enrichment="enrichment",
     log="tmeatlas_log",
 )

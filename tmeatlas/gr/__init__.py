@@ -1,8 +1,11 @@
 """Spatial graphs, neighbourhoods and niches: ``tm.gr``.
 
-The spatial-niche issue adds its tools here; nothing is exported until it exists.
+Neighbourhood composition per sample and neighbourhood enrichment are here; niches, the
+tumour interface and immune phenotypes follow (spatial-niche issue).
 """
 
 from __future__ import annotations
 
-__all__: list[str] = []
+from ._neighborhoods import enrichment, neighborhoods
+
+__all__ = ["enrichment", "neighborhoods"]
