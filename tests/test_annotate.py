@@ -240,8 +240,8 @@ def test_merfish_lung_panel(merfish_nsclc):
     """MERFISH NSCLC (479 genes, median 64 transcripts per cell) against the authors' type_lvl1.
 
     Measured: balanced accuracy 0.59 (per cell, defaults). The acceptance target of 0.85 is not
-    reached; a supervised logistic regression trained on these very labels reaches 0.75
-    (5-fold cross-validated, all 479 genes), so the labels are not fully recoverable from this
+    reached; a supervised logistic regression trained on these very labels reaches 0.72
+    (5-fold cross-validated, all 479 genes; benchmarks/annotate_accuracy.py), so the labels are not fully recoverable from this
     expression matrix. The lung epithelium here expresses LYZ and MHC class II (alveolar type II
     cells), and only two epithelial markers (KRT8, PERP) are on the panel: most errors are
     epithelial cells called myeloid.

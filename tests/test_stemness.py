@@ -27,7 +27,7 @@ def test_stemness_high_clones_rank_first():
 
     Measured on 5 cohorts (seeds 0-4, 4,000 cells; one patient each with both kinds of clones):
     AUROC 0.929, 0.953, 0.863, 0.921, 0.939 — the 0.863 (seed 2: 26 stem-like cells among 195)
-    misses; the simulator's own stemness genes averaged per cell reach 0.94 there.
+    misses.
     """
     from sklearn.metrics import roc_auc_score
 

@@ -317,10 +317,11 @@ def annotate(
     markers that were measured; in [0, 1].
 
     **Validation** (``tests/test_annotate.py``; ``benchmarks/annotate.py``): simulated cohorts
-    (with CNV calls) major-type accuracy 0.99, compartment 0.99, fine-type macro-F1 0.91-0.94;
+    (with CNV calls) major-type accuracy 0.984-0.993, compartment 0.987-0.994, fine-type macro-F1
+    0.91-0.94;
     MERFISH lung (479 genes, 64 transcripts per cell) balanced accuracy 0.59 against the
     authors' seven broad types, where a supervised classifier trained on those labels reaches
-    0.75 (cross-validated).
+    0.72 (cross-validated; ``benchmarks/annotate_accuracy.py``).
 
     Parameters
     ----------

@@ -143,8 +143,8 @@ def stemness(
     tumour's stem-like program among many that do not vary. The score is therefore the sets'
     *coherent component*: the first principal component of the standardised log expression of
     their genes across the group's cells (PAGODA's pathway score, Fan et al., Nat Methods 13:241,
-    2016), oriented so that the genes load positively. On simulated tumours it separates
-    stem-like clones far better than the sets' mean (AUROC 0.86-0.96 vs 0.66-0.82 per cell).
+    2016), oriented so that the genes load positively, and recomputed on its core (the genes that
+    correlate with it beyond chance, ``r > 3 / sqrt(n)``) so that non-varying genes add no noise.
 
     Within each group (``groupby``, e.g. sample or compartment: stemness compares cells of one
     lineage, so run it per patient on the malignant cells or give ``groupby``), both signals are
