@@ -1,0 +1,111 @@
+"""Spatial neighbourhoods and enrichment: tmeatlas vs squidpy on the same graph.
+
+Run by hand from the project root (results go to benchmarks/results/spatial.json):
+
+    .venv/bin/python benchmarks/spatial.py --sizes 100000 --n-perms 1000
+
+Each size: a simulated cohort (``tm.datasets.simulate_tumor``, 4 patients, seed 0, 2,000 genes:
+only coordinates and labels matter) written to a temporary h5ad; each tool runs in its own
+subprocess (peak RSS = that tool's), on the true major cell types.
+
+* ``tmeatlas``: ``tm.gr.neighborhoods`` (kNN, k = 15, per sample) then ``tm.gr.enrichment``
+  (``n_perms`` permutations within samples, pooled and per-sample z-scores).
+* ``squidpy``: ``sq.gr.nhood_enrichment`` on the graph that tmeatlas built (same edges; labels
+  permuted within samples via ``library_key``; ``n_jobs=1``), so that only the enrichment step
+  is compared; agreement is the Spearman correlation of the pooled z-scores.
+The 1M-cell size of the spatial-niche issue is not run yet.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results" / "spatial.json"
+
+WORKER = r'''
+import json, resource, sys, time, warnings
+warnings.simplefilter("ignore")
+import anndata as ad, numpy as np
+path, tool, n_perms = sys.argv[1], sys.argv[2], int(sys.argv[3])
+a = ad.read_h5ad(path)
+import tmeatlas as tm
+t0 = time.perf_counter()
+tm.gr.neighborhoods(a, cluster_key="true_cell_type_major", sample_key="sample", n_neighbors=15)
+t1 = time.perf_counter()
+out = {"tool": tool, "n_cells": a.n_obs, "neighborhoods_seconds": round(t1 - t0, 2)}
+if tool == "tmeatlas":
+    tm.gr.enrichment(a, cluster_key="true_cell_type_major", sample_key="sample", n_perms=n_perms)
+    t2 = time.perf_counter()
+    z = a.uns["enrichment"]["zscore"]
+    z = z[z["sample"] == "pooled"]
+    out["pooled_z"] = {f"{r.cluster_a}|{r.cluster_b}": float(r.zscore) for r in z.itertuples()}
+else:
+    import squidpy as sq
+    t1 = time.perf_counter()
+    sq.gr.nhood_enrichment(a, cluster_key="true_cell_type_major", library_key="sample", connectivity_key="spatial",
+                           n_perms=n_perms, n_jobs=1, seed=0, show_progress_bar=False)
+    t2 = time.perf_counter()
+    cats = list(a.obs["true_cell_type_major"].cat.categories)
+    Z = a.uns["true_cell_type_major_nhood_enrichment"]["zscore"]
+    out["pooled_z"] = {f"{ca}|{cb}": float(Z[i, j]) for i, ca in enumerate(cats) for j, cb in enumerate(cats)}
+out["enrichment_seconds"] = round(t2 - t1, 2)
+out["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
+print(json.dumps(out))
+'''
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000])
+    ap.add_argument("--n-perms", type=int, default=1000)
+    ap.add_argument("--timeout", type=int, default=3600)
+    args = ap.parse_args()
+
+    import numpy as np
+    from scipy.stats import spearmanr
+
+    import tmeatlas as tm
+
+    runs = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in args.sizes:
+            a = tm.datasets.simulate_tumor(n_cells=n, n_patients=4, n_genes=2000, rng=0)
+            path = Path(tmp) / f"cohort_{n}.h5ad"
+            a.write_h5ad(path)
+            del a
+            res = {}
+            for tool in ("tmeatlas", "squidpy"):
+                p = subprocess.run([sys.executable, "-c", WORKER, str(path), tool, str(args.n_perms)],
+                                   capture_output=True, text=True, timeout=args.timeout)
+                res[tool] = (json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0
+                             else {"tool": tool, "n_cells": n, "error": p.stderr.strip().splitlines()[-1:]})
+            if all("pooled_z" in r for r in res.values()):
+                keys = sorted(set(res["tmeatlas"]["pooled_z"]) & set(res["squidpy"]["pooled_z"]))
+                x = np.array([res["tmeatlas"]["pooled_z"][k] for k in keys])
+                y = np.array([res["squidpy"]["pooled_z"][k] for k in keys])
+                ok = np.isfinite(x) & np.isfinite(y)
+                res["tmeatlas"]["spearman_pooled_z_vs_squidpy"] = round(float(spearmanr(x[ok], y[ok])[0]), 4)
+                res["tmeatlas"]["enrichment_speedup_vs_squidpy"] = round(
+                    res["squidpy"]["enrichment_seconds"] / max(res["tmeatlas"]["enrichment_seconds"], 1e-9), 1)
+            for r in res.values():
+                r.pop("pooled_z", None)
+                print(json.dumps(r), file=sys.stderr)
+                runs.append(r)
+    out = {"benchmark": "spatial neighbourhoods + enrichment, tmeatlas vs squidpy nhood_enrichment",
+           "machine": {"date": datetime.now(UTC).isoformat(timespec="seconds"), "platform": platform.platform(),
+                       "cpu_count": os.cpu_count(), "python": platform.python_version()},
+           "n_perms": args.n_perms, "runs": runs}
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(out, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
