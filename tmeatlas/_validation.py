@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "check_adata",
+    "check_expression_values",
     "check_obs_key",
     "check_one_of",
     "get_matrix",
@@ -90,3 +91,15 @@ def looks_like_counts(X, *, n_check: int = 2000) -> bool:
     if data.size == 0:
         return True
     return bool(np.all(data >= 0) and np.all(np.abs(data - np.round(data)) < 1e-6))
+
+
+def check_expression_values(X) -> None:
+    """Raise unless the stored values of ``X`` are finite and non-negative (counts or normalised expression)."""
+    data = X.data if sparse.issparse(X) else np.asarray(X)
+    if data.size and not np.isfinite(data).all():
+        raise InvalidInputError("the expression matrix contains NaN or infinite values; remove or impute them first.")
+    if data.size and data.min() < 0:
+        raise InvalidInputError(
+            "the expression matrix has negative values (scaled data?); pass raw counts or log-normalised "
+            "expression (e.g. `layer='counts'`)."
+        )

@@ -13,7 +13,7 @@ from .._errors import InvalidInputError, InvalidParameterError
 from .._keys import OBS, OBSM, UNS
 from .._settings import logger, settings
 from .._store import store
-from .._validation import check_obs_key, get_matrix, looks_like_counts, start
+from .._validation import check_expression_values, check_obs_key, get_matrix, looks_like_counts, start
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -106,13 +106,7 @@ def _normalised_markers(X, cols: np.ndarray, chunk: int) -> tuple[sparse.csr_mat
     else:
         X = np.asarray(X)
         data = X
-    if data.size and not np.isfinite(data).all():
-        raise InvalidInputError("the expression matrix contains NaN or infinite values; remove or impute them first.")
-    if data.size and data.min() < 0:
-        raise InvalidInputError(
-            "the expression matrix has negative values (scaled data?); pass raw counts or log-normalised "
-            "expression (e.g. `layer='counts'`)."
-        )
+    check_expression_values(X)
     counts = looks_like_counts(X)
     linear = (not counts) and data.size > 0 and float(data.max()) > 50
     mode = "counts" if counts else ("linear" if linear else "log")

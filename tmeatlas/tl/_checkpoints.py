@@ -15,7 +15,7 @@ from .._keys import OBSM, UNS
 from .._rng import make_rng, resolve_seed, spawn_seeds
 from .._settings import logger, settings
 from .._store import store
-from .._validation import check_obs_key, get_matrix, looks_like_counts, start
+from .._validation import check_expression_values, check_obs_key, get_matrix, looks_like_counts, start
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -120,15 +120,8 @@ def _pair_expression(X, cols: np.ndarray, chunk: int) -> tuple[sparse.csr_matrix
     Library sizes are row sums of the whole matrix, computed chunk by chunk; only the pair
     genes' columns are kept.
     """
-    data = X.data if sparse.issparse(X) else None
-    if data is not None:
-        if data.size and not np.isfinite(data).all():
-            raise InvalidInputError("the expression matrix contains NaN or infinite values; remove or impute them first.")
-        if data.size and data.min() < 0:
-            raise InvalidInputError(
-                "the expression matrix has negative values (scaled data?); pass raw counts or log-normalised "
-                "expression with `layer=`."
-            )
+    if sparse.issparse(X):
+        check_expression_values(X)
     counts = looks_like_counts(X)
     parts = []
     for s in range(0, X.shape[0], chunk):
@@ -137,13 +130,7 @@ def _pair_expression(X, cols: np.ndarray, chunk: int) -> tuple[sparse.csr_matrix
             Xc = sparse.csr_matrix(block, dtype=np.float64)
         else:
             arr = np.asarray(block, dtype=np.float64)
-            if not np.isfinite(arr).all():
-                raise InvalidInputError("the expression matrix contains NaN or infinite values; remove or impute them first.")
-            if arr.size and arr.min() < 0:
-                raise InvalidInputError(
-                    "the expression matrix has negative values (scaled data?); pass raw counts or "
-                    "log-normalised expression with `layer=`."
-                )
+            check_expression_values(arr)  # dense input: checked chunk by chunk
             Xc = sparse.csr_matrix(arr)
         Xm = sparse.csr_matrix(Xc[:, cols])
         if counts:

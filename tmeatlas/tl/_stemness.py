@@ -12,7 +12,7 @@ from .._errors import InvalidInputError, InvalidParameterError
 from .._keys import OBS, UNS
 from .._settings import logger, settings
 from .._store import store
-from .._validation import check_obs_key, get_matrix, looks_like_counts, start
+from .._validation import check_expression_values, check_obs_key, get_matrix, looks_like_counts, start
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -206,8 +206,7 @@ def stemness(
     chunk = int(chunk_size or settings.chunk_size)
     X = get_matrix(adata, layer)
     X = sparse.csr_matrix(X) if not sparse.issparse(X) else X.tocsr()
-    if X.data.size and not np.isfinite(X.data).all():
-        raise InvalidInputError("the expression matrix contains NaN or infinite values; remove or impute them first.")
+    check_expression_values(X)
     counts = looks_like_counts(X)
     w = float(gene_count_weight) if signatures is not None else 1.0
 
