@@ -364,6 +364,8 @@ def signature_test(
         ok = np.isfinite(p)
         if ok.any():
             adj = np.full(len(p), np.nan)
+            from ..tl._checkpoints import _bh
+
             adj[ok] = _bh(p[ok])
             out.loc[idx, "padj"] = adj
     out = out.drop(columns="_k")
@@ -374,12 +376,6 @@ def signature_test(
     out.attrs["n_samples_total"] = len(samples)
     out.attrs["test"] = test
     return out.reset_index(drop=True)
-
-
-def _bh(p: np.ndarray) -> np.ndarray:
-    from scipy.stats import false_discovery_control
-
-    return false_discovery_control(np.asarray(p, dtype=np.float64), method="bh")
 
 
 def _categories_of(adata: AnnData) -> pd.Series | None:

@@ -86,29 +86,12 @@ def _subunits(s: str) -> list[str]:
 
 
 def _gene_columns(var_names: pd.Index, genes: list[str]) -> dict[str, int]:
-    """Column of each gene found in the data: exact name, else case-insensitive, else via Ensembl IDs."""
-    names = pd.Index(var_names.astype(str))
-    exact = pd.Series(np.arange(len(names)), index=names)
-    exact = exact[~exact.index.duplicated()]
-    upper = pd.Series(np.arange(len(names)), index=names.str.upper())
-    upper = upper[~upper.index.duplicated()]
-    out: dict[str, int] = {}
-    for g in genes:
-        if g in exact.index:
-            out[g] = int(exact[g])
-        elif g.upper() in upper.index:
-            out[g] = int(upper[g.upper()])
-    missing = [g for g in genes if g not in out]
-    if missing:
-        from ..pp._gene_positions import _detect_id_type
+    """Column of each gene found in the data (the matching of :func:`tmeatlas.tl.score_signatures`:
+    exact name, else current HGNC symbols via Ensembl IDs, legacy symbols, aliases and case)."""
+    from ._signatures import _gene_columns as columns
 
-        if _detect_id_type(names) == "ensembl":  # Ensembl IDs: go through the shipped symbol table
-            from ._annotate import _symbols
-
-            sym = pd.Series(np.arange(len(names)), index=_symbols(names))
-            sym = sym[~sym.index.duplicated()]
-            out.update({g: int(sym[g]) for g in missing if g in sym.index})
-    return out
+    cols = columns(var_names, genes)
+    return {g: int(c) for g, c in zip(genes, cols) if c >= 0}
 
 
 # --------------------------------------------------------------------------------------------
