@@ -85,6 +85,40 @@ def _neighbors(sim):
     return a
 
 
+_TUMOR = {"tumor_key": "true_cell_type_major", "tumor_value": "Malignant", "sample_key": "sample"}
+_THER = ["trastuzumab", "paclitaxel", "pembrolizumab"]
+
+
+def _interface(sim):
+    a = sim.copy()
+    tm.gr.interface(a, **_TUMOR)
+    return a
+
+
+def _niches(sim):
+    a = _interface(sim)
+    tm.gr.niches(a, cluster_key="true_cell_type", sample_key="sample", n_niches=4)
+    return a
+
+
+def _phenotypes(sim):
+    a = _interface(sim)
+    tm.gr.immune_phenotype(a, sample_key="sample", cell_type_key="true_cell_type")
+    return a
+
+
+def _survival(sim):
+    a = _cnv(sim, 3)
+    tm.tl.therapy_survival(a, therapies=_THER, sample_key="sample")
+    return a
+
+
+def _covered(sim):
+    a = _survival(sim)
+    tm.tl.combination_cover(a)
+    return a
+
+
 #: labelled reference for tl.transfer_labels (same n_genes as _sim, hence the same genes)
 _REFERENCE = tm.datasets.simulate_tumor(n_cells=200, n_patients=1, n_genes=3000, spatial=False, rng=5)
 
@@ -129,6 +163,18 @@ CASES = {
     "pl.compartments": (_annotated, {"show": False}),
     "pl.marker_dotplot": (_annotated, {"show": False}),
     "pl.composition": (_annotated, {"sample_key": "sample", "show": False}),
+    "gr.interface": (lambda sim: sim.copy(), _TUMOR),
+    "gr.niches": (_interface, {"cluster_key": "true_cell_type", "sample_key": "sample", "k_range": (3, 5)}),
+    "gr.immune_phenotype": (_interface, {"sample_key": "sample", "cell_type_key": "true_cell_type"}),
+    "pl.spatial_niches": (_niches, {"show": False}),
+    "pl.niche_composition": (_niches, {"show": False}),
+    "pl.interface_profile": (_interface, {"groupby": "true_cell_type_major", "show": False}),
+    "pl.immune_phenotypes": (_phenotypes, {"show": False}),
+    "datasets.therapies": (None, {}),
+    "tl.therapy_survival": (lambda sim: _cnv(sim, 3), {"therapies": _THER, "sample_key": "sample"}),
+    "tl.combination_cover": (_survival, {}),
+    "get.therapy_survival": (_survival, {}),
+    "get.combination_cover": (_covered, {}),
 }
 
 #: a bad argument for each dataset function
@@ -137,6 +183,7 @@ BAD_DATASET_ARGS = {
     "datasets.markers": {"level": "nonsense"},
     "datasets.signatures": {"category": "nonsense"},
     "datasets.checkpoint_pairs": {"effect": "nonsense"},
+    "datasets.therapies": {"species": "mouse"},
 }
 
 

@@ -29,8 +29,11 @@ def test_demo_writes_outputs(tmp_path, capsys):
     assert a.n_obs == 1500 and "chromosome" in a.var and "X_umap" in a.obsm and "X_cnv" in a.obsm
     assert "cell_type" in a.obs and "compartment_colors" in a.uns
     assert "stemness" in a.obs and "sig_TIROSH_G2M" in a.obs and "checkpoint_interactions" in a.uns
+    assert {"niche", "tumor_distance", "tumor_region", "immune_phenotype"} <= set(a.obs.columns)
+    for f in ("figures/spatial_niches.pdf", "figures/immune_phenotypes.png", "tables/immune_phenotype.csv"):
+        assert (out / f).stat().st_size > 0, f
     err = capsys.readouterr().err
-    assert "[1/15] simulate" in err and "[15/15]" in err
+    assert "[1/18] simulate" in err and "[18/18]" in err
 
 
 def test_demo_bad_arguments(tmp_path, capsys):

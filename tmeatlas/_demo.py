@@ -24,7 +24,6 @@ __all__ = ["run_demo"]
 
 #: atlas steps planned but not implemented in this version (reported in summary.json)
 NOT_YET = [
-    "spatial niches and immune phenotypes",
     "therapy survival",
 ]
 
@@ -71,12 +70,12 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
     mpl.use("Agg")
     import scanpy as sc
 
-    from . import datasets, get, pl, pp, tl
+    from . import datasets, get, gr, pl, pp, tl
 
     out = Path(out)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    step = _Progress(15, progress)
+    step = _Progress(18, progress)
 
     adata = step(f"simulate a cohort of {n_cells:,} cells, {n_patients} patients", datasets.simulate_tumor,
                  n_cells=n_cells, n_patients=n_patients, spatial=True, rng=rng)
@@ -111,6 +110,14 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
     step("checkpoint receptor-ligand interactions per patient", tl.checkpoint_interactions, adata,
          groupby=OBS.cell_type_major, sample_key=OBS.sample, layer="counts", n_perms=200)
 
+    if OBSM.spatial in adata.obsm:
+        step("tumour interface: signed distance to the tumour boundary, core / margin / stroma", gr.interface, adata,
+             sample_key=OBS.sample)
+        step("immune phenotype per patient (CD8 T densities in core, margin, stroma)", gr.immune_phenotype, adata,
+             sample_key=OBS.sample)
+        step("spatial niches shared across patients (number chosen by stability)", gr.niches, adata,
+             sample_key=OBS.sample, rng=rng)
+
     def _agreement(a: AnnData) -> dict:
         from sklearn.metrics import adjusted_rand_score, f1_score
 
@@ -144,8 +151,19 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
                 stem_auc[str(s)] = round(float(roc_auc_score(y, a.obs["stemness"].to_numpy()[m])), 4)
         cd8 = o[OBS.true_cell_type].isin(["CD8 T", "exhausted CD8 T", "progenitor-exhausted CD8 T"]).to_numpy()
         tex = (o[OBS.true_cell_type] == "exhausted CD8 T").to_numpy()[cd8]
+        spatial = {}
+        if OBS.niche in a.obs.columns:
+            pheno = a.uns[UNS.immune_phenotype]["table"].set_index("sample")["phenotype"]
+            truth_pheno = a.uns[UNS.simulation]["patients"].set_index("patient")["immune_phenotype"]
+            spatial = {
+                "niche_ari_vs_truth": round(float(adjusted_rand_score(o[OBS.true_niche], o[OBS.niche])), 4),
+                "niches": [str(c) for c in o[OBS.niche].cat.categories],
+                "immune_phenotype_called": {str(k): str(v) for k, v in pheno.items()},
+                "immune_phenotype_truth": {str(k): str(v) for k, v in truth_pheno.items()},
+            }
         return {
             "annotation_vs_truth": annotation,
+            "spatial_vs_truth": spatial,
             "stemness_auroc_vs_truth": stem_auc,
             "exhaustion_auroc_vs_truth": round(float(roc_auc_score(tex, o["sig_TEX_TERMINAL_ZHENG2021"].to_numpy()[cd8])), 4),
             "ari_leiden_vs_true_cell_type": round(float(ari), 4),
@@ -171,6 +189,10 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
             out / "tables" / "signature_tests.csv", index=False)
         get.checkpoint_interactions(a).to_csv(out / "tables" / "checkpoint_interactions.csv", index=False)
         a.uns[UNS.malignant]["samples"].to_csv(out / "tables" / "malignant_per_sample.csv", index=False)
+        if OBS.niche in a.obs.columns:
+            a.uns[UNS.niches]["composition"].to_csv(out / "tables" / "niche_composition.csv")
+            a.uns[UNS.interface]["samples"].to_csv(out / "tables" / "interface_per_sample.csv", index=False)
+            a.uns[UNS.immune_phenotype]["table"].to_csv(out / "tables" / "immune_phenotype.csv", index=False)
         a.uns[UNS.malignant]["arm_shifts"].to_csv(out / "tables" / "malignant_cnv_cluster_arms.csv", index=False)
         for k in ("clones", "arm_calls", "tree"):
             a.uns[UNS.cnv_clones][k].to_csv(out / "tables" / f"cnv_clones_{k}.csv", index=False)
@@ -200,6 +222,12 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
             for key in (OBS.true_niche, OBS.true_cell_type_major):
                 for ext in ("png", "pdf"):
                     pl.spatial(a, color=key, sample_key=OBS.sample, ncols=4, show=False, save=out / "figures" / f"spatial_{key}.{ext}")
+            if OBS.niche in a.obs.columns:
+                for ext in ("png", "pdf"):
+                    pl.spatial_niches(a, show=False, save=out / "figures" / f"spatial_niches.{ext}")
+                    pl.niche_composition(a, show=False, save=out / "figures" / f"niche_composition.{ext}")
+                    pl.interface_profile(a, show=False, save=out / "figures" / f"interface_profile.{ext}")
+                    pl.immune_phenotypes(a, show=False, save=out / "figures" / f"immune_phenotypes.{ext}")
 
     step("figures", _figures, adata)
     step("write cohort.h5ad", adata.write_h5ad, out / "cohort.h5ad", compression="gzip")

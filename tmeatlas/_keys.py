@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
-__all__ = ["OBS", "OBSM", "OBSP", "SIGNATURE_PREFIX", "UNS", "VAR"]
+__all__ = ["OBS", "OBSM", "OBSP", "SIGNATURE_PREFIX", "SURVIVAL_PREFIX", "UNS", "VAR"]
 
 #: per-gene columns in ``adata.var``
 VAR = SimpleNamespace(
@@ -49,10 +49,18 @@ OBS = SimpleNamespace(
     # tm.tl.transfer_labels
     transferred_label="transferred_label",
     transferred_confidence="transferred_label_confidence",
+    # tm.gr.niches / interface / immune_phenotype
+    niche="niche",
+    tumor_distance="tumor_distance",
+    tumor_region="tumor_region",
+    immune_phenotype="immune_phenotype",
 )
 
 #: prefix of the per-cell signature scores in ``adata.obs`` (``"sig_<name>"``)
 SIGNATURE_PREFIX = "sig_"
+
+#: prefix of the per-cell therapy survival probabilities in ``adata.obs`` (``"survival_<therapy>"``)
+SURVIVAL_PREFIX = "survival_"
 
 #: matrices in ``adata.obsm``
 OBSM = SimpleNamespace(
@@ -83,5 +91,10 @@ UNS = SimpleNamespace(
     checkpoint_interactions="checkpoint_interactions",
     neighborhoods="neighborhoods",
     enrichment="enrichment",
+    niches="niches",
+    interface="interface",
+    immune_phenotype="immune_phenotype",
+    therapy_survival="therapy_survival",
+    combination_cover="combination_cover",
     log="tmeatlas_log",
 )

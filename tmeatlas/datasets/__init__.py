@@ -5,5 +5,6 @@ from __future__ import annotations
 from ._markers import markers
 from ._signatures import checkpoint_pairs, signatures
 from ._simulate import simulate_tumor
+from ._therapies import therapies
 
-__all__ = ["checkpoint_pairs", "markers", "signatures", "simulate_tumor"]
+__all__ = ["checkpoint_pairs", "markers", "signatures", "simulate_tumor", "therapies"]

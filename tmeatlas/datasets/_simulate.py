@@ -115,7 +115,9 @@ _COMPOSITION: dict[str, dict[str, dict[str, float]]] = {
         "inflamed": _comp(mal=55, tex=7, cd8=3.5, tpex=1, cd4=2, treg=2, nk=2, b=0.5, plasma=0.5, mono=0.8,
                           ncmono=0.3, c1q=3, spp1=5, cdc1=0.4, cdc2=0.7, pdc=0.3, neut=1.2, mast=0.2,
                           mycaf=3, icaf=0.5, endo=2.5, peri=1),
-        "excluded": _comp(mal=72, tex=0.8, cd8=0.5, tpex=0.1, cd4=0.5, treg=0.4, nk=0.4, b=0.1, plasma=0.2,
+        # excluded: intratumoural CD8 T cells well below the 100/mm2 of the immunotype definition
+        # (J Immunother Cancer 12:e009550, 2024) at this section's ~6,900 cells/mm2
+        "excluded": _comp(mal=72.85, tex=0.3, cd8=0.2, tpex=0.05, cd4=0.4, treg=0.3, nk=0.4, b=0.1, plasma=0.2,
                           mono=0.8, ncmono=0.2, c1q=2.5, spp1=4.5, cdc1=0.1, cdc2=0.3, pdc=0.1, neut=1.5,
                           mast=0.2, mycaf=5, icaf=0.5, endo=3, peri=1.2),
         "desert": _comp(mal=78, tex=0.2, cd8=0.2, tpex=0.05, cd4=0.2, treg=0.1, nk=0.2, b=0.05, plasma=0.1,

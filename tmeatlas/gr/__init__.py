@@ -1,11 +1,9 @@
-"""Spatial graphs, neighbourhoods and niches: ``tm.gr``.
-
-Neighbourhood composition per sample and neighbourhood enrichment are here; niches, the
-tumour interface and immune phenotypes follow (spatial-niche issue).
-"""
+"""Spatial graphs, neighbourhoods, niches, the tumour interface and immune phenotypes: ``tm.gr``."""
 
 from __future__ import annotations
 
+from ._interface import immune_phenotype, interface
 from ._neighborhoods import enrichment, neighborhoods
+from ._niches import niches
 
-__all__ = ["enrichment", "neighborhoods"]
+__all__ = ["enrichment", "immune_phenotype", "interface", "neighborhoods", "niches"]

@@ -10,15 +10,18 @@ from ._integrate import integrate, transfer_labels
 from ._malignant import call_malignant
 from ._signatures import score_signatures
 from ._stemness import stemness
+from ._therapy import combination_cover, therapy_survival
 
 __all__ = [
     "annotate",
     "call_malignant",
     "checkpoint_interactions",
     "cnv_clones",
+    "combination_cover",
     "infer_cnv",
     "integrate",
     "score_signatures",
     "stemness",
+    "therapy_survival",
     "transfer_labels",
 ]

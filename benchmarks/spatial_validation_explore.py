@@ -1,0 +1,140 @@
+"""Exploration (not a package benchmark yet): tumour scores on two real spatial data sets.
+
+Run from the project root:  .venv/bin/python benchmarks/spatial_validation_explore.py
+Skips cleanly when ../shared/data is absent.
+
+1. her2st (Andersson et al. 2021), 4 ST sections: per-section AUROC of spot-level tumour scores,
+   invasive cancer vs every other label (in situ and normal breast glands included).
+   Recommended score = [epithelial marker share - myoepithelial marker share] (robust z within
+   the section) + [log total counts] (robust z; cellularity), averaged with the 8 neighbouring
+   spots: S <- (S + mean_nbrs S) / 2.
+2. phenoptr multiplex IF: tumour region from CK+ cells. A cell is Tumor when it is CK+ or when
+   the majority of its k = 15 nearest neighbours are CK+; accuracy vs inForm's Tissue Category.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy import sparse
+from scipy.spatial import cKDTree
+from sklearn.metrics import roc_auc_score
+
+DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real"
+# basal/myoepithelial keratins and TP63/OXTR (Nguyen et al., Nat Commun 2018; Wu et al., Nat Genet
+# 2021): the myoepithelial layer surrounds normal ducts/lobules and ductal carcinoma in situ, and is
+# lost in invasive carcinoma. ACTA2/MYH11/CNN1 are left out: pericytes and myCAFs express them.
+MYOEPITHELIAL = ["KRT5", "KRT14", "KRT17", "TP63", "OXTR", "KRT15"]
+
+
+def marker_share(logx: np.ndarray, var: list[str], genes: list[str], q: float = 0.9) -> np.ndarray:
+    """tm.tl.annotate's scale: mean over genes of min(x / q-quantile of non-zero x, 1)."""
+    pos = {g: i for i, g in enumerate(var)}
+    cols = [pos[g] for g in genes if g in pos and (logx[:, pos[g]] > 0).any()]
+    M = logx[:, cols]
+    on = np.array([np.quantile(c[c > 0], q) for c in M.T])
+    return np.minimum(M / on, 1).mean(1)
+
+
+def robust_z(v: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    out = np.empty(len(v))
+    for s in np.unique(groups):
+        m = groups == s
+        med = np.median(v[m])
+        out[m] = (v[m] - med) / (1.4826 * np.median(np.abs(v[m] - med)) + 1e-12)
+    return out
+
+
+def neighbour_graph(xy: np.ndarray, groups: np.ndarray, radius: float) -> sparse.csr_matrix:
+    """Row-normalised graph of spots within ``radius`` (array units) in the same section."""
+    n = len(xy)
+    src, dst = [], []
+    for s in np.unique(groups):
+        idx = np.where(groups == s)[0]
+        p = cKDTree(xy[idx]).query_pairs(radius, output_type="ndarray")
+        src += [idx[p[:, 0]], idx[p[:, 1]]]
+        dst += [idx[p[:, 1]], idx[p[:, 0]]]
+    src, dst = np.concatenate(src), np.concatenate(dst)
+    A = sparse.csr_matrix((np.ones(len(src)), (src, dst)), shape=(n, n))
+    deg = np.asarray(A.sum(1)).ravel()
+    deg[deg == 0] = 1
+    return sparse.diags(1 / deg) @ A
+
+
+def her2st_tumour_scores(adata) -> pd.DataFrame:
+    import tmeatlas as tm
+
+    X = adata.X.toarray() if sparse.issparse(adata.X) else np.asarray(adata.X)
+    tot = X.sum(1)
+    logx = np.log1p(X / tot[:, None] * 1e4)
+    var = list(adata.var_names)
+    mk = tm.datasets.markers()
+    epi_genes = list(mk[(mk.cell_type == "Epithelial") & (mk.direction == "+")].gene)
+    sec = adata.obs["section"].to_numpy()
+    # ST v1 grid: neighbouring spots 1 array unit (200 um) apart; sqrt(2) + margin = 8 neighbours
+    A = neighbour_graph(adata.obs[["x", "y"]].to_numpy(float), sec, radius=1.5)
+    epi = marker_share(logx, var, epi_genes)
+    myo = marker_share(logx, var, MYOEPITHELIAL)
+    cell = np.log1p(tot)
+    S = {
+        "epithelial": epi,
+        "epithelial - myoepithelial": epi - myo,
+        "log total counts (cellularity)": cell,
+        "recommended (raw)": robust_z(epi - myo, sec) + robust_z(cell, sec),
+    }
+    S = {**S, **{k + " | smoothed": (v + A @ v) / 2 for k, v in S.items()}}
+    return pd.DataFrame(S, index=adata.obs_names)
+
+
+def her2st() -> pd.DataFrame | None:
+    import anndata as ad
+
+    path = DATA / "andersson2021_her2st_ABCD.h5ad"
+    if not path.exists():
+        print("skip her2st: data absent")
+        return None
+    a = ad.read_h5ad(path)
+    S = her2st_tumour_scores(a)
+    S["stereoscope Epithelial (reference only)"] = a.obsm["stereoscope_major"][:, 3]
+    rows = []
+    for name in S:
+        row = {"score": name}
+        for tgt, pos in [("inv", ["invasive cancer"]), ("inv+cis", ["invasive cancer", "cancer in situ"])]:
+            for s in ["A1", "B1", "C1", "D1"]:
+                m = (a.obs.section == s).to_numpy()
+                row[f"{tgt}:{s}"] = roc_auc_score(a.obs.label[m].isin(pos), S[name].to_numpy()[m])
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("score").round(3)
+
+
+def ck_tumour_region(xy: np.ndarray, ck: np.ndarray, k: int = 15) -> np.ndarray:
+    """Tumor = CK+ cell, or a cell whose k nearest neighbours (itself included) are mostly CK+."""
+    _, idx = cKDTree(xy).query(xy, k + 1)
+    return ck | (ck[idx].mean(1) > 0.5)
+
+
+def phenoptr() -> pd.DataFrame | None:
+    path = DATA / "phenoptr_multiplex_if_cells.csv.gz"
+    if not path.exists():
+        print("skip phenoptr: data absent")
+        return None
+    d = pd.read_csv(path)
+    xy = d[["Cell X Position", "Cell Y Position"]].to_numpy(float)
+    ck = (d["Phenotype"] == "CK+").to_numpy()
+    y = (d["Tissue Category"] == "Tumor").to_numpy()
+    rows = [("CK+ => Tumor (baseline)", (ck == y).mean())]
+    for k in (5, 10, 15, 20, 30):
+        rows.append((f"CK+ or majority of k={k} NN CK+", (ck_tumour_region(xy, ck, k) == y).mean()))
+    return pd.DataFrame(rows, columns=["method", "accuracy"]).round(4)
+
+
+if __name__ == "__main__":
+    warnings.simplefilter("ignore")
+    pd.set_option("display.width", 250)
+    pd.set_option("display.max_columns", 20)
+    for t in (her2st(), phenoptr()):
+        if t is not None:
+            print(t.to_string(), "\n")

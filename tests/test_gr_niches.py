@@ -1,0 +1,300 @@
+"""tm.gr.interface, tm.gr.immune_phenotype and tm.gr.niches: known answers, real data, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+
+import tmeatlas as tm
+from tmeatlas._errors import InvalidInputError, InvalidParameterError, MissingResultError
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+SPACING = 10.0  # microns between grid cells
+
+
+def _grid(n_side: int, sample: str, rng: np.random.Generator) -> tuple[np.ndarray, list[str]]:
+    g = np.arange(n_side) * SPACING
+    xy = np.array([(x, y) for y in g for x in g], float) + rng.normal(0, 0.5, (n_side * n_side, 2))
+    return xy, [sample] * len(xy)
+
+
+def _section(kind: str, sample: str, rng, n_side: int = 60, radius: float = 150.0) -> pd.DataFrame:
+    """A square section with one round tumour of ``radius`` µm in the centre; CD8 T cells by ``kind``."""
+    xy, s = _grid(n_side, sample, rng)
+    c = xy.mean(0)
+    depth = radius - np.hypot(*(xy - c).T)  # > 0 inside
+    types = np.where(depth > 0, "Malignant", "Fibroblast").astype(object)
+    if kind == "none":
+        types[:] = "Fibroblast"
+    u = rng.random(len(xy))
+    if kind == "inflamed":  # CD8 T cells inside the tumour (5 % of cells = 500/mm²)
+        types[(depth > 0) & (u < 0.05)] = "CD8 T"
+    elif kind == "excluded":  # CD8 T cells only in the first 60 µm of stroma (15 %)
+        types[(depth <= 0) & (depth > -60) & (u < 0.15)] = "CD8 T"
+    elif kind == "desert":  # a few CD8 T cells far out in the stroma (0.2 %)
+        types[(depth < -120) & (u < 0.002)] = "CD8 T"
+    return pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "sample": s, "cell_type": types, "depth": depth})
+
+
+def _adata(frames: list[pd.DataFrame]) -> ad.AnnData:
+    df = pd.concat(frames, ignore_index=True)
+    df.index = [f"c{i}" for i in range(len(df))]
+    a = ad.AnnData(X=np.ones((len(df), 3), np.float32), obs=df[["sample", "cell_type"]].copy())
+    a.obs["sample"] = a.obs["sample"].astype("category")
+    a.obs["cell_type_major"] = np.where(df["cell_type"] == "CD8 T", "T cell", df["cell_type"])
+    a.obsm["spatial"] = df[["x", "y"]].to_numpy()
+    a.obs["true_depth"] = df["depth"].to_numpy()
+    return a
+
+
+@pytest.fixture(scope="module")
+def phenotyped():
+    rng = np.random.default_rng(0)
+    kinds = {"S1": "inflamed", "S2": "excluded", "S3": "desert", "S4": "none"}
+    return _adata([_section(k, s, rng) for s, k in kinds.items()]), kinds
+
+
+# ---------------------------------------------------------------------------------------------
+# interface
+# ---------------------------------------------------------------------------------------------
+def test_interface_distance_known_answer(phenotyped):
+    a, _ = phenotyped
+    a = a.copy()
+    tm.gr.interface(a, tumor_key="cell_type", tumor_value="Malignant", sample_key="sample")
+    d = a.obs["tumor_distance"].to_numpy(float)
+    true = -a.obs["true_depth"].to_numpy()
+    tumour_samples = a.obs["sample"].isin(["S2", "S3"]).to_numpy()  # tumour cells only, no CD8 inside
+    near = tumour_samples & (np.abs(true) < 200)
+    # the estimated signed distance follows the true one to within about one cell spacing
+    assert np.median(np.abs(d[near] - true[near])) < SPACING
+    assert np.percentile(np.abs(d[near] - true[near]), 95) < 2 * SPACING
+    reg = a.obs["tumor_region"]
+    assert list(reg.cat.categories) == ["core", "margin", "stroma"]
+    inside = tumour_samples & (true < -2 * SPACING)
+    assert (reg[inside] == "core").all()
+    band = tumour_samples & (true > 2 * SPACING) & (true < 100 - 2 * SPACING)
+    assert (reg[band] == "margin").all()
+    far = tumour_samples & (true > 100 + 2 * SPACING)
+    assert (reg[far] == "stroma").all()
+    # the sample without tumour: NaN distances, all stroma, reported in the summary
+    s4 = (a.obs["sample"] == "S4").to_numpy()
+    assert np.isnan(d[s4]).all() and (reg[s4] == "stroma").all()
+    table = a.uns["interface"]["samples"].set_index("sample")
+    assert not table.loc["S4", "has_tumor"] and table.loc["S2", "has_tumor"]
+    # tumour area close to pi r^2 = 0.0707 mm²
+    assert table.loc["S2", "tumor_area_mm2"] == pytest.approx(np.pi * 0.15**2, rel=0.1)
+
+
+def test_interface_tumour_buds_stay_in_stroma():
+    rng = np.random.default_rng(1)
+    df = _section("none", "S", rng, n_side=40)
+    xy = df[["x", "y"]].to_numpy()
+    big = np.hypot(*(xy - xy.mean(0)).T) < 80
+    df.loc[big, "cell_type"] = "Malignant"
+    bud = np.argsort(np.hypot(*(xy - np.array([30.0, 30.0])).T))[:3]  # a 3-cell bud far from the tumour
+    df.loc[bud, "cell_type"] = "Malignant"
+    a = _adata([df])
+    tm.gr.interface(a, tumor_key="cell_type", tumor_value="Malignant")
+    reg = a.obs["tumor_region"].to_numpy()
+    assert (reg[bud] != "core").all()
+    assert (reg[big] == "core").mean() > 0.95
+
+
+def test_interface_spot_proportions_and_defaults(phenotyped):
+    a, _ = phenotyped
+    a = a[a.obs["sample"] == "S2"].copy()
+    a.obs["tumor_prop"] = (a.obs["cell_type"] == "Malignant").astype(float) * 0.8
+    b = a.copy()
+    tm.gr.interface(a, tumor_key="tumor_prop")
+    b.obs["compartment"] = np.where(b.obs["cell_type"] == "Malignant", "malignant", "stromal")
+    tm.gr.interface(b)  # default: obs["compartment"] == "malignant"
+    assert b.uns["interface"]["params"]["tumor_key"] == "compartment"
+    agree = (a.obs["tumor_region"] == b.obs["tumor_region"]).mean()
+    assert agree > 0.97
+
+
+def test_interface_bad_input(phenotyped):
+    a, _ = phenotyped
+    a = a.copy()
+    b = a.copy()
+    b.obs = b.obs.drop(columns=["cell_type_major"])
+    with pytest.raises(MissingResultError, match="call_malignant"):
+        tm.gr.interface(b)
+    with pytest.raises(InvalidParameterError, match="tumor_value"):
+        tm.gr.interface(a, tumor_key="cell_type")
+    with pytest.raises(InvalidParameterError, match="not a value"):
+        tm.gr.interface(a, tumor_key="cell_type", tumor_value="Tumour!")
+    with pytest.raises(InvalidParameterError, match="threshold"):
+        tm.gr.interface(a, tumor_key="cell_type", tumor_value="Malignant", threshold=1.5)
+    with pytest.raises(InvalidParameterError, match="margin_width"):
+        tm.gr.interface(a, tumor_key="cell_type", tumor_value="Malignant", margin_width=-1)
+    a.obs["bad_prop"] = 2.0
+    with pytest.raises(InvalidInputError, match=r"\[0, 1\]"):
+        tm.gr.interface(a, tumor_key="bad_prop")
+    del a.obsm["spatial"]
+    with pytest.raises(MissingResultError):
+        tm.gr.interface(a, tumor_key="cell_type", tumor_value="Malignant")
+
+
+# ---------------------------------------------------------------------------------------------
+# immune phenotype
+# ---------------------------------------------------------------------------------------------
+def test_immune_phenotype_known_answer(phenotyped):
+    a, kinds = phenotyped
+    a = a.copy()
+    tm.gr.interface(a, tumor_key="cell_type", tumor_value="Malignant", sample_key="sample")
+    tm.gr.immune_phenotype(a, sample_key="sample", cell_type_key="cell_type")
+    table = a.uns["immune_phenotype"]["table"].set_index("sample")
+    expected = {"inflamed": "inflamed", "excluded": "excluded", "desert": "desert", "none": "no tumour"}
+    for s, k in kinds.items():
+        assert table.loc[s, "phenotype"] == expected[k], table
+    # inflamed: 5 % of 10 000 cells/mm² = ~500 CD8/mm² in the core
+    assert 300 < table.loc["S1", "density_core"] < 800
+    assert table.loc["S2", "density_core"] < 20 and table.loc["S2", "density_margin"] > 400
+    assert (a.obs.loc[a.obs["sample"] == "S2", "immune_phenotype"] == "excluded").all()
+    assert a.uns["immune_phenotype"]["params"]["cd8_types"] == ["CD8 T"]
+
+
+def test_immune_phenotype_bad_input(phenotyped):
+    a, _ = phenotyped
+    a = a.copy()
+    with pytest.raises(MissingResultError, match="tm.gr.interface"):
+        tm.gr.immune_phenotype(a, sample_key="sample", cell_type_key="cell_type")
+    tm.gr.interface(a, tumor_key="cell_type", tumor_value="Malignant")  # no sample_key
+    with pytest.raises(InvalidParameterError, match="sample_key"):
+        tm.gr.immune_phenotype(a, sample_key="sample", cell_type_key="cell_type")
+    tm.gr.interface(a, tumor_key="cell_type", tumor_value="Malignant", sample_key="sample")
+    with pytest.raises(InvalidInputError, match="CD8"):
+        tm.gr.immune_phenotype(a, sample_key="sample", cell_type_key="cell_type_major")
+    with pytest.raises(InvalidParameterError, match="cd8_types"):
+        tm.gr.immune_phenotype(a, sample_key="sample", cell_type_key="cell_type", cd8_types=["CD8+"])
+    with pytest.raises(InvalidParameterError, match="inflamed_density"):
+        tm.gr.immune_phenotype(a, sample_key="sample", cell_type_key="cell_type", inflamed_density=0)
+
+
+def test_immune_phenotype_simulated_cohort():
+    """Simulated patients with known phenotypes, with the simulator's true cell types."""
+    phen = ["inflamed", "excluded", "desert"] * 2
+    a = tm.datasets.simulate_tumor(n_cells=9000, n_patients=6, n_genes=1000, immune_phenotypes=phen, rng=11)
+    tm.gr.interface(a, tumor_key="true_cell_type_major", tumor_value="Malignant", sample_key="sample")
+    tm.gr.immune_phenotype(a, sample_key="sample", cell_type_key="true_cell_type")
+    got = a.uns["immune_phenotype"]["table"]["phenotype"].tolist()
+    assert got == phen, a.uns["immune_phenotype"]["table"]
+
+
+# ---------------------------------------------------------------------------------------------
+# niches
+# ---------------------------------------------------------------------------------------------
+def _blocks(sample: str, rng, flip: bool = False) -> pd.DataFrame:
+    """Three vertical bands: tumour nest, T/B aggregate, fibroblast stroma (order flipped in ``flip``)."""
+    xy, s = _grid(45, sample, rng)
+    band = np.minimum((xy[:, 0] / (45 * SPACING / 3)).astype(int), 2)
+    if flip:
+        band = 2 - band
+    pools = [
+        (["Malignant", "Fibroblast"], [0.9, 0.1]),
+        (["B cell", "T cell", "Endothelial"], [0.5, 0.4, 0.1]),
+        (["Fibroblast", "Endothelial", "Myeloid"], [0.7, 0.2, 0.1]),
+    ]
+    types = np.empty(len(xy), object)
+    for b, (names, p) in enumerate(pools):
+        m = band == b
+        types[m] = rng.choice(names, size=m.sum(), p=p)
+    return pd.DataFrame(
+        {"x": xy[:, 0], "y": xy[:, 1], "sample": s, "cell_type": types, "depth": 0.0, "band": band}
+    )
+
+
+def test_niches_known_answer_and_consistency():
+    from sklearn.metrics import adjusted_rand_score
+
+    rng = np.random.default_rng(2)
+    frames = [_blocks("A", rng), _blocks("B", rng, flip=True)]
+    a = _adata(frames)
+    band = pd.concat(frames)["band"].to_numpy()
+    tm.gr.niches(a, cluster_key="cell_type_major", sample_key="sample", k_range=(2, 6), use_interface=False)
+    niche = a.obs["niche"].to_numpy()
+    assert adjusted_rand_score(band, niche) > 0.9
+    u = a.uns["niches"]
+    assert u["params"]["n_niches"] == 3
+    assert set(u["composition"].index) == set(a.obs["niche"].cat.categories)
+    assert {"tumour core", "TLS", "stroma"} == set(a.obs["niche"].cat.categories)
+    # consistent across samples: each band has the same niche in both samples
+    for b in range(3):
+        names = {
+            pd.Series(niche[(band == b) & (a.obs["sample"] == s).to_numpy()]).mode()[0] for s in ("A", "B")
+        }
+        assert len(names) == 1
+    assert u["stability"]["stability"].max() > 0.9
+    assert np.allclose(u["composition"].sum(axis=1), 1.0)
+    assert len(a.uns["niche_colors"]) == 3
+    # same seed, same niches; a copy leaves the input untouched
+    b = tm.gr.niches(a, cluster_key="cell_type_major", sample_key="sample", k_range=(2, 6),
+                     use_interface=False, copy=True)  # fmt: skip
+    assert (b.obs["niche"].to_numpy() == niche).all()
+
+
+def test_niches_simulated_cohort_with_interface():
+    """Niches vs the simulator's true niches: measured ARI (see benchmarks/niches.py for the bound)."""
+    from sklearn.metrics import adjusted_rand_score
+
+    a = tm.datasets.simulate_tumor(n_cells=8000, n_patients=3, n_genes=1000, rng=4)
+    tm.gr.interface(a, tumor_key="true_cell_type_major", tumor_value="Malignant", sample_key="sample")
+    tm.gr.niches(a, cluster_key="true_cell_type", sample_key="sample")
+    ari = adjusted_rand_score(a.obs["true_niche"], a.obs["niche"])
+    assert ari > 0.7, ari  # measured 0.77 (4 niches: tumour core, margin, stroma, TLS)
+    comp = a.uns["niches"]["composition"]
+    top = comp.index[0]
+    assert top in ("tumour core", "inflamed tumour")
+    assert (a.obs.loc[a.obs["niche"] == top, "true_niche"] == "tumour").mean() > 0.85
+
+
+def test_niches_bad_input(phenotyped):
+    a, _ = phenotyped
+    a = a.copy()
+    with pytest.raises(InvalidParameterError, match="n_niches"):
+        tm.gr.niches(a, cluster_key="cell_type", n_niches=1)
+    with pytest.raises(InvalidParameterError, match="k_range"):
+        tm.gr.niches(a, cluster_key="cell_type", k_range=(5, 3))
+    with pytest.raises(MissingResultError):
+        tm.gr.niches(a, cluster_key="not_a_column")
+    b = a.copy()
+    del b.obs["cell_type_major"]
+    b.obs = b.obs.drop(columns=["cell_type"])
+    with pytest.raises(MissingResultError, match="annotate"):
+        tm.gr.niches(b)
+
+
+# ---------------------------------------------------------------------------------------------
+# real data
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.realdata
+def test_phenoptr_tumour_stroma_from_ck():
+    """Multiplex IF (phenoptr): tumour region from CK+ cells vs inForm's Tissue Category."""
+    path = DATA / "phenoptr_multiplex_if_cells.csv.gz"
+    if not path.exists():
+        pytest.skip("shared phenoptr data not available")
+    df = pd.read_csv(path)
+    cols = [c for c in df.columns if c.endswith(" Mean")]
+    a = ad.AnnData(
+        X=df[cols].to_numpy(np.float32),
+        obs=pd.DataFrame({"Phenotype": df["Phenotype"].astype(str).to_numpy()}, index=df.index.astype(str)),
+        var=pd.DataFrame(index=cols),
+    )
+    a.obsm["spatial"] = df[["Cell X Position", "Cell Y Position"]].to_numpy(float)
+    tm.gr.interface(a, tumor_key="Phenotype", tumor_value="CK+")
+    truth = (df["Tissue Category"] == "Tumor").to_numpy()
+    pred = (a.obs["tumor_region"] == "core").to_numpy()
+    accuracy = float((pred == truth).mean())
+    assert accuracy >= 0.9, accuracy
+    # the field's CD8+ cells give a phenotype with finite densities in every region
+    a.obs["field"] = "field1"
+    tm.gr.interface(a, tumor_key="Phenotype", tumor_value="CK+", sample_key="field")
+    tm.gr.immune_phenotype(a, sample_key="field", cell_type_key="Phenotype")
+    row = a.uns["immune_phenotype"]["table"].iloc[0]
+    assert row["phenotype"] in ("inflamed", "excluded", "desert")
+    assert np.isfinite([row["density_core"], row["density_margin"], row["density_stroma"]]).all()

@@ -1,0 +1,356 @@
+"""Spatial niches shared across samples: ``tm.gr.niches``."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from .._errors import InvalidParameterError, MissingResultError
+from .._keys import OBS, OBSM, UNS
+from .._rng import RngLike, make_rng, resolve_seed, spawn_seeds
+from .._settings import logger
+from .._store import store
+from .._validation import check_obs_key, start
+from ._interface import REGIONS
+from ._neighborhoods import _is_int, _is_real, neighborhoods
+
+if TYPE_CHECKING:
+    from anndata import AnnData
+
+__all__ = ["niches"]
+
+#: weight of the two interface features (inside the tumour; proximity to it) next to the composition fractions
+REGION_WEIGHT = 0.5
+#: neighbour counts of the neighbourhood compositions computed when none exist (about two rings
+#: of cells, and a ~50-cell neighbourhood that sees the surrounding tissue)
+DEFAULT_SCALES = (15, 50)
+#: runs per candidate number of niches in the stability selection
+N_STABILITY_RUNS = 5
+#: cells of the stability subsamples (ARI between runs is estimated well on this many)
+STABILITY_CELLS = 5_000
+
+# words used to name a niche from its composition: group name -> role (major-type vocabulary,
+# compartments and the fine types of tm.tl.annotate map onto these)
+_ROLE = {
+    "malignant": "tumour", "epithelial": "epithelium", "normal epithelium": "epithelium",
+    "t cell": "T", "nk cell": "T", "b cell": "B", "plasma cell": "plasma", "myeloid": "myeloid",
+    "mast cell": "myeloid", "fibroblast": "fibro", "endothelial": "vessel", "pericyte": "vessel",
+    "immune": "immune", "stromal": "fibro",
+}  # fmt: skip
+
+
+def _role(group: str) -> str:
+    g = group.lower()
+    if g in _ROLE:
+        return _ROLE[g]
+    for word, role in (("malignant", "tumour"), ("tumor", "tumour"), ("tumour", "tumour"), ("ck+", "tumour"),
+                       ("epitheli", "epithelium"), ("cd8", "T"), ("cd4", "T"), ("treg", "T"), ("t cell", "T"),
+                       ("nk", "T"), ("plasma", "plasma"), ("b cell", "B"), ("macrophage", "myeloid"),
+                       ("monocyte", "myeloid"), ("dc", "myeloid"), ("neutrophil", "myeloid"), ("mast", "myeloid"),
+                       ("cd68", "myeloid"), ("caf", "fibro"), ("fibro", "fibro"), ("endotheli", "vessel"),
+                       ("pericyte", "vessel")):  # fmt: skip
+        if word in g:
+            return role
+    if g == "b":
+        return "B"
+    return "other"
+
+
+def _name(comp: pd.Series, region: pd.Series | None) -> str:
+    """A descriptive name of a niche from its mean composition (and tumour-region shares)."""
+    roles = comp.groupby(comp.index.map(_role)).sum()
+    r = {
+        k: float(roles.get(k, 0.0))
+        for k in ("tumour", "epithelium", "T", "B", "plasma", "myeloid", "fibro", "vessel")
+    }
+    immune = r["T"] + r["B"] + r["plasma"] + r["myeloid"]
+    in_core = float(region.get("core", 0.0)) if region is not None else np.nan
+    at_margin = float(region.get("margin", 0.0)) if region is not None else np.nan
+    if r["tumour"] >= 0.5 or (in_core >= 0.5 and r["tumour"] >= 0.3):
+        return "inflamed tumour" if r["T"] >= 0.15 else "tumour core"
+    if r["B"] >= 0.2 and r["B"] + r["T"] >= 0.4:
+        return "TLS"
+    if r["epithelium"] >= 0.4:
+        return "normal epithelium"
+    if r["tumour"] >= 0.15 or at_margin >= 0.5 or in_core >= 0.3:
+        return "immune-rich margin" if immune >= 0.3 else "tumour margin"
+    if immune >= 0.5:
+        top = max(("T", "B", "plasma", "myeloid"), key=lambda k: r[k])
+        return {"T": "T-cell-rich stroma", "B": "B-cell aggregate", "plasma": "plasma-cell-rich stroma",
+                "myeloid": "myeloid-rich stroma"}[top]  # fmt: skip
+    if immune >= 0.3:
+        return "immune-rich stroma"
+    if r["vessel"] >= 0.4:
+        return "vascular stroma"
+    if r["fibro"] + r["vessel"] >= 0.4:
+        return "stroma"
+    top = comp.sort_values(ascending=False).index[:2]
+    return "mixed (" + ", ".join(map(str, top)) + ")"
+
+
+def _kmeans(X: np.ndarray, k: int, seed: int, n_init: int = 3) -> np.ndarray:
+    """Centroids of k-means (k-means++ initialisation) on ``X``."""
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=k, n_init=n_init, max_iter=100, random_state=int(seed % (2**31 - 1)))
+    km.fit(X)
+    return km.cluster_centers_
+
+
+def _assign(X: np.ndarray, centres: np.ndarray, chunk: int = 200_000) -> np.ndarray:
+    """Nearest centroid of every row, in chunks (memory bounded by ``chunk`` x k)."""
+    out = np.empty(len(X), dtype=np.int64)
+    c2 = (centres**2).sum(1)
+    for a in range(0, len(X), chunk):
+        b = X[a : a + chunk]
+        out[a : a + chunk] = np.argmin(c2[None, :] - 2 * b @ centres.T, axis=1)
+    return out
+
+
+def _stability(X: np.ndarray, ks: list[int], seed: int, n_runs: int, fit_size: int) -> pd.DataFrame:
+    """Mean pairwise ARI of k-means runs on independent subsamples, scored on one evaluation set."""
+    from sklearn.metrics import adjusted_rand_score
+
+    rs = make_rng(seed)
+    n = len(X)
+    m = min(n, fit_size)
+    evaluation = rs.choice(n, size=m, replace=False) if m < n else np.arange(n)
+    rows = []
+    for k in ks:
+        labels = []
+        for s in spawn_seeds(seed + k, n_runs):
+            r = make_rng(int(s))
+            sub = r.choice(n, size=max(min(n, int(0.8 * m)), k), replace=False)
+            labels.append(_assign(X[evaluation], _kmeans(X[sub], k, int(s), n_init=3)))
+        scores = [
+            adjusted_rand_score(labels[i], labels[j]) for i in range(n_runs) for j in range(i + 1, n_runs)
+        ]
+        rows.append(
+            {"n_niches": k, "stability": float(np.mean(scores)), "stability_sd": float(np.std(scores))}
+        )
+    return pd.DataFrame(rows)
+
+
+def _choose_k(table: pd.DataFrame, tolerance: float) -> int:
+    """The most stable number of niches; the largest within ``tolerance`` of it on near-ties."""
+    best = table["stability"].max()
+    ok = table[table["stability"] >= best - tolerance]
+    return int(ok["n_niches"].max())
+
+
+def niches(
+    adata: AnnData,
+    *,
+    cluster_key: str | None = None,
+    sample_key: str | None = None,
+    spatial_key: str = OBSM.spatial,
+    n_niches: int | None = None,
+    k_range: tuple[int, int] = (3, 10),
+    use_interface: bool = True,
+    stability_tolerance: float = 0.005,
+    max_fit_cells: int = 50_000,
+    rng: RngLike = 0,
+    key_added: str = UNS.niches,
+    copy: bool = False,
+) -> AnnData | None:
+    r"""Spatial niches: cells whose neighbourhoods look alike, with the same meaning in every sample.
+
+    Each cell is described by the cell-type composition of its neighbourhood
+    (``obsm["X_neighborhood"]`` of :func:`tmeatlas.gr.neighborhoods`; computed with its defaults
+    when absent), the cellular-neighbourhood representation of Goltsev et al. (Cell 174:968,
+    2018) and Schürch et al. (Cell 182:1341, 2020), plus — when :func:`tmeatlas.gr.interface`
+    has run and ``use_interface`` — its position relative to the tumour: whether it lies inside,
+    and its proximity :math:`\exp(-\max(d, 0) / \lambda)` to the boundary (:math:`d` the
+    signed distance, :math:`\lambda` half the interface's margin width), both with weight 0.5.
+    A continuous proximity lets the clustering place the margin–stroma cut where the
+    composition changes, which a fixed band cannot. All samples are clustered together by k-means, so
+    a niche means the same composition in every sample (the graphs, built per sample, never
+    join two samples).
+
+    The number of niches, when not given, is chosen by stability (Lange et al., Neural Comput
+    16:1299, 2004): for each :math:`k` in ``k_range``, k-means is fitted on
+    :data:`N_STABILITY_RUNS` independent 80 % subsamples and the runs' labels of one evaluation
+    set are compared by the adjusted Rand index; the most stable :math:`k` is kept (the largest
+    one on near-ties, within ``stability_tolerance``). Centroids are fitted on at most ``max_fit_cells`` cells (a random subsample)
+    and every cell joins its nearest centroid, so memory and time stay linear in cells.
+
+    Each niche is named from its mean composition by fixed rules (tumour share >= 0.5:
+    "tumour core", or "inflamed tumour" with >= 15 % T/NK cells; B >= 20 % with B + T >= 40 %:
+    "TLS"; epithelium >= 40 %: "normal epithelium"; >= 15 % tumour or mostly in the margin band:
+    "tumour margin" / "immune-rich margin"; immune >= 50 % or >= 30 %: "T-cell-rich stroma",
+    "myeloid-rich stroma", ..., "immune-rich stroma"; fibroblasts and vessels: "stroma" /
+    "vascular stroma"); repeated names get a number.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with coordinates (``obsm["spatial"]``).
+    cluster_key
+        Cell groups whose neighbourhood composition describes each cell (e.g.
+        ``"cell_type"``). ``None``: the groups of an existing ``obsm["X_neighborhood"]``, else
+        ``obs["cell_type"]`` (fine types separate myCAF from iCAF and macrophage states, which
+        mark the invasive margin), else ``obs["cell_type_major"]``. Compositions computed here
+        use the 15 and the 50 nearest cells (:data:`DEFAULT_SCALES`), the cell included.
+    sample_key
+        Column of ``adata.obs`` with the sample (used when the neighbourhoods are computed here).
+    spatial_key
+        Key of the coordinates in ``adata.obsm`` (used when the neighbourhoods are computed here).
+    n_niches
+        Number of niches; ``None`` chooses it by stability within ``k_range``.
+    k_range
+        Smallest and largest number of niches tried.
+    use_interface
+        Add the tumour region of :func:`tmeatlas.gr.interface` to the features when present.
+    stability_tolerance
+        A larger number of niches is preferred when its mean ARI is at most this much below the best.
+    max_fit_cells
+        Cells on which centroids (and stability) are fitted.
+    rng
+        Seed of the subsamples and k-means initialisations (recorded in ``params``).
+    key_added
+        Key of ``adata.uns`` for the niche table and parameters.
+    copy
+        Return a copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None`` or a copy. Writes ``obs["niche"]`` (categorical niche names) and ``uns[key_added]``
+    with ``composition`` (niches x groups, mean neighbourhood fractions), ``regions`` (niches x
+    tumour regions, when used), ``summary`` (``niche``, ``n_cells``, ``fraction``),
+    ``per_sample`` (sample x niche fractions), ``stability`` (per ``k``: mean and sd of ARI) and
+    ``params``; ``uns["niche_colors"]`` (colour-blind-safe).
+    """
+    adata = start(adata, copy)
+    if n_niches is not None and (not _is_int(n_niches) or n_niches < 2):
+        raise InvalidParameterError(f"n_niches must be an integer >= 2 or None, got {n_niches!r}.")
+    if (
+        not isinstance(k_range, tuple | list)
+        or len(k_range) != 2
+        or not all(_is_int(k) for k in k_range)
+        or not 2 <= k_range[0] <= k_range[1]
+    ):
+        raise InvalidParameterError(f"k_range must be two integers 2 <= low <= high, got {k_range!r}.")
+    if not isinstance(use_interface, bool):
+        raise InvalidParameterError(f"use_interface must be True or False, got {use_interface!r}.")
+    if not _is_real(stability_tolerance) or not 0 <= stability_tolerance < 1:
+        raise InvalidParameterError(f"stability_tolerance must be in [0, 1), got {stability_tolerance!r}.")
+    if not _is_int(max_fit_cells) or max_fit_cells < 100:
+        raise InvalidParameterError(f"max_fit_cells must be an integer >= 100, got {max_fit_cells!r}.")
+    check_obs_key(adata, sample_key, what="sample_key")
+    seed = resolve_seed(rng)
+
+    nh = adata.uns.get(UNS.neighborhoods, {})
+    have = OBSM.neighborhood in adata.obsm and isinstance(nh, dict) and "params" in nh
+    if have and (cluster_key is None or str(nh["params"].get("cluster_key")) == cluster_key):
+        cluster_key = str(nh["params"]["cluster_key"])
+    else:
+        if cluster_key is None:
+            cluster_key = next(
+                (k for k in (OBS.cell_type, OBS.cell_type_major) if k in adata.obs.columns), None
+            )
+            if cluster_key is None:
+                raise MissingResultError(
+                    "no cell groups: run `tm.tl.annotate(adata)` (or `tm.gr.neighborhoods`) first, "
+                    "or pass `cluster_key=`."
+                )
+        check_obs_key(adata, cluster_key, what="cluster_key")
+        neighborhoods(adata, cluster_key=cluster_key, sample_key=sample_key, spatial_key=spatial_key,
+                      n_neighbors=DEFAULT_SCALES[0], scales=list(DEFAULT_SCALES), include_self=True)  # fmt: skip
+    comp = adata.obsm[OBSM.neighborhood]
+    columns = (
+        [str(c) for c in comp.columns]
+        if isinstance(comp, pd.DataFrame)
+        else [f"f{i}" for i in range(comp.shape[1])]
+    )
+    F = np.asarray(comp, dtype=np.float64)
+    groups = [c.split("@")[0] for c in columns]
+
+    region_onehot = None
+    decay = None
+    if use_interface and OBS.tumor_distance in adata.obs.columns and UNS.interface in adata.uns:
+        decay = 0.5 * float(adata.uns[UNS.interface].get("params", {}).get("margin_width", 100.0))
+        d = adata.obs[OBS.tumor_distance].to_numpy(dtype=float)
+        inside = np.where(np.isnan(d), 0.0, (d <= 0).astype(float))
+        proximity = np.where(np.isnan(d), 0.0, np.exp(-np.maximum(np.nan_to_num(d, nan=0.0), 0.0) / decay))
+        X = np.hstack([F, REGION_WEIGHT * np.column_stack([inside, proximity])])
+        codes = pd.Categorical(adata.obs[OBS.tumor_region].astype(str), categories=REGIONS).codes
+        region_onehot = np.zeros((adata.n_obs, len(REGIONS)))
+        ok = codes >= 0
+        region_onehot[np.flatnonzero(ok), codes[ok]] = 1.0
+    else:
+        X = F
+    n = adata.n_obs
+    if n < 3 * k_range[1] and n_niches is None:
+        raise InvalidParameterError(
+            f"{n} cells are too few to choose among {k_range[1]} niches; pass a smaller k_range."
+        )
+
+    stability = None
+    if n_niches is None:
+        ks = list(range(int(k_range[0]), int(k_range[1]) + 1))
+        stability = _stability(X, ks, seed, N_STABILITY_RUNS, min(int(max_fit_cells), STABILITY_CELLS))
+        k = _choose_k(stability, float(stability_tolerance))
+        logger.info("niches: %d niches chosen by stability (mean ARI %.3f)", k,
+                    float(stability.set_index("n_niches").loc[k, "stability"]))  # fmt: skip
+    else:
+        k = int(n_niches)
+    rs = make_rng(seed)
+    fit = rs.choice(n, size=min(n, int(max_fit_cells)), replace=False) if n > max_fit_cells else np.arange(n)
+    centres = _kmeans(X[fit], k, seed, n_init=4)
+    labels = _assign(X, centres)
+
+    # composition per niche (averaged over scales when multi-scale) and names
+    comp_df = pd.DataFrame(F, columns=columns).groupby(labels).mean()
+    comp_groups = comp_df.T.groupby(groups, sort=False).mean().T
+    reg_df = None
+    if region_onehot is not None:
+        reg_df = pd.DataFrame(region_onehot, columns=REGIONS).groupby(labels).mean()
+    names = []
+    for c in range(k):
+        nm = _name(comp_groups.loc[c] if c in comp_groups.index else pd.Series(dtype=float),
+                   reg_df.loc[c] if reg_df is not None and c in reg_df.index else None)  # fmt: skip
+        names.append(nm)
+    counts: dict[str, int] = {}
+    unique = []
+    for nm in names:
+        counts[nm] = counts.get(nm, 0) + 1
+        unique.append(nm if counts[nm] == 1 else f"{nm} {counts[nm]}")
+    # order niches by their tumour content (tumour first), stable
+    tumour_share = np.array([comp_groups.loc[c, [g for g in comp_groups.columns if _role(g) == "tumour"]].sum()
+                             if c in comp_groups.index else 0.0 for c in range(k)])  # fmt: skip
+    order = list(np.argsort(-tumour_share, kind="stable"))
+    cats = [unique[c] for c in order]
+    label_names = pd.Categorical.from_codes(np.argsort(order)[labels], categories=cats)
+
+    comp_out = comp_groups.reindex(order)
+    comp_out.index = cats
+    summary = pd.DataFrame({
+        "niche": cats,
+        "n_cells": [int((labels == c).sum()) for c in order],
+        "fraction": [float((labels == c).mean()) for c in order],
+    })  # fmt: skip
+    uns = {"composition": comp_out, "summary": summary}
+    if reg_df is not None:
+        r = reg_df.reindex(order)
+        r.index = cats
+        uns["regions"] = r
+    if sample_key is not None:
+        per = pd.crosstab(
+            adata.obs[sample_key].astype(str).to_numpy(), np.asarray(label_names), normalize="index"
+        )
+        uns["per_sample"] = per.reindex(columns=cats, fill_value=0.0)
+    if stability is not None:
+        uns["stability"] = stability
+    from ..pl._utils import CB_PALETTE
+
+    params = {
+        "cluster_key": cluster_key, "sample_key": sample_key, "n_niches": k, "n_niches_given": n_niches,
+        "k_range": list(k_range), "use_interface": bool(region_onehot is not None),
+        "region_weight": REGION_WEIGHT, "proximity_decay_um": decay, "stability_tolerance": float(stability_tolerance),
+        "max_fit_cells": int(max_fit_cells), "rng": seed, "spatial_key": spatial_key,
+    }  # fmt: skip
+    store(adata, tool="gr.niches", obs={OBS.niche: label_names}, uns_key=key_added, uns=uns, params=params)
+    adata.uns[f"{OBS.niche}_colors"] = [CB_PALETTE[i % len(CB_PALETTE)] for i in range(k)]
+    return adata if copy else None
