@@ -413,6 +413,15 @@ SOURCES = {
         "10.1200/JCO.18.00925",
         "biomarker",
     ),
+    "Finn2009": (
+        "Finn R.S., Dering J., Conklin D., et al.",
+        "PD 0332991, a selective cyclin D kinase 4/6 inhibitor, preferentially inhibits proliferation of luminal "
+        "estrogen receptor-positive human breast cancer cell lines in vitro",
+        "Breast Cancer Res 11:R77",
+        2009,
+        "10.1186/bcr2419",
+        "biomarker",
+    ),
     # ---- endocrine (ER)
     "EBCTCG2011": (
         "Early Breast Cancer Trialists' Collaborative Group (EBCTCG)",
@@ -1279,15 +1288,17 @@ THERAPIES = [
         indication="HR-positive, HER2-negative advanced breast cancer (with endocrine therapy)",
         mechanism="Selective CDK4/6 inhibitor that prevents RB1 phosphorylation and arrests cells in G1.",
         molecular_targets=["CDK4", "CDK6"],
-        targets=["CDK4", "CDK6"],
+        targets=["ESR1"],
         required_genes=["RB1"],
         resistance_genes=["CCNE1"],
         sensitivity_programs=["HALLMARK_ESTROGEN_RESPONSE_EARLY"],
         evidence="Added to letrozole it prolonged progression-free survival (PALOMA-2; Finn 2016). A functional RB1 is "
         "required for G1 arrest and RB1 loss confers resistance (Asghar 2015); high CCNE1 mRNA went with less "
-        "benefit in PALOMA-3 (Turner 2019). Used in ER-positive disease with endocrine therapy, hence the "
-        "estrogen-response program.",
-        sources=["Finn2016", "Asghar2015", "Turner2019"],
+        "benefit in PALOMA-3 (Turner 2019). CDK4 and CDK6 are expressed in nearly every cell, so the expression "
+        "the drug needs is that of ER: luminal ER-positive lines are the most sensitive and basal lines resist "
+        "(Finn 2009); it is used in ER-positive disease with endocrine therapy, hence also the estrogen-response "
+        "program.",
+        sources=["Finn2016", "Asghar2015", "Turner2019", "Finn2009"],
     ),
     T(
         "ribociclib",
@@ -1298,13 +1309,14 @@ THERAPIES = [
         indication="HR-positive, HER2-negative advanced and early breast cancer (with endocrine therapy)",
         mechanism="Selective CDK4/6 inhibitor that blocks RB1 phosphorylation and G1-S progression.",
         molecular_targets=["CDK4", "CDK6"],
-        targets=["CDK4", "CDK6"],
+        targets=["ESR1"],
         required_genes=["RB1"],
         resistance_genes=["CCNE1"],
         sensitivity_programs=["HALLMARK_ESTROGEN_RESPONSE_EARLY"],
         evidence="Added to letrozole it prolonged progression-free survival (MONALEESA-2; Hortobagyi 2016); RB1 "
-        "requirement and cyclin E-CDK2 bypass are class-wide (Asghar 2015; Turner 2019).",
-        sources=["Hortobagyi2016", "Asghar2015", "Turner2019"],
+        "requirement and cyclin E-CDK2 bypass are class-wide (Asghar 2015; Turner 2019); ER expression marks the "
+        "sensitive luminal cells (Finn 2009).",
+        sources=["Hortobagyi2016", "Asghar2015", "Turner2019", "Finn2009"],
     ),
     T(
         "abemaciclib",
@@ -1315,13 +1327,14 @@ THERAPIES = [
         indication="HR-positive, HER2-negative advanced and high-risk early breast cancer",
         mechanism="CDK4/6 inhibitor (more potent on CDK4) given continuously, arresting RB1-proficient cells in G1.",
         molecular_targets=["CDK4", "CDK6"],
-        targets=["CDK4", "CDK6"],
+        targets=["ESR1"],
         required_genes=["RB1"],
         resistance_genes=["CCNE1"],
         sensitivity_programs=["HALLMARK_ESTROGEN_RESPONSE_EARLY"],
         evidence="Added to a non-steroidal aromatase inhibitor it prolonged progression-free survival (MONARCH 3; "
-        "Goetz 2017); RB1 requirement and cyclin E bypass as for the class (Asghar 2015; Turner 2019).",
-        sources=["Goetz2017", "Asghar2015", "Turner2019"],
+        "Goetz 2017); RB1 requirement and cyclin E bypass as for the class (Asghar 2015; Turner 2019); ER "
+        "expression marks the sensitive luminal cells (Finn 2009).",
+        sources=["Goetz2017", "Asghar2015", "Turner2019", "Finn2009"],
     ),
     # ================================ targeted: endocrine (ER)
     T(

@@ -298,3 +298,32 @@ def test_phenoptr_tumour_stroma_from_ck():
     row = a.uns["immune_phenotype"]["table"].iloc[0]
     assert row["phenotype"] in ("inflamed", "excluded", "desert")
     assert np.isfinite([row["density_core"], row["density_margin"], row["density_stroma"]]).all()
+
+
+def test_neighborhoods_from_spot_proportions():
+    """Spot data: the neighbourhood composition is the renormalised mean of the neighbours' proportions."""
+    rng = np.random.default_rng(3)
+    xy = np.array([(x, y) for y in range(12) for x in range(12)], float) * 100.0
+    left = xy[:, 0] < 600
+    P = np.where(left[:, None], [0.8, 0.2, 0.0], [0.0, 0.3, 0.7]) + rng.uniform(0, 0.05, (len(xy), 3))
+    a = ad.AnnData(X=np.ones((len(xy), 2), np.float32), obs=pd.DataFrame(index=[f"s{i}" for i in range(len(xy))]))
+    a.obsm["spatial"] = xy
+    a.obsm["props"] = pd.DataFrame(P, index=a.obs_names, columns=["tumour", "immune", "stroma"])
+    tm.gr.neighborhoods(a, composition_key="props", radius=150.0, include_self=True)
+    C = a.obsm["X_neighborhood"]
+    assert list(C.columns) == ["tumour", "immune", "stroma"]
+    i = 5 * 12 + 2  # an interior spot on the left: itself and its 8 neighbours
+    nb = np.flatnonzero(np.abs(xy - xy[i]).max(axis=1) <= 150)
+    expected = P[nb].sum(0) / P[nb].sum()
+    assert np.allclose(C.iloc[i].to_numpy(), expected, atol=1e-6)
+    tm.gr.niches(a, k_range=(2, 4), use_interface=False)
+    assert a.uns["niches"]["params"]["cluster_key"] == "props"
+    # the two sides, and the columns along their border (a mixed zone of its own)
+    assert pd.crosstab(left, a.obs["niche"]).max(axis=1).sum() / len(xy) > 0.8
+    with pytest.raises(InvalidParameterError, match="exactly one"):
+        tm.gr.neighborhoods(a, composition_key="props", cluster_key="x")
+    a.obsm["bad"] = -P
+    with pytest.raises(InvalidInputError, match="non-negative"):
+        tm.gr.neighborhoods(a, composition_key="bad", radius=150.0)
+    with pytest.raises(MissingResultError, match="obsm"):
+        tm.gr.neighborhoods(a, composition_key="nope", radius=150.0)

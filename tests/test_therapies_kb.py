@@ -79,7 +79,7 @@ def test_species_other_than_human_is_refused():
     ("subclass", "gene"),
     [
         ("platinum", None), ("taxane", None), ("anthracycline", "TOP2A"), ("antimetabolite", None),
-        ("egfr", "EGFR"), ("her2", "ERBB2"), ("braf_mek", "BRAF"), ("parp", "PARP1"), ("cdk4_6", "CDK4"),
+        ("egfr", "EGFR"), ("her2", "ERBB2"), ("braf_mek", "BRAF"), ("parp", "PARP1"), ("cdk4_6", "ESR1"),
         ("endocrine_er", "ESR1"), ("endocrine_ar", "AR"), ("kras_g12c", "KRAS"), ("angiogenesis", "VEGFA"),
         ("anti_pd1", "PDCD1"), ("anti_pdl1", "CD274"), ("anti_ctla4", "CTLA4"), ("anti_lag3", "LAG3"),
     ],
@@ -111,7 +111,7 @@ def test_known_targets_are_biologically_correct(table):
         "trastuzumab": ["ERBB2"], "trastuzumab_deruxtecan": ["ERBB2"], "sacituzumab_govitecan": ["TACSTD2"],
         "enfortumab_vedotin": ["NECTIN4"], "tisagenlecleucel": ["CD19"], "idecabtagene_vicleucel": ["TNFRSF17"],
         "teclistamab": ["TNFRSF17"], "cetuximab": ["EGFR"], "osimertinib": ["EGFR"], "dabrafenib_trametinib": ["BRAF"],
-        "palbociclib": ["CDK4", "CDK6"], "enzalutamide": ["AR"], "sotorasib": ["KRAS"], "bevacizumab": ["VEGFA"],
+        "palbociclib": ["ESR1"], "enzalutamide": ["AR"], "sotorasib": ["KRAS"], "bevacizumab": ["VEGFA"],
         "pembrolizumab": ["PDCD1"], "atezolizumab": ["CD274"], "ipilimumab": ["CTLA4"],
     }  # fmt: skip
     for name, genes in expected.items():
@@ -127,6 +127,7 @@ def test_known_targets_are_biologically_correct(table):
     assert "EGFR" in t.loc["osimertinib", "requires_mutation"]
     # CDK4/6 needs RB1; cyclin E1 and efflux pumps confer resistance
     assert t.loc["palbociclib", "required_genes"] == ["RB1"]
+    assert t.loc["palbociclib", "molecular_targets"] == ["CDK4", "CDK6"]  # binds CDK4/6, needs ER
     assert "CCNE1" in t.loc["palbociclib", "resistance_genes"]
     assert "ABCB1" in t.loc["paclitaxel", "resistance_genes"]
     assert "TYMS" in t.loc["fluorouracil", "resistance_genes"]

@@ -68,6 +68,19 @@ def _codes(adata: AnnData, key: str) -> tuple[np.ndarray, list[str]]:
     return codes, cats
 
 
+def _proportions(adata: AnnData, key: str) -> tuple[np.ndarray, list[str]]:
+    """Per-spot proportions ``obsm[key]`` (n x K, non-negative) and the group names."""
+    if not isinstance(key, str) or key not in adata.obsm:
+        have = ", ".join(map(repr, adata.obsm.keys())) or "none"
+        raise MissingResultError(f"composition_key {key!r} is not in adata.obsm (have: {have}).")
+    m = adata.obsm[key]
+    cats = [str(c) for c in m.columns] if isinstance(m, pd.DataFrame) else [f"{key}_{i}" for i in range(m.shape[1])]
+    P = np.asarray(m.toarray() if sparse.issparse(m) else m, dtype=np.float64)
+    if P.ndim != 2 or not np.isfinite(P).all() or (P < 0).any():
+        raise InvalidInputError(f"adata.obsm[{key!r}] must be a finite, non-negative cells x groups matrix.")
+    return P, cats
+
+
 def _samples(adata: AnnData, sample_key: str | None) -> tuple[np.ndarray, list[str]]:
     """Sample code of every cell and the sample names (one sample ``"all"`` without ``sample_key``)."""
     if sample_key is None:
@@ -178,13 +191,20 @@ def _csr(n: int, src: np.ndarray, dst: np.ndarray, data: np.ndarray) -> sparse.c
     return sparse.csr_matrix((data, dst.astype(idx_dtype), indptr.astype(idx_dtype)), shape=(n, n))
 
 
-def _composition(A: sparse.csr_matrix, codes: np.ndarray, K: int, include_self: bool) -> np.ndarray:
-    """Fraction of each cell's labelled neighbours in each of ``K`` categories: ``rownorm(A) @ onehot``."""
+def _composition(A: sparse.csr_matrix, codes, K: int, include_self: bool) -> np.ndarray:
+    """Fraction of each cell's labelled neighbours in each of ``K`` categories: ``rownorm(A) @ onehot``.
+
+    ``codes`` is either integer labels (``-1`` missing) or a dense ``n x K`` matrix of per-cell
+    proportions (spots), which then replaces the one-hot matrix.
+    """
     n = A.shape[0]
-    lab = codes >= 0
-    onehot = sparse.csr_matrix(
-        (np.ones(int(lab.sum()), dtype=np.float32), (np.flatnonzero(lab), codes[lab])), shape=(n, K)
-    )
+    if isinstance(codes, np.ndarray) and codes.ndim == 2:
+        onehot = sparse.csr_matrix(codes.astype(np.float32))
+    else:
+        lab = codes >= 0
+        onehot = sparse.csr_matrix(
+            (np.ones(int(lab.sum()), dtype=np.float32), (np.flatnonzero(lab), codes[lab])), shape=(n, K)
+        )
     B = sparse.csr_matrix((np.ones(A.nnz, dtype=np.float32), A.indices, A.indptr), shape=A.shape)
     if include_self:
         B = (B + sparse.identity(n, dtype=np.float32, format="csr")).tocsr()
@@ -199,8 +219,9 @@ def _composition(A: sparse.csr_matrix, codes: np.ndarray, K: int, include_self: 
 def neighborhoods(
     adata: AnnData,
     *,
-    cluster_key: str,
+    cluster_key: str | None = None,
     sample_key: str | None = None,
+    composition_key: str | None = None,
     spatial_key: str = _SPATIAL,
     radius: float | None = None,
     n_neighbors: int | None = None,
@@ -234,6 +255,11 @@ def neighborhoods(
     cluster_key
         Column of ``adata.obs`` with the cell groups whose fractions are computed
         (e.g. ``"cell_type_major"``); cells with a missing label are neighbours of no category.
+    composition_key
+        Instead of ``cluster_key``, for spot data (Visium, ST): key of ``adata.obsm`` with
+        per-spot cell-type proportions or compartment scores (non-negative, a DataFrame whose
+        columns name the groups, or an array); each spot's neighbourhood composition is the
+        mean of its neighbours' rows, renormalised to sum to 1.
     sample_key
         Column of ``adata.obs`` with the sample (section); graphs are built per sample.
         ``None``: all cells are one sample.
@@ -268,7 +294,12 @@ def neighborhoods(
     ``columns``, ``categories``, ``scales`` and ``params``.
     """
     adata = start(adata, copy)
-    if not isinstance(cluster_key, str):
+    if (cluster_key is None) == (composition_key is None):
+        raise InvalidParameterError(
+            "give either `cluster_key=` (a column of cell labels) or `composition_key=` (per-spot proportions "
+            "in adata.obsm), exactly one."
+        )
+    if cluster_key is not None and not isinstance(cluster_key, str):
         raise InvalidParameterError(f"cluster_key must be the name of a column of adata.obs, got {cluster_key!r}.")
     check_obs_key(adata, cluster_key, what="cluster_key")
     check_obs_key(adata, sample_key, what="sample_key")
@@ -308,7 +339,7 @@ def neighborhoods(
         main = float(radius)
     threads = settings.resolve_n_jobs(n_jobs)
     xy = _coordinates(adata, spatial_key)
-    codes, cats = _codes(adata, cluster_key)
+    codes, cats = _codes(adata, cluster_key) if cluster_key is not None else _proportions(adata, composition_key)
     scodes, samples = _samples(adata, sample_key)
     K, n = len(cats), adata.n_obs
 
@@ -357,7 +388,8 @@ def neighborhoods(
     X_nh = pd.DataFrame(comp, index=adata.obs_names.copy(), columns=columns)
 
     params = {
-        "cluster_key": cluster_key, "sample_key": sample_key, "spatial_key": spatial_key, "radius": radius,
+        "cluster_key": cluster_key if cluster_key is not None else composition_key,
+        "composition_key": composition_key, "sample_key": sample_key, "spatial_key": spatial_key, "radius": radius,
         "n_neighbors": main if kind == "knn" else None, "graph": kind, "scales": scales,
         "include_self": include_self,
     }  # fmt: skip

@@ -37,7 +37,7 @@ _ROLE = {
     "malignant": "tumour", "epithelial": "epithelium", "normal epithelium": "epithelium",
     "t cell": "T", "nk cell": "T", "b cell": "B", "plasma cell": "plasma", "myeloid": "myeloid",
     "mast cell": "myeloid", "fibroblast": "fibro", "endothelial": "vessel", "pericyte": "vessel",
-    "immune": "immune", "stromal": "fibro",
+    "immune": "immune", "stromal": "fibro", "stroma": "fibro", "tumour": "tumour", "tumor": "tumour",
 }  # fmt: skip
 
 
@@ -63,9 +63,9 @@ def _name(comp: pd.Series, region: pd.Series | None) -> str:
     roles = comp.groupby(comp.index.map(_role)).sum()
     r = {
         k: float(roles.get(k, 0.0))
-        for k in ("tumour", "epithelium", "T", "B", "plasma", "myeloid", "fibro", "vessel")
+        for k in ("tumour", "epithelium", "T", "B", "plasma", "myeloid", "immune", "fibro", "vessel")
     }
-    immune = r["T"] + r["B"] + r["plasma"] + r["myeloid"]
+    immune = r["T"] + r["B"] + r["plasma"] + r["myeloid"] + r["immune"]
     in_core = float(region.get("core", 0.0)) if region is not None else np.nan
     at_margin = float(region.get("margin", 0.0)) if region is not None else np.nan
     if r["tumour"] >= 0.5 or (in_core >= 0.5 and r["tumour"] >= 0.3):
@@ -76,7 +76,7 @@ def _name(comp: pd.Series, region: pd.Series | None) -> str:
         return "normal epithelium"
     if r["tumour"] >= 0.15 or at_margin >= 0.5 or in_core >= 0.3:
         return "immune-rich margin" if immune >= 0.3 else "tumour margin"
-    if immune >= 0.5:
+    if immune >= 0.5 and r["immune"] < 0.5 * immune:
         top = max(("T", "B", "plasma", "myeloid"), key=lambda k: r[k])
         return {"T": "T-cell-rich stroma", "B": "B-cell aggregate", "plasma": "plasma-cell-rich stroma",
                 "myeloid": "myeloid-rich stroma"}[top]  # fmt: skip

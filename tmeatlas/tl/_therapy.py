@@ -381,7 +381,7 @@ def therapy_survival(
     malignant_key: str | None = None,
     malignant_value: str | None = None,
     cell_type_key: str | None = None,
-    program_reference: str = "all",
+    program_reference: str = "sample",
     n_neighbors: int = 30,
     threshold: float = 0.5,
     n_boot: int = 200,
@@ -425,9 +425,9 @@ def therapy_survival(
       Breast Cancer Res 2009).
     * **Programs** :math:`P`: signature scores of the knowledge base's ``sensitivity_programs``
       and ``resistance_programs`` (Tirosh control score, :func:`tmeatlas.tl.score_signatures`),
-      neighbour-averaged and z-scored across malignant cells (``program_reference="all"``:
-      the whole dataset, so that tumours are compared on one scale; ``"sample"``: within each
-      sample), clipped at :math:`\pm 3`: :math:`P = -1.5\,\overline{z}_{sens} + 1.5 \max(0,
+      neighbour-averaged and z-scored across the malignant cells of each sample
+      (``program_reference="sample"``: subpopulations are compared with the rest of their own
+      tumour, free of between-patient shifts; ``"all"``: across the whole dataset), clipped at :math:`\pm 3`: :math:`P = -1.5\,\overline{z}_{sens} + 1.5 \max(0,
       \max z_{res})`. Sensitivity is two-sided (low proliferation protects from cytotoxics:
       chemotherapy kills dividing cells); any one resistance mechanism suffices (max), a low one
       does not sensitise (Holohan et al., Nat Rev Cancer 2013; Sharma et al., Cell 2010).
@@ -490,7 +490,7 @@ def therapy_survival(
         Column with cell types; labels containing ``"CD8"`` mark CD8 T cells for the benefit
         score. Default: ``obs["cell_type"]`` when present, else CD8A/CD8B expression.
     program_reference
-        ``"all"`` (z-scores over all malignant cells) or ``"sample"`` (within each sample).
+        ``"sample"`` (z-scores within each sample's malignant cells) or ``"all"`` (over all).
     n_neighbors
         Neighbours of the per-cell averaging (1: none).
     threshold

@@ -1,6 +1,6 @@
-"""Exploration (not a package benchmark yet): tumour scores on two real spatial data sets.
+"""Spot-level tumour scores and niches on her2st, and the CK+ tumour region on phenoptr.
 
-Run from the project root:  .venv/bin/python benchmarks/spatial_validation_explore.py
+Run from the project root:  .venv/bin/python benchmarks/her2st.py  (results: benchmarks/results/her2st.json)
 Skips cleanly when ../shared/data is absent.
 
 1. her2st (Andersson et al. 2021), 4 ST sections: per-section AUROC of spot-level tumour scores,
@@ -8,8 +8,12 @@ Skips cleanly when ../shared/data is absent.
    Recommended score = [epithelial marker share - myoepithelial marker share] (robust z within
    the section) + [log total counts] (robust z; cellularity), averaged with the 8 neighbouring
    spots: S <- (S + mean_nbrs S) / 2.
+   Niches: ``tm.gr.neighborhoods(composition_key=...)`` on the paper's per-spot cell-type
+   proportions (``obsm["stereoscope_major"]``, the deconvolution a user would bring) and
+   ``tm.gr.niches``; normalised mutual information with the pathologist's labels.
 2. phenoptr multiplex IF: tumour region from CK+ cells. A cell is Tumor when it is CK+ or when
-   the majority of its k = 15 nearest neighbours are CK+; accuracy vs inForm's Tissue Category.
+   the majority of its k = 15 nearest neighbours are CK+; accuracy vs inForm's Tissue Category
+   (``tm.gr.interface`` itself is measured in benchmarks/niches.py and tests/test_gr_niches.py).
 """
 
 from __future__ import annotations
@@ -131,10 +135,58 @@ def phenoptr() -> pd.DataFrame | None:
     return pd.DataFrame(rows, columns=["method", "accuracy"]).round(4)
 
 
+def her2st_niches() -> dict | None:
+    import anndata as ad
+    from sklearn.metrics import normalized_mutual_info_score
+
+    import tmeatlas as tm
+
+    path = DATA / "andersson2021_her2st_ABCD.h5ad"
+    if not path.exists():
+        return None
+    a = ad.read_h5ad(path)
+    a.obsm["spatial"] = a.obs[["x", "y"]].to_numpy(float)
+    P = np.asarray(a.obsm["stereoscope_major"], dtype=float)
+    a.obsm["stereoscope_major"] = pd.DataFrame(
+        P, index=a.obs_names, columns=[f"type_{i}" for i in range(P.shape[1])]
+    )
+    keep = (a.obs["label"] != "undetermined").to_numpy()
+    out = {}
+    for radius in (1.5, 2.3):  # 8 neighbouring spots; two rings
+        tm.gr.neighborhoods(
+            a, composition_key="stereoscope_major", sample_key="section", radius=radius, include_self=True
+        )
+        tm.gr.niches(a, sample_key="section", rng=0)
+        nmi = normalized_mutual_info_score(a.obs["label"][keep].astype(str), a.obs["niche"][keep].astype(str))
+        out[f"radius_{radius}"] = {
+            "n_niches": int(a.uns["niches"]["params"]["n_niches"]),
+            "nmi_vs_label": round(float(nmi), 4),
+        }
+    return out
+
+
 if __name__ == "__main__":
+    import json
+
     warnings.simplefilter("ignore")
     pd.set_option("display.width", 250)
     pd.set_option("display.max_columns", 20)
-    for t in (her2st(), phenoptr()):
+    scores, ph, niches = her2st(), phenoptr(), her2st_niches()
+    for t in (scores, ph):
         if t is not None:
             print(t.to_string(), "\n")
+    print(niches)
+    if scores is not None:
+        res = Path(__file__).resolve().parent / "results" / "her2st.json"
+        res.write_text(
+            json.dumps(
+                {
+                    "auroc_invasive_vs_rest": scores.to_dict(orient="index"),
+                    "phenoptr_accuracy": ph.set_index("method")["accuracy"].to_dict()
+                    if ph is not None
+                    else None,
+                    "niches_nmi": niches,
+                },
+                indent=2,
+            )
+        )
