@@ -23,6 +23,9 @@ mpl.use("Agg")
 
 NAMESPACES = {"pp": tm.pp, "tl": tm.tl, "gr": tm.gr, "pl": tm.pl, "get": tm.get, "datasets": tm.datasets}
 WRITERS = ("pp", "tl", "gr")  # tools that write into the AnnData: must take copy=
+#: public functions that are not tools on an AnnData (no ``adata``, no plot contract), so they
+#: get no CASES entry; each is tested in its own file, and ``test_non_tools_rules`` checks its docs
+NOT_TOOLS = {"pl.set_style": "tests/test_pl_style.py"}
 
 
 def public_functions():
@@ -30,7 +33,7 @@ def public_functions():
     for ns, mod in NAMESPACES.items():
         for name in getattr(mod, "__all__", []):
             obj = getattr(mod, name)
-            if inspect.isfunction(obj):
+            if inspect.isfunction(obj) and f"{ns}.{name}" not in NOT_TOOLS:
                 out[f"{ns}.{name}"] = obj
     return out
 
@@ -119,6 +122,12 @@ def _covered(sim):
     return a
 
 
+def _simulated(sim):
+    a = _survival(sim)
+    tm.tl.simulate_therapy(a, therapy="trastuzumab")
+    return a
+
+
 #: labelled reference for tl.transfer_labels (same n_genes as _sim, hence the same genes)
 _REFERENCE = tm.datasets.simulate_tumor(n_cells=200, n_patients=1, n_genes=3000, spatial=False, rng=5)
 
@@ -175,6 +184,11 @@ CASES = {
     "tl.combination_cover": (_survival, {}),
     "get.therapy_survival": (_survival, {}),
     "get.combination_cover": (_covered, {}),
+    "tl.simulate_therapy": (_survival, {"therapy": "trastuzumab"}),
+    "pl.therapy_simulation": (_simulated, {"show": False}),
+    "pl.therapy_survival": (_survival, {"show": False}),
+    "pl.survival_reasons": (_survival, {"therapy": "paclitaxel", "show": False}),
+    "pl.combination_cover": (_covered, {"show": False}),
 }
 
 #: a bad argument for each dataset function
@@ -190,6 +204,18 @@ BAD_DATASET_ARGS = {
 def test_every_public_function_has_a_case():
     missing = sorted(set(public_functions()) - set(CASES))
     assert not missing, f"add a minimal call to CASES in tests/test_api.py for: {missing}"
+
+
+@pytest.mark.parametrize("name", sorted(NOT_TOOLS))
+def test_non_tools_rules(name):
+    ns, attr = name.split(".")
+    assert attr in NAMESPACES[ns].__all__, f"{name} is listed in NOT_TOOLS but not exported"
+    fn = getattr(NAMESPACES[ns], attr)
+    doc = inspect.getdoc(fn) or ""
+    assert "Parameters\n----------" in doc, f"{name}: docstring lacks a Parameters section"
+    params = list(inspect.signature(fn).parameters.values())
+    assert all(p.name in doc for p in params), f"{name}: undocumented parameter"
+    assert all(p.kind is p.KEYWORD_ONLY for p in params[1:]), f"{name}: keyword-only after arg 1"
 
 
 @pytest.mark.parametrize("name", sorted(public_functions()))

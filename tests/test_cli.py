@@ -15,7 +15,7 @@ def test_demo_writes_outputs(tmp_path, capsys):
     assert summary["n_cells"] == 1500 and summary["n_patients"] == 2
     assert summary["gene_positions_fraction_matched"] > 0.95
     assert "cell-type annotation" not in summary["not_yet_implemented"]
-    assert "therapy survival" in summary["not_yet_implemented"]
+    assert summary["not_yet_implemented"] == []
     assert summary["annotation_vs_truth"]["major_accuracy"] > 0.9
     assert summary["malignant_f1_vs_truth"] > 0.9
     for f in ("cohort.h5ad", "tables/cells.csv", "tables/gene_positions.csv", "figures/umap_true_cell_type.pdf",
@@ -30,10 +30,11 @@ def test_demo_writes_outputs(tmp_path, capsys):
     assert "cell_type" in a.obs and "compartment_colors" in a.uns
     assert "stemness" in a.obs and "sig_TIROSH_G2M" in a.obs and "checkpoint_interactions" in a.uns
     assert {"niche", "tumor_distance", "tumor_region", "immune_phenotype"} <= set(a.obs.columns)
-    for f in ("figures/spatial_niches.pdf", "figures/immune_phenotypes.png", "tables/immune_phenotype.csv"):
+    for f in ("figures/spatial_niches.pdf", "figures/immune_phenotypes.png", "tables/immune_phenotype.csv",
+              "tables/therapy_survival.csv", "figures/therapy_survival.pdf", "figures/therapy_simulation.png"):
         assert (out / f).stat().st_size > 0, f
     err = capsys.readouterr().err
-    assert "[1/18] simulate" in err and "[18/18]" in err
+    assert "[1/21] simulate" in err and "[21/21]" in err
 
 
 def test_demo_bad_arguments(tmp_path, capsys):

@@ -13,6 +13,7 @@ import pytest
 from scipy import sparse
 
 import tmeatlas as tm
+from tmeatlas._errors import InvalidParameterError
 from tmeatlas.get._therapy import combination_cover as get_cover
 from tmeatlas.get._therapy import therapy_survival as get_survival
 from tmeatlas.tl._therapy import _cover_greedy, _cover_milp, _objective, combination_cover, therapy_survival
@@ -223,3 +224,17 @@ def test_simulator_agreement():
         m = agreement(a, n_boot=50)
     assert len(m) >= 60
     assert m["agree"].mean() >= SIM_AGREEMENT - 0.08
+
+
+def test_combination_cover_per_sample(tiny):
+    a = tiny.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        combination_cover(a, min_fraction=0.0)
+        pooled = a.uns["combination_cover"]["solutions"].copy()
+        combination_cover(a, min_fraction=0.0, samples="S1", key_added="cover_s1")
+    # S2 holds no malignant cells, so the S1 cover is the pooled one
+    pd.testing.assert_frame_equal(a.uns["cover_s1"]["solutions"], pooled)
+    assert set(a.uns["cover_s1"]["coverage"]["sample"]) == {"S1"}
+    with pytest.raises(InvalidParameterError, match="samples"):
+        combination_cover(a, samples=["S9"])

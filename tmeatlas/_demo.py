@@ -23,9 +23,13 @@ if TYPE_CHECKING:
 __all__ = ["run_demo"]
 
 #: atlas steps planned but not implemented in this version (reported in summary.json)
-NOT_YET = [
-    "therapy survival",
-]
+NOT_YET: list[str] = []
+
+#: therapies of the demo: one per class that the simulated cohort carries a response truth for
+DEMO_THERAPIES = [
+    "trastuzumab", "paclitaxel", "carboplatin", "pembrolizumab", "sacituzumab_govitecan",
+    "enfortumab_vedotin", "cetuximab", "tamoxifen", "palbociclib",
+]  # fmt: skip
 
 
 #: programs shown in the demo's signature figure
@@ -75,7 +79,7 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
     out = Path(out)
     (out / "tables").mkdir(parents=True, exist_ok=True)
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    step = _Progress(18, progress)
+    step = _Progress(21, progress)
 
     adata = step(f"simulate a cohort of {n_cells:,} cells, {n_patients} patients", datasets.simulate_tumor,
                  n_cells=n_cells, n_patients=n_patients, spatial=True, rng=rng)
@@ -117,6 +121,17 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
              sample_key=OBS.sample)
         step("spatial niches shared across patients (number chosen by stability)", gr.niches, adata,
              sample_key=OBS.sample, rng=rng)
+
+    step(f"therapy survival of every CNV subclone ({len(DEMO_THERAPIES)} therapies)", _quiet, tl.therapy_survival,
+         adata, therapies=DEMO_THERAPIES, groupby=OBS.cnv_clone, sample_key=OBS.sample, rng=rng)
+    def _covers(a: AnnData) -> None:
+        # one combination per patient (each patient's subclones), and the first patient's under the default key
+        for i, p in enumerate(a.obs[OBS.sample].cat.categories):
+            tl.combination_cover(a, samples=str(p), key_added=UNS.combination_cover if i == 0 else f"{UNS.combination_cover}_{p}")
+
+    step("per-patient combinations that leave no subclone behind (integer programming)", _quiet, _covers, adata)
+    step("adaptive vs continuous dosing of trastuzumab (Lotka-Volterra model)", tl.simulate_therapy, adata,
+         therapy="trastuzumab")
 
     def _agreement(a: AnnData) -> dict:
         from sklearn.metrics import adjusted_rand_score, f1_score
@@ -193,6 +208,13 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
             a.uns[UNS.niches]["composition"].to_csv(out / "tables" / "niche_composition.csv")
             a.uns[UNS.interface]["samples"].to_csv(out / "tables" / "interface_per_sample.csv", index=False)
             a.uns[UNS.immune_phenotype]["table"].to_csv(out / "tables" / "immune_phenotype.csv", index=False)
+        get.therapy_survival(a).to_csv(out / "tables" / "therapy_survival.csv", index=False)
+        covers = []
+        for i, p in enumerate(a.obs[OBS.sample].cat.categories):
+            k = UNS.combination_cover if i == 0 else f"{UNS.combination_cover}_{p}"
+            covers.append(get.combination_cover(a, key=k).assign(patient=str(p)))
+        pd.concat(covers, ignore_index=True).to_csv(out / "tables" / "combination_cover.csv", index=False)
+        a.uns[UNS.therapy_simulation]["summary"].to_csv(out / "tables" / "therapy_simulation.csv", index=False)
         a.uns[UNS.malignant]["arm_shifts"].to_csv(out / "tables" / "malignant_cnv_cluster_arms.csv", index=False)
         for k in ("clones", "arm_calls", "tree"):
             a.uns[UNS.cnv_clones][k].to_csv(out / "tables" / f"cnv_clones_{k}.csv", index=False)
@@ -218,6 +240,9 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
             pl.signatures(a, groupby=OBS.cell_type_major, signatures=DEMO_SIGNATURES, show=False,
                           save=out / "figures" / f"signatures.{ext}")
             pl.checkpoint_interactions(a, show=False, save=out / "figures" / f"checkpoint_interactions.{ext}")
+            pl.therapy_survival(a, show=False, save=out / "figures" / f"therapy_survival.{ext}")
+            pl.combination_cover(a, show=False, save=out / "figures" / f"combination_cover.{ext}")
+            pl.therapy_simulation(a, show=False, save=out / "figures" / f"therapy_simulation.{ext}")
         if OBSM.spatial in a.obsm:
             for key in (OBS.true_niche, OBS.true_cell_type_major):
                 for ext in ("png", "pdf"):

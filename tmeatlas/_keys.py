@@ -96,5 +96,6 @@ UNS = SimpleNamespace(
     immune_phenotype="immune_phenotype",
     therapy_survival="therapy_survival",
     combination_cover="combination_cover",
+    therapy_simulation="therapy_simulation",
     log="tmeatlas_log",
 )

@@ -11,6 +11,7 @@ from ._malignant import call_malignant
 from ._signatures import score_signatures
 from ._stemness import stemness
 from ._therapy import combination_cover, therapy_survival
+from ._therapy_sim import simulate_therapy
 
 __all__ = [
     "annotate",
@@ -21,6 +22,7 @@ __all__ = [
     "infer_cnv",
     "integrate",
     "score_signatures",
+    "simulate_therapy",
     "stemness",
     "therapy_survival",
     "transfer_labels",

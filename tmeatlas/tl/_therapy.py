@@ -853,8 +853,9 @@ def _reasons(terms, caveats, idx, benefit, immuno, sample) -> str:
             comp = r.iloc[0] if len(r) else ""
             txt = f"sample's immunotherapy benefit {'low' if benefit < 0 else 'high'} (score={benefit:.1f}: {comp})"
         elif key == "ici_antigen":
-            z = float(extra[idx].mean())
-            txt = f"antigen presentation ({label}) {'lost' if z < 0 else 'intact'} (z={z:.1f})"
+            zc = extra[idx]
+            # the term only adds survival, through the cells whose antigen presentation is below average
+            txt = f"antigen presentation ({label}) low in {100 * float((zc < 0).mean()):.0f}% of cells (mean z={float(zc.mean()):.1f})"
         else:
             z = float(extra[idx].mean())
             txt = f"{label} {_hl(z)} (z={z:.1f})"
@@ -930,6 +931,7 @@ def combination_cover(
     adata: AnnData,
     *,
     therapies=None,
+    samples: str | list[str] | None = None,
     max_drugs: int = 3,
     min_fraction: float = 0.05,
     toxicity_weight: float = 1.0,
@@ -967,6 +969,9 @@ def combination_cover(
         Annotated data matrix with the result of :func:`therapy_survival`.
     therapies
         Candidate therapies (names in the survival table); ``None``: all of them.
+    samples
+        Cover only the subpopulations of these samples (one name or a list): one patient's
+        combination. ``None``: every subpopulation of every sample with one combination.
     max_drugs
         Most therapies in a combination.
     min_fraction
@@ -1008,6 +1013,13 @@ def combination_cover(
         )
     table = pd.DataFrame(res["table"])
     table["survives"] = table["survives"].astype(str).isin(["True", "true", "1"])
+    if samples is not None:
+        wanted = [samples] if isinstance(samples, str) else [str(x) for x in samples]
+        have = set(table["sample"].astype(str))
+        missing = [x for x in wanted if x not in have]
+        if missing or not wanted:
+            raise InvalidParameterError(f"samples {missing or wanted} are not in the survival table ({sorted(have)}).")
+        table = table[table["sample"].astype(str).isin(wanted)]
     names = list(pd.unique(table["therapy"]))
     if therapies is not None:
         cand = [therapies] if isinstance(therapies, str) else list(therapies)
@@ -1062,7 +1074,7 @@ def combination_cover(
     coverage = pd.DataFrame(
         crows, columns=["rank", "sample", "group", "fraction_of_sample", "killed_by", "covered"]
     )
-    params = {"therapies": names, "max_drugs": int(max_drugs), "min_fraction": float(min_fraction),
+    params = {"therapies": names, "samples": samples, "max_drugs": int(max_drugs), "min_fraction": float(min_fraction),
               "toxicity_weight": float(toxicity_weight), "method": method, "key": key,
               "n_solutions": int(n_solutions), "key_added": key_added}  # fmt: skip
     store(adata, tool="tl.combination_cover", uns_key=key_added,
