@@ -1018,7 +1018,9 @@ def combination_cover(
         have = set(table["sample"].astype(str))
         missing = [x for x in wanted if x not in have]
         if missing or not wanted:
-            raise InvalidParameterError(f"samples {missing or wanted} are not in the survival table ({sorted(have)}).")
+            raise InvalidParameterError(
+                f"samples {missing or wanted} are not in the survival table ({sorted(have)})."
+            )
         table = table[table["sample"].astype(str).isin(wanted)]
     names = list(pd.unique(table["therapy"]))
     if therapies is not None:
