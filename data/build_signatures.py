@@ -186,8 +186,8 @@ CURATED = {
     "MHC1_APM_SENBABAOGLU": dict(
         category="antigen_presentation_mhc1", source="Senbabaoglu2016",
         description="antigen processing machinery score genes: MHC-I heavy chains, B2M, TAP1/2, TAPBP",
-        genes=["B2M", "HLA-A", "HLA-B", "HLA-C", "TAP1", "TAP2", "TAPBP"], check="unchecked",
-        compared="not compared with the paper's table during this build"),
+        genes=["B2M", "HLA-A", "HLA-B", "HLA-C", "TAP1", "TAP2", "TAPBP"], check="checked",
+        compared="Senbabaoglu et al. 2016 full text on the publisher page (https://genomebiology.biomedcentral.com/articles/10.1186/s13059-016-1092-z, Results, 'In silico decomposition of the tumor-immune microenvironment'): 'a seven-gene APM signature that consisted of MHC class I genes (HLA-A/B/C, B2M) and genes involved in processing and loading antigens (TAP1, TAP2, and TAPBP)'; identical to the shipped 7 genes"),
     "MHC1_ANTIGEN_PRESENTATION": dict(
         category="antigen_presentation_mhc1", source="Neefjes2011",
         description="MHC class I pathway: HLA-A/B/C, B2M, peptide loading (TAP1/2, TAPBP, CALR, CANX, PDIA3), immunoproteasome (PSMB8/9/10), ERAP1/2 and the transactivator NLRC5",
@@ -271,7 +271,7 @@ CURATED = {
         description="M1 macrophage polarisation genes (Azizi 2018, reused by Cheng 2021)",
         genes=["IL23A", "TNF", "CXCL9", "CXCL10", "CXCL11", "CD86", "IL1A", "IL1B", "IL6", "CCL5", "IRF5", "IRF1", "CD40", "IDO1",
                "KYNU", "CCR7"], check="unchecked",
-        compared="not compared with Azizi 2018 itself; the same 16 genes in the same order in several unrelated analysis scripts (GitHub code search, M1 sets attributed to Azizi 2018 / Cheng 2021)"),
+        compared="not compared with Azizi 2018 itself (the paper's table was not found); the same 16 genes in the same order in several unrelated analysis scripts; third round: the scripts that name a source cite Cheng et al. 2021 (PMID 33545035; Cell S0092867421000106, mmc2), not Azizi 2018, and some write IL23 for IL23A"),
     "AZIZI_M2": dict(
         category="tam", source="Azizi2018",
         description="M2 macrophage polarisation genes (Azizi 2018, reused by Cheng 2021)",
@@ -279,7 +279,7 @@ CURATED = {
                "EGF", "CTSA", "CTSB", "CTSC", "CTSD", "TGFB1", "TGFB2", "TGFB3", "MMP14", "MMP19", "MMP9", "CLEC7A", "WNT7B",
                "FASLG", "TNFSF12", "TNFSF8", "CD276", "VTCN1", "MSR1", "FN1", "IRF4"],
         check="unchecked",
-        compared="not compared with Azizi 2018 itself; third-party scripts disagree: one has these 34 genes (next to Cheng 2021's angiogenic/phagocytic sets), others add MRC1+CD163 or ARG1+FLT1"),
+        compared="not compared with Azizi 2018 itself (the paper's table was not found); third-party scripts disagree: several have these 34 genes (those that name a source cite Cheng et al. 2021, PMID 33545035 / Cell S0092867421000106 mmc2, and write FASL for FASLG), others add MRC1+CD163 or ARG1+FLT1"),
     # ---- Treg
     "TREG_ZHENG2021": dict(
         category="treg", source="Zheng2021",
