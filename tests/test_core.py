@@ -101,3 +101,13 @@ def test_import_is_light():
     code = "import sys, tmeatlas; print(int('scanpy' in sys.modules), int('matplotlib.pyplot' in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["0", "0"], "import tmeatlas must not import scanpy or pyplot"
+
+
+def test_suggest_names_hints_close_spellings():
+    from tmeatlas._validation import suggest_names
+
+    hint = suggest_names(["palbociclb"], ["palbociclib", "ribociclib"])
+    assert hint == "'palbociclb': did you mean 'palbociclib', 'ribociclib'?"
+    # aliases map to the name that is suggested; case is ignored
+    assert suggest_names(["KEYTRUDA"], {"keytruda": "pembrolizumab"}) == "'KEYTRUDA': did you mean 'pembrolizumab'?"
+    assert suggest_names(["zzz"], ["palbociclib"]) == ""

@@ -22,7 +22,27 @@ __all__ = [
     "get_matrix",
     "looks_like_counts",
     "start",
+    "suggest_names",
 ]
+
+
+def suggest_names(bad: Iterable[Any], known: Iterable[str] | dict[str, str], *, cutoff: float = 0.6) -> str:
+    """``"'x': did you mean 'a', 'b'?"`` hints for unknown names (case-insensitive), ``""`` when none is close.
+
+    ``known`` is the valid names, or a mapping from accepted spellings (aliases, display names)
+    to the valid name that is suggested.
+    """
+    import difflib
+
+    pairs = known.items() if isinstance(known, dict) else ((k, k) for k in known)
+    lower = {str(alias).lower(): str(name) for alias, name in pairs}
+    hints = []
+    for b in list(bad)[:5]:
+        close = difflib.get_close_matches(str(b).lower(), list(lower), n=3, cutoff=cutoff)
+        close = list(dict.fromkeys(lower[c] for c in close))
+        if close:
+            hints.append(f"{b!r}: did you mean {', '.join(map(repr, close))}?")
+    return " ".join(hints)
 
 
 def check_adata(adata: Any) -> AnnData:

@@ -9,7 +9,6 @@ publication), plus ``checkpoint_pairs.tsv`` (immune-checkpoint receptor-ligand p
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 import pandas as pd
@@ -82,15 +81,13 @@ def _as_list(value, what: str) -> list[str]:
 
 
 def _unknown(kind: str, bad: list[str], known: list[str]) -> InvalidParameterError:
-    hints = []
-    for b in bad[:5]:
-        close = difflib.get_close_matches(b, known, n=3, cutoff=0.6)
-        if close:
-            hints.append(f"{b!r}: did you mean {', '.join(map(repr, close))}?")
+    from .._validation import suggest_names
+
+    hint = suggest_names(bad, known)
     listing = ", ".join(map(repr, known[:30])) + (" ..." if len(known) > 30 else "")
     return InvalidParameterError(
         f"unknown {kind} {', '.join(map(repr, bad[:10]))}{' ...' if len(bad) > 10 else ''}. "
-        + (" ".join(hints) + " " if hints else "")
+        + (hint + " " if hint else "")
         + f"Known {kind}s: {listing} (see tm.datasets.signatures())."
     )
 

@@ -8,7 +8,6 @@ publication, with its DOI).
 
 from __future__ import annotations
 
-import difflib
 import re
 from collections.abc import Iterable, Mapping
 
@@ -177,14 +176,12 @@ def _check_programs(progs: list[str], field: str, name: str, known: list[str]) -
     bad = [p for p in progs if p not in known]
     if not bad:
         return
-    hints = []
-    for b in bad[:5]:
-        close = difflib.get_close_matches(b, known, n=3, cutoff=0.6)
-        if close:
-            hints.append(f"{b!r}: did you mean {', '.join(map(repr, close))}?")
+    from .._validation import suggest_names
+
+    hint = suggest_names(bad, known)
     raise InvalidParameterError(
         f"extra[{name!r}][{field!r}]: unknown program(s) {bad}. "
-        + (" ".join(hints) + " " if hints else "")
+        + (hint + " " if hint else "")
         + "Programs must be signature names of tm.datasets.signatures()."
     )
 

@@ -164,8 +164,8 @@ def niches(
     has run and ``use_interface`` — its position relative to the tumour: whether it lies inside,
     and its proximity :math:`\exp(-\max(d, 0) / \lambda)` to the boundary (:math:`d` the
     signed distance, :math:`\lambda` half the interface's margin width), both with weight 0.5.
-    A continuous proximity lets the clustering place the margin–stroma cut where the
-    composition changes, which a fixed band cannot. All samples are clustered together by k-means, so
+    The proximity is continuous, so the clustering places the margin–stroma cut where the
+    composition changes rather than at the interface's fixed band. All samples are clustered together by k-means, so
     a niche means the same composition in every sample (the graphs, built per sample, never
     join two samples).
 

@@ -6,7 +6,6 @@ results of ``tm.tl.therapy_survival`` and ``tm.tl.combination_cover``.
 
 from __future__ import annotations
 
-import difflib
 import textwrap
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -16,7 +15,7 @@ import pandas as pd
 
 from .._errors import InvalidParameterError, MissingResultError
 from .._keys import UNS
-from .._validation import check_adata
+from .._validation import check_adata, suggest_names
 from ._utils import CB_PALETTE, finish, new_axes
 
 if TYPE_CHECKING:
@@ -139,8 +138,8 @@ def _resolve_therapy(name: Any, known: Sequence[str], what: str = "therapy") -> 
     lower = {k.lower(): k for k in known}
     if name.lower() in lower:
         return lower[name.lower()]
-    close = [lower[c] for c in difflib.get_close_matches(name.lower(), list(lower), n=3, cutoff=0.5)]
-    hint = f" (did you mean {', '.join(map(repr, close))}?)" if close else ""
+    hint = suggest_names([name], known, cutoff=0.5)
+    hint = f" ({hint})" if hint else ""
     raise InvalidParameterError(
         f"unknown {what} {name!r}{hint}: it was not scored by `tm.tl.therapy_survival`; scored: {list(known)}."
     )
@@ -166,8 +165,7 @@ def _select(table: pd.DataFrame, column: str, wanted: Any, name: str) -> pd.Data
     have = list(pd.unique(table[column]))
     bad = [w for w in wanted if w not in have]
     if bad:
-        close = {b: difflib.get_close_matches(b, have, n=2, cutoff=0.6) for b in bad}
-        hint = " ".join(f"{b!r}: did you mean {', '.join(map(repr, c))}?" for b, c in close.items() if c)
+        hint = suggest_names(bad, have)
         raise InvalidParameterError(
             f"unknown {name} {bad}; the survival table has {name} {have}." + (f" {hint}" if hint else "")
         )

@@ -9,7 +9,6 @@ program (:func:`scipy.optimize.milp`) with a greedy fallback.
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from typing import TYPE_CHECKING
 
@@ -22,7 +21,7 @@ from .._keys import OBS, SURVIVAL_PREFIX, UNS
 from .._rng import RngLike, make_rng, resolve_seed, spawn_seeds
 from .._settings import logger, settings
 from .._store import store
-from .._validation import check_obs_key, get_matrix, looks_like_counts, start
+from .._validation import check_obs_key, get_matrix, looks_like_counts, start, suggest_names
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -118,15 +117,10 @@ def _resolve_therapies(therapies) -> pd.DataFrame:
         else:
             bad.append(t)
     if bad:
-        hints = []
-        for b in bad[:5]:
-            close = difflib.get_close_matches(str(b).lower(), list(lower), n=3, cutoff=0.5)
-            close = list(dict.fromkeys(lower[c] for c in close))
-            if close:
-                hints.append(f"{b!r}: did you mean {', '.join(map(repr, close))}?")
+        hint = suggest_names(bad, lower, cutoff=0.5)
         raise InvalidParameterError(
             f"unknown therapy name(s) {bad}. "
-            + (" ".join(hints) + " " if hints else "")
+            + (hint + " " if hint else "")
             + "See tm.datasets.therapies()['name'] for the names, or pass a DataFrame of your own entries."
         )
     return table.set_index("name").loc[list(dict.fromkeys(out))].reset_index()

@@ -8,7 +8,6 @@ how competition and a cost of resistance shape the response, not to forecast a p
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
@@ -20,7 +19,7 @@ from .._errors import InvalidInputError, InvalidParameterError, MissingResultErr
 from .._keys import UNS
 from .._settings import logger
 from .._store import store
-from .._validation import start
+from .._validation import start, suggest_names
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -211,8 +210,8 @@ def _pick_therapy(table: pd.DataFrame, therapy, key: str) -> str:
     lower = {n.lower(): n for n in names}
     if therapy.lower() in lower:
         return lower[therapy.lower()]
-    close = [lower[c] for c in difflib.get_close_matches(therapy.lower(), list(lower), n=3, cutoff=0.5)]
-    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    hint = suggest_names([therapy], names, cutoff=0.5)
+    hint = f" {hint}" if hint else ""
     raise InvalidParameterError(
         f"therapy {therapy!r} is not in adata.uns[{key!r}]['table'].{hint} Scored therapies: {names}. "
         "Score it with `tm.tl.therapy_survival(adata, therapies=[...])` first."
