@@ -256,3 +256,12 @@ def test_damaged_program_reference_is_caught(monkeypatch):
     monkeypatch.setattr(kb, "_signature_names", lambda: [n for n in real() if n != "TIROSH_G2M"])
     with pytest.raises(tm.TmeatlasError, match="not in the signature library"):
         therapies()
+
+
+def test_rows_of_the_table_can_be_passed_back_as_extra():
+    kb = tm.datasets.therapies()
+    row = kb[kb["name"] == "paclitaxel"].copy()
+    row["name"], row["display_name"] = "my_taxane", "My taxane"
+    t = tm.datasets.therapies(extra=row)  # dois, citation and origin are recomputed, not rejected
+    mine = t[t["name"] == "my_taxane"].iloc[0]
+    assert mine["origin"] == "user" and mine["citation"] == kb[kb["name"] == "paclitaxel"].iloc[0]["citation"]

@@ -2,7 +2,8 @@
 
 ``import tmeatlas as tm`` gives the namespaces ``tm.pp`` (preprocessing), ``tm.tl`` (tools),
 ``tm.gr`` (spatial graphs and niches), ``tm.pl`` (plots), ``tm.get`` (tidy tables) and
-``tm.datasets``, plus ``tm.settings``.
+``tm.datasets``, plus ``tm.run`` (the whole atlas, tables, figures and reports in one call) and
+``tm.settings``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from ._errors import (
     MissingResultError,
     TmeatlasError,
 )
+from ._pipeline import PipelineError, run
 from ._settings import settings
 from ._version import __version__
 
@@ -25,6 +27,7 @@ __all__ = [
     "InvalidParameterError",
     "MissingDependencyError",
     "MissingResultError",
+    "PipelineError",
     "TmeatlasError",
     "__version__",
     "datasets",
@@ -32,6 +35,7 @@ __all__ = [
     "gr",
     "pl",
     "pp",
+    "run",
     "settings",
     "tl",
 ]

@@ -24,6 +24,13 @@ VAR = SimpleNamespace(
 #: per-cell columns in ``adata.obs``
 OBS = SimpleNamespace(
     sample="sample",
+    # tm.run: QC (scanpy's names), clusters, stemness groups
+    n_genes_by_counts="n_genes_by_counts",
+    total_counts="total_counts",
+    pct_counts_mt="pct_counts_mt",
+    qc_outlier="qc_outlier",
+    leiden="leiden",
+    stemness_group="stemness_group",
     # ground truth written by tm.datasets.simulate_tumor
     true_cell_type="true_cell_type",
     true_cell_type_major="true_cell_type_major",
@@ -97,5 +104,7 @@ UNS = SimpleNamespace(
     therapy_survival="therapy_survival",
     combination_cover="combination_cover",
     therapy_simulation="therapy_simulation",
+    pipeline="pipeline",
+    qc="qc",
     log="tmeatlas_log",
 )

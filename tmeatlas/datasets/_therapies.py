@@ -196,6 +196,8 @@ def _merge(df: pd.DataFrame, extra) -> pd.DataFrame:
             raise InvalidParameterError(
                 f"therapy names must be non-empty strings of letters, digits and '_', got {name!r}."
             )
+        # columns derived from the sources (a row of tm.datasets.therapies() passed back in): recomputed
+        entry = {k: v for k, v in entry.items() if k not in ("dois", "citation", "origin")}
         unknown = sorted(set(entry) - allowed)
         if unknown:
             raise InvalidParameterError(

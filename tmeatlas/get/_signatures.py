@@ -325,6 +325,8 @@ def signature_test(
         test = "paired" if (per_sample >= 2).any() else "unpaired"
     paired = test == "paired"
     rows = []
+    # "rest" means (all other groups pooled per sample) depend on the group, not the signature
+    rest = {grp: _rest_means(frame, names, grp, min_cells) for grp in groups} if len(groups) > 2 else {}
     for name in names:
         wide = means[name].unstack("_group").reindex(columns=groups)
         if len(groups) > 2:
@@ -338,7 +340,7 @@ def signature_test(
             if len(groups) == 2:
                 y = wide[reference].dropna()
             else:
-                y = _rest_means(frame, names, grp, min_cells)[name]
+                y = rest[grp][name]
             if paired:
                 common = x.index.intersection(y.index)
                 xv, yv = x.loc[common].to_numpy(), y.loc[common].to_numpy()

@@ -317,10 +317,8 @@ def _classify(core: float, margin: float, inflamed_density: float, excluded_dens
 
 def _cd8_mask(adata: AnnData, cell_type_key: str | None, cd8_types) -> tuple[np.ndarray, str, list[str]]:
     if cell_type_key is None:
-        for key in (OBS.cell_type, "true_cell_type"):
-            if key in adata.obs.columns:
-                cell_type_key = key
-                break
+        if OBS.cell_type in adata.obs.columns:
+            cell_type_key = OBS.cell_type
         else:
             raise MissingResultError(
                 "no cell types: run `tm.tl.annotate(adata)` first, or pass `cell_type_key=` "

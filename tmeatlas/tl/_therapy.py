@@ -838,10 +838,18 @@ def _reasons(terms, caveats, idx, benefit, immuno, sample) -> str:
             z = float(extra[idx].mean())
             txt = f"{what} {'/'.join(label)} {_hl(z)} (z={z:.1f})"
         elif key in ("res_programs", "res_genes"):
-            zs = extra[idx].mean(axis=0)
-            j = int(np.argmax(zs))
-            what = "resistance program" if key == "res_programs" else "resistance gene"
-            txt = f"{what} {label[j]} {_hl(zs[j])} (z={zs[j]:.1f})"
+            # the term is each cell's highest resistance z (when above the sample average): say how
+            # many cells have one above average, which one most often, and how high on average
+            Z = np.asarray(extra[idx], dtype=float)
+            top, zmax = Z.argmax(axis=1), Z.max(axis=1)
+            pos = zmax > 0
+            what = "resistance programs" if key == "res_programs" else "resistance genes"
+            if len(label) == 1:
+                txt = f"{what[:-1]} {label[0]} above the sample average in {100 * pos.mean():.0f}% of cells (mean z={float(Z[:, 0].mean()):.1f})"
+            else:
+                j = int(np.bincount(top[pos], minlength=len(label)).argmax()) if pos.any() else int(np.argmax(Z.mean(axis=0)))
+                txt = (f"{what} above the sample average in {100 * pos.mean():.0f}% of cells (most often {label[j]}; "
+                       f"mean of each cell's highest z={float(zmax[pos].mean()) if pos.any() else 0.0:.1f})")  # fmt: skip
         elif key == "ici_benefit":
             r = immuno.loc[immuno["sample"] == sample, "components"]
             comp = r.iloc[0] if len(r) else ""

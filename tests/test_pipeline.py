@@ -1,0 +1,307 @@
+"""``tm.run`` and ``tmeatlas run``: the whole atlas in one call, its outputs, reruns, failures and input checks.
+
+The HTML report is also opened in a real headless Chromium (Debian's ``chromium`` package, driven
+by Playwright): no console errors, every image rendered, and a screenshot kept under
+``test-artifacts/`` (or ``$TMEATLAS_TEST_ARTIFACTS``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import anndata as ad
+import matplotlib as mpl
+import numpy as np
+import pandas as pd
+import pytest
+
+import tmeatlas as tm
+from tmeatlas.cli import main
+
+mpl.use("Agg")
+
+THERAPIES = ["trastuzumab", "paclitaxel", "pembrolizumab"]
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def _cohort(n_cells=1500, **kw):
+    return tm.datasets.simulate_tumor(n_cells=n_cells, n_patients=2, spatial=True, rng=1, **kw)
+
+
+@pytest.fixture(scope="module")
+def done(tmp_path_factory):
+    """One full run with outputs (shared by the tests below)."""
+    out = tmp_path_factory.mktemp("run") / "atlas"
+    a = _cohort()
+    tm.run(
+        a,
+        sample_key="sample",
+        therapies=THERAPIES,
+        simulate=["trastuzumab"],
+        n_perms=30,
+        out=out,
+        progress=False,
+    )
+    return a, out
+
+
+@pytest.mark.slow
+def test_run_writes_every_result_and_output(done):
+    a, out = done
+    steps = a.uns["pipeline"]["steps"]
+    expected = {"qc", "gene_positions", "normalize", "embedding", "cnv", "malignant", "clones", "cell_types", "signatures",
+                "stemness", "interface", "immune_phenotype", "niches", "checkpoints", "therapy", "combinations", "simulation"}  # fmt: skip
+    assert set(steps["step"]) == expected
+    assert (steps["status"] == "done").all()
+    for col in (
+        "malignant",
+        "cnv_clone",
+        "cell_type",
+        "stemness",
+        "niche",
+        "tumor_region",
+        "survival_trastuzumab",
+        "qc_outlier",
+    ):
+        assert col in a.obs, col
+    assert "counts" in a.layers and not tm._validation.looks_like_counts(a.X)  # counts kept, X normalised
+    for s in a.obs["sample"].cat.categories:
+        assert f"combination_cover_{s}" in a.uns
+    # outputs
+    back = ad.read_h5ad(out / "atlas.h5ad")
+    assert back.n_obs == a.n_obs and "pipeline" in back.uns
+    for t in ("cells", "malignant_per_sample", "composition", "signature_summary", "checkpoint_interactions",
+              "immune_phenotype", "therapy_survival", "combination_cover", "pipeline_steps", "cnv_clones_clones"):  # fmt: skip
+        df = pd.read_csv(out / "tables" / f"{t}.csv")
+        assert len(df) > 0, t
+    for f in ("cnv_heatmap", "therapy_survival", "spatial_niches", "signatures", "composition"):
+        for ext in ("png", "pdf"):
+            assert (out / "figures" / f"{f}.{ext}").stat().st_size > 1000, (f, ext)
+    report = out / "report"
+    pages = sorted(p.name for p in report.glob("*.html"))
+    assert pages == ["P1.html", "P2.html", "index.html"]
+    text = (report / "P1.html").read_text()
+    for section in ("composition", "malignant", "programs", "spatial", "therapy", "methods"):
+        assert f'id="{section}"' in text
+    assert "data:image/png;base64," in text and "not drawn" not in text
+    assert "http://" not in text and "https://" not in text  # self-contained: nothing fetched
+    assert "Therapy sources" in text and "scanpy" in text  # methods: citations and versions
+
+
+@pytest.mark.slow
+def test_malignant_fraction_interval_brackets_the_estimate(done):
+    a, _ = done
+    from tmeatlas._report import malignant_summary
+
+    m = malignant_summary(a, sample_key="sample")
+    assert (m["ci_low"] <= m["malignant_fraction"]).all() and (m["malignant_fraction"] <= m["ci_high"]).all()
+    truth = a.obs.groupby("sample", observed=True)["true_malignant"].mean()
+    got = m.set_index("sample")["malignant_fraction"]
+    assert np.allclose(got.loc[truth.index], truth, atol=0.05)
+
+
+@pytest.mark.slow
+def test_rerun_skips_done_steps_and_force_reruns(done):
+    a, _ = done
+    b = a.copy()
+    tm.run(b, sample_key="sample", therapies=THERAPIES, simulate=["trastuzumab"], n_perms=30, progress=False)
+    assert (b.uns["pipeline"]["steps"]["status"] == "skipped").all()
+    tm.run(b, sample_key="sample", therapies=THERAPIES, simulate=["trastuzumab"], n_perms=30, progress=False,
+           force=["combinations"])  # fmt: skip
+    st = b.uns["pipeline"]["steps"].set_index("step")["status"]
+    assert st["combinations"] == "done" and st["cnv"] == "skipped"
+    # a changed parameter reruns that step only
+    tm.run(
+        b,
+        sample_key="sample",
+        therapies=["trastuzumab"],
+        simulate=["trastuzumab"],
+        n_perms=30,
+        progress=False,
+    )
+    st = b.uns["pipeline"]["steps"].set_index("step")["status"]
+    assert st["therapy"] == "done" and st["malignant"] == "skipped"
+
+
+@pytest.mark.slow
+def test_failed_step_is_named_and_earlier_results_are_kept(done, tmp_path, monkeypatch):
+    a, _ = done
+    b = a.copy()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("simulated failure inside the tool")
+
+    monkeypatch.setattr(tm.tl, "therapy_survival", broken)
+    with pytest.raises(tm.PipelineError, match=r"step 'therapy'.*RuntimeError: simulated failure") as e:
+        tm.run(
+            b,
+            sample_key="sample",
+            therapies=["paclitaxel"],
+            n_perms=30,
+            progress=False,
+            out=tmp_path,
+            report=False,
+        )
+    assert "atlas.h5ad" in str(e.value)
+    st = b.uns["pipeline"]["steps"].set_index("step")
+    assert st.loc["therapy", "status"] == "failed" and "simulated failure" in st.loc["therapy", "error"]
+    kept = ad.read_h5ad(tmp_path / "atlas.h5ad")
+    assert "malignant" in kept.obs and "niche" in kept.obs
+
+
+def test_unknown_therapy_fails_before_any_work():
+    a = _cohort(n_cells=300)
+    with pytest.raises(tm.InvalidParameterError, match="unknown therapy.*trastuzumab"):
+        tm.run(a, sample_key="sample", therapies=["trastuzumb"], progress=False)
+    assert "pipeline" not in a.uns
+
+
+def test_same_seed_same_atlas():
+    a, b = _cohort(n_cells=800), _cohort(n_cells=800)
+    kw = {"sample_key": "sample", "steps": ["qc", "gene_positions", "normalize", "cnv", "malignant", "clones", "cell_types",
+                                            "interface", "niches"], "progress": False, "rng": 3}  # fmt: skip
+    tm.run(a, **kw)
+    tm.run(b, **kw)
+    for col in ("malignant", "cnv_clone", "cell_type", "niche"):
+        assert (a.obs[col].astype(str) == b.obs[col].astype(str)).all(), col
+
+
+def test_copy_returns_new_and_leaves_input():
+    a = _cohort(n_cells=400)
+    before = a.X.copy()
+    b = tm.run(a, sample_key="sample", steps=["qc", "gene_positions", "normalize"], copy=True, progress=False)
+    assert b is not a and "pipeline" in b.uns and "pipeline" not in a.uns
+    assert (before != a.X).nnz == 0
+    assert tm.run(a, sample_key="sample", steps=["qc"], progress=False) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda a: setattr(a, "obs_names", pd.Index(["c"] * a.n_obs)), "cell names are not unique"),
+        (
+            lambda a: a.obs.rename(columns={"sample": "patient"}, inplace=True),
+            r"sample key 'sample'.*'patient'",
+        ),
+        (lambda a: setattr(a, "X", a.X.toarray() - 1.0), "negative values"),
+        (
+            lambda a: setattr(a, "var_names", pd.Index([f"ENSG{i:011d}" for i in range(a.n_vars)])),
+            "Ensembl IDs",
+        ),
+        (lambda a: setattr(a, "var_names", pd.Index([n.capitalize() for n in a.var_names])), "mouse"),
+    ],
+)
+def test_input_checks_before_any_work(change, match):
+    a = _cohort(n_cells=300)
+    change(a)
+    with pytest.raises(tm.InvalidInputError, match=match):
+        tm.run(a, sample_key="sample", progress=False)
+    assert "pipeline" not in a.uns and "qc_outlier" not in a.obs
+
+
+def test_ensembl_ids_with_symbol_column():
+    a = _cohort(n_cells=300)
+    a.var["symbol"] = a.var_names.astype(str)
+    a.var_names = pd.Index(a.var["gene_id"].astype(str).to_numpy())
+    with pytest.raises(tm.InvalidInputError, match="gene_symbols='symbol'"):
+        tm.run(a, sample_key="sample", progress=False)
+    tm.run(a, sample_key="sample", gene_symbols="symbol", steps=["qc", "gene_positions"], progress=False)
+    assert "ERBB2" in a.var_names and a.var.loc["ERBB2", "gene_id"].startswith("ENSG")
+
+
+def test_unknown_step_is_a_clear_error():
+    a = _cohort(n_cells=300)
+    with pytest.raises(tm.InvalidParameterError, match="did you mean 'cnv'"):
+        tm.run(a, sample_key="sample", steps=["cvn"], progress=False)
+
+
+@pytest.mark.slow
+def test_cli_run_and_resume(tmp_path, capsys):
+    a = tm.datasets.simulate_tumor(n_cells=700, n_patients=2, rng=2)
+    a.write_h5ad(tmp_path / "in.h5ad")
+    args = ["run", str(tmp_path / "in.h5ad"), "--sample-key", "sample", "--out", str(tmp_path / "o"),
+            "--therapies", "trastuzumab,paclitaxel", "--skip", "embedding,checkpoints", "--no-report"]  # fmt: skip
+    assert main(args) == 0
+    assert (tmp_path / "o" / "atlas.h5ad").exists() and (
+        tmp_path / "o" / "tables" / "therapy_survival.csv"
+    ).exists()
+    capsys.readouterr()
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "resuming from" in err and "skipped" in err
+    assert (
+        main(["run", str(tmp_path / "in.h5ad"), "--sample-key", "patient", "--out", str(tmp_path / "p")]) == 2
+    )
+    assert "sample key 'patient'" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------------
+# the report in a real browser
+# ---------------------------------------------------------------------------------------------
+
+
+def _artifacts() -> Path:
+    d = Path(
+        os.environ.get("TMEATLAS_TEST_ARTIFACTS", Path(__file__).resolve().parents[1] / "test-artifacts")
+    )
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium not installed (Debian package `chromium`; .ci/run installs it)"
+)
+def test_report_renders_in_headless_chromium(done):
+    pw = pytest.importorskip("playwright.sync_api", reason="playwright (test extra) not installed")
+    _, out = done
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    results = {}
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=flags)
+        try:
+            for page_name in ("index.html", "P1.html"):
+                page = browser.new_page(viewport={"width": 1300, "height": 900})
+                problems: list[str] = []
+                page.on("console", lambda m, problems=problems: problems.append(f"console {m.type}: {m.text}")
+                        if m.type in ("error", "warning") else None)  # fmt: skip
+                page.on("pageerror", lambda e, problems=problems: problems.append(f"page error: {e}"))
+                page.on(
+                    "requestfailed",
+                    lambda r, problems=problems: problems.append(f"request failed: {r.url[:100]}"),
+                )
+                page.goto((out / "report" / page_name).resolve().as_uri(), wait_until="load")
+                images = page.evaluate(
+                    "Array.from(document.images).map(i => [i.alt, i.complete, i.naturalWidth])"
+                )
+                shot = _artifacts() / f"report_{page_name.replace('.html', '')}.png"
+                page.screenshot(path=str(shot), full_page=True)
+                results[page_name] = (problems, images, shot)
+                page.close()
+        finally:
+            browser.close()
+    for name, (problems, images, shot) in results.items():
+        assert problems == [], (name, problems)
+        assert len(images) >= 8, (name, len(images))
+        broken = [alt for alt, complete, width in images if not (complete and width > 0)]
+        assert broken == [], (name, broken)
+        assert shot.stat().st_size > 10_000
+    (_artifacts() / "report_check.json").write_text(
+        json.dumps({k: {"images": len(v[1]), "problems": v[0]} for k, v in results.items()}, indent=2)
+    )
+
+
+def test_run_signature_follows_house_rules():
+    import inspect
+
+    params = list(inspect.signature(tm.run).parameters.values())
+    assert params[0].name == "adata" and params[0].kind is inspect.Parameter.POSITIONAL_OR_KEYWORD
+    assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[1:])
+    names = {p.name for p in params}
+    assert {"sample_key", "layer", "rng", "n_jobs", "copy"} <= names and "inplace" not in names
+    assert inspect.signature(tm.run).parameters["copy"].default is False
+    assert "Parameters" in tm.run.__doc__ and "Returns" in tm.run.__doc__

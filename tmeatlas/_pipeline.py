@@ -1,0 +1,688 @@
+"""``tm.run``: a cohort from counts to an annotated atlas, tables, figures and HTML reports in one call.
+
+Each step is a public tmeatlas (or scanpy) function called with documented parameters; the
+pipeline adds input checks up front, a record of every step in ``adata.uns["pipeline"]``,
+skipping of steps already done with the same parameters, a progress display, and error
+messages that name the failed step.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ._errors import InvalidInputError, InvalidParameterError, TmeatlasError
+from ._keys import OBS, OBSM, UNS
+from ._validation import check_adata, looks_like_counts, suggest_names
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from anndata import AnnData
+
+__all__ = ["PipelineError", "run"]
+
+#: layer that holds raw counts once the pipeline has normalised ``X``
+COUNTS_LAYER = "counts"
+#: candidate ``var`` columns with gene symbols, in the order they are suggested
+SYMBOL_COLUMNS = (
+    "gene_symbols",
+    "gene_symbol",
+    "feature_name",
+    "gene_name",
+    "symbol",
+    "gene_ids_symbol",
+    "name",
+)
+#: the order of the steps; spatial steps run only with coordinates
+STEP_ORDER = (
+    "qc", "gene_positions", "normalize", "embedding", "cnv", "malignant", "clones", "cell_types", "signatures",
+    "stemness", "interface", "immune_phenotype", "niches", "checkpoints", "therapy", "combinations", "simulation",
+)  # fmt: skip
+SPATIAL_STEPS = ("interface", "immune_phenotype", "niches")
+
+
+class PipelineError(TmeatlasError, RuntimeError):
+    """A step of :func:`tmeatlas.run` failed; the message names the step and its cause."""
+
+
+@dataclass
+class _Step:
+    name: str
+    title: str
+    fn: Callable[[AnnData], Any]
+    params: dict = field(default_factory=dict)
+    #: keys whose presence shows the step's result is in the AnnData (for skipping)
+    result: Callable[[AnnData], bool] = lambda a: True
+
+
+def _json(params: dict) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def _quiet(fn, *args, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+def check_input(
+    adata: AnnData, *, sample_key: str, layer: str | None, gene_symbols: str | None
+) -> dict[str, Any]:
+    """Checks made before any work starts; return what they found (kind of matrix, spatial, ...).
+
+    Raises :class:`~tmeatlas.InvalidInputError` with the fix for: duplicated cell names, a
+    missing sample key, scaled (negative) or non-finite values, Ensembl IDs without a symbol
+    column, non-human gene names, a missing layer.
+    """
+    from scipy import sparse
+
+    check_adata(adata)
+    if not adata.obs_names.is_unique:
+        dup = adata.obs_names[adata.obs_names.duplicated()].unique()[:3].tolist()
+        raise InvalidInputError(
+            f"cell names are not unique ({int(adata.obs_names.duplicated().sum()):,} duplicates, e.g. {dup}); "
+            "call `adata.obs_names_make_unique()` (or prefix them with the sample) first."
+        )
+    if sample_key is None or sample_key not in adata.obs.columns:
+        hint = suggest_names([sample_key], [str(c) for c in adata.obs.columns]) if sample_key else ""
+        cols = ", ".join(map(repr, list(adata.obs.columns)[:12])) or "none"
+        raise InvalidInputError(
+            f"sample key {sample_key!r} is not a column of adata.obs (columns: {cols}). {hint} "
+            "Pass `sample_key=` naming the column that says which patient/sample each cell comes from; "
+            "for a single sample add one: `adata.obs['sample'] = 'S1'`.".replace("  ", " ")
+        )
+    if adata.obs[sample_key].isna().any():
+        raise InvalidInputError(
+            f"{int(adata.obs[sample_key].isna().sum()):,} cells have no value in obs[{sample_key!r}]; "
+            "fill or drop them first."
+        )
+    if layer is not None and layer not in adata.layers:
+        raise InvalidInputError(f"layer {layer!r} not found; layers: {sorted(adata.layers) or 'none'}.")
+    X = adata.layers[layer] if layer is not None else adata.X
+    if X is None:
+        raise InvalidInputError("adata.X is empty; pass `layer=` naming the layer with counts.")
+    data = X.data if sparse.issparse(X) else np.asarray(X[: min(adata.n_obs, 5000)])
+    if data.size and not np.isfinite(data).all():
+        raise InvalidInputError(
+            "the expression matrix has NaN or infinite values; remove or impute them first."
+        )
+    if data.size and data.min() < 0:
+        raise InvalidInputError(
+            "the expression matrix has negative values: it looks scaled (`sc.pp.scale`) or batch-corrected. "
+            "tm.run needs raw counts (best) or log-normalised expression: pass `layer=` naming a layer that holds them."
+        )
+    counts = looks_like_counts(X)
+    # where the raw counts are: "X", a layer's name, or None (log-normalised input only)
+    counts_in = (layer or "X") if counts else None
+    if counts_in is None and COUNTS_LAYER in adata.layers and looks_like_counts(adata.layers[COUNTS_LAYER]):
+        counts_in = COUNTS_LAYER
+    names = pd.Index(adata.var[gene_symbols].astype(str)) if gene_symbols is not None else adata.var_names
+    if gene_symbols is not None and gene_symbols not in adata.var.columns:
+        raise InvalidInputError(
+            f"gene_symbols={gene_symbols!r} is not a column of adata.var (columns: {list(adata.var.columns)[:12]})."
+        )
+    ensembl = names.str.match(r"^ENS[A-Z]*G\d{6,}").mean()
+    if ensembl > 0.5:
+        cands = [
+            c
+            for c in adata.var.columns
+            if c in SYMBOL_COLUMNS or "symbol" in c.lower() or "name" in c.lower()
+        ]
+        where = (
+            f"pass `gene_symbols={cands[0]!r}` (a column of adata.var that holds symbols)"
+            if cands
+            else "add a column of HGNC symbols to adata.var and pass its name as `gene_symbols=`"
+        )
+        raise InvalidInputError(
+            f"{ensembl:.0%} of the gene identifiers are Ensembl IDs, but tmeatlas's marker, signature and therapy "
+            f"libraries use HGNC symbols: {where}."
+        )
+    mouse = names.str.match(r"^[A-Z][a-z0-9]+[a-z][a-z0-9]*$").mean()
+    if mouse > 0.5 and names.str.match(r"^[A-Z0-9-]+$").mean() < 0.2:
+        raise InvalidInputError(
+            f"{mouse:.0%} of the gene names look like mouse symbols (e.g. {names[0]!r}); tmeatlas's libraries are human. "
+            "Map genes to human orthologues first."
+        )
+    spatial = OBSM.spatial in adata.obsm and np.asarray(adata.obsm[OBSM.spatial]).shape[1] >= 2
+    return {
+        "counts": bool(counts),
+        "counts_in": counts_in,
+        "spatial": bool(spatial),
+        "n_cells": int(adata.n_obs),
+        "n_genes": int(adata.n_vars),
+        "n_samples": int(adata.obs[sample_key].nunique()),
+    }
+
+
+def run(
+    adata: AnnData,
+    *,
+    sample_key: str,
+    spatial: bool | None = None,
+    therapies: Sequence[str] | str | None = None,
+    out: str | Path | None = None,
+    layer: str | None = None,
+    gene_symbols: str | None = None,
+    steps: Sequence[str] | None = None,
+    skip: Sequence[str] = (),
+    force: bool | Sequence[str] = False,
+    integrate: bool = False,
+    simulate: Sequence[str] = (),
+    n_perms: int = 200,
+    report: bool = True,
+    rng: int = 0,
+    n_jobs: int | None = None,
+    progress: bool = True,
+    copy: bool = False,
+) -> AnnData | None:
+    """Run the whole tmeatlas atlas on a cohort: QC to therapy combinations, with tables, figures and reports.
+
+    Steps, in order (each one the public function named, with the parameters recorded in
+    ``uns["pipeline"]``):
+
+    1. ``qc``: per-cell QC metrics (:func:`scanpy.pp.calculate_qc_metrics`) and a flag
+       ``obs["qc_outlier"]`` for cells more than 5 median absolute deviations from their
+       sample's median log counts or log genes (the MAD rule of Germain et al., Genome Biol
+       2020); flagged cells are kept and reported, not removed.
+    2. ``gene_positions``: :func:`tmeatlas.pp.gene_positions` (GRCh38, shipped).
+    3. ``normalize``: raw counts are kept in ``layers["counts"]`` and ``X`` becomes
+       ``log1p(counts / total * 1e4)``; log-normalised input is used as given.
+    4. ``embedding``: highly variable genes, PCA (30), kNN graph (15; on scVI's latent space
+       when ``integrate=True``), UMAP and Leiden clusters.
+    5. ``cnv``, ``malignant``, ``clones``: :func:`tmeatlas.tl.infer_cnv`,
+       :func:`~tmeatlas.tl.call_malignant`, :func:`~tmeatlas.tl.cnv_clones` per sample.
+    6. ``cell_types``: :func:`tmeatlas.tl.annotate` (markers + malignant calls).
+    7. ``signatures``, ``stemness``: :func:`tmeatlas.tl.score_signatures` (whole library,
+       control-gene method) and :func:`tmeatlas.tl.stemness` (malignant cells per sample,
+       other cells per compartment).
+    8. ``checkpoints``: :func:`tmeatlas.tl.checkpoint_interactions` between major cell types per
+       sample (spatial neighbours only when coordinates exist).
+    9. ``interface``, ``immune_phenotype``, ``niches`` (with coordinates in ``obsm["spatial"]``).
+    10. ``therapy``, ``combinations``: :func:`tmeatlas.tl.therapy_survival` per CNV subclone
+        and sample, and :func:`tmeatlas.tl.combination_cover` per sample (key
+        ``"combination_cover_<sample>"``).
+    11. ``simulation`` (only with ``simulate=``): :func:`tmeatlas.tl.simulate_therapy` per therapy.
+
+    With ``out``, writes ``out/atlas.h5ad``, ``out/tables/*.csv``, ``out/figures/*.png|pdf``
+    and self-contained HTML reports ``out/report/index.html`` (cohort) and
+    ``out/report/<sample>.html`` (one per patient).
+
+    A rerun skips each step whose result is present and whose parameters are unchanged
+    (``force=True`` or a list of step names reruns them). When a step fails, the error
+    (:class:`PipelineError`) names the step and the cause; results of earlier steps stay in
+    ``adata`` and, with ``out``, are written to ``out/atlas.h5ad`` so that a rerun resumes
+    there (the console command ``tmeatlas run`` does this automatically).
+
+    Parameters
+    ----------
+    adata
+        Cells x genes, raw counts (preferred) in ``X`` or ``layer``, or log-normalised.
+    sample_key
+        Column of ``obs`` naming each cell's patient/sample. Per-patient steps run per value.
+    spatial
+        Run the spatial steps; ``None`` runs them when ``obsm["spatial"]`` exists (microns).
+    therapies
+        Therapies (names or display names from :func:`tmeatlas.datasets.therapies`), ``"all"``,
+        or a DataFrame of your own entries (see ``tm.datasets.therapies(extra=...)``); ``None``
+        uses all of them. Unknown names are an error before any work starts.
+    out
+        Output folder (created); ``None`` keeps results in ``adata`` only.
+    layer
+        Layer with the expression to use instead of ``X``.
+    gene_symbols
+        Column of ``var`` with HGNC symbols when ``var_names`` are other identifiers (Ensembl
+        IDs): the symbols become ``var_names`` (made unique), the old names go to ``var["gene_id"]``.
+    steps
+        Run only these steps (names above); default all that apply.
+    skip
+        Steps not to run.
+    force
+        Rerun steps even when done with the same parameters (``True`` for all, or names).
+    integrate
+        Fit scVI (:func:`tmeatlas.tl.integrate`, needs the ``scvi`` extra) across samples and
+        build the kNN graph and UMAP on its latent space.
+    simulate
+        Therapies whose continuous and adaptive schedules are simulated per sample.
+    n_perms
+        Permutations of the checkpoint-interaction test.
+    report
+        Write the HTML reports (with ``out``).
+    rng
+        Seed for every step that draws random numbers.
+    n_jobs
+        Threads for the steps that use them.
+    progress
+        Print each step, its cell counts and its time to stderr.
+    copy
+        Work on and return a copy.
+
+    Returns
+    -------
+    ``None`` (results written into ``adata``), or the new AnnData when ``copy=True``.
+    ``uns["pipeline"]["steps"]`` records every step: status (done / skipped / failed),
+    seconds, parameters.
+    """
+    import matplotlib as mpl
+
+    if mpl.get_backend().lower() not in ("agg", "pdf", "svg") and out is not None and not _interactive():
+        mpl.use("Agg")
+    if not isinstance(copy, bool):
+        raise InvalidParameterError(f"copy must be True or False, got {copy!r}.")
+    check_adata(adata)
+    facts = check_input(adata, sample_key=sample_key, layer=layer, gene_symbols=gene_symbols)
+    therapy_arg, therapy_names = _therapy_list(therapies)
+    unknown = [
+        s
+        for s in [*(steps or []), *skip, *(force if isinstance(force, list | tuple) else [])]
+        if s not in STEP_ORDER
+    ]
+    if unknown:
+        raise InvalidParameterError(
+            f"unknown step(s) {unknown}; steps are {list(STEP_ORDER)}. {suggest_names(unknown, STEP_ORDER)}".rstrip()
+        )
+    simulate = [simulate] if isinstance(simulate, str) else list(simulate)
+    if simulate:
+        sim_names = _therapy_list(simulate)[1]
+        missing = [t for t in sim_names if t not in therapy_names]
+        if missing:
+            raise InvalidParameterError(
+                f"simulate={missing} needs these therapies in `therapies=` too (their survival is simulated)."
+            )
+        simulate = sim_names
+    if spatial is None:
+        spatial = facts["spatial"]
+    elif spatial and not facts["spatial"]:
+        raise InvalidInputError(
+            "spatial=True but adata.obsm['spatial'] is missing: store cell coordinates (microns) there."
+        )
+    if copy:
+        adata = adata.copy()
+    if gene_symbols is not None:
+        _use_symbols(adata, gene_symbols)
+    if adata.obs[sample_key].dtype.name != "category":
+        adata.obs[sample_key] = adata.obs[sample_key].astype(str).astype("category")
+
+    plan = _plan(
+        adata, sample_key=sample_key, facts=facts, spatial=bool(spatial), therapies=therapy_names, therapy_arg=therapy_arg, integrate=integrate,
+        simulate=simulate, n_perms=n_perms, rng=rng, n_jobs=n_jobs,
+    )  # fmt: skip
+    wanted = [s for s in plan if (steps is None or s.name in steps) and s.name not in skip]
+    forced = set(STEP_ORDER) if force is True else set(force or [])
+    out = Path(out) if out is not None else None
+    record = _load_record(adata)
+    n = len(wanted) + (4 if out is not None else 0)
+    shown = _Display(n, progress, n_cells=adata.n_obs, n_samples=facts["n_samples"])
+    t_run = time.perf_counter()
+    for step in wanted:
+        key = _json(step.params)
+        prev = record.get(step.name)
+        if (
+            step.name not in forced
+            and prev is not None
+            and prev["params"] == key
+            and prev["status"] in ("done", "skipped")
+            and step.result(adata)
+        ):
+            shown.skip(step.title)
+            record[step.name] = {**prev, "status": "skipped"}
+            continue
+        shown.begin(step.title)
+        t = time.perf_counter()
+        try:
+            step.fn(adata)
+        except Exception as e:
+            record[step.name] = {"params": key, "status": "failed", "seconds": round(time.perf_counter() - t, 2),
+                                 "version": __version__, "error": f"{type(e).__name__}: {e}"}  # fmt: skip
+            _save_record(adata, record, sample_key=sample_key, facts=facts)
+            shown.fail()
+            saved = ""
+            if out is not None:
+                out.mkdir(parents=True, exist_ok=True)
+                _quiet(adata.write_h5ad, out / "atlas.h5ad", compression="lzf")
+                saved = f" Results of the earlier steps are in {out / 'atlas.h5ad'}; a rerun on it resumes after them."
+            raise PipelineError(
+                f"step {step.name!r} ({step.title}) failed: {type(e).__name__}: {e}.{saved}"
+            ) from e
+        dt = time.perf_counter() - t
+        record[step.name] = {
+            "params": key,
+            "status": "done",
+            "seconds": round(dt, 2),
+            "version": __version__,
+            "error": "",
+        }
+        shown.end(dt, _outcome(step.name, adata, sample_key))
+    _save_record(adata, record, sample_key=sample_key, facts=facts)
+    if out is not None:
+        from . import _report
+
+        out.mkdir(parents=True, exist_ok=True)
+        shown.begin("tables (CSV)")
+        t = time.perf_counter()
+        tables = _report.write_tables(adata, out / "tables", sample_key=sample_key)
+        shown.end(time.perf_counter() - t)
+        shown.begin("figures (PNG and PDF)")
+        t = time.perf_counter()
+        figures = _report.write_figures(adata, out / "figures", sample_key=sample_key)
+        shown.end(time.perf_counter() - t)
+        shown.begin("HTML reports (cohort and one per patient)")
+        t = time.perf_counter()
+        if report:
+            _report.write_reports(
+                adata, out / "report", sample_key=sample_key, figures=figures, tables=tables
+            )
+        shown.end(time.perf_counter() - t)
+        shown.begin(f"write {out / 'atlas.h5ad'}")
+        t = time.perf_counter()
+        adata.uns[UNS.pipeline]["seconds_total"] = round(time.perf_counter() - t_run, 2)
+        _quiet(adata.write_h5ad, out / "atlas.h5ad", compression="lzf")
+        shown.end(time.perf_counter() - t)
+    return adata if copy else None
+
+
+def _interactive() -> bool:
+    return hasattr(sys, "ps1") or "ipykernel" in sys.modules
+
+
+def _use_symbols(adata: AnnData, column: str) -> None:
+    import anndata as ad
+
+    sym = adata.var[column].astype(str)
+    if "gene_id" not in adata.var.columns:
+        adata.var["gene_id"] = adata.var_names.astype(str)
+    bad = sym.isin(["nan", "", "None"])
+    sym = sym.where(~bad, adata.var_names.astype(str))
+    adata.var_names = pd.Index(ad.utils.make_index_unique(pd.Index(sym.to_numpy())))
+
+
+def _therapy_list(therapies) -> tuple[Any, list[str]]:
+    """Resolve therapy names up front (unknown names fail before any work); return (argument, names)."""
+    from .tl._therapy import _resolve_therapies
+
+    table = _resolve_therapies(
+        "all" if therapies is None else (list(therapies) if isinstance(therapies, tuple) else therapies)
+    )
+    names = table["name"].astype(str).tolist()
+    return (therapies if isinstance(therapies, pd.DataFrame) else names), names
+
+
+class _Display:
+    def __init__(self, n: int, enabled: bool, *, n_cells: int, n_samples: int) -> None:
+        self.n, self.i, self.enabled = n, 0, enabled
+        self.cells = f"{n_cells:,} cells, {n_samples} sample{'s' if n_samples != 1 else ''}"
+        if enabled:
+            print(f"tmeatlas run: {self.cells}", file=sys.stderr, flush=True)
+
+    def begin(self, title: str) -> None:
+        self.i += 1
+        if self.enabled:
+            print(f"[{self.i}/{self.n}] {title} ...", end="", file=sys.stderr, flush=True)
+
+    def end(self, seconds: float, outcome: str = "") -> None:
+        if self.enabled:
+            print(
+                f" done in {seconds:.1f} s{f' ({outcome})' if outcome else ''}", file=sys.stderr, flush=True
+            )
+
+    def fail(self) -> None:
+        if self.enabled:
+            print(" FAILED", file=sys.stderr, flush=True)
+
+    def skip(self, title: str) -> None:
+        self.i += 1
+        if self.enabled:
+            print(
+                f"[{self.i}/{self.n}] {title}: done earlier with the same parameters, skipped",
+                file=sys.stderr,
+                flush=True,
+            )
+
+
+def _outcome(name: str, a: AnnData, sample_key: str) -> str:
+    """One line on what a step found, for the progress display."""
+    o = a.obs
+    try:
+        if name == "qc":
+            return f"{int(o[OBS.qc_outlier].sum()):,} outlier cells flagged"
+        if name == "embedding":
+            return f"{o[OBS.leiden].nunique()} Leiden clusters"
+        if name == "malignant":
+            return f"{int((o[OBS.malignant] == 'malignant').sum()):,} malignant cells"
+        if name == "clones":
+            return f"{int(a.uns[UNS.cnv_clones]['clones'].shape[0])} subclones"
+        if name == "cell_types":
+            return f"{o[OBS.cell_type].nunique()} cell types"
+        if name == "signatures":
+            return f"{a.obsm[OBSM.signatures].shape[1]} signatures scored"
+        if name == "immune_phenotype":
+            t = a.uns[UNS.immune_phenotype]["table"]
+            return ", ".join(f"{s}: {p}" for s, p in zip(t["sample"], t["phenotype"]))
+        if name == "niches":
+            return f"{o[OBS.niche].nunique()} niches"
+        if name == "therapy":
+            from .get import therapy_survival
+
+            t = therapy_survival(a)
+            return f"{int(t['survives'].sum())} of {len(t)} subclone-therapy pairs flagged as surviving"
+    except (KeyError, AttributeError, TypeError, ValueError):
+        return ""
+    return ""
+
+
+def _load_record(adata: AnnData) -> dict[str, dict]:
+    entry = adata.uns.get(UNS.pipeline)
+    if not isinstance(entry, dict) or not isinstance(entry.get("steps"), pd.DataFrame):
+        return {}
+    df = entry["steps"]
+    return {
+        str(r["step"]): {k: (str(r[k]) if k in ("params", "status", "version", "error") else float(r[k]))
+                         for k in ("params", "status", "seconds", "version", "error") if k in df.columns}
+        for _, r in df.iterrows()
+    }  # fmt: skip
+
+
+def _save_record(adata: AnnData, record: dict[str, dict], *, sample_key: str, facts: dict) -> None:
+    from ._store import store
+
+    order = [s for s in STEP_ORDER if s in record]
+    df = pd.DataFrame(
+        [{"step": s, **record[s]} for s in order],
+        columns=["step", "status", "seconds", "params", "version", "error"],
+    )
+    df.index = df.index.astype(str)
+    store(
+        adata, tool="run", uns_key=UNS.pipeline,
+        uns={"steps": df, "input": {k: ("None" if v is None else v) for k, v in facts.items()}},
+        params={"sample_key": sample_key, "version": __version__},
+    )  # fmt: skip
+
+
+def _plan(
+    adata, *, sample_key, facts, spatial, therapies, therapy_arg, integrate, simulate, n_perms, rng, n_jobs
+) -> list[_Step]:
+    import scanpy as sc
+
+    from . import gr, pp, tl
+
+    counts_in = facts["counts_in"]
+    #: the layer tools read counts from ("counts" once X has been normalised)
+    layer = COUNTS_LAYER if counts_in == "X" else counts_in
+    steps: list[_Step] = []
+
+    def qc(a: AnnData) -> None:
+        from ._store import store
+
+        X = a.X if counts_in in ("X", None) else a.layers[counts_in]
+        mt = a.var_names.str.upper().str.startswith("MT-")
+        n_genes = np.asarray((X > 0).sum(axis=1)).ravel()
+        total = np.asarray(X.sum(axis=1)).ravel().astype(float)
+        pct_mt = (
+            (np.asarray(X[:, np.flatnonzero(mt)].sum(axis=1)).ravel() / np.maximum(total, 1e-12) * 100)
+            if mt.any()
+            else np.zeros(a.n_obs)
+        )
+        outlier = np.zeros(a.n_obs, dtype=bool)
+        samples = a.obs[sample_key].astype(str).to_numpy()
+        for s in np.unique(samples):
+            m = samples == s
+            for v in (np.log1p(total[m]), np.log1p(n_genes[m])):
+                med = np.median(v)
+                mad = np.median(np.abs(v - med)) * 1.4826
+                if mad > 0:
+                    outlier[np.flatnonzero(m)[np.abs(v - med) > 5 * mad]] = True
+            if mt.any():
+                v = pct_mt[m]
+                med = np.median(v)
+                mad = np.median(np.abs(v - med)) * 1.4826
+                outlier[np.flatnonzero(m)[(v > med + 5 * mad) & (v > 10)]] = True
+        table = (
+            pd.DataFrame({"sample": samples, "total": total, "genes": n_genes, "pct_mt": pct_mt, "outlier": outlier})
+            .groupby("sample", observed=True)
+            .agg(n_cells=("total", "size"), median_counts=("total", "median"), median_genes=("genes", "median"),
+                 median_pct_mt=("pct_mt", "median"), n_outliers=("outlier", "sum"))
+            .reset_index()
+        )  # fmt: skip
+        store(
+            a, tool="run.qc",
+            obs={OBS.n_genes_by_counts: n_genes, OBS.total_counts: total, OBS.pct_counts_mt: pct_mt, OBS.qc_outlier: outlier},
+            uns_key=UNS.qc, uns={"samples": table}, params={"sample_key": sample_key, "n_mads": 5, "max_pct_mt_floor": 10},
+        )  # fmt: skip
+
+    steps.append(_Step("qc", "QC metrics and outlier flags (5 MADs per sample)", qc, {"n_mads": 5},
+                       lambda a: OBS.qc_outlier in a.obs))  # fmt: skip
+    steps.append(_Step("gene_positions", f"gene positions for {adata.n_vars:,} genes (GRCh38)",
+                       lambda a: pp.gene_positions(a), {}, lambda a: "chromosome" in a.var))  # fmt: skip
+
+    def normalize(a: AnnData) -> None:
+        if counts_in is None:
+            return  # log-normalised input: used as given
+        if counts_in == "X" and COUNTS_LAYER not in a.layers:
+            a.layers[COUNTS_LAYER] = a.X.copy()
+        if looks_like_counts(a.X):
+            sc.pp.normalize_total(a, target_sum=1e4)
+            sc.pp.log1p(a)
+
+    steps.append(_Step("normalize", "keep counts in layers['counts']; X = log1p(CP10k)", normalize,
+                       {"target_sum": 1e4}, lambda a: counts_in is None or not looks_like_counts(a.X)))  # fmt: skip
+
+    def embedding(a: AnnData) -> None:
+        # genes detected in fewer than 3 cells have no dispersion estimate (scanpy bins log means)
+        detected = np.asarray((a.X > 0).sum(axis=0)).ravel() >= 3
+        n_hvg = int(min(2000, detected.sum()))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hv = sc.pp.highly_variable_genes(a[:, detected], n_top_genes=n_hvg, inplace=False)
+        flag = np.zeros(a.n_vars, dtype=bool)
+        flag[np.flatnonzero(detected)] = hv["highly_variable"].to_numpy(bool)
+        a.var["highly_variable"] = flag
+        n_comps = int(min(30, a.n_obs - 1, n_hvg - 1))
+        sc.tl.pca(a, n_comps=n_comps, mask_var="highly_variable", random_state=rng)
+        use_rep = "X_pca"
+        if integrate:
+            tl.integrate(a, batch_key=sample_key, layer=layer, rng=rng, n_jobs=n_jobs)
+            use_rep = OBSM.scvi
+        sc.pp.neighbors(a, n_neighbors=15, use_rep=use_rep, random_state=rng)
+        sc.tl.umap(a, random_state=rng)
+        sc.tl.leiden(
+            a,
+            resolution=1.0,
+            flavor="igraph",
+            n_iterations=2,
+            directed=False,
+            random_state=rng,
+            key_added=OBS.leiden,
+        )
+
+    steps.append(_Step("embedding", "highly variable genes, PCA, neighbours, UMAP, Leiden" + (" (scVI)" if integrate else ""),
+                       embedding, {"n_hvg": 2000, "n_pcs": 30, "n_neighbors": 15, "leiden_resolution": 1.0,
+                                   "integrate": integrate, "rng": rng}, lambda a: "X_umap" in a.obsm and OBS.leiden in a.obs))  # fmt: skip
+    steps.append(_Step("cnv", "CNV inference (automatic normal reference per sample)",
+                       lambda a: tl.infer_cnv(a, layer=layer, sample_key=sample_key, n_jobs=n_jobs, rng=rng),
+                       {"layer": str(layer), "rng": rng}, lambda a: OBSM.cnv in a.obsm))  # fmt: skip
+    steps.append(_Step("malignant", "malignant calls (calibrated probability)",
+                       lambda a: tl.call_malignant(a, sample_key=sample_key, rng=rng), {"rng": rng},
+                       lambda a: OBS.malignant in a.obs))  # fmt: skip
+    steps.append(_Step("clones", "CNV subclones per sample",
+                       lambda a: tl.cnv_clones(a, sample_key=sample_key, rng=rng), {"rng": rng},
+                       lambda a: OBS.cnv_clone in a.obs))  # fmt: skip
+    steps.append(_Step("cell_types", "compartments and cell types (markers + CNV calls)",
+                       lambda a: tl.annotate(a, layer=layer, sample_key=sample_key), {"layer": str(layer)},
+                       lambda a: OBS.cell_type in a.obs))  # fmt: skip
+    steps.append(_Step("signatures", "signature scores (whole library, one sparse pass)",
+                       lambda a: _quiet(tl.score_signatures, a, method="control", rng=rng, n_jobs=n_jobs),
+                       {"method": "control", "rng": rng}, lambda a: OBSM.signatures in a.obsm))  # fmt: skip
+
+    def stemness(a: AnnData) -> None:
+        mal = (a.obs[OBS.cell_type_major] == "Malignant").to_numpy()
+        group = np.where(
+            mal, "malignant " + a.obs[sample_key].astype(str), a.obs[OBS.compartment].astype(str)
+        )
+        a.obs[OBS.stemness_group] = pd.Categorical(group)
+        tl.stemness(a, groupby=OBS.stemness_group, layer=layer)
+
+    steps.append(_Step("stemness", "stemness (gene counts + stemness programs)", stemness,
+                       {"groupby": "malignant per sample, others per compartment"}, lambda a: OBS.stemness in a.obs))  # fmt: skip
+    if spatial:
+        steps.append(_Step("interface", "tumour interface (signed distance, core / margin / stroma)",
+                           lambda a: gr.interface(a, sample_key=sample_key), {}, lambda a: OBS.tumor_region in a.obs))  # fmt: skip
+        steps.append(_Step("immune_phenotype", "immune phenotype per sample (CD8 T densities)",
+                           lambda a: gr.immune_phenotype(a, sample_key=sample_key), {},
+                           lambda a: OBS.immune_phenotype in a.obs))  # fmt: skip
+        steps.append(_Step("niches", "spatial niches shared across samples (number chosen by stability)",
+                           lambda a: gr.niches(a, sample_key=sample_key, rng=rng), {"rng": rng},
+                           lambda a: OBS.niche in a.obs))  # fmt: skip
+    # checkpoints after the spatial graph exists (neighbours restrict the interactions)
+    steps.append(_Step("checkpoints", "checkpoint receptor-ligand interactions per sample",
+                       lambda a: tl.checkpoint_interactions(a, groupby=OBS.cell_type_major, sample_key=sample_key,
+                                                            layer=layer, n_perms=n_perms, rng=rng, n_jobs=n_jobs),
+                       {"n_perms": n_perms, "rng": rng, "spatial": spatial},
+                       lambda a: UNS.checkpoint_interactions in a.uns))  # fmt: skip
+    steps.append(_Step("therapy", f"therapy survival of every CNV subclone ({len(therapies)} therapies)",
+                       lambda a: _quiet(tl.therapy_survival, a, therapies=therapy_arg, groupby=OBS.cnv_clone,
+                                        sample_key=sample_key, layer=layer, rng=rng, n_jobs=n_jobs),
+                       {"therapies": sorted(therapies), "rng": rng}, lambda a: UNS.therapy_survival in a.uns))  # fmt: skip
+
+    def combinations(a: AnnData) -> None:
+        for s in a.obs[sample_key].cat.categories:
+            if (a.obs[sample_key] == s).any():
+                _quiet(tl.combination_cover, a, samples=str(s), key_added=combination_key(s))
+
+    steps.append(_Step("combinations", "per-sample therapy combinations leaving no subclone behind", combinations,
+                       {}, lambda a: all(combination_key(s) in a.uns for s in a.obs[sample_key].cat.categories)))  # fmt: skip
+    if simulate:
+
+        def simulation(a: AnnData) -> None:
+            for t in simulate:
+                tl.simulate_therapy(
+                    a, therapy=t, key_added=simulation_key(t) if len(simulate) > 1 else UNS.therapy_simulation
+                )
+
+        steps.append(_Step("simulation", f"continuous vs adaptive dosing of {', '.join(simulate)}", simulation,
+                           {"therapies": list(simulate)}, lambda a: UNS.therapy_simulation in a.uns or len(simulate) > 1))  # fmt: skip
+    order = {n: i for i, n in enumerate(STEP_ORDER)}
+    return sorted(steps, key=lambda s: order[s.name])
+
+
+def combination_key(sample) -> str:
+    """``uns`` key of one sample's combination cover."""
+    return f"{UNS.combination_cover}_{_slug(sample)}"
+
+
+def simulation_key(therapy: str) -> str:
+    """``uns`` key of one therapy's dosing simulation when several are simulated."""
+    return f"{UNS.therapy_simulation}_{_slug(therapy)}"
+
+
+def _slug(x) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(x))

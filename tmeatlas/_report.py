@@ -1,0 +1,769 @@
+"""Tables, figures and self-contained HTML reports of a :func:`tmeatlas.run` result.
+
+The HTML reports embed every image (base64 PNG) and style (inline CSS), load nothing from the
+network and run no script, so they open offline and can be sent as single files.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import platform
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from ._keys import OBS, OBSM, UNS
+from ._version import __version__
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from anndata import AnnData
+
+__all__ = ["malignant_summary", "write_figures", "write_reports", "write_tables"]
+
+#: programs shown in the signature panels (those present in the data are drawn)
+REPORT_SIGNATURES = [
+    "TIROSH_G2M", "HALLMARK_HYPOXIA", "HALLMARK_EPITHELIAL_MESENCHYMAL_TRANSITION", "STEMNESS_CANCERSEA",
+    "TEX_TERMINAL_ZHENG2021", "TPEX_MILLER2019", "CYTOTOXIC_GUO2018", "AYERS_IFNG_6", "MHC1_ANTIGEN_PRESENTATION",
+    "MHC2_ANTIGEN_PRESENTATION", "ELYADA_ICAF", "ELYADA_MYCAF", "ZHANG_C1QC_TAM", "ZHANG_SPP1_TAM", "TREG_ZHENG2021",
+]  # fmt: skip
+
+SECTIONS = [
+    ("composition", "Composition: compartments and cell types"),
+    ("malignant", "Malignant cells, copy number and subclones"),
+    ("programs", "Programs and immune checkpoints"),
+    ("spatial", "Spatial organisation and immune phenotype"),
+    ("therapy", "Therapy survival and combinations"),
+]
+
+#: what each step does and what it rests on (shown in the methods section)
+METHODS = {
+    "qc": "Per-cell total counts, detected genes and mitochondrial share; cells more than 5 median absolute "
+    "deviations from their sample's median (log scale) are flagged, not removed (Germain PL, Sonrel A, Robinson MD. "
+    "Genome Biol 21:226, 2020).",
+    "gene_positions": "Genes placed on GRCh38 from the shipped annotation (xclone GRCh38 table completed with NCBI Gene; "
+    "arms from UCSC cytoBand).",
+    "normalize": "Counts scaled to 10,000 per cell and log1p-transformed; raw counts kept in layers['counts'] "
+    "(Wolf FA, Angerer P, Theis FJ. Genome Biol 19:15, 2018).",
+    "embedding": "Highly variable genes, PCA, 15-nearest-neighbour graph, UMAP (McInnes L, Healy J, Melville J. "
+    "arXiv:1802.03426, 2018) and Leiden clusters (Traag VA, Waltman L, van Eck NJ. Sci Rep 9:5233, 2019).",
+    "cnv": "Copy number inferred from expression averaged along the genome in windows, relative to an automatically "
+    "chosen normal reference per sample (Patel AP et al. Science 344:1396, 2014; Tirosh I et al. Science 352:189, 2016).",
+    "malignant": "Malignant calls from chromosome-arm shifts that are coherent within a sample and a calibrated "
+    "two-component mixture of CNV evidence; probability in obs['malignant_prob'] (CNV signal and correlation as in "
+    "Tirosh I et al. Science 352:189, 2016; Puram SV et al. Cell 171:1611, 2017).",
+    "clones": "Subclones by recursive splitting of malignant cells on arm-level CNV differences that pass a test.",
+    "cell_types": "Marker-based compartments and cell types from the shipped, cited marker library (sources below); "
+    "malignant calls take precedence for the Malignant label.",
+    "signatures": "Signature scores with the control-gene method (Tirosh I et al. Science 352:189, 2016; scanpy "
+    "score_genes), all sets in one sparse pass.",
+    "stemness": "Stemness combines the number of detected genes (Gulati GS et al. Science 367:405, 2020) with "
+    "stemness programs, compared within malignant cells of a sample.",
+    "checkpoints": "Checkpoint receptor-ligand pairs between cell types per sample: expression fractions, a strength "
+    "and a permutation p-value (labels shuffled), restricted to spatial neighbours when coordinates exist.",
+    "interface": "Tumour share of each cell's 15 nearest cells, thresholded by Otsu's method (IEEE Trans Syst Man "
+    "Cybern 9:62, 1979); small tumour clusters are buds (Lugli A et al. Mod Pathol 30:1299, 2017); signed distance "
+    "to the tumour boundary in microns; core / margin (100 um) / stroma.",
+    "immune_phenotype": "Inflamed when CD8 T cells in the tumour core reach 100 cells/mm2, else excluded when the "
+    "margin reaches 200 cells/mm2, else desert (J Immunother Cancer 12:e009550, 2024, doi:10.1136/jitc-2024-009550).",
+    "niches": "Niches by k-means on multi-scale neighbourhood composition and tumour proximity, pooled over "
+    "samples; the number chosen by subsample stability (Lange T et al. Neural Comput 16:1299, 2004).",
+    "therapy": "Per-cell survival probability from the therapy's required targets (kNN-smoothed availability), "
+    "sensitivity and resistance programs (z-scores within sample) and, for immunotherapy, the microenvironment; "
+    "per subclone a surviving fraction with a bootstrap interval and ranked reasons. Therapy sources below.",
+    "combinations": "Smallest therapy sets after which no malignant subclone above 5% of its sample is flagged as "
+    "surviving, penalising targets expressed in normal compartments; exact integer programming (scipy milp).",
+    "simulation": "Continuous vs adaptive dosing in a Lotka-Volterra competition model of the subclones "
+    "(Gatenby RA et al. Cancer Res 69:4894, 2009; Zhang J et al. Nat Commun 8:1816, 2017).",
+}
+
+#: the uns entry whose ``params`` a step's methods line shows
+STEP_UNS = {
+    "qc": UNS.qc, "gene_positions": UNS.gene_positions, "cnv": UNS.cnv, "malignant": UNS.malignant,
+    "clones": UNS.cnv_clones, "cell_types": UNS.annotate, "signatures": UNS.signatures, "stemness": UNS.stemness,
+    "checkpoints": UNS.checkpoint_interactions, "interface": UNS.interface, "immune_phenotype": UNS.immune_phenotype,
+    "niches": UNS.niches, "therapy": UNS.therapy_survival, "simulation": UNS.therapy_simulation,
+}  # fmt: skip
+
+PALETTE_CSS = """
+body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0;color:#1b1b1b;background:#fafafa;line-height:1.45}
+header{background:#0b3954;color:#fff;padding:18px 32px}header h1{margin:0 0 4px;font-size:24px}header p{margin:0;opacity:.85}
+nav{position:sticky;top:0;background:#fff;border-bottom:1px solid #ddd;padding:8px 32px;z-index:2}
+nav a{margin-right:16px;color:#0072B2;text-decoration:none;font-size:14px}
+main{padding:8px 32px 40px;max-width:1300px}section{margin-top:28px}h2{border-bottom:2px solid #0b3954;padding-bottom:4px}
+.cards{display:flex;flex-wrap:wrap;gap:12px}.card{background:#fff;border:1px solid #ddd;border-radius:6px;padding:10px 14px;min-width:150px}
+.card .v{font-size:22px;font-weight:600}.card .k{font-size:12px;color:#555}
+figure{background:#fff;border:1px solid #e2e2e2;border-radius:6px;margin:12px 0;padding:10px;display:inline-block;max-width:100%;vertical-align:top}
+figure img{max-width:100%;height:auto;display:block}figcaption{font-size:13px;color:#444;margin-top:6px;max-width:900px}
+table.tbl{border-collapse:collapse;font-size:12.5px;background:#fff;margin:8px 0}
+table.tbl th,table.tbl td{border:1px solid #ddd;padding:3px 7px;text-align:left;vertical-align:top}
+table.tbl th{background:#eef3f7}.note{font-size:13px;color:#555}.err{color:#b00020;font-size:13px}
+code{background:#f0f0f0;padding:0 3px;border-radius:3px}
+"""
+
+
+@dataclass
+class Figure:
+    """One figure written by :func:`write_figures`."""
+
+    name: str
+    section: str
+    title: str
+    caption: str
+    png: Path | None = None
+    pdf: Path | None = None
+    error: str = ""
+
+
+# ---------------------------------------------------------------------------------------------
+# tables
+# ---------------------------------------------------------------------------------------------
+
+
+def malignant_summary(adata: AnnData, *, sample_key: str) -> pd.DataFrame:
+    """Per sample: malignant cells, fraction and its 95% interval, uncertain cells, CNV evidence.
+
+    The interval combines the uncertainty of the calls (a Poisson-binomial over the calibrated
+    per-cell probabilities, variance ``sum p(1-p)``) with binomial sampling of cells
+    (``n f (1-f)``): ``f +- 1.96 sqrt(sum p(1-p) + n f(1-f)) / n``.
+    """
+    o = adata.obs
+    rows = []
+    per = adata.uns.get(UNS.malignant, {}).get("samples")
+    per = per.set_index("sample") if isinstance(per, pd.DataFrame) and "sample" in per else None
+    for s in (
+        o[sample_key].cat.categories if hasattr(o[sample_key], "cat") else sorted(o[sample_key].unique())
+    ):
+        m = (o[sample_key] == s).to_numpy()
+        n = int(m.sum())
+        if n == 0:
+            continue
+        call = o[OBS.malignant].astype(str).to_numpy()[m] if OBS.malignant in o else np.array([], dtype=str)
+        p = o[OBS.malignant_prob].to_numpy(float)[m] if OBS.malignant_prob in o else np.full(n, np.nan)
+        n_mal = int((call == "malignant").sum())
+        f = n_mal / n
+        p_ok = np.nan_to_num(p, nan=0.0)
+        half = 1.96 * np.sqrt(np.sum(p_ok * (1 - p_ok)) + n * f * (1 - f)) / n
+        row = {
+            "sample": str(s), "n_cells": n, "n_malignant": n_mal, "malignant_fraction": f,
+            "ci_low": max(0.0, f - half), "ci_high": min(1.0, f + half),
+            "n_uncertain": int((call == "uncertain").sum()),
+            "mean_probability_of_called": float(np.nanmean(p[call == "malignant"])) if n_mal else float("nan"),
+            "n_clones": int(o.loc[m, OBS.cnv_clone].astype(str).replace({"nan": np.nan}).dropna().nunique())
+            if OBS.cnv_clone in o else 0,
+        }  # fmt: skip
+        if per is not None and str(s) in per.index:
+            for c in ("coherent_cnv", "cnv_arms", "reason"):
+                if c in per.columns:
+                    row[c] = per.loc[str(s), c]
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def write_tables(adata: AnnData, folder: Path, *, sample_key: str) -> dict[str, Path]:
+    """Write every result as a tidy CSV into ``folder``; return ``{name: path}``."""
+    from . import get
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out: dict[str, Path] = {}
+
+    def put(name: str, make: Callable[[], pd.DataFrame | None], index: bool = False) -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                df = make()
+        except Exception as e:
+            from ._settings import logger
+
+            logger.warning("table %s not written: %s", name, e)
+            return
+        if df is None:
+            return
+        path = folder / f"{name}.csv"
+        df.to_csv(path, index=index)
+        out[name] = path
+
+    o, u = adata.obs, adata.uns
+    put("cells", lambda: o, index=True)
+    if UNS.pipeline in u:
+        put("pipeline_steps", lambda: u[UNS.pipeline]["steps"])
+    if UNS.qc in u:
+        put("qc_per_sample", lambda: u[UNS.qc]["samples"])
+    if UNS.gene_positions in u:
+        put("gene_positions", lambda: get.gene_positions(adata))
+    if OBS.malignant in o:
+        put("malignant_per_sample", lambda: malignant_summary(adata, sample_key=sample_key))
+        put("malignant_cnv_cluster_arms", lambda: u[UNS.malignant].get("arm_shifts"))
+    if UNS.cnv_clones in u:
+        for k in ("clones", "arm_calls", "tree"):
+            put(f"cnv_clones_{k}", lambda k=k: u[UNS.cnv_clones].get(k))
+    if OBS.cell_type in o:
+        put("composition", lambda: get.composition(adata, groupby=OBS.cell_type, sample_key=sample_key))
+        put(
+            "composition_major",
+            lambda: get.composition(adata, groupby=OBS.cell_type_major, sample_key=sample_key),
+        )
+        put("annotation_markers_used", lambda: u[UNS.annotate].get("markers_used"))
+    if OBSM.signatures in adata.obsm and OBS.cell_type_major in o:
+        put(
+            "signature_summary",
+            lambda: get.signature_summary(adata, groupby=OBS.cell_type_major, sample_key=sample_key),
+        )
+        put(
+            "signature_tests",
+            lambda: get.signature_test(adata, groupby=OBS.cell_type_major, sample_key=sample_key),
+        )
+    if OBS.stemness in o and OBS.cnv_clone in o:
+        put("stemness_per_clone", lambda: _stemness_per_clone(adata, sample_key))
+    if UNS.checkpoint_interactions in u:
+        put("checkpoint_interactions", lambda: get.checkpoint_interactions(adata))
+    if UNS.interface in u:
+        put("interface_per_sample", lambda: u[UNS.interface].get("samples"))
+    if UNS.immune_phenotype in u:
+        put("immune_phenotype", lambda: u[UNS.immune_phenotype].get("table"))
+    if UNS.niches in u:
+        put("niche_composition", lambda: u[UNS.niches].get("composition"), index=True)
+        put("niche_summary", lambda: u[UNS.niches].get("summary"))
+    if UNS.therapy_survival in u:
+        put("therapy_survival", lambda: get.therapy_survival(adata))
+    covers = [(s, k) for s, k in _cover_keys(adata, sample_key)]
+    if covers:
+        put("combination_cover", lambda: pd.concat(
+            [get.combination_cover(adata, key=k).assign(sample=str(s)) for s, k in covers], ignore_index=True))  # fmt: skip
+    for k in sorted(x for x in u if str(x).startswith(UNS.therapy_simulation)):
+        put(k, lambda k=k: u[k].get("summary"))
+    return out
+
+
+def _stemness_per_clone(adata: AnnData, sample_key: str) -> pd.DataFrame:
+    o = adata.obs
+    m = o[OBS.cnv_clone].notna() & o[OBS.stemness].notna()
+    df = o.loc[m, [sample_key, OBS.cnv_clone, OBS.stemness]].copy()
+    df[OBS.cnv_clone] = df[OBS.cnv_clone].astype(str)
+    return (
+        df.groupby([sample_key, OBS.cnv_clone], observed=True)[OBS.stemness]
+        .agg(n_cells="size", mean_stemness="mean", median_stemness="median")
+        .reset_index()
+        .rename(columns={sample_key: "sample", OBS.cnv_clone: "clone"})
+    )
+
+
+def _cover_keys(adata: AnnData, sample_key: str) -> list[tuple[str, str]]:
+    from ._pipeline import combination_key
+
+    cats = (
+        adata.obs[sample_key].cat.categories
+        if hasattr(adata.obs[sample_key], "cat")
+        else adata.obs[sample_key].unique()
+    )
+    return [(str(s), combination_key(s)) for s in cats if combination_key(s) in adata.uns]
+
+
+# ---------------------------------------------------------------------------------------------
+# figures
+# ---------------------------------------------------------------------------------------------
+
+
+def _draw(fig_fn: Callable[[], Any], folder: Path, name: str, section: str, title: str, caption: str,
+          formats: tuple[str, ...]) -> Figure:  # fmt: skip
+    import matplotlib.pyplot as plt
+
+    rec = Figure(name=name, section=section, title=title, caption=caption)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            fig = fig_fn()
+        if fig is None:
+            return rec
+        for ext in formats:
+            path = folder / f"{name}.{ext}"
+            fig.savefig(path, bbox_inches="tight", dpi=130 if ext == "png" else None)
+            setattr(rec, ext, path)
+    except Exception as e:
+        rec.error = f"{type(e).__name__}: {e}"
+    finally:
+        plt.close("all")
+    return rec
+
+
+def _signatures_present(adata: AnnData) -> list[str]:
+    cols = set(adata.obs.columns)
+    from ._keys import SIGNATURE_PREFIX
+
+    return [s for s in REPORT_SIGNATURES if f"{SIGNATURE_PREFIX}{s}" in cols]
+
+
+def _therapies_to_explain(adata: AnnData, sample: str, n: int = 2) -> list[str]:
+    """Therapies whose verdicts differ most between the sample's subclones (the informative ones)."""
+    from . import get
+
+    t = get.therapy_survival(adata)
+    t = t[t["sample"].astype(str) == str(sample)]
+    if t.empty:
+        return []
+    g = t.groupby("therapy")
+    score = g["survives"].mean().sub(0.5).abs().rsub(0.5) + g["surviving_fraction"].std().fillna(0)
+    return [str(x) for x in score.sort_values(ascending=False).index[:n]]
+
+
+def write_figures(
+    adata: AnnData, folder: Path, *, sample_key: str, formats: tuple[str, ...] = ("png", "pdf"),
+    samples: bool = True,
+) -> dict[str, Any]:  # fmt: skip
+    """Draw the cohort figures and, with ``samples``, one set per sample; return the records."""
+    import matplotlib as mpl
+    import scanpy as sc
+
+    from . import pl
+
+    if mpl.get_backend().lower() not in ("agg", "pdf", "svg", "module://matplotlib_inline.backend_inline"):
+        mpl.use("Agg")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    o, u = adata.obs, adata.uns
+    has = {
+        "umap": "X_umap" in adata.obsm, "types": OBS.cell_type in o, "cnv": OBSM.cnv in adata.obsm,
+        "malignant": OBS.malignant in o, "clones": UNS.cnv_clones in u, "checkpoints": UNS.checkpoint_interactions in u,
+        "spatial": OBSM.spatial in adata.obsm, "niches": OBS.niche in o, "interface": OBS.tumor_region in o,
+        "phenotype": UNS.immune_phenotype in u, "therapy": UNS.therapy_survival in u,
+        "simulation": UNS.therapy_simulation in u,
+    }  # fmt: skip
+    sigs = _signatures_present(adata)
+    kw = {"return_fig": True, "show": False}
+
+    def specs(a: AnnData, sample: str | None) -> list[tuple]:
+        one = [sample] if sample is not None else None
+        sp = []
+        if has["types"]:
+            if has["umap"]:
+                sp.append(("umap_compartments", "composition", "Cells on the UMAP",
+                           "Compartment and major cell type of every cell.", lambda: pl.compartments(a, **kw)))  # fmt: skip
+            sp.append(("composition", "composition", "Cell-type composition",
+                       "Share of each fine cell type per sample.",
+                       lambda: pl.composition(a, sample_key=sample_key, groupby=OBS.cell_type, **kw)))  # fmt: skip
+            if sample is None:
+                sp.append(("marker_dotplot", "composition", "Markers of the assigned types",
+                           "Top markers per fine type (scaled mean expression, fraction expressing).",
+                           lambda: pl.marker_dotplot(a, **kw)))  # fmt: skip
+        if has["malignant"]:
+            sp.append(("malignant_calls", "malignant", "Malignant calls",
+                       "CNV evidence per cell and the call (malignant / non-malignant / uncertain).",
+                       lambda: pl.malignant_calls(a, sample_key=sample_key, **kw)))  # fmt: skip
+        if has["cnv"]:
+            sp.append(("cnv_heatmap", "malignant", "Inferred copy number",
+                       "Cells (rows, grouped by CNV subclone; non-malignant cells as 'nan') by genome position.",
+                       lambda: pl.cnv_heatmap(a, groupby=OBS.cnv_clone if OBS.cnv_clone in a.obs else None, **kw)))  # fmt: skip
+        if has["clones"]:
+            sp.append(("clone_tree", "malignant", "Subclone tree",
+                       "Subclones and the arm-level events that separate them.",
+                       lambda: pl.clone_tree(adata, sample=sample, **kw)))  # fmt: skip
+        if sigs and has["types"]:
+            sp.append(("signatures", "programs", "Programs by cell type",
+                       "Mean score (scaled per program) and fraction of cells with a positive score.",
+                       lambda: pl.signatures(a, groupby=OBS.cell_type_major, signatures=sigs, **kw)))  # fmt: skip
+        if has["checkpoints"]:
+            sp.append(("checkpoint_interactions", "programs", "Checkpoint interactions",
+                       "Receptor-ligand pairs between cell types with permutation FDR < 0.05.",
+                       lambda: pl.checkpoint_interactions(adata, sample=sample, **kw)))  # fmt: skip
+        if has["spatial"] and has["types"]:
+            sp.append(("spatial_cell_types", "spatial", "Cell types in space",
+                       "Major cell type of every cell at its position (microns).",
+                       lambda: pl.spatial(adata, color=OBS.cell_type_major, sample_key=sample_key, samples=one, **kw)))  # fmt: skip
+        if has["niches"]:
+            sp.append(("spatial_niches", "spatial", "Niches",
+                       "Niches shared across samples (same colour = same niche in every sample).",
+                       lambda: pl.spatial_niches(adata, sample_key=sample_key, samples=one, **kw)))  # fmt: skip
+            if sample is None:
+                sp.append(("niche_composition", "spatial", "Niche composition",
+                           "Mean neighbourhood composition of each niche.", lambda: pl.niche_composition(adata, **kw)))  # fmt: skip
+        if has["interface"]:
+            sp.append(("interface_profile", "spatial", "Density along the tumour boundary",
+                       "Cell-type densities against signed distance to the tumour boundary (negative inside).",
+                       lambda: pl.interface_profile(a, sample_key=sample_key, **kw)))  # fmt: skip
+        if has["phenotype"]:
+            sp.append(("immune_phenotypes", "spatial", "Immune phenotype",
+                       "CD8 T-cell densities in tumour core, margin and stroma with the decision thresholds.",
+                       lambda: pl.immune_phenotypes(adata, samples=one, **kw)))  # fmt: skip
+        if has["therapy"]:
+            sp.append(("therapy_survival", "therapy", "Predicted surviving fraction",
+                       "Per therapy and subclone; outlined cells are flagged as likely to survive.",
+                       lambda: pl.therapy_survival(adata, samples=sample, **kw)))  # fmt: skip
+            if sample is not None:
+                for t in _therapies_to_explain(adata, sample):
+                    sp.append((f"survival_reasons_{t}", "therapy", f"Why subclones survive {t}",
+                               "Ranked evidence terms per subclone.",
+                               lambda t=t: pl.survival_reasons(adata, therapy=t, sample=sample, **kw)))  # fmt: skip
+            for s, k in _cover_keys(adata, sample_key):
+                if sample is None or s == str(sample):
+                    sp.append((f"combination_cover_{s}", "therapy", f"Combinations for {s}",
+                               "Smallest therapy sets that leave no subclone above 5% flagged as surviving.",
+                               lambda k=k: pl.combination_cover(adata, key=k, **kw)))  # fmt: skip
+        if has["simulation"]:
+            sp.append(("therapy_simulation", "therapy", "Continuous vs adaptive dosing",
+                       "Simulated tumour burden per subclone under both schedules.",
+                       lambda: pl.therapy_simulation(adata, sample=sample, **kw)))  # fmt: skip
+        return sp
+
+    records: dict[str, Any] = {"cohort": [], "samples": {}}
+    if has["umap"] and sample_key in o:
+
+        def umap():
+            return sc.pl.umap(adata, color=[sample_key, OBS.leiden] if OBS.leiden in o else [sample_key],
+                              return_fig=True, show=False, frameon=False)  # fmt: skip
+
+        records["cohort"].append(_draw(umap, folder, "umap_samples", "composition", "Samples and clusters",
+                                       "UMAP coloured by sample and Leiden cluster.", formats))  # fmt: skip
+    for name, section, title, caption, fn in specs(adata, None):
+        records["cohort"].append(_draw(fn, folder, name, section, title, caption, formats))
+    if samples:
+        cats = (
+            o[sample_key].cat.categories if hasattr(o[sample_key], "cat") else sorted(o[sample_key].unique())
+        )
+        for s in cats:
+            m = (o[sample_key] == s).to_numpy()
+            if not m.any():
+                continue
+            sub = adata[m].copy()
+            sdir = folder / "samples" / _slug(s)
+            sdir.mkdir(parents=True, exist_ok=True)
+            recs = [
+                _draw(fn, sdir, name, section, title, caption, formats)
+                for name, section, title, caption, fn in specs(sub, str(s))
+            ]
+            records["samples"][str(s)] = recs
+            del sub
+    return records
+
+
+def _slug(x) -> str:
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(x))
+
+
+# ---------------------------------------------------------------------------------------------
+# HTML
+# ---------------------------------------------------------------------------------------------
+
+
+def _img(rec: Figure) -> str:
+    if rec.error:
+        return (f'<figure><div class="err">{html.escape(rec.title)}: not drawn ({html.escape(rec.error)})</div>'
+                "</figure>")  # fmt: skip
+    if rec.png is None or not Path(rec.png).exists():
+        return ""
+    b64 = base64.b64encode(Path(rec.png).read_bytes()).decode("ascii")
+    return (
+        f'<figure><img alt="{html.escape(rec.title)}" src="data:image/png;base64,{b64}">'
+        f"<figcaption><b>{html.escape(rec.title)}.</b> {html.escape(rec.caption)}</figcaption></figure>"
+    )
+
+
+def _table(df: pd.DataFrame | None, *, max_rows: int = 25, note: str = "") -> str:
+    if df is None or len(df) == 0:
+        return ""
+    shown = df.head(max_rows).copy()
+    for c in shown.columns:
+        if pd.api.types.is_float_dtype(shown[c]):
+            shown[c] = shown[c].map(lambda v: "" if pd.isna(v) else f"{v:.3g}")
+    more = f" Showing {max_rows} of {len(df):,} rows." if len(df) > max_rows else ""
+    body = shown.to_html(index=False, classes="tbl", border=0, escape=True)
+    tail = f'<p class="note">{html.escape(note + more)}</p>' if (note or more) else ""
+    return body + tail
+
+
+def _cards(items: list[tuple[str, str]]) -> str:
+    inner = "".join(f'<div class="card"><div class="v">{html.escape(v)}</div><div class="k">{html.escape(k)}</div></div>'
+                    for k, v in items)  # fmt: skip
+    return f'<div class="cards">{inner}</div>'
+
+
+def _versions() -> list[tuple[str, str]]:
+    import importlib.metadata as md
+
+    out = [("tmeatlas", __version__), ("python", platform.python_version())]
+    for pkg in (
+        "numpy",
+        "scipy",
+        "pandas",
+        "anndata",
+        "scanpy",
+        "squidpy",
+        "scikit-learn",
+        "numba",
+        "matplotlib",
+    ):
+        try:
+            out.append((pkg, md.version(pkg)))
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+def _params_text(adata: AnnData, step: str) -> str:
+    key = STEP_UNS.get(step)
+    entry = adata.uns.get(key) if key else None
+    params = entry.get("params") if isinstance(entry, dict) else None
+    if not isinstance(params, dict):
+        return ""
+    parts = []
+    for k, v in params.items():
+        if isinstance(v, np.ndarray):
+            v = v.tolist()
+        text = str(v)
+        parts.append(f"{k}={text if len(text) < 120 else text[:117] + '...'}")
+    return ", ".join(parts)
+
+
+def _methods(adata: AnnData, *, therapies: list[str] | None) -> str:
+    from . import datasets
+
+    rows = []
+    steps = adata.uns.get(UNS.pipeline, {}).get("steps")
+    if isinstance(steps, pd.DataFrame):
+        for _, r in steps.iterrows():
+            name = str(r["step"])
+            rows.append(
+                f"<tr><td><code>{html.escape(name)}</code></td><td>{html.escape(str(r['status']))}</td>"
+                f"<td>{float(r['seconds']):.1f}</td><td>{html.escape(METHODS.get(name, ''))}</td>"
+                f"<td><code>{html.escape(_params_text(adata, name))}</code></td></tr>"
+            )
+    table = ('<table class="tbl"><tr><th>step</th><th>status</th><th>seconds</th><th>method</th><th>parameters</th></tr>'
+             + "".join(rows) + "</table>") if rows else ""  # fmt: skip
+    ver = ", ".join(f"{k} {v}" for k, v in _versions())
+    refs = []
+    kb = datasets.therapies()
+    libs = f"therapy knowledge base {kb.attrs.get('version', '?')}"
+    if therapies:
+        for _, r in kb[kb["name"].isin(therapies)].iterrows():
+            dois = ", ".join(f"doi:{d}" for d in r["dois"])
+            refs.append(f"<li><b>{html.escape(str(r['display_name']))}</b>: {html.escape(str(r['citation']))}; "
+                        f"evidence sources {html.escape(dois)}</li>")  # fmt: skip
+    src = datasets.markers()[["citation", "doi"]].drop_duplicates().sort_values("citation")
+    marker_refs = "".join(
+        f"<li>{html.escape(str(c))} doi:{html.escape(str(d))}</li>" for c, d in src.itertuples(index=False)
+    )
+    sg = datasets.signatures()
+    sg = sg[sg["name"].isin(_signatures_present(adata))][["name", "citation", "doi"]].drop_duplicates("name")
+    sig_refs = "".join(f"<li><code>{html.escape(str(n))}</code>: {html.escape(str(c))} doi:{html.escape(str(d))}</li>"
+                       for n, c, d in sg.itertuples(index=False))  # fmt: skip
+    return (
+        "<p>Every step below is a public tmeatlas or scanpy function; its parameters are also stored in the "
+        "<code>.h5ad</code> (<code>uns[key]['params']</code>) and the steps in <code>uns['pipeline']</code>.</p>"
+        + table
+        + f"<p><b>Software:</b> {html.escape(ver)}; {html.escape(libs)}.</p>"
+        + (f"<h3>Therapy sources</h3><ul>{''.join(refs)}</ul>" if refs else "")
+        + (f"<h3>Programs shown: sources</h3><ul>{sig_refs}</ul>" if sig_refs else "")
+        + (f"<h3>Marker library sources</h3><ul>{marker_refs}</ul>" if marker_refs else "")
+    )
+
+
+def _page(title: str, subtitle: str, nav: list[tuple[str, str]], body: str) -> str:
+    links = "".join(f'<a href="{html.escape(h)}">{html.escape(t)}</a>' for h, t in nav)
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        '<link rel="icon" href="data:,">'
+        f"<title>{html.escape(title)}</title><style>{PALETTE_CSS}</style></head><body>"
+        f"<header><h1>{html.escape(title)}</h1><p>{html.escape(subtitle)}</p></header>"
+        f"<nav>{links}</nav><main>{body}</main></body></html>\n"
+    )
+
+
+def _section_html(key: str, title: str, figs: list[Figure], extra: str) -> str:
+    imgs = "".join(_img(f) for f in figs if f.section == key)
+    if not imgs and not extra:
+        return ""
+    return f'<section id="{key}"><h2>{html.escape(title)}</h2>{extra}{imgs}</section>'
+
+
+def _therapy_tables(adata: AnnData, sample: str | None, sample_key: str) -> str:
+    from . import get
+
+    if UNS.therapy_survival not in adata.uns:
+        return ""
+    t = get.therapy_survival(adata)
+    if sample is not None:
+        t = t[t["sample"].astype(str) == sample]
+    flagged = t[t["survives"].astype(bool)].sort_values(
+        ["sample", "group", "surviving_fraction"], ascending=[True, True, False]
+    )
+    cols = [c for c in ("sample", "group", "therapy", "fraction_of_sample", "surviving_fraction", "ci_low", "ci_high",
+                        "reasons") if c in flagged.columns]  # fmt: skip
+    out = "<h3>Subclones likely to survive, with the reasons</h3>" + (
+        _table(flagged[cols], max_rows=30, note="Full table: tables/therapy_survival.csv.")
+        if len(flagged)
+        else "<p>No subclone is flagged as likely to survive any therapy assessed.</p>"
+    )
+    covers = []
+    for s, k in _cover_keys(adata, sample_key):
+        if sample is None or s == sample:
+            c = get.combination_cover(adata, key=k)
+            c = c.drop_duplicates("rank")[
+                [x for x in ("rank", "therapies", "n_drugs", "toxicity", "coverage") if x in c]
+            ]
+            covers.append(c.assign(sample=s).head(3))
+    if covers:
+        out += "<h3>Proposed combinations</h3>" + _table(pd.concat(covers, ignore_index=True), max_rows=40,
+                                                         note="Full table: tables/combination_cover.csv.")  # fmt: skip
+    return out
+
+
+def write_reports(
+    adata: AnnData,
+    folder: Path,
+    *,
+    sample_key: str,
+    figures: dict[str, Any],
+    tables: dict[str, Path] | None = None,
+) -> list[Path]:
+    """Write ``folder/index.html`` (cohort) and ``folder/<sample>.html`` (one per sample)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    o, u = adata.obs, adata.uns
+    when = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+    therapies = None
+    if UNS.therapy_survival in u:
+        from . import get
+
+        therapies = sorted(get.therapy_survival(adata)["therapy"].astype(str).unique())
+    methods = _methods(adata, therapies=therapies)
+    mal = malignant_summary(adata, sample_key=sample_key) if OBS.malignant in o else pd.DataFrame()
+    pheno = u.get(UNS.immune_phenotype, {}).get("table") if UNS.immune_phenotype in u else None
+    written = []
+    cats = [
+        str(s)
+        for s in (
+            o[sample_key].cat.categories if hasattr(o[sample_key], "cat") else sorted(o[sample_key].unique())
+        )
+    ]
+    nav_sections = [(f"#{k}", t.split(":")[0].split(" and ")[0]) for k, t in SECTIONS] + [
+        ("#methods", "Methods")
+    ]
+
+    def body_for(sample: str | None, figs: list[Figure]) -> str:
+        m = (
+            (o[sample_key].astype(str) == sample).to_numpy()
+            if sample is not None
+            else np.ones(adata.n_obs, bool)
+        )
+        n = int(m.sum())
+        mrow = mal[mal["sample"] == sample] if sample is not None and len(mal) else mal
+        cards = [("cells", f"{n:,}")]
+        if sample is None:
+            cards.append(("samples", str(len(cats))))
+        if len(mrow):
+            n_mal, n_all = int(mrow["n_malignant"].sum()), int(mrow["n_cells"].sum())
+            if sample is not None:
+                r = mrow.iloc[0]
+                cards.append(
+                    (
+                        "malignant fraction (95% interval)",
+                        f"{r['malignant_fraction']:.1%} ({r['ci_low']:.1%}-{r['ci_high']:.1%})",
+                    )
+                )
+                cards.append(("CNV subclones", str(int(r["n_clones"]))))
+            else:
+                cards.append(("malignant cells", f"{n_mal:,} ({n_mal / max(n_all, 1):.1%})"))
+        if isinstance(pheno, pd.DataFrame) and len(pheno):
+            if sample is not None:
+                pr = pheno[pheno["sample"].astype(str) == sample]
+                if len(pr):
+                    cards.append(("immune phenotype", str(pr.iloc[0]["phenotype"])))
+            else:
+                vc = pheno["phenotype"].astype(str).value_counts()
+                cards.append(("immune phenotypes", ", ".join(f"{v} {k}" for k, v in vc.items())))
+        if OBS.niche in o:
+            cards.append(("niches", str(int(o.loc[m, OBS.niche].nunique()))))
+        parts = [f'<section id="summary"><h2>Summary</h2>{_cards(cards)}</section>']
+        # composition
+        comp = ""
+        if OBS.cell_type_major in o:
+            tab = pd.crosstab(
+                o.loc[m, sample_key].astype(str), o.loc[m, OBS.cell_type_major].astype(str), normalize="index"
+            )
+            tab.columns.name = None
+            comp = _table(
+                tab.reset_index().rename(columns={sample_key: "sample"}),
+                note="Fraction of cells per major type.",
+            )
+        parts.append(_section_html("composition", SECTIONS[0][1], figs, comp))
+        mal_html = _table(
+            mrow,
+            note=(
+                "95% interval: calibrated call uncertainty plus cell sampling (see tables/malignant_per_sample.csv)."
+            ),
+        )
+        if UNS.cnv_clones in u and isinstance(u[UNS.cnv_clones].get("clones"), pd.DataFrame):
+            cl = u[UNS.cnv_clones]["clones"]
+            cl = cl[cl["sample"].astype(str) == sample] if sample is not None else cl
+            mal_html += "<h3>Subclones</h3>" + _table(cl, max_rows=40)
+        parts.append(_section_html("malignant", SECTIONS[1][1], figs, mal_html))
+        prog = ""
+        if "stemness_per_clone" in (tables or {}):
+            st = pd.read_csv(tables["stemness_per_clone"])
+            st = st[st["sample"].astype(str) == sample] if sample is not None else st
+            prog += "<h3>Stemness per subclone</h3>" + _table(st, max_rows=40)
+        if UNS.checkpoint_interactions in u:
+            from . import get
+
+            ci = get.checkpoint_interactions(adata, sample=sample, max_padj=0.05)
+            ci = ci.sort_values("strength", ascending=False)
+            cols = [
+                c
+                for c in (
+                    "sample",
+                    "pair",
+                    "sender",
+                    "receiver",
+                    "ligand_fraction",
+                    "receptor_fraction",
+                    "strength",
+                    "padj",
+                )
+                if c in ci
+            ]
+            prog += "<h3>Strongest checkpoint interactions (FDR &lt; 0.05)</h3>" + (
+                _table(ci[cols], max_rows=15) if len(ci) else "<p>No checkpoint pair passes FDR 0.05.</p>"
+            )
+        parts.append(_section_html("programs", SECTIONS[2][1], figs, prog))
+        spatial = ""
+        if isinstance(pheno, pd.DataFrame) and len(pheno):
+            pr = pheno[pheno["sample"].astype(str) == sample] if sample is not None else pheno
+            spatial += "<h3>Immune phenotype (CD8 T cells per mm<sup>2</sup>)</h3>" + _table(pr)
+        if UNS.niches in u and isinstance(u[UNS.niches].get("summary"), pd.DataFrame):
+            spatial += "<h3>Niches</h3>" + _table(u[UNS.niches]["summary"], max_rows=15)
+        if OBSM.spatial not in adata.obsm:
+            spatial = "<p>No spatial coordinates (<code>obsm['spatial']</code>) in this dataset: spatial steps not run.</p>"
+        parts.append(_section_html("spatial", SECTIONS[3][1], figs, spatial))
+        parts.append(
+            _section_html("therapy", SECTIONS[4][1], figs, _therapy_tables(adata, sample, sample_key))
+        )
+        parts.append(f'<section id="methods"><h2>Methods</h2>{methods}</section>')
+        return "".join(p for p in parts if p)
+
+    links = "".join(f'<li><a href="{html.escape(_slug(s))}.html">{html.escape(s)}</a></li>' for s in cats)
+    cohort_body = f'<section id="patients"><h2>Patient reports</h2><ul>{links}</ul></section>' + body_for(
+        None, figures.get("cohort", [])
+    )
+    path = folder / "index.html"
+    path.write_text(_page("tmeatlas cohort report", f"{adata.n_obs:,} cells, {len(cats)} samples; {when}; tmeatlas {__version__}",
+                          [("#patients", "Patients"), ("#summary", "Summary"), *nav_sections], cohort_body), encoding="utf-8")  # fmt: skip
+    written.append(path)
+    for s in cats:
+        figs = figures.get("samples", {}).get(s, [])
+        n = int((o[sample_key].astype(str) == s).sum())
+        page = _page(f"tmeatlas report: {s}", f"{n:,} cells; {when}; tmeatlas {__version__}",
+                     [("index.html", "Cohort"), ("#summary", "Summary"), *nav_sections], body_for(s, figs))  # fmt: skip
+        p = folder / f"{_slug(s)}.html"
+        p.write_text(page, encoding="utf-8")
+        written.append(p)
+    return written
