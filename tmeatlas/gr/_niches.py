@@ -93,7 +93,6 @@ def _name(comp: pd.Series, region: pd.Series | None) -> str:
 def _kmeans(X: np.ndarray, k: int, seed: int, n_init: int = 3) -> np.ndarray:
     """Centroids of k-means (k-means++ initialisation) on ``X``."""
     from sklearn.cluster import KMeans
-
     from threadpoolctl import threadpool_limits
 
     km = KMeans(n_clusters=k, n_init=n_init, max_iter=100, random_state=int(seed % (2**31 - 1)))
