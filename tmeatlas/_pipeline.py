@@ -50,6 +50,8 @@ STEP_ORDER = (
     "stemness", "interface", "immune_phenotype", "niches", "checkpoints", "therapy", "combinations", "simulation",
 )  # fmt: skip
 SPATIAL_STEPS = ("interface", "immune_phenotype", "niches")
+#: up to this many cells the kNN graph is exact (scikit-learn); above, pynndescent's approximate search
+EXACT_KNN_MAX = 100_000
 
 
 class PipelineError(TmeatlasError, RuntimeError):
@@ -198,8 +200,8 @@ def run(
     2. ``gene_positions``: :func:`tmeatlas.pp.gene_positions` (GRCh38, shipped).
     3. ``normalize``: raw counts are kept in ``layers["counts"]`` and ``X`` becomes
        ``log1p(counts / total * 1e4)``; log-normalised input is used as given.
-    4. ``embedding``: highly variable genes, PCA (30), kNN graph (15; on scVI's latent space
-       when ``integrate=True``), UMAP and Leiden clusters.
+    4. ``embedding``: highly variable genes, PCA (30), kNN graph (15; exact up to 100,000 cells,
+       pynndescent above; on scVI's latent space when ``integrate=True``), UMAP and Leiden clusters.
     5. ``cnv``, ``malignant``, ``clones``: :func:`tmeatlas.tl.infer_cnv`,
        :func:`~tmeatlas.tl.call_malignant`, :func:`~tmeatlas.tl.cnv_clones` per sample.
     6. ``cell_types``: :func:`tmeatlas.tl.annotate` (markers + malignant calls).
@@ -592,7 +594,10 @@ def _plan(
         if integrate:
             tl.integrate(a, batch_key=sample_key, layer=layer, rng=rng, n_jobs=n_jobs)
             use_rep = OBSM.scvi
-        sc.pp.neighbors(a, n_neighbors=15, use_rep=use_rep, random_state=rng)
+        # exact neighbours (scikit-learn) up to EXACT_KNN_MAX cells: seconds, where pynndescent's
+        # approximate search spends over a minute compiling on a cold start; approximate above
+        transformer = "sklearn" if a.n_obs <= EXACT_KNN_MAX else None
+        sc.pp.neighbors(a, n_neighbors=15, use_rep=use_rep, random_state=rng, transformer=transformer)
         sc.tl.umap(a, random_state=rng)
         sc.tl.leiden(
             a,
@@ -606,7 +611,7 @@ def _plan(
 
     steps.append(_Step("embedding", "highly variable genes, PCA, neighbours, UMAP, Leiden" + (" (scVI)" if integrate else ""),
                        embedding, {"n_hvg": 2000, "n_pcs": 30, "n_neighbors": 15, "leiden_resolution": 1.0,
-                                   "integrate": integrate, "rng": rng}, lambda a: "X_umap" in a.obsm and OBS.leiden in a.obs))  # fmt: skip
+                                   "integrate": integrate, "rng": rng, "exact_knn_max": EXACT_KNN_MAX}, lambda a: "X_umap" in a.obsm and OBS.leiden in a.obs))  # fmt: skip
     steps.append(_Step("cnv", "CNV inference (automatic normal reference per sample)",
                        lambda a: tl.infer_cnv(a, layer=layer, sample_key=sample_key, n_jobs=n_jobs, rng=rng),
                        {"layer": str(layer), "rng": rng}, lambda a: OBSM.cnv in a.obsm))  # fmt: skip
