@@ -233,22 +233,28 @@ CURATED = {
         category="caf", source="Elyada2019",
         description="inflammatory CAF genes (human PDAC iCAF of Elyada 2019); same genes as the library's iCAF markers",
         genes=["CFD", "CXCL12", "C3", "C7", "IL6", "HAS1", "CXCL1", "APOD", "DPT", "PI16", "CCL2"], check="unchecked",
-        compared="per-gene evidence in data/markers_check.tsv (7 of 11 reported by Elyada 2019, PI16 not found)"),
+        compared="per-gene evidence in data/markers_check.tsv (7 of 11 reported by Elyada 2019, PI16 not found); fourth round: two analysis scripts of public PDAC projects (a scanpy marker dictionary on HTAN PDAC data and an R Visium script of a PanIN paper, 'Main figure 2') use the same human CAF lists, iCAF = CXCL1, CXCL2, CCL2, CXCL12, PDGFRA, CFD, LMNA, DPT, HAS1, HAS2; myCAF = TAGLN, MYL9, TPM2, MMP11, POSTN, HOPX, TWIST1, SOX4; apCAF = HLA-DRA, HLA-DPA1, CD74, HLA-DQA1, SLPI; neither names Elyada 2019 as the source, so they were not used to check or change the list (the shipped list shares CFD, CXCL12, HAS1, CXCL1, DPT, CCL2 with that iCAF list)"),
     "ELYADA_MYCAF": dict(
         category="caf", source="Elyada2019",
         description="myofibroblastic CAF genes (human PDAC myCAF of Elyada 2019)",
         genes=["ACTA2", "TAGLN", "MYL9", "TPM2", "MMP11", "POSTN", "HOPX"], check="unchecked",
-        compared="not compared with the paper's tables during this build"),
+        compared="not compared with the paper's tables; fourth round: two analysis scripts of public PDAC projects (a scanpy marker dictionary on HTAN PDAC data and an R Visium script of a PanIN paper, 'Main figure 2') use the same human CAF lists, iCAF = CXCL1, CXCL2, CCL2, CXCL12, PDGFRA, CFD, LMNA, DPT, HAS1, HAS2; myCAF = TAGLN, MYL9, TPM2, MMP11, POSTN, HOPX, TWIST1, SOX4; apCAF = HLA-DRA, HLA-DPA1, CD74, HLA-DQA1, SLPI; neither names Elyada 2019 as the source, so they were not used to check or change the list (the shipped list shares TAGLN, MYL9, TPM2, MMP11, POSTN, HOPX with that myCAF list; ACTA2 is not in it)"),
     "ELYADA_APCAF": dict(
         category="caf", source="Elyada2019",
         description="antigen-presenting CAF genes (human PDAC apCAF of Elyada 2019: MHC-II genes, CD74, SLPI)",
         genes=["HLA-DRA", "HLA-DPA1", "HLA-DQA1", "CD74", "SLPI"], check="unchecked",
-        compared="not compared with the paper's tables during this build"),
+        compared="not compared with the paper's tables; fourth round: two analysis scripts of public PDAC projects (a scanpy marker dictionary on HTAN PDAC data and an R Visium script of a PanIN paper, 'Main figure 2') use the same human CAF lists, iCAF = CXCL1, CXCL2, CCL2, CXCL12, PDGFRA, CFD, LMNA, DPT, HAS1, HAS2; myCAF = TAGLN, MYL9, TPM2, MMP11, POSTN, HOPX, TWIST1, SOX4; apCAF = HLA-DRA, HLA-DPA1, CD74, HLA-DQA1, SLPI; neither names Elyada 2019 as the source, so they were not used to check or change the list (the shipped 5 genes are that apCAF list)"),
     "KIEFFER_ECM_MYCAF": dict(
         category="caf", source="Kieffer2020",
-        description="ECM-myCAF genes (CAF-S1 cluster 0 of Kieffer 2020); same genes as the library's Kieffer-derived myCAF markers",
-        genes=["POSTN", "MMP11", "COL11A1", "CTHRC1", "COL10A1", "INHBA", "LRRC15"], check="unchecked",
-        compared="per-gene evidence in data/markers_check.tsv (POSTN, MMP11 reported; COL11A1 reported elsewhere; others not found)"),
+        description="ECM-myCAF cluster genes of Kieffer 2020 (CAF-S1 cluster 'ecm-myCAF'; 40 genes, in the order of the transcribed list)",
+        genes=["ASPN", "COL3A1", "THY1", "SFRP2", "COL10A1", "COL6A3", "LRRC17", "CILP", "GRP", "ITGBL1", "COL8A1", "COL14A1",
+               "ADAM12", "OLFML2B", "ELN", "PLPP4", "CREB3L1", "FBN1", "LOXL1", "MATN3", "LRRC15", "COMP", "ISLR", "P3H1",
+               "COL11A1", "SEPT11", "NBL1", "SPON1", "SULF1", "FNDC1", "CNN1", "MIAT", "MMP23B", "CPXM1", "FIBIN", "P4HA3",
+               "GXYLT2", "CILP2", "P3H4", "CCDC80"],
+        check="checked_with_changes",
+        compared="third-party transcription: WeipengMO/gene_signature content/posts/tme-associated-signature.md (signature-collection site; row 'ecm-myCAF [Kieffer et al.]', source PMID 32434947 = Kieffer 2020), 40 genes; not compared with the paper's own supplementary table. "
+                 "The list is now that copy, gene for gene and in its order. It replaces the earlier 7-gene list (POSTN, MMP11, COL11A1, CTHRC1, COL10A1, INHBA, LRRC15), which was the library's marker set: "
+                 "COL10A1, COL11A1 and LRRC15 are in the copy; POSTN, MMP11, CTHRC1 and INHBA are not, so they were removed and 37 genes were added. SEPT11 is updated to SEPTIN11"),
     "DOMINGUEZ_LRRC15_CAF": dict(
         category="caf", source="Dominguez2020",
         description="LRRC15+ myofibroblast (TGF-beta CAF) signature of Dominguez 2020",
@@ -357,6 +363,8 @@ SYMBOL_UPDATES = {
     "MLF1IP": "CENPU", "FAM64A": "PIMREG", "HN1": "JPT1",
     # Yu 2007 reprogramming factor
     "LIN28": "LIN28A",
+    # Kieffer 2020 ecm-myCAF list
+    "SEPT11": "SEPTIN11",
 }
 
 # --------------------------------------------------------------------------------------------
