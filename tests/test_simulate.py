@@ -236,25 +236,6 @@ def test_subclonal_program_drives_expression():
         assert mki[hi].mean() > mki[lo].mean()
 
 
-def test_target_high_clones_express_their_target():
-    """A target-high clone has the target detected in most of its cells; other malignant cells rarely."""
-    a = simulate_tumor(n_cells=8000, n_patients=4, rng=1)
-    cp = a.uns[UNS.simulation]["clone_programs"]
-    clone = a.obs[OBS.true_clone].astype(str).to_numpy()
-    malignant = a.obs[OBS.true_malignant].to_numpy(bool)
-    seen = 0
-    for gene in ("ERBB2", "EGFR", "TACSTD2", "NECTIN4"):
-        high = cp.loc[(cp["program"] == gene) & (cp["state"] == "high"), "clone"].astype(str)
-        if high.empty:
-            continue
-        seen += 1
-        x = np.asarray(a[:, gene].X.todense()).ravel() > 0
-        in_high = np.isin(clone, high.to_numpy())
-        assert x[in_high].mean() > 0.5, gene  # measured 0.59-0.76 (seed 1)
-        assert x[malignant & ~in_high].mean() < 0.1, gene  # measured 0.01-0.02
-    assert seen >= 3
-
-
 # --- space --------------------------------------------------------------------------------------
 def test_spatial_layout(sim5k):
     xy = sim5k.obsm[OBSM.spatial]

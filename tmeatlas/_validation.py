@@ -104,9 +104,11 @@ def looks_like_counts(X, *, n_check: int = 2000) -> bool:
     """True when the stored values are non-negative integers (raw counts), checked on a sample."""
     if sparse.issparse(X):
         data = X.data[:n_check * 50] if X.nnz else np.zeros(1)
-    else:
-        arr = np.asarray(X[: min(X.shape[0], n_check)])
-        data = arr.ravel()
+    else:  # dense, backed or Dask: look at the first rows only
+        from ._core.chunks import row_block
+
+        block = row_block(X, 0, min(X.shape[0], n_check))
+        data = block.data if sparse.issparse(block) else block.ravel()
     data = np.asarray(data, dtype=np.float64)
     if data.size == 0:
         return True

@@ -465,18 +465,12 @@ PROGRAMS: dict[str, dict[str, float]] = {
     "ER_signalling": _merge(_m("ESR1", 3.5), _m("PGR GATA3 FOXA1 TFF1", 3.0), _m("TFF3 AGR3 CA12", 2.0)),
 }
 
-#: drug targets set per clone ("high" adds this log fold change to the clone profile). The
-#: targets' baseline is low (~0.02 UMIs per malignant cell), so the fold changes are large: a
-#: target-high clone then has the target detected in most of its cells (mean ~1-2 UMIs at ~10k
-#: UMIs per cell; measured in tests/test_simulate.py), as amplified or overexpressed targets are in
-#: tumour scRNA-seq (e.g. ERBB2 in the malignant cells of HER2+ breast cancers, Wu SZ et al.,
-#: Nat Genet 53:1334, 2021). With smaller changes (1.5-3.0, before 2026-11-27) target-high clones
-#: had the target in only 14-27% of cells, which no expression-based method can call "high".
+#: drug targets set per clone ("high" adds this log fold change to the clone profile)
 DRUG_TARGETS: dict[str, float] = {
-    "ERBB2": 4.0,  # plus the 17q12 focal amplification (copy number 8)
-    "EGFR": 4.5,
-    "TACSTD2": 4.5,
-    "NECTIN4": 4.5,
+    "ERBB2": 1.5,  # plus the 17q12 focal amplification (copy number 8)
+    "EGFR": 3.0,
+    "TACSTD2": 2.5,
+    "NECTIN4": 3.0,
     "ESR1": 0.0,  # carried by the ER_signalling program
     "CD274": 2.5,
 }

@@ -29,6 +29,7 @@ from .._keys import OBSM, SIGNATURE_PREFIX, UNS
 from .._rng import RngLike, resolve_seed
 from .._settings import logger, settings
 from .._store import store
+from .._core.chunks import row_block
 from .._validation import check_one_of, get_matrix, looks_like_counts, start
 
 if TYPE_CHECKING:
@@ -495,7 +496,7 @@ def _chunks(X, chunk: int):
             else:
                 yield X.indptr, X.indices, data, s, e, s
             continue
-        Xc = sparse.csr_matrix(X[s:e])
+        Xc = sparse.csr_matrix(row_block(X, s, e))  # dense, backed or Dask rows, one chunk in memory
         Xc.sum_duplicates()
         if Xc.dtype not in (np.float32, np.float64):
             Xc = Xc.astype(np.float64)
@@ -511,7 +512,13 @@ def _input_mode(X, method: str, chunk: int) -> int:
             lo, hi = min(lo, 0.0), max(hi, 0.0)
     else:
         for s in range(0, X.shape[0], chunk):
-            f, a, b = _scan(np.ascontiguousarray(np.asarray(X[s : s + chunk], dtype=np.float64)))
+            block = row_block(X, s, s + chunk)
+            if sparse.issparse(block):
+                f, a, b = _scan(np.asarray(block.data, dtype=np.float64))
+                if block.nnz < np.prod(block.shape):
+                    a, b = min(a, 0.0), max(b, 0.0)
+            else:
+                f, a, b = _scan(np.ascontiguousarray(block, dtype=np.float64))
             finite, lo, hi = finite and f, min(lo, a), max(hi, b)
             if not finite:
                 break
@@ -662,7 +669,10 @@ def score_signatures(
     Parameters
     ----------
     adata
-        Annotated data matrix (log-normalised expression or raw counts).
+        Annotated data matrix (log-normalised expression or raw counts). The matrix may be
+        sparse, dense, backed, or a Dask array (e.g. ``anndata.experimental.read_elem_lazy``):
+        it is read one chunk of cells at a time, on the active ``dask.distributed`` client
+        when there is one, and the scores equal the in-memory ones.
     signatures
         ``None``: every signature of the shipped library (:func:`tmeatlas.datasets.signatures`);
         a category (``"hallmark"``, ``"exhaustion"``, ...) or signature name of the library, or a
