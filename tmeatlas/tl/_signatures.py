@@ -23,13 +23,13 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._core.chunks import row_block
 from .._core.cnv import _row_norm_log, _transform
 from .._errors import InvalidInputError, InvalidParameterError
 from .._keys import OBSM, SIGNATURE_PREFIX, UNS
 from .._rng import RngLike, resolve_seed
 from .._settings import logger, settings
 from .._store import store
-from .._core.chunks import row_block
 from .._validation import check_one_of, get_matrix, looks_like_counts, start
 
 if TYPE_CHECKING:
