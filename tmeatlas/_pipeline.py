@@ -50,6 +50,10 @@ STEP_ORDER = (
     "stemness", "interface", "immune_phenotype", "niches", "checkpoints", "therapy", "combinations", "simulation",
 )  # fmt: skip
 SPATIAL_STEPS = ("interface", "immune_phenotype", "niches")
+#: largest value of log-normalised data; a larger maximum means linear-scale input (TPM, CPM)
+LINEAR_MAX = 50.0
+#: layer that keeps linear-scale input (TPM, CPM) once ``X`` holds its log1p
+INPUT_LAYER = "input"
 #: up to this many cells the kNN graph is exact (scikit-learn); above, pynndescent's approximate search
 EXACT_KNN_MAX = 100_000
 
@@ -129,6 +133,9 @@ def check_input(
     counts_in = (layer or "X") if counts else None
     if counts_in is None and COUNTS_LAYER in adata.layers and looks_like_counts(adata.layers[COUNTS_LAYER]):
         counts_in = COUNTS_LAYER
+    # not counts: log-normalised, or linear-scale normalised values (TPM, CPM: values above 50,
+    # which log1p(CP10k) data do not reach)
+    linear = (not counts) and bool(data.size) and float(data.max()) > LINEAR_MAX
     names = pd.Index(adata.var[gene_symbols].astype(str)) if gene_symbols is not None else adata.var_names
     if gene_symbols is not None and gene_symbols not in adata.var.columns:
         raise InvalidInputError(
@@ -160,6 +167,7 @@ def check_input(
     return {
         "counts": bool(counts),
         "counts_in": counts_in,
+        "linear": linear,
         "spatial": bool(spatial),
         "n_cells": int(adata.n_obs),
         "n_genes": int(adata.n_vars),
@@ -199,7 +207,9 @@ def run(
        2020); flagged cells are kept and reported, not removed.
     2. ``gene_positions``: :func:`tmeatlas.pp.gene_positions` (GRCh38, shipped).
     3. ``normalize``: raw counts are kept in ``layers["counts"]`` and ``X`` becomes
-       ``log1p(counts / total * 1e4)``; log-normalised input is used as given.
+       ``log1p(counts / total * 1e4)``; linear-scale normalised input (TPM, CPM: values above 50)
+       is kept in ``layers["input"]`` and ``X`` becomes its ``log1p``; log-normalised input is
+       used as given.
     4. ``embedding``: highly variable genes, PCA (30), kNN graph (15; exact up to 100,000 cells,
        pynndescent above; on scVI's latent space when ``integrate=True``), UMAP and Leiden clusters.
     5. ``cnv``, ``malignant``, ``clones``: :func:`tmeatlas.tl.infer_cnv`,
@@ -354,7 +364,7 @@ def run(
                 _quiet(adata.write_h5ad, out / "atlas.h5ad", compression="lzf")
                 saved = f" Results of the earlier steps are in {out / 'atlas.h5ad'}; a rerun on it resumes after them."
             raise PipelineError(
-                f"step {step.name!r} ({step.title}) failed: {type(e).__name__}: {e}.{saved}"
+                f"step {step.name!r} ({step.title}) failed: {type(e).__name__}: {str(e).rstrip('.')}.{saved}"
             ) from e
         dt = time.perf_counter() - t
         record[step.name] = {
@@ -519,7 +529,10 @@ def _plan(
 
     counts_in = facts["counts_in"]
     #: the layer tools read counts from ("counts" once X has been normalised)
+    linear = facts["linear"]
     layer = COUNTS_LAYER if counts_in == "X" else counts_in
+    if layer is None and linear:
+        layer = INPUT_LAYER  # tools detect TPM/CPM themselves (e.g. infer_cnv's Smart-seq mode)
     steps: list[_Step] = []
 
     def qc(a: AnnData) -> None:
@@ -568,6 +581,9 @@ def _plan(
 
     def normalize(a: AnnData) -> None:
         if counts_in is None:
+            if linear and INPUT_LAYER not in a.layers:  # TPM / CPM: keep it, X = log1p(X)
+                a.layers[INPUT_LAYER] = a.X.copy()
+                sc.pp.log1p(a)
             return  # log-normalised input: used as given
         if counts_in == "X" and COUNTS_LAYER not in a.layers:
             a.layers[COUNTS_LAYER] = a.X.copy()
@@ -575,8 +591,12 @@ def _plan(
             sc.pp.normalize_total(a, target_sum=1e4)
             sc.pp.log1p(a)
 
-    steps.append(_Step("normalize", "keep counts in layers['counts']; X = log1p(CP10k)", normalize,
-                       {"target_sum": 1e4}, lambda a: counts_in is None or not looks_like_counts(a.X)))  # fmt: skip
+    title = ("keep counts in layers['counts']; X = log1p(CP10k)" if counts_in is not None else
+             "linear-scale input (TPM/CPM) kept in layers['input']; X = log1p(X)" if linear else
+             "log-normalised input used as given")  # fmt: skip
+    steps.append(_Step("normalize", title, normalize, {"target_sum": 1e4},
+                       lambda a: (INPUT_LAYER in a.layers) if (counts_in is None and linear) else
+                       (counts_in is None or not looks_like_counts(a.X))))  # fmt: skip
 
     def embedding(a: AnnData) -> None:
         # genes detected in fewer than 3 cells have no dispersion estimate (scanpy bins log means)
@@ -659,12 +679,14 @@ def _plan(
                        {"therapies": sorted(therapies), "rng": rng}, lambda a: UNS.therapy_survival in a.uns))  # fmt: skip
 
     def combinations(a: AnnData) -> None:
+        # samples without malignant subpopulations (no survival rows) get no combination
+        have = set(a.uns[UNS.therapy_survival]["table"]["sample"].astype(str))
         for s in a.obs[sample_key].cat.categories:
-            if (a.obs[sample_key] == s).any():
+            if str(s) in have:
                 _quiet(tl.combination_cover, a, samples=str(s), key_added=combination_key(s))
 
     steps.append(_Step("combinations", "per-sample therapy combinations leaving no subclone behind", combinations,
-                       {}, lambda a: all(combination_key(s) in a.uns for s in a.obs[sample_key].cat.categories)))  # fmt: skip
+                       {}, lambda a: all(combination_key(s) in a.uns for s in set(a.uns[UNS.therapy_survival]["table"]["sample"].astype(str)))))  # fmt: skip
     if simulate:
 
         def simulation(a: AnnData) -> None:

@@ -281,12 +281,12 @@ def _draw(fig_fn: Callable[[], Any], folder: Path, name: str, section: str, titl
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             fig = fig_fn()
-        if fig is None:
-            return rec
-        for ext in formats:
-            path = folder / f"{name}.{ext}"
-            fig.savefig(path, bbox_inches="tight", dpi=130 if ext == "png" else None)
-            setattr(rec, ext, path)
+            if fig is None:
+                return rec
+            for ext in formats:
+                path = folder / f"{name}.{ext}"
+                fig.savefig(path, bbox_inches="tight", dpi=130 if ext == "png" else None)
+                setattr(rec, ext, path)
     except Exception as e:
         rec.error = f"{type(e).__name__}: {e}"
     finally:
@@ -339,6 +339,13 @@ def write_figures(
     sigs = _signatures_present(adata)
     kw = {"return_fig": True, "show": False}
 
+    tree_samples = set()
+    if has["clones"] and isinstance(u[UNS.cnv_clones].get("tree"), pd.DataFrame):
+        tree_samples = set(u[UNS.cnv_clones]["tree"]["sample"].astype(str))
+    survival_samples = set()
+    if has["therapy"]:
+        survival_samples = set(u[UNS.therapy_survival]["table"]["sample"].astype(str))
+
     def specs(a: AnnData, sample: str | None) -> list[tuple]:
         one = [sample] if sample is not None else None
         sp = []
@@ -361,7 +368,7 @@ def write_figures(
             sp.append(("cnv_heatmap", "malignant", "Inferred copy number",
                        "Cells (rows, grouped by CNV subclone; non-malignant cells as 'nan') by genome position.",
                        lambda: pl.cnv_heatmap(a, groupby=OBS.cnv_clone if OBS.cnv_clone in a.obs else None, **kw)))  # fmt: skip
-        if has["clones"]:
+        if has["clones"] and (sample is None or sample in tree_samples):
             sp.append(("clone_tree", "malignant", "Subclone tree",
                        "Subclones and the arm-level events that separate them.",
                        lambda: pl.clone_tree(adata, sample=sample, **kw)))  # fmt: skip
@@ -392,7 +399,7 @@ def write_figures(
             sp.append(("immune_phenotypes", "spatial", "Immune phenotype",
                        "CD8 T-cell densities in tumour core, margin and stroma with the decision thresholds.",
                        lambda: pl.immune_phenotypes(adata, samples=one, **kw)))  # fmt: skip
-        if has["therapy"]:
+        if has["therapy"] and (sample is None or sample in survival_samples):
             sp.append(("therapy_survival", "therapy", "Predicted surviving fraction",
                        "Per therapy and subclone; outlined cells are flagged as likely to survive.",
                        lambda: pl.therapy_survival(adata, samples=sample, **kw)))  # fmt: skip
@@ -593,6 +600,9 @@ def _therapy_tables(adata: AnnData, sample: str | None, sample_key: str) -> str:
     t = get.therapy_survival(adata)
     if sample is not None:
         t = t[t["sample"].astype(str) == sample]
+        if t.empty:
+            return ("<p>No malignant subpopulation was called in this sample, so no therapy-survival "
+                    "estimate or combination is given.</p>")  # fmt: skip
     flagged = t[t["survives"].astype(bool)].sort_values(
         ["sample", "group", "surviving_fraction"], ascending=[True, True, False]
     )
