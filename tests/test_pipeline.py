@@ -328,3 +328,13 @@ def test_run_on_smart_seq_tpm_with_a_sample_without_tumour(tirosh, tmp_path):
     assert pages == {"index.html", *(f"{s}.html" for s in a.obs["patient"].cat.categories)}
     for p in (tmp_path / "report").glob("*.html"):
         assert "not drawn" not in p.read_text()
+
+
+def test_single_sample_without_a_sample_key():
+    a = _cohort(n_cells=300)
+    with pytest.raises(tm.InvalidInputError, match="already has a 'sample' column"):
+        tm.run(a, sample_key=None, progress=False)
+    del a.obs["sample"]
+    tm.run(a, sample_key=None, steps=["qc", "gene_positions"], progress=False)
+    assert (a.obs["sample"] == "S1").all()
+    assert a.uns["pipeline"]["input"]["n_samples"] == 1

@@ -50,6 +50,8 @@ STEP_ORDER = (
     "stemness", "interface", "immune_phenotype", "niches", "checkpoints", "therapy", "combinations", "simulation",
 )  # fmt: skip
 SPATIAL_STEPS = ("interface", "immune_phenotype", "niches")
+#: the sample name given to every cell when ``sample_key=None`` (one sample)
+SINGLE_SAMPLE = "S1"
 #: largest value of log-normalised data; a larger maximum means linear-scale input (TPM, CPM)
 LINEAR_MAX = 50.0
 #: layer that keeps linear-scale input (TPM, CPM) once ``X`` holds its log1p
@@ -83,7 +85,7 @@ def _quiet(fn, *args, **kwargs):
 
 
 def check_input(
-    adata: AnnData, *, sample_key: str, layer: str | None, gene_symbols: str | None
+    adata: AnnData, *, sample_key: str | None, layer: str | None, gene_symbols: str | None
 ) -> dict[str, Any]:
     """Checks made before any work starts; return what they found (kind of matrix, spatial, ...).
 
@@ -100,7 +102,13 @@ def check_input(
             f"cell names are not unique ({int(adata.obs_names.duplicated().sum()):,} duplicates, e.g. {dup}); "
             "call `adata.obs_names_make_unique()` (or prefix them with the sample) first."
         )
-    if sample_key is None or sample_key not in adata.obs.columns:
+    if sample_key is None:  # one sample: run() adds obs["sample"]
+        if OBS.sample in adata.obs.columns:
+            raise InvalidInputError(
+                f"sample_key=None means one sample, but adata.obs already has a {OBS.sample!r} column: pass "
+                f"sample_key={OBS.sample!r} (or the column naming each cell's patient/sample)."
+            )
+    elif sample_key not in adata.obs.columns:
         hint = suggest_names([sample_key], [str(c) for c in adata.obs.columns]) if sample_key else ""
         cols = ", ".join(map(repr, list(adata.obs.columns)[:12])) or "none"
         raise InvalidInputError(
@@ -108,7 +116,7 @@ def check_input(
             "Pass `sample_key=` naming the column that says which patient/sample each cell comes from; "
             "for a single sample add one: `adata.obs['sample'] = 'S1'`.".replace("  ", " ")
         )
-    if adata.obs[sample_key].isna().any():
+    if sample_key is not None and adata.obs[sample_key].isna().any():
         raise InvalidInputError(
             f"{int(adata.obs[sample_key].isna().sum()):,} cells have no value in obs[{sample_key!r}]; "
             "fill or drop them first."
@@ -171,14 +179,14 @@ def check_input(
         "spatial": bool(spatial),
         "n_cells": int(adata.n_obs),
         "n_genes": int(adata.n_vars),
-        "n_samples": int(adata.obs[sample_key].nunique()),
+        "n_samples": int(adata.obs[sample_key].nunique()) if sample_key is not None else 1,
     }
 
 
 def run(
     adata: AnnData,
     *,
-    sample_key: str,
+    sample_key: str | None,
     spatial: bool | None = None,
     therapies: Sequence[str] | str | None = None,
     out: str | Path | None = None,
@@ -242,6 +250,7 @@ def run(
         Cells x genes, raw counts (preferred) in ``X`` or ``layer``, or log-normalised.
     sample_key
         Column of ``obs`` naming each cell's patient/sample. Per-patient steps run per value.
+        ``None`` for a single sample: ``obs["sample"]`` is added with the value ``"S1"``.
     spatial
         Run the spatial steps; ``None`` runs them when ``obsm["spatial"]`` exists (microns).
     therapies
@@ -320,6 +329,9 @@ def run(
         )
     if copy:
         adata = adata.copy()
+    if sample_key is None:
+        sample_key = OBS.sample
+        adata.obs[sample_key] = pd.Categorical([SINGLE_SAMPLE] * adata.n_obs)
     if gene_symbols is not None:
         _use_symbols(adata, gene_symbols)
     if adata.obs[sample_key].dtype.name != "category":

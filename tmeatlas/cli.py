@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
         "from it and skips the steps done with the same parameters (use --force to redo them).",
     )
     r.add_argument("input", help="input .h5ad (raw counts preferred, or log-normalised)")
-    r.add_argument("--sample-key", required=True, help="obs column naming each cell's patient/sample")
+    r.add_argument("--sample-key", default=None,
+                   help="obs column naming each cell's patient/sample (omit for a single sample)")  # fmt: skip
     r.add_argument("--out", required=True, help="output folder (created)")
     r.add_argument(
         "--therapies", default=None, help="comma-separated therapy names (default: all in the knowledge base)"
