@@ -101,6 +101,8 @@ def test_malignant_fraction_interval_brackets_the_estimate(done):
     truth = a.obs.groupby("sample", observed=True)["true_malignant"].mean()
     got = m.set_index("sample")["malignant_fraction"]
     assert np.allclose(got.loc[truth.index], truth, atol=0.05)
+    clones = a.uns["cnv_clones"]["clones"]["sample"].astype(str).value_counts()
+    assert (m.set_index("sample")["n_clones"] == clones.reindex(m["sample"]).fillna(0).to_numpy()).all()
 
 
 @pytest.mark.slow

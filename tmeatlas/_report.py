@@ -138,6 +138,8 @@ def malignant_summary(adata: AnnData, *, sample_key: str) -> pd.DataFrame:
     rows = []
     per = adata.uns.get(UNS.malignant, {}).get("samples")
     per = per.set_index("sample") if isinstance(per, pd.DataFrame) and "sample" in per else None
+    clones = adata.uns.get(UNS.cnv_clones, {}).get("clones")
+    clones = clones if isinstance(clones, pd.DataFrame) and "sample" in clones else None
     for s in (
         o[sample_key].cat.categories if hasattr(o[sample_key], "cat") else sorted(o[sample_key].unique())
     ):
@@ -156,8 +158,7 @@ def malignant_summary(adata: AnnData, *, sample_key: str) -> pd.DataFrame:
             "ci_low": max(0.0, f - half), "ci_high": min(1.0, f + half),
             "n_uncertain": int((call == "uncertain").sum()),
             "mean_probability_of_called": float(np.nanmean(p[call == "malignant"])) if n_mal else float("nan"),
-            "n_clones": int(o.loc[m, OBS.cnv_clone].astype(str).replace({"nan": np.nan}).dropna().nunique())
-            if OBS.cnv_clone in o else 0,
+            "n_clones": int((clones["sample"].astype(str) == str(s)).sum()) if clones is not None else 0,
         }  # fmt: skip
         if per is not None and str(s) in per.index:
             for c in ("coherent_cnv", "cnv_arms", "reason"):
