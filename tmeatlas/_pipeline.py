@@ -13,6 +13,7 @@ import re
 import sys
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -364,7 +365,8 @@ def run(
         shown.begin(step.title)
         t = time.perf_counter()
         try:
-            step.fn(adata)
+            with _notes(progress) as notes:
+                step.fn(adata)
         except Exception as e:
             record[step.name] = {"params": key, "status": "failed", "seconds": round(time.perf_counter() - t, 2),
                                  "version": __version__, "error": f"{type(e).__name__}: {e}"}  # fmt: skip
@@ -387,6 +389,7 @@ def run(
             "error": "",
         }
         shown.end(dt, _outcome(step.name, adata, sample_key))
+        shown.notes(notes)
     _save_record(adata, record, sample_key=sample_key, facts=facts)
     if out is not None:
         from . import _report
@@ -459,6 +462,11 @@ class _Display:
                 f" done in {seconds:.1f} s{f' ({outcome})' if outcome else ''}", file=sys.stderr, flush=True
             )
 
+    def notes(self, notes: list[str]) -> None:
+        if self.enabled:
+            for text in dict.fromkeys(notes):
+                print(f"      note: {text}", file=sys.stderr, flush=True)
+
     def fail(self) -> None:
         if self.enabled:
             print(" FAILED", file=sys.stderr, flush=True)
@@ -471,6 +479,37 @@ class _Display:
                 file=sys.stderr,
                 flush=True,
             )
+
+
+@contextmanager
+def _notes(enabled: bool):
+    """With the progress display on, hold the tools' log messages and warnings of a step and
+    yield them as a list (shown under the step's line instead of inside it)."""
+    import logging
+
+    from ._settings import logger
+
+    if not enabled:
+        yield []
+        return
+    held: list[str] = []
+
+    class _Hold(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            held.append(record.getMessage())
+
+    saved = logger.handlers[:]
+    hold = _Hold(level=logging.NOTSET)
+    logger.handlers = [hold]
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            yield held
+    finally:
+        logger.handlers = saved
+    held.extend(
+        str(w.message) for w in caught if not issubclass(w.category, DeprecationWarning | FutureWarning)
+    )
 
 
 def _outcome(name: str, a: AnnData, sample_key: str) -> str:
@@ -685,7 +724,7 @@ def _plan(
                                                             layer=layer, n_perms=n_perms, rng=rng, n_jobs=n_jobs),
                        {"n_perms": n_perms, "rng": rng, "spatial": spatial},
                        lambda a: UNS.checkpoint_interactions in a.uns))  # fmt: skip
-    steps.append(_Step("therapy", f"therapy survival of every CNV subclone ({len(therapies)} therapies)",
+    steps.append(_Step("therapy", f"therapy survival of every CNV subclone ({len(therapies)} therap{'y' if len(therapies) == 1 else 'ies'})",
                        lambda a: _quiet(tl.therapy_survival, a, therapies=therapy_arg, groupby=OBS.cnv_clone,
                                         sample_key=sample_key, layer=layer, rng=rng, n_jobs=n_jobs),
                        {"therapies": sorted(therapies), "rng": rng}, lambda a: UNS.therapy_survival in a.uns))  # fmt: skip
