@@ -706,6 +706,12 @@ def write_reports(
                 tab.reset_index().rename(columns={sample_key: "sample"}),
                 note="Fraction of cells per major type.",
             )
+        qc = u.get(UNS.qc, {}).get("samples") if UNS.qc in u else None
+        if isinstance(qc, pd.DataFrame) and len(qc):
+            qc = qc[qc["sample"].astype(str) == sample] if sample is not None else qc
+            comp += "<h3>Quality control</h3>" + _table(
+                qc, note="Median counts, detected genes and mitochondrial share per sample; outliers (5 MADs) are "
+                "flagged in obs['qc_outlier'], not removed.")  # fmt: skip
         parts.append(_section_html("composition", SECTIONS[0][1], figs, comp))
         mal_html = _table(
             mrow,
