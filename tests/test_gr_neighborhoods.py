@@ -249,7 +249,7 @@ def test_enrichment_bad_input():
 
 @pytest.mark.realdata
 def test_enrichment_matches_squidpy_on_merfish(merfish_nsclc):
-    sq = pytest.importorskip("squidpy")
+    import squidpy as sq  # a core dependency: a broken install must fail here, not skip
     from scipy.stats import spearmanr
 
     a = merfish_nsclc
