@@ -50,7 +50,6 @@ STEP_ORDER = (
     "qc", "gene_positions", "normalize", "embedding", "cnv", "malignant", "clones", "cell_types", "signatures",
     "stemness", "interface", "immune_phenotype", "niches", "checkpoints", "therapy", "combinations", "simulation",
 )  # fmt: skip
-SPATIAL_STEPS = ("interface", "immune_phenotype", "niches")
 #: the sample name given to every cell when ``sample_key=None`` (one sample)
 SINGLE_SAMPLE = "S1"
 #: largest value of log-normalised data; a larger maximum means linear-scale input (TPM, CPM)
@@ -301,7 +300,6 @@ def run(
         mpl.use("Agg")
     if not isinstance(copy, bool):
         raise InvalidParameterError(f"copy must be True or False, got {copy!r}.")
-    check_adata(adata)
     facts = check_input(adata, sample_key=sample_key, layer=layer, gene_symbols=gene_symbols)
     therapy_arg, therapy_names = _therapy_list(therapies)
     unknown = [

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ._keys import OBS, OBSM, UNS
+from ._pipeline import _slug
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -449,12 +450,6 @@ def write_figures(
             records["samples"][str(s)] = recs
             del sub
     return records
-
-
-def _slug(x) -> str:
-    import re
-
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(x))
 
 
 # ---------------------------------------------------------------------------------------------
