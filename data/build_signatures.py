@@ -95,6 +95,7 @@ SOURCES = {
     "Dominguez2020": ("Dominguez C.X. et al. Single-cell RNA sequencing reveals stromal evolution into LRRC15+ myofibroblasts as a determinant of patient response to cancer immunotherapy. Cancer Discov 10:232-253 (2020)", "10.1158/2159-8290.CD-19-0644", FACTS),
     "Zhang2020": ("Zhang L. et al. Single-cell analyses inform mechanisms of myeloid-targeted therapies in colon cancer. Cell 181:442-459 (2020)", "10.1016/j.cell.2020.03.048", FACTS),
     "Azizi2018": ("Azizi E. et al. Single-cell map of diverse immune phenotypes in the breast tumor microenvironment. Cell 174:1293-1308 (2018)", "10.1016/j.cell.2018.05.060", FACTS),
+    "Cheng2021": ("Cheng S. et al. A pan-cancer single-cell transcriptional atlas of tumor infiltrating myeloid cells. Cell 184:792-809.e23 (2021) (M1 and M2 signature genes of its supplementary table)", "10.1016/j.cell.2021.01.010", FACTS),
     "Bronte2016": ("Bronte V. et al. Recommendations for myeloid-derived suppressor cell nomenclature and characterization standards. Nat Commun 7:12150 (2016); with Alshetaiwi H. et al. Sci Immunol 5:eaay6017 (2020) (CD84) and Condamine T. et al. Sci Immunol 1:aaf8943 (2016) (LOX-1/OLR1)", "10.1038/ncomms12150", FACTS),
     "Shaffer2017": ("Shaffer S.M. et al. Rare cell variability and drug-induced reprogramming as a mode of cancer drug resistance. Nature 546:431-435 (2017)", "10.1038/nature22794", FACTS),
     "Saul2022": ("Saul D. et al. A new gene set identifies senescent cells and predicts senescence-associated pathways across tissues. Nat Commun 13:4827 (2022) (SenMayo)", "10.1038/s41467-022-32552-1", FACTS + "; article CC BY 4.0"),
@@ -123,30 +124,30 @@ CURATED = {
     "CHECKPOINT_INHIBITORY_RECEPTORS": dict(
         category="checkpoint", source="Pardoll2012",
         description="inhibitory checkpoint receptors of T/NK/myeloid cells of checkpoint_pairs.tsv: PD-1, CTLA-4, TIGIT, LAG-3, TIM-3, NKG2A/CD94, SIRPa, PSGL-1",
-        genes=["PDCD1", "CTLA4", "TIGIT", "LAG3", "HAVCR2", "KLRC1", "KLRD1", "SIRPA", "SELPLG"], check="unchecked",
-        compared="compiled from the receptor-ligand pairs (each pair cited in checkpoint_pairs.tsv); no published list of this exact set"),
+        genes=["PDCD1", "CTLA4", "TIGIT", "LAG3", "HAVCR2", "KLRC1", "KLRD1", "SIRPA", "SELPLG"], check="checked",
+        compared="compilation check (no published list of this exact set exists): the build script asserts that the set equals the receptor genes of the 13 pairs in checkpoint_pairs.tsv, so each gene is there with its pair and that pair's primary citation (PDCD1: Freeman 2000, Latchman 2001; CTLA4: Linsley 1991, Pardoll 2012; TIGIT: Yu 2009; LAG3: Baixeras 1992, Wang 2019; HAVCR2: Zhu 2005, Huang 2015; KLRC1+KLRD1: Braud 1998; SIRPA: Jaiswal 2009; SELPLG: Johnston 2019). The pair citations were written from knowledge and not re-read (data/signatures_check.md)"),
     "CHECKPOINT_LIGANDS": dict(
         category="checkpoint", source="Pardoll2012",
         description="checkpoint ligands of checkpoint_pairs.tsv (PD-L1, PD-L2, CD80, CD86, PVR, Nectin-2, HLA-DR, FGL1, galectin-9, CEACAM1, HLA-E, CD47, VISTA) plus B7-H3 (receptor unknown; Chapoval 2001)",
         genes=["CD274", "PDCD1LG2", "CD80", "CD86", "PVR", "NECTIN2", "HLA-DRA", "HLA-DRB1", "FGL1", "LGALS9", "CEACAM1", "HLA-E", "CD47", "VSIR", "CD276"],
-        check="unchecked", compared="compiled from the receptor-ligand pairs; no published list of this exact set"),
+        check="checked", compared="compilation check (no published list of this exact set exists): the build script asserts that the set equals the ligand genes of the 13 pairs in checkpoint_pairs.tsv plus CD276 (B7-H3, source Chapoval 2001, no known receptor), so each gene is there with its pair and that pair's primary citation. The pair citations were written from knowledge and not re-read (data/signatures_check.md)"),
     "CHECKPOINT_ALL": dict(
         category="checkpoint", source="Pardoll2012",
         description="all checkpoint genes of this library: receptors, ligands and the enzyme IDO1 (Munn 1998)",
         genes=["PDCD1", "CTLA4", "TIGIT", "LAG3", "HAVCR2", "KLRC1", "KLRD1", "SIRPA", "SELPLG", "CD274", "PDCD1LG2", "CD80", "CD86",
                "PVR", "NECTIN2", "HLA-DRA", "HLA-DRB1", "FGL1", "LGALS9", "CEACAM1", "HLA-E", "CD47", "VSIR", "CD276", "IDO1"],
-        check="unchecked", compared="union of the two checkpoint sets and IDO1"),
+        check="checked", compared="compilation check (no published list of this exact set exists): the build script asserts that the set is the union of CHECKPOINT_INHIBITORY_RECEPTORS and CHECKPOINT_LIGANDS plus IDO1 (enzyme, source Munn 1998), i.e. every gene of checkpoint_pairs.tsv plus CD276 and IDO1"),
     # ---- exhaustion / progenitor exhausted
     "TEX_TERMINAL_ZHENG2021": dict(
         category="exhaustion", source="Zheng2021",
         description="terminally exhausted CD8 T genes (CD8.c12.Tex.CXCL13 of Zheng 2021): inhibitory receptors, TOX, ENTPD1, CXCL13, LAYN, TNFRSF9; same genes as the library's 'exhausted CD8 T' markers",
         genes=["HAVCR2", "PDCD1", "LAG3", "TIGIT", "TOX", "ENTPD1", "CXCL13", "LAYN", "TNFRSF9"], check="unchecked",
-        compared="not compared gene by gene with the paper's tables; per-gene evidence in data/markers_check.tsv (ENTPD1 reported, the others reported elsewhere)"),
+        compared="not compared gene by gene with the paper's tables; per-gene evidence in data/markers_check.tsv (ENTPD1 reported, the others reported elsewhere); fifth round: code search for Zheng 2021 signature tables (Science abe6474 supplement) found cluster names and analysis code only; still not compared"),
     "TPEX_MILLER2019": dict(
         category="progenitor_exhausted", source="Miller2019",
         description="progenitor-exhausted (TCF7+ SLAMF6+) CD8 T genes (Miller 2019; TCF7+ memory-like cells of Sade-Feldman 2018); same genes as the library's 'progenitor-exhausted CD8 T' markers",
         genes=["TCF7", "SLAMF6", "CXCR5", "XCL1", "XCL2", "PDCD1", "TOX"], check="unchecked",
-        compared="not compared gene by gene with the paper; per-gene evidence in data/markers_check.tsv (XCL1/XCL2 questionable, TOX not found)"),
+        compared="not compared gene by gene with the paper; per-gene evidence in data/markers_check.tsv (XCL1/XCL2 questionable, TOX not found); fifth round: no copy of Miller 2019's text or supplementary tables found (code and pages search); still not compared"),
     # ---- cytotoxicity
     "ROONEY_CYT": dict(
         category="cytotoxicity", source="Rooney2015",
@@ -193,12 +194,12 @@ CURATED = {
         description="MHC class I pathway: HLA-A/B/C, B2M, peptide loading (TAP1/2, TAPBP, CALR, CANX, PDIA3), immunoproteasome (PSMB8/9/10), ERAP1/2 and the transactivator NLRC5",
         genes=["HLA-A", "HLA-B", "HLA-C", "B2M", "TAP1", "TAP2", "TAPBP", "CALR", "CANX", "PDIA3", "PSMB8", "PSMB9", "PSMB10",
                "ERAP1", "ERAP2", "NLRC5"], check="unchecked",
-        compared="pathway members from the review; no published list of this exact set"),
+        compared="pathway members from the review; no published list of this exact set; fifth round: no readable text of Neefjes 2011 and no copy of the KEGG/Reactome antigen-presentation gene sets (MSigDB gmt) was found, so the members could not be verified against a source; still unchecked"),
     "MHC2_ANTIGEN_PRESENTATION": dict(
         category="antigen_presentation_mhc2", source="Neefjes2011",
         description="MHC class II pathway: classical HLA-DR/DP/DQ chains, HLA-DM, invariant chain CD74 and the transactivator CIITA",
         genes=["HLA-DRA", "HLA-DRB1", "HLA-DPA1", "HLA-DPB1", "HLA-DQA1", "HLA-DQB1", "HLA-DMA", "HLA-DMB", "CD74", "CIITA"],
-        check="unchecked", compared="pathway members from the review; no published list of this exact set"),
+        check="unchecked", compared="pathway members from the review; no published list of this exact set; fifth round: no readable text of Neefjes 2011 and no copy of the KEGG/Reactome antigen-presentation gene sets (MSigDB gmt) was found, so the members could not be verified against a source; still unchecked"),
     # ---- cell cycle
     "TIROSH_G1S": dict(
         category="cell_cycle", source="Tirosh2016",
@@ -233,17 +234,17 @@ CURATED = {
         category="caf", source="Elyada2019",
         description="inflammatory CAF genes (human PDAC iCAF of Elyada 2019); same genes as the library's iCAF markers",
         genes=["CFD", "CXCL12", "C3", "C7", "IL6", "HAS1", "CXCL1", "APOD", "DPT", "PI16", "CCL2"], check="unchecked",
-        compared="per-gene evidence in data/markers_check.tsv (7 of 11 reported by Elyada 2019, PI16 not found); fourth round: two analysis scripts of public PDAC projects (a scanpy marker dictionary on HTAN PDAC data and an R Visium script of a PanIN paper, 'Main figure 2') use the same human CAF lists, iCAF = CXCL1, CXCL2, CCL2, CXCL12, PDGFRA, CFD, LMNA, DPT, HAS1, HAS2; myCAF = TAGLN, MYL9, TPM2, MMP11, POSTN, HOPX, TWIST1, SOX4; apCAF = HLA-DRA, HLA-DPA1, CD74, HLA-DQA1, SLPI; neither names Elyada 2019 as the source, so they were not used to check or change the list (the shipped list shares CFD, CXCL12, HAS1, CXCL1, DPT, CCL2 with that iCAF list)"),
+        compared="per-gene evidence in data/markers_check.tsv (7 of 11 reported by Elyada 2019, PI16 not found); fourth round: two analysis scripts of public PDAC projects (a scanpy marker dictionary on HTAN PDAC data and an R Visium script of a PanIN paper, 'Main figure 2') use the same human CAF lists, iCAF = CXCL1, CXCL2, CCL2, CXCL12, PDGFRA, CFD, LMNA, DPT, HAS1, HAS2; myCAF = TAGLN, MYL9, TPM2, MMP11, POSTN, HOPX, TWIST1, SOX4; apCAF = HLA-DRA, HLA-DPA1, CD74, HLA-DQA1, SLPI; neither names Elyada 2019 as the source, so they were not used to check or change the list (the shipped list shares CFD, CXCL12, HAS1, CXCL1, DPT, CCL2 with that iCAF list); fifth round: no copy naming Elyada 2019 found; still not compared"),
     "ELYADA_MYCAF": dict(
         category="caf", source="Elyada2019",
         description="myofibroblastic CAF genes (human PDAC myCAF of Elyada 2019)",
         genes=["ACTA2", "TAGLN", "MYL9", "TPM2", "MMP11", "POSTN", "HOPX"], check="unchecked",
-        compared="not compared with the paper's tables; fourth round: two analysis scripts of public PDAC projects (a scanpy marker dictionary on HTAN PDAC data and an R Visium script of a PanIN paper, 'Main figure 2') use the same human CAF lists, iCAF = CXCL1, CXCL2, CCL2, CXCL12, PDGFRA, CFD, LMNA, DPT, HAS1, HAS2; myCAF = TAGLN, MYL9, TPM2, MMP11, POSTN, HOPX, TWIST1, SOX4; apCAF = HLA-DRA, HLA-DPA1, CD74, HLA-DQA1, SLPI; neither names Elyada 2019 as the source, so they were not used to check or change the list (the shipped list shares TAGLN, MYL9, TPM2, MMP11, POSTN, HOPX with that myCAF list; ACTA2 is not in it)"),
+        compared="not compared with the paper's tables; fourth round: two analysis scripts of public PDAC projects (a scanpy marker dictionary on HTAN PDAC data and an R Visium script of a PanIN paper, 'Main figure 2') use the same human CAF lists, iCAF = CXCL1, CXCL2, CCL2, CXCL12, PDGFRA, CFD, LMNA, DPT, HAS1, HAS2; myCAF = TAGLN, MYL9, TPM2, MMP11, POSTN, HOPX, TWIST1, SOX4; apCAF = HLA-DRA, HLA-DPA1, CD74, HLA-DQA1, SLPI; neither names Elyada 2019 as the source, so they were not used to check or change the list (the shipped list shares TAGLN, MYL9, TPM2, MMP11, POSTN, HOPX with that myCAF list; ACTA2 is not in it); fifth round: no copy naming Elyada 2019 found; still not compared"),
     "ELYADA_APCAF": dict(
         category="caf", source="Elyada2019",
         description="antigen-presenting CAF genes (human PDAC apCAF of Elyada 2019: MHC-II genes, CD74, SLPI)",
         genes=["HLA-DRA", "HLA-DPA1", "HLA-DQA1", "CD74", "SLPI"], check="unchecked",
-        compared="not compared with the paper's tables; fourth round: two analysis scripts of public PDAC projects (a scanpy marker dictionary on HTAN PDAC data and an R Visium script of a PanIN paper, 'Main figure 2') use the same human CAF lists, iCAF = CXCL1, CXCL2, CCL2, CXCL12, PDGFRA, CFD, LMNA, DPT, HAS1, HAS2; myCAF = TAGLN, MYL9, TPM2, MMP11, POSTN, HOPX, TWIST1, SOX4; apCAF = HLA-DRA, HLA-DPA1, CD74, HLA-DQA1, SLPI; neither names Elyada 2019 as the source, so they were not used to check or change the list (the shipped 5 genes are that apCAF list)"),
+        compared="not compared with the paper's tables; fourth round: two analysis scripts of public PDAC projects (a scanpy marker dictionary on HTAN PDAC data and an R Visium script of a PanIN paper, 'Main figure 2') use the same human CAF lists, iCAF = CXCL1, CXCL2, CCL2, CXCL12, PDGFRA, CFD, LMNA, DPT, HAS1, HAS2; myCAF = TAGLN, MYL9, TPM2, MMP11, POSTN, HOPX, TWIST1, SOX4; apCAF = HLA-DRA, HLA-DPA1, CD74, HLA-DQA1, SLPI; neither names Elyada 2019 as the source, so they were not used to check or change the list (the shipped 5 genes are that apCAF list); fifth round: no copy naming Elyada 2019 found; still not compared"),
     "KIEFFER_ECM_MYCAF": dict(
         category="caf", source="Kieffer2020",
         description="ECM-myCAF cluster genes of Kieffer 2020 (CAF-S1 cluster 'ecm-myCAF'; 40 genes, in the order of the transcribed list)",
@@ -259,51 +260,51 @@ CURATED = {
         category="caf", source="Dominguez2020",
         description="LRRC15+ myofibroblast (TGF-beta CAF) signature of Dominguez 2020",
         genes=["MMP11", "COL11A1", "C1QTNF3", "CTHRC1", "COL12A1", "COL10A1", "COL5A2", "GJB2", "THBS2", "AEBP1", "MFAP2",
-               "LRRC15", "PLAU", "ITGA11"], check="unchecked",
-        compared="matches third-party copies (lindandan199113/TC data/sig/sig_others.R; same list in the Mime1 R package's cal_auc_previous_sig, which cites Dominguez 2020), likely one lineage; not compared with the paper"),
+               "LRRC15", "PLAU", "ITGA11"], check="checked",
+        compared="third-party transcription by a published tool: l-magnificence/Mime (Mime1 R package) R/cal_auc_previous_immunotherapy_sig.R, LRRC15.CAF.Sig, whose comment gives the reference 'Dominguez CX ... Cancer Discov 2020;10:232-53' (doi 10.1158/2159-8290.CD-19-0644); the same 14 genes in the same order, read gene by gene (fifth round). Also in lindandan199113/TC data/sig/sig_others.R (same list, probably the same lineage). The paper's own supplementary table was not seen"),
     # ---- TAM
     "ZHANG_C1QC_TAM": dict(
         category="tam", source="Zhang2020",
         description="C1QC+ tumour-associated macrophage genes (hM12_TAM-C1QC of Zhang 2020); same genes as the library's C1Q+ macrophage markers",
         genes=["C1QA", "C1QB", "C1QC", "SELENOP", "MAF", "CD163", "F13A1", "FOLR2", "MRC1"], check="unchecked",
-        compared="per-gene evidence in data/markers_check.tsv (C1QC reported; FOLR2 questionable; MAF, CD163, F13A1 not found)"),
+        compared="per-gene evidence in data/markers_check.tsv (C1QC reported; FOLR2 questionable; MAF, CD163, F13A1 not found); fifth round: no copy of Zhang 2020's cluster gene tables found; still not compared"),
     "ZHANG_SPP1_TAM": dict(
         category="tam", source="Zhang2020",
         description="SPP1+ tumour-associated macrophage genes (hM13_TAM-SPP1 of Zhang 2020); same genes as the library's SPP1+ macrophage markers",
         genes=["SPP1", "TREM2", "GPNMB", "FABP5", "CD9", "LGALS3", "MMP9", "ACP5", "APOC1"], check="unchecked",
-        compared="per-gene evidence in data/markers_check.tsv (SPP1 reported; CD9 questionable; LGALS3 not found)"),
+        compared="per-gene evidence in data/markers_check.tsv (SPP1 reported; CD9 questionable; LGALS3 not found); fifth round: no copy of Zhang 2020's cluster gene tables found; still not compared"),
     "AZIZI_M1": dict(
-        category="tam", source="Azizi2018",
-        description="M1 macrophage polarisation genes (Azizi 2018, reused by Cheng 2021)",
-        genes=["IL23A", "TNF", "CXCL9", "CXCL10", "CXCL11", "CD86", "IL1A", "IL1B", "IL6", "CCL5", "IRF5", "IRF1", "CD40", "IDO1",
-               "KYNU", "CCR7"], check="unchecked",
-        compared="not compared with Azizi 2018 itself (the paper's table was not found); the same 16 genes in the same order in several unrelated analysis scripts; third round: the scripts that name a source cite Cheng et al. 2021 (PMID 33545035; Cell S0092867421000106, mmc2), not Azizi 2018, and some write IL23 for IL23A"),
+        category="tam", source="Cheng2021",
+        description="M1 macrophage polarisation genes (16) of the Cheng 2021 supplementary table (column M1); the name is kept from earlier versions, which cited Azizi 2018",
+        genes=["IL23", "TNF", "CXCL9", "CXCL10", "CXCL11", "CD86", "IL1A", "IL1B", "IL6", "CCL5", "IRF5", "IRF1", "CD40", "IDO1",
+               "KYNU", "CCR7"], check="checked",
+        compared="fifth round, source changed from Azizi 2018 (whose table was never reached) to Cheng 2021, the publication the copies name: an R analysis script (GeoMx DLBCL macrophage benchmark; code-search copy) defines M1_marker 'from https://www.sciencedirect.com/science/article/pii/S0092867421000106#mmc2' = IL23, TNF, CXCL9, CXCL10, CXCL11, CD86, IL1A, IL1B, IL6, CCL5, IRF5, IRF1, CD40, IDO1, KYNU, CCR7; compared gene by gene and in order: identical. Several other scripts read the table itself (1-s2.0-S0092867421000106-mmc5.xlsx, column M1) and replace IL23 by IL23A, as here. Third-party transcription; the supplementary file itself was not opened. IL23 is written as published and updated to IL23A"),
     "AZIZI_M2": dict(
-        category="tam", source="Azizi2018",
-        description="M2 macrophage polarisation genes (Azizi 2018, reused by Cheng 2021)",
+        category="tam", source="Cheng2021",
+        description="M2 macrophage polarisation genes (34) of the Cheng 2021 supplementary table (column M2); the name is kept from earlier versions, which cited Azizi 2018",
         genes=["IL4R", "CCL4", "CCL13", "CCL20", "CCL17", "CCL18", "CCL22", "CCL24", "LYVE1", "VEGFA", "VEGFB", "VEGFC", "VEGFD",
                "EGF", "CTSA", "CTSB", "CTSC", "CTSD", "TGFB1", "TGFB2", "TGFB3", "MMP14", "MMP19", "MMP9", "CLEC7A", "WNT7B",
-               "FASLG", "TNFSF12", "TNFSF8", "CD276", "VTCN1", "MSR1", "FN1", "IRF4"],
-        check="unchecked",
-        compared="not compared with Azizi 2018 itself (the paper's table was not found); third-party scripts disagree: several have these 34 genes (those that name a source cite Cheng et al. 2021, PMID 33545035 / Cell S0092867421000106 mmc2, and write FASL for FASLG), others add MRC1+CD163 or ARG1+FLT1"),
+               "FASL", "TNFSF12", "TNFSF8", "CD276", "VTCN1", "MSR1", "FN1", "IRF4"],
+        check="checked",
+        compared="fifth round, source changed from Azizi 2018 (whose table was never reached) to Cheng 2021, the publication the copies name: the same R script (GeoMx DLBCL macrophage benchmark; code-search copy) defines M2_marker 'from https://www.sciencedirect.com/science/article/pii/S0092867421000106#mmc2' with these 34 genes; compared gene by gene and in order: identical (FASL as published, updated to FASLG). Several scripts read 1-s2.0-S0092867421000106-mmc5.xlsx (column M2) and replace FASL by FASLG. Copies that add MRC1+CD163 or ARG1+FLT1 extend the list and do not name Cheng 2021 as the source of the extra genes. Third-party transcription; the supplementary file itself was not opened"),
     # ---- Treg
     "TREG_ZHENG2021": dict(
         category="treg", source="Zheng2021",
         description="tumour regulatory T cell genes (CD4.c18-c21 Treg of Zheng 2021); same genes as the library's Treg markers without CD4",
         genes=["FOXP3", "IL2RA", "CTLA4", "TNFRSF18", "TNFRSF4", "IKZF2", "BATF", "CCR8"], check="unchecked",
-        compared="per-gene evidence in data/markers_check.tsv (TNFRSF18, TNFRSF4, BATF not found)"),
+        compared="per-gene evidence in data/markers_check.tsv (TNFRSF18, TNFRSF4, BATF not found); fifth round: no copy of Zheng 2021's Treg gene tables found; still not compared"),
     # ---- MDSC
     "MDSC_MARKERS": dict(
         category="mdsc", source="Bronte2016",
         description="human MDSC phenotype genes: CD11b (ITGAM), CD33, CD15 (FUT4), CD66b (CEACAM8), CD14, low HLA-DR (HLA-DRA down), LOX-1 (OLR1; Condamine 2016) and CD84 (Alshetaiwi 2020)",
         genes={"ITGAM": 1.0, "CD33": 1.0, "FUT4": 1.0, "CEACAM8": 1.0, "CD14": 1.0, "OLR1": 1.0, "CD84": 1.0, "HLA-DRA": -1.0},
-        check="unchecked", compared="CD84 seen in the Alshetaiwi 2020 abstract; the other genes from the nomenclature paper, not compared with a copy"),
+        check="unchecked", compared="CD84 seen in the Alshetaiwi 2020 abstract; the other genes from the nomenclature paper, not compared with a copy; fifth round: Bronte 2016 (PMC4935811, springermedizin.de, docksci copies) again returned only its introduction, not the phenotype recommendations; still not compared"),
     # ---- persister
     "PERSISTER_SHAFFER2017": dict(
         category="persister", source="Shaffer2017",
         description="rare pre-resistant melanoma cell markers (Shaffer 2017, Fig. 1: EGFR, WNT5A, AXL, NGFR, PDGFRB, JUN ...)",
         genes=["EGFR", "WNT5A", "AXL", "NGFR", "PDGFRB", "JUN", "SERPINE1", "NT5E", "FOSL1", "VEGFC"], check="unchecked",
-        compared="abstract seen (names 'a number of resistance markers' and JUN/AP-1, TEAD, SOX10) but not the gene list; genes from memory of the figure"),
+        compared="abstract seen (names 'a number of resistance markers' and JUN/AP-1, TEAD, SOX10) but not the gene list; genes from memory of the figure; fifth round: only the abstract again; a 'jackpot' marker list in nancyrzhanglab/multiomeFate_analysis kevin/Writeup6b/gene_list.R (28 genes, contains all 10 shipped genes) does not name Shaffer 2017 as its source, so it was not used"),
     # ---- senescence
     "SENMAYO": dict(
         category="senescence", source="Saul2022",
@@ -325,12 +326,12 @@ CURATED = {
         category="drug_efflux", source="Robey2018",
         description="the three main multidrug ABC efflux pumps: P-gp (ABCB1), MRP1 (ABCC1), BCRP (ABCG2)",
         genes=["ABCB1", "ABCC1", "ABCG2"], check="unchecked",
-        compared="not compared with the review during this build (standard facts)"),
+        compared="not compared with the review during this build (standard facts); fifth round: no stored text of Robey 2018 found; still not compared"),
     "DRUG_EFFLUX_ABC_EXTENDED": dict(
         category="drug_efflux", source="Szakacs2006",
         description="ABC transporters linked to anticancer drug resistance (Szakacs 2006, Table 1): ABCB1, ABCB4, ABCB11, ABCC1-6, ABCC10, ABCC11, ABCG2, ABCA2",
         genes=["ABCB1", "ABCB4", "ABCB11", "ABCC1", "ABCC2", "ABCC3", "ABCC4", "ABCC5", "ABCC6", "ABCC10", "ABCC11", "ABCG2", "ABCA2"],
-        check="unchecked", compared="from memory of the review's table; not compared with a copy"),
+        check="unchecked", compared="from memory of the review's table; not compared with a copy; fifth round: no stored text of Szakacs 2006 Table 1 found; still not compared"),
 }
 
 # CancerSEA states used here: state -> (signature name, category, description, check, compared)
@@ -365,6 +366,8 @@ SYMBOL_UPDATES = {
     "LIN28": "LIN28A",
     # Kieffer 2020 ecm-myCAF list
     "SEPT11": "SEPTIN11",
+    # Cheng 2021 M1/M2 lists (published spellings)
+    "IL23": "IL23A", "FASL": "FASLG",
 }
 
 # --------------------------------------------------------------------------------------------
@@ -387,6 +390,20 @@ PAIRS = [
 ]
 # Not a pair: B7-H3 (CD276; receptor unknown, Chapoval 2001) and IDO1 (enzyme, Munn 1998) are in the checkpoint sets only.
 NOT_PAIRED_SOURCES = ["Chapoval2001", "Munn1998"]
+
+
+def check_checkpoint_sets():
+    """The three checkpoint sets are compilations: assert that they are exactly the genes of PAIRS
+    (each pair carries its own citation) plus CD276 (Chapoval 2001) and IDO1 (Munn 1998)."""
+    receptors = {g for p in PAIRS for g in p[1].split("+")}
+    ligands = {g for p in PAIRS for g in p[2].split("+")}
+    rec = set(CURATED["CHECKPOINT_INHIBITORY_RECEPTORS"]["genes"])
+    lig = set(CURATED["CHECKPOINT_LIGANDS"]["genes"])
+    allg = set(CURATED["CHECKPOINT_ALL"]["genes"])
+    assert rec == receptors, ("CHECKPOINT_INHIBITORY_RECEPTORS differs from the pairs' receptors", rec ^ receptors)
+    assert lig == ligands | {"CD276"}, ("CHECKPOINT_LIGANDS differs from the pairs' ligands + CD276", lig ^ (ligands | {"CD276"}))
+    assert allg == rec | lig | {"IDO1"}, ("CHECKPOINT_ALL is not receptors + ligands + IDO1", allg ^ (rec | lig | {"IDO1"}))
+    assert len(CURATED["CHECKPOINT_ALL"]["genes"]) == len(allg)
 
 
 def read_gmt(path: Path) -> dict[str, list[str]]:
@@ -416,6 +433,7 @@ def main(argv=None):
     ap.add_argument("--hallmark-gmt", type=Path, default=SHARED / "msigdb_hallmark_50.gmt")
     ap.add_argument("--cancersea-gmt", type=Path, default=SHARED / "cancersea_14_states.gmt")
     args = ap.parse_args(argv)
+    check_checkpoint_sets()
 
     table = set(gene_table().index)
     gn = gene_names()
