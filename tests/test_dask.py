@@ -26,6 +26,7 @@ def pair(tmp_path_factory):
     import h5py
 
     a = tm.datasets.simulate_tumor(n_cells=1500, n_patients=2, rng=4)
+    tm.pp.gene_positions(a)
     path = tmp_path_factory.mktemp("dask") / "cohort.h5ad"
     a.write_h5ad(path)
     f = h5py.File(path, "r")
@@ -60,6 +61,7 @@ def test_score_signatures_on_dask_equals_in_memory(pair, method):
 @pytest.mark.slow
 def test_score_signatures_on_a_local_cluster(pair):
     import distributed  # installed with squidpy (through spatialdata)
+
     a, lazy = pair
     a, lazy = a.copy(), ad.AnnData(X=lazy.X, obs=lazy.obs.copy(), var=lazy.var.copy())
     with warnings.catch_warnings():
@@ -71,4 +73,69 @@ def test_score_signatures_on_a_local_cluster(pair):
         ):
             assert len(client.scheduler_info()["workers"]) == 2
             tm.tl.score_signatures(lazy)
-    assert np.allclose(np.asarray(lazy.obsm["X_signatures"]), np.asarray(a.obsm["X_signatures"]), rtol=0, atol=1e-10)
+    assert np.allclose(
+        np.asarray(lazy.obsm["X_signatures"]), np.asarray(a.obsm["X_signatures"]), rtol=0, atol=1e-10
+    )
+
+
+def _fresh(pair):
+    a, lazy = pair
+    return a.copy(), ad.AnnData(X=lazy.X, obs=lazy.obs.copy(), var=lazy.var.copy())
+
+
+def test_cnv_malignant_and_clones_on_dask_equal_in_memory(pair):
+    a, lazy = _fresh(pair)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for b in (a, lazy):
+            tm.tl.infer_cnv(b, sample_key="sample", chunk_size=300)
+            tm.tl.call_malignant(b, sample_key="sample")
+            tm.tl.cnv_clones(b, sample_key="sample")
+    assert is_dask(lazy.X)
+    assert np.allclose(lazy.obsm["X_cnv"], a.obsm["X_cnv"], rtol=0, atol=1e-6)
+    assert (lazy.obs["cnv_reference"] == a.obs["cnv_reference"]).all()
+    assert np.allclose(lazy.obs["malignant_prob"], a.obs["malignant_prob"], rtol=0, atol=1e-6, equal_nan=True)
+    for key in ("malignant", "cnv_clone"):
+        assert (lazy.obs[key].astype(str) == a.obs[key].astype(str)).all(), key
+    assert (a.obs["malignant"] == "malignant").sum() > 100  # the comparison is not between empty calls
+
+
+def test_annotate_on_dask_equals_in_memory(pair):
+    a, lazy = _fresh(pair)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for b in (a, lazy):
+            tm.tl.annotate(b, chunk_size=300)
+    for key in ("compartment", "cell_type_major", "cell_type"):
+        assert (lazy.obs[key].astype(str) == a.obs[key].astype(str)).all(), key
+    assert np.allclose(lazy.obs["cell_type_confidence"], a.obs["cell_type_confidence"], rtol=0, atol=1e-9)
+    assert (a.obs["cell_type_major"].astype(str) == a.obs["true_cell_type_major"].astype(str)).mean() > 0.8
+
+
+def test_checkpoint_interactions_on_dask_equal_in_memory(pair):
+    a, lazy = _fresh(pair)
+    for b in (a, lazy):
+        tm.tl.checkpoint_interactions(
+            b, groupby="true_cell_type_major", sample_key="sample", n_perms=50, rng=1
+        )
+    got, want = tm.get.checkpoint_interactions(lazy), tm.get.checkpoint_interactions(a)
+    assert len(want) > 0 and got.shape == want.shape
+    num = want.select_dtypes("number").columns
+    assert np.allclose(got[num].to_numpy(float), want[num].to_numpy(float), rtol=0, atol=1e-9, equal_nan=True)
+
+
+@pytest.mark.slow
+def test_infer_cnv_on_a_local_cluster(pair):
+    import distributed
+
+    a, lazy = _fresh(pair)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tm.tl.infer_cnv(a, sample_key="sample")
+        with (
+            distributed.LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster,
+            distributed.Client(cluster) as client,
+        ):
+            assert len(client.scheduler_info()["workers"]) == 2
+            tm.tl.infer_cnv(lazy, sample_key="sample", chunk_size=400)
+    assert np.allclose(lazy.obsm["X_cnv"], a.obsm["X_cnv"], rtol=0, atol=1e-6)

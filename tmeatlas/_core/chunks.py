@@ -16,7 +16,7 @@ from scipy import sparse
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["is_dask", "iter_chunks", "row_block"]
+__all__ = ["is_dask", "is_streamed", "iter_chunks", "row_block", "row_blocks", "row_sums", "select_columns"]
 
 
 def iter_chunks(n: int, chunk_size: int) -> Iterator[slice]:
@@ -39,3 +39,48 @@ def row_block(X: Any, start: int, stop: int) -> sparse.csr_matrix | np.ndarray:
     if sparse.issparse(block):
         return sparse.csr_matrix(block)
     return np.asarray(block)
+
+
+def is_streamed(X: Any) -> bool:
+    """True when ``X`` is not an in-memory scipy/numpy matrix (Dask array, backed dataset): read it in row blocks."""
+    return not (sparse.issparse(X) or isinstance(X, np.ndarray))
+
+
+def row_blocks(X: Any, chunk_size: int) -> Iterator[tuple[int, int, Any]]:
+    """``(start, stop, rows)`` covering all rows of ``X``.
+
+    An in-memory matrix is returned whole, as one block (its kernels already bound their own
+    memory); a streamed one (:func:`is_streamed`) comes as blocks of ``chunk_size`` rows, each read
+    into memory with :func:`row_block`, so at most one block is held at a time.
+    """
+    n = X.shape[0]
+    if not is_streamed(X):
+        yield 0, n, X
+        return
+    for sl in iter_chunks(n, chunk_size):
+        yield sl.start, sl.stop, row_block(X, sl.start, sl.stop)
+
+
+def select_columns(X: Any, cols: np.ndarray, chunk_size: int) -> sparse.csr_matrix:
+    """Columns ``cols`` of ``X`` for all cells as one CSR matrix, read one row block at a time.
+
+    The result holds only the selected genes (e.g. a few hundred markers or drug targets), so its
+    memory is a small part of the matrix; per-cell library sizes, when needed, must come from
+    :func:`row_sums`, not from this subset.
+    """
+    cols = np.asarray(cols, dtype=np.int64)
+    parts = []
+    for _, _, b in row_blocks(X, chunk_size):
+        b = sparse.csr_matrix(b) if not sparse.issparse(b) else b.tocsr()
+        parts.append(sparse.csr_matrix(b[:, cols]))
+    if not parts:
+        return sparse.csr_matrix((0, len(cols)))
+    return parts[0] if len(parts) == 1 else sparse.vstack(parts, format="csr")
+
+
+def row_sums(X: Any, chunk_size: int) -> np.ndarray:
+    """Per-row sum of ``X`` (e.g. library sizes), read one row block at a time."""
+    out = np.zeros(X.shape[0], dtype=np.float64)
+    for s, e, b in row_blocks(X, chunk_size):
+        out[s:e] = np.asarray(b.sum(axis=1), dtype=np.float64).ravel()
+    return out

@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._core.chunks import is_streamed, row_blocks, select_columns
 from .._errors import InvalidInputError, InvalidParameterError
 from .._keys import OBS, OBSM, UNS
 from .._settings import logger, settings
 from .._store import store
-from .._validation import check_expression_values, check_obs_key, get_matrix, looks_like_counts, start
+from .._validation import check_expression_values, check_obs_key, get_matrix, start
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -99,31 +100,36 @@ def _symbols(var_names: pd.Index) -> np.ndarray:
 
 
 def _normalised_markers(X, cols: np.ndarray, chunk: int) -> tuple[sparse.csr_matrix, str]:
-    """Log-normalised expression of genes ``cols``: ``log1p(CP10k)`` for counts, chunked over cells."""
-    if sparse.issparse(X):
-        X = X.tocsr() if not isinstance(X, sparse.csr_matrix | sparse.csr_array) else X
-        data = X.data
-    else:
-        X = np.asarray(X)
-        data = X
-    check_expression_values(X)
-    counts = looks_like_counts(X)
-    linear = (not counts) and data.size > 0 and float(data.max()) > 50
-    mode = "counts" if counts else ("linear" if linear else "log")
-    parts = []
-    for s in range(0, X.shape[0], chunk):
-        Xc = sparse.csr_matrix(X[s : s + chunk], dtype=np.float64)
-        if counts:
-            lib = np.asarray(Xc.sum(axis=1)).ravel()
-            scale = np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0)
-            Xm = sparse.csr_matrix(sparse.diags(scale) @ Xc[:, cols])
-            Xm.data = np.log1p(Xm.data)
+    """Log-normalised expression of genes ``cols``: ``log1p(CP10k)`` for counts, chunked over cells.
+
+    ``X`` may be in memory or streamed (Dask, backed): it is read one row block at a time.
+    """
+    from ._cnv import _input_mode
+
+    if not is_streamed(X):
+        if sparse.issparse(X):
+            X = X.tocsr() if not isinstance(X, sparse.csr_matrix | sparse.csr_array) else X
         else:
-            Xm = sparse.csr_matrix(Xc[:, cols])
-            if linear:
+            X = np.asarray(X)
+        check_expression_values(X)
+    mode = {0: "counts", 1: "log", 2: "linear"}[_input_mode(X)]
+    parts = []
+    for _, _, B in row_blocks(X, chunk):
+        if is_streamed(X):
+            check_expression_values(B)
+        for s in range(0, B.shape[0], chunk):
+            Xc = sparse.csr_matrix(B[s : s + chunk], dtype=np.float64)
+            if mode == "counts":
+                lib = np.asarray(Xc.sum(axis=1)).ravel()
+                scale = np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0)
+                Xm = sparse.csr_matrix(sparse.diags(scale) @ Xc[:, cols])
                 Xm.data = np.log1p(Xm.data)
-        Xm.eliminate_zeros()
-        parts.append(Xm)
+            else:
+                Xm = sparse.csr_matrix(Xc[:, cols])
+                if mode == "linear":
+                    Xm.data = np.log1p(Xm.data)
+            Xm.eliminate_zeros()
+            parts.append(Xm)
     return sparse.vstack(parts, format="csr"), mode
 
 
@@ -435,7 +441,7 @@ def annotate(
     refined = False
     if refine and groupby is None:
         # whole-profile classifier over the measured markers, trained on the clearest cells
-        Xm = get_matrix(adata, layer)[:, cols]
+        Xm = select_columns(get_matrix(adata, layer), cols, chunk)
         # seeds per fine type (classes of one major type can be several populations)
         par0 = np.where((fine_major == "Malignant") & (mal_calls is None), "Epithelial", fine_major)
         al0 = (par0[None, :] == major[:, None]) & ok_f[None, :]

@@ -10,6 +10,7 @@ import pandas as pd
 from numba import njit
 from scipy import sparse
 
+from .._core.chunks import is_streamed, row_block
 from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
 from .._keys import OBSM, UNS
 from .._rng import make_rng, resolve_seed, spawn_seeds
@@ -108,8 +109,10 @@ def _pair_expression(X, cols: np.ndarray, chunk: int) -> tuple[sparse.csr_matrix
     counts = looks_like_counts(X)
     parts = []
     for s in range(0, X.shape[0], chunk):
-        block = X[s : s + chunk]
+        block = row_block(X, s, min(X.shape[0], s + chunk))  # in memory, backed or Dask rows
         if sparse.issparse(block):
+            if is_streamed(X):  # blocks of a Dask / backed matrix: checked as they are read
+                check_expression_values(block)
             Xc = sparse.csr_matrix(block, dtype=np.float64)
         else:
             arr = np.asarray(block, dtype=np.float64)

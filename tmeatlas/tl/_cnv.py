@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._core.chunks import iter_chunks
+from .._core.chunks import is_streamed, iter_chunks, row_block, row_blocks
 from .._core.cnv import bin_layout, gene_sums, smooth_chunk
 from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
 from .._keys import OBS, UNS, VAR
@@ -164,7 +164,7 @@ def infer_cnv(
     numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
     try:
         # pass 1: mean expression of every gene -> genes used and their genome order
-        sums, _ = gene_sums(X.indptr, X.indices, X.data, X.shape[1], np.zeros(X.shape[0], np.int64), 1, mode, target, numba.get_num_threads())
+        sums, _ = _gene_sums(X, np.zeros(X.shape[0], np.int64), 1, mode, target, chunk)
         gene_mean = sums[0] / X.shape[0]
         layout = _gene_layout(adata, gene_mean, min_mean, exclude_chromosomes, step, window)
 
@@ -188,22 +188,30 @@ def infer_cnv(
             ref_names = cats
             how = "given"
         else:
-            ref_codes, ref_names = _marker_candidates(X, adata.var_names, mode, target)
+            ref_codes, ref_names = _marker_candidates(X, adata.var_names, chunk)
             how = "automatic"
         n_candidates = int((ref_codes >= 0).sum())
 
         def _profiles(codes: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
             """Profiles of all cells, or of ``rows`` only, against the reference ``codes``."""
-            lo, hi, group = _reference_bounds(X, codes, len(ref_names), samples, n_samples, layout, mode, target, min_reference_cells)
-            Xr = X if rows is None else X[rows]
-            grp = group if rows is None else group[rows]
-            out = np.empty((Xr.shape[0], len(layout["bin_center"])), dtype=np.float32)
-            for sl in iter_chunks(Xr.shape[0], chunk):
-                out[sl] = smooth_chunk(
-                    Xr.indptr, Xr.indices, Xr.data, sl.start, sl.stop, layout["col_pos"], layout["n_sel"],
-                    grp, lo, hi, layout["seg_start"], layout["seg_stop"], layout["bin_center"], layout["bin_seg"],
-                    window // 2, float(clip), mode, target,
-                )
+            lo, hi, group = _reference_bounds(
+                X, codes, len(ref_names), samples, n_samples, layout, mode, target, min_reference_cells, chunk
+            )
+            n_out = X.shape[0] if rows is None else len(rows)
+            out = np.empty((n_out, len(layout["bin_center"])), dtype=np.float32)
+            at = 0
+            for s, e, B in _blocks(X, chunk):
+                grp = group[s:e]
+                if rows is not None:  # rows is sorted: the block's share of it
+                    local = rows[np.searchsorted(rows, s) : np.searchsorted(rows, e)] - s
+                    B, grp = B[local], grp[local]
+                for sl in iter_chunks(B.shape[0], chunk):
+                    out[at + sl.start : at + sl.stop] = smooth_chunk(
+                        B.indptr, B.indices, B.data, sl.start, sl.stop, layout["col_pos"], layout["n_sel"],
+                        grp, lo, hi, layout["seg_start"], layout["seg_stop"], layout["bin_center"], layout["bin_seg"],
+                        window // 2, float(clip), mode, target,
+                    )
+                at += B.shape[0]
             return out
 
         if n_candidates < min_reference_cells:
@@ -277,11 +285,17 @@ def infer_cnv(
     return adata if copy else None
 
 
-def _as_csr(X) -> sparse.csr_matrix:
+def _as_csr(X):
+    """An in-memory matrix as checked CSR; a streamed one (Dask, backed) unchanged: its blocks are
+    checked as they are read (:func:`_blocks`)."""
+    if is_streamed(X):
+        return X
+    return _checked_csr(X)
+
+
+def _checked_csr(X) -> sparse.csr_matrix:
     if sparse.issparse(X):
         X = X.tocsr() if X.format != "csr" else X
-    elif hasattr(X, "compute"):
-        raise InvalidInputError("dask-backed matrices are not supported by infer_cnv yet; load the matrix into memory.")
     else:
         X = sparse.csr_matrix(np.asarray(X))
     if X.data.dtype not in (np.float32, np.float64):
@@ -299,10 +313,38 @@ def _as_csr(X) -> sparse.csr_matrix:
     return X  # the kernels do not need sorted indices: adata.X is never reordered in place
 
 
-def _input_mode(X: sparse.csr_matrix) -> int:
+def _blocks(X, chunk: int):
+    """``(start, stop, CSR rows)``: the whole in-memory matrix, or checked row blocks of a streamed one."""
+    for s, e, B in row_blocks(X, chunk):
+        yield s, e, (_checked_csr(B) if is_streamed(X) else B)
+
+
+def _gene_sums(X, group: np.ndarray, n_groups: int, mode: int, target: float, chunk: int, linear: bool = False):
+    """:func:`~tmeatlas._core.cnv.gene_sums` over the whole matrix, accumulated over row blocks."""
+    import numba
+
+    sums = np.zeros((n_groups, X.shape[1]))
+    cnt = np.zeros(n_groups)
+    for s, e, B in _blocks(X, chunk):
+        su, cn = gene_sums(
+            B.indptr, B.indices, B.data, X.shape[1], np.ascontiguousarray(group[s:e], dtype=np.int64), n_groups,
+            mode, target, numba.get_num_threads(), linear,
+        )
+        sums += su
+        cnt += cn
+    return sums, cnt
+
+
+MODE_SAMPLE_ROWS = 20_000
+
+
+def _input_mode(X) -> int:
+    """0: raw counts; 1: log-scale expression; 2: linear normalised (TPM/CPM), from the first rows."""
     if looks_like_counts(X):
         return 0
-    return 2 if X.data.size and float(X.data.max()) > 50 else 1
+    B = X[:MODE_SAMPLE_ROWS] if not is_streamed(X) else row_block(X, 0, min(X.shape[0], MODE_SAMPLE_ROWS))
+    data = B.data if sparse.issparse(B) else np.asarray(B)
+    return 2 if data.size and float(data.max()) > 50 else 1
 
 
 def _codes(adata: AnnData, key: str | None) -> tuple[np.ndarray, int]:
@@ -387,7 +429,7 @@ def _gene_layout(adata, gene_mean, min_mean, exclude, step, window) -> dict:
     }
 
 
-def _marker_candidates(X: sparse.csr_matrix, var_names: pd.Index, mode: int, target: float) -> tuple[np.ndarray, list[str]]:
+def _marker_candidates(X, var_names: pd.Index, chunk: int) -> tuple[np.ndarray, list[str]]:
     """Lineage code of confidently non-malignant cells (-1: not a candidate).
 
     A cell is a candidate of lineage L when it detects at least half of L's markers present in
@@ -396,31 +438,29 @@ def _marker_candidates(X: sparse.csr_matrix, var_names: pd.Index, mode: int, tar
     names = list(NORMAL_PROGRAMS)
     frac = np.zeros((X.shape[0], len(names)))
     usable = np.zeros(len(names), dtype=bool)
+    lineage_cols = {}
     for j, lin in enumerate(names):
         cols = [var_names.get_loc(g) for g in NORMAL_PROGRAMS[lin] if g in var_names and isinstance(var_names.get_loc(g), int)]
-        if len(cols) < 3:
-            continue
-        usable[j] = True
-        sub = X[:, cols]
-        frac[:, j] = np.asarray((sub > 0).sum(axis=1)).ravel() / len(cols)
+        if len(cols) >= 3:
+            usable[j] = True
+            lineage_cols[j] = cols
+    for s, e, B in _blocks(X, chunk):
+        for j, cols in lineage_cols.items():
+            frac[s:e, j] = np.asarray((B[:, cols] > 0).sum(axis=1)).ravel() / len(cols)
     hit = (frac >= 0.5) & usable
     n_hit = hit.sum(axis=1)
     codes = np.where(n_hit == 1, np.argmax(hit, axis=1), -1).astype(np.int64)
     return codes, names
 
 
-def _reference_bounds(X, codes, n_groups, samples, n_samples, layout, mode, target, min_cells):
+def _reference_bounds(X, codes, n_groups, samples, n_samples, layout, mode, target, min_cells, chunk):
     """Per sample, the low/high envelope of reference-group mean expression over the genes used."""
     n_sel = layout["n_sel"]
     sel_cols = np.flatnonzero(layout["col_pos"] >= 0)
     order = np.argsort(layout["col_pos"][sel_cols])
     cols = sel_cols[order]  # genome order
     combo = np.where(codes >= 0, samples * n_groups + codes, -1).astype(np.int64)
-    import numba
-
-    sums, cnt = gene_sums(
-        X.indptr, X.indices, X.data, X.shape[1], combo, n_samples * n_groups, mode, target, numba.get_num_threads()
-    )
+    sums, cnt = _gene_sums(X, combo, n_samples * n_groups, mode, target, chunk)
     sums = sums[:, cols].reshape(n_samples, n_groups, n_sel)
     cnt = cnt.reshape(n_samples, n_groups)
     pooled_cnt = cnt.sum(axis=0)

@@ -23,6 +23,8 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._core.chunks import is_streamed, iter_chunks, row_sums, select_columns
+
 __all__ = ["arm_matrix", "arm_shifts", "group_means", "rowcorr"]
 
 PSEUDO = 0.05  # CP10k added to both means before the log ratio
@@ -47,16 +49,12 @@ def rowcorr(P: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.divide(Pc @ cc, den, out=np.zeros(P.shape[0]), where=den > 0)
 
 
-def group_means(X: sparse.csr_matrix, mode: int, codes: np.ndarray, n_groups: int, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Mean linear normalised expression (CP10k) of genes ``cols`` per group: one pass over ``X``."""
-    import numba
+def group_means(X, mode: int, codes: np.ndarray, n_groups: int, cols: np.ndarray, chunk: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+    """Mean linear normalised expression (CP10k) of genes ``cols`` per group: one pass over ``X``
+    (in memory, or streamed in row blocks)."""
+    from ._cnv import _gene_sums
 
-    from .._core.cnv import gene_sums
-
-    sums, cnt = gene_sums(
-        X.indptr, X.indices, X.data, X.shape[1], codes.astype(np.int64), n_groups, mode, 1e4,
-        numba.get_num_threads(), True,
-    )
+    sums, cnt = _gene_sums(X, codes.astype(np.int64), n_groups, mode, 1e4, chunk, linear=True)
     return sums[:, cols], cnt
 
 
@@ -137,9 +135,7 @@ def arm_features(
     the reference cells (its noise level). Used to cluster cells on one half of the genes while
     the other half tests the clusters, so that the test does not see the noise the clustering chose.
     """
-    import numba
-
-    from .._core.cnv import gene_sums
+    from ._cnv import _blocks, _gene_sums
 
     ok = gene_arm >= 0
     cols, gene_arm = cols[ok], gene_arm[ok]
@@ -147,26 +143,25 @@ def arm_features(
     Mfull = sparse.csr_matrix((np.ones(len(cols)), (cols, gene_arm)), shape=(X.shape[1], n_arms))
     n_per_arm = np.maximum(np.asarray(M.sum(axis=0)).ravel(), 1)
     F = np.zeros((X.shape[0], n_arms))
-    for s in range(0, X.shape[0], chunk):
-        Xc = X[s : s + chunk].astype(np.float64)  # row slice: cheap; genes are picked by Mfull
-        if mode == 0:
-            lib = np.asarray(Xc.sum(axis=1)).ravel()
-            Xc.data *= np.repeat(np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0), np.diff(Xc.indptr))
-            Xc.data = np.log1p(Xc.data)
-        elif mode == 2:
-            Xc.data = np.log1p(Xc.data)
-        F[s : s + chunk] = (Xc @ Mfull).toarray() / n_per_arm
+    for b0, _, B in _blocks(X, chunk):
+        for sl in iter_chunks(B.shape[0], chunk):
+            Xc = B[sl].astype(np.float64)  # row slice: cheap; genes are picked by Mfull
+            if mode == 0:
+                lib = np.asarray(Xc.sum(axis=1)).ravel()
+                Xc.data *= np.repeat(np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0), np.diff(Xc.indptr))
+                Xc.data = np.log1p(Xc.data)
+            elif mode == 2:
+                Xc.data = np.log1p(Xc.data)
+            F[b0 + sl.start : b0 + sl.stop] = (Xc @ Mfull).toarray() / n_per_arm
     names = pd.unique(groups)
     codes = pd.Categorical(groups, categories=names).codes.astype(np.int64)
     rc = np.where(ref, codes, -1)
-    sums, cnt = gene_sums(X.indptr, X.indices, X.data, X.shape[1], rc, len(names), mode, 1e4, numba.get_num_threads())
+    sums, cnt = _gene_sums(X, rc, len(names), mode, 1e4, chunk)
     sums = sums[:, cols]
     if cnt.sum() >= 5:
         pooled = sums.sum(axis=0) / cnt.sum()
     else:
-        allsum, allcnt = gene_sums(
-            X.indptr, X.indices, X.data, X.shape[1], np.zeros(X.shape[0], np.int64), 1, mode, 1e4, numba.get_num_threads()
-        )
+        allsum, allcnt = _gene_sums(X, np.zeros(X.shape[0], np.int64), 1, mode, 1e4, chunk)
         pooled = allsum[0, cols] / allcnt[0]
     for j in range(len(names)):
         r = sums[j] / cnt[j] if cnt[j] >= 5 else pooled
@@ -180,11 +175,15 @@ def arm_features(
     return F / np.where(sd > 0, sd, 1.0)
 
 
-def linear_normalised(X: sparse.csr_matrix, mode: int, cols: np.ndarray) -> sparse.csr_matrix:
+def linear_normalised(X, mode: int, cols: np.ndarray, chunk: int = 20_000) -> sparse.csr_matrix:
     """Columns ``cols`` of ``X`` as linear normalised expression (CP10k for counts, expm1 of logs)."""
-    Xc = X[:, cols].astype(np.float64).tocsr()
+    if is_streamed(X):
+        Xc = select_columns(X, cols, chunk).astype(np.float64)
+        lib = row_sums(X, chunk) if mode == 0 else None
+    else:
+        Xc = X[:, cols].astype(np.float64).tocsr()
+        lib = np.asarray(X.sum(axis=1)).ravel() if mode == 0 else None
     if mode == 0:
-        lib = np.asarray(X.sum(axis=1)).ravel()
         Xc = (sparse.diags(np.divide(1e4, lib, out=np.zeros_like(lib, dtype=float), where=lib > 0)) @ Xc).tocsr()
     elif mode == 1:
         Xc.data = np.expm1(Xc.data)
