@@ -8,6 +8,10 @@ Skips cleanly when ../shared/data is absent.
    Recommended score = [epithelial marker share - myoepithelial marker share] (robust z within
    the section) + [log total counts] (robust z; cellularity), averaged with the 8 neighbouring
    spots: S <- (S + mean_nbrs S) / 2.
+   Package score: ``tm.gr.tumor_score`` (defaults) = the recommended expression score + the
+   correlation of each spot's CNV profile (``tm.tl.infer_cnv``, reference = the section's lowest
+   quarter of expression evidence) with the mean profile of its highest quarter, smoothed the same
+   way; also without the CNV term (``use_cnv=False``) as an ablation.
    Niches: ``tm.gr.neighborhoods(composition_key=...)`` on the paper's per-spot cell-type
    proportions (``obsm["stereoscope_major"]``, the deconvolution a user would bring) and
    ``tm.gr.niches``; normalised mutual information with the pathologist's labels.
@@ -96,6 +100,8 @@ def her2st_tumour_scores(adata) -> pd.DataFrame:
 def her2st() -> pd.DataFrame | None:
     import anndata as ad
 
+    import tmeatlas as tm
+
     path = DATA / "andersson2021_her2st_ABCD.h5ad"
     if not path.exists():
         print("skip her2st: data absent")
@@ -103,6 +109,15 @@ def her2st() -> pd.DataFrame | None:
     a = ad.read_h5ad(path)
     S = her2st_tumour_scores(a)
     S["stereoscope Epithelial (reference only)"] = a.obsm["stereoscope_major"][:, 3]
+    b = a.copy()
+    b.obsm["spatial"] = b.obs[["x", "y"]].to_numpy(float)
+    tm.pp.gene_positions(b)
+    for name, kw in (
+        ("tm.gr.tumor_score (default)", {}),
+        ("tm.gr.tumor_score (use_cnv=False)", {"use_cnv": False}),
+    ):
+        tm.gr.tumor_score(b, sample_key="section", **kw)
+        S[name] = b.obs["tumor_score"].to_numpy()
     rows = []
     for name in S:
         row = {"score": name}

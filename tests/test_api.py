@@ -175,6 +175,7 @@ CASES = {
     "gr.interface": (lambda sim: sim.copy(), _TUMOR),
     "gr.niches": (_interface, {"cluster_key": "true_cell_type", "sample_key": "sample", "k_range": (3, 5)}),
     "gr.immune_phenotype": (_interface, {"sample_key": "sample", "cell_type_key": "true_cell_type"}),
+    "gr.tumor_score": (lambda sim: sim.copy(), {"sample_key": "sample"}),
     "pl.spatial_niches": (_niches, {"show": False}),
     "pl.niche_composition": (_niches, {"show": False}),
     "pl.interface_profile": (_interface, {"groupby": "true_cell_type_major", "show": False}),

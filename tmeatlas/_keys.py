@@ -61,6 +61,8 @@ OBS = SimpleNamespace(
     tumor_distance="tumor_distance",
     tumor_region="tumor_region",
     immune_phenotype="immune_phenotype",
+    # tm.gr.tumor_score
+    tumor_score="tumor_score",
 )
 
 #: prefix of the per-cell signature scores in ``adata.obs`` (``"sig_<name>"``)
@@ -78,6 +80,7 @@ OBSM = SimpleNamespace(
     scanvi="X_scanvi",
     signatures="X_signatures",
     neighborhood="X_neighborhood",
+    tumor_score="X_tumor_score",
 )
 
 #: graphs in ``adata.obsp``
@@ -101,6 +104,7 @@ UNS = SimpleNamespace(
     niches="niches",
     interface="interface",
     immune_phenotype="immune_phenotype",
+    tumor_score="tumor_score",
     therapy_survival="therapy_survival",
     combination_cover="combination_cover",
     therapy_simulation="therapy_simulation",

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ._interface import immune_phenotype, interface
+from ._interface import immune_phenotype, interface, tumor_score
 from ._neighborhoods import enrichment, neighborhoods
 from ._niches import niches
 
-__all__ = ["enrichment", "immune_phenotype", "interface", "neighborhoods", "niches"]
+__all__ = ["enrichment", "immune_phenotype", "interface", "neighborhoods", "niches", "tumor_score"]

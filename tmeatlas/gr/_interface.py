@@ -17,7 +17,7 @@ from ._neighborhoods import _coordinates, _is_int, _is_real, _samples
 if TYPE_CHECKING:
     from anndata import AnnData
 
-__all__ = ["REGIONS", "immune_phenotype", "interface"]
+__all__ = ["REGIONS", "immune_phenotype", "interface", "tumor_score"]
 
 #: categories of ``obs["tumor_region"]``
 REGIONS = ["core", "margin", "stroma"]
@@ -461,6 +461,272 @@ def immune_phenotype(
         obs={OBS.immune_phenotype: pheno},
         uns_key=key_added,
         uns={"table": table},
+        params=params,
+    )
+    return adata if copy else None
+
+
+# --------------------------------------------------------------------------------------------
+# spot-level tumour score
+# --------------------------------------------------------------------------------------------
+#: basal / myoepithelial genes: the myoepithelial layer that surrounds normal ducts and carcinoma
+#: in situ and is lost in invasive carcinoma (Nguyen et al., Nat Commun 9:2028, 2018; Wu et al.,
+#: Nat Genet 53:1334, 2021). ACTA2/MYH11/CNN1 are left out: pericytes and myCAFs express them.
+MYOEPITHELIAL_GENES = ("KRT5", "KRT14", "KRT17", "TP63", "OXTR", "KRT15")
+#: fewest CNV reference spots per section (``tm.tl.infer_cnv``'s ``min_reference_cells``)
+MIN_CNV_REFERENCE = 10
+
+
+def _robust_z(v: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """(v - median) / (1.4826 MAD) within each sample (0 where a sample's MAD is 0)."""
+    out = np.zeros(len(v))
+    for s in np.unique(codes):
+        m = codes == s
+        med = np.median(v[m])
+        mad = 1.4826 * np.median(np.abs(v[m] - med))
+        if mad > 0:
+            out[m] = (v[m] - med) / mad
+    return out
+
+
+def _marker_share(logx, var_names: pd.Index, genes, on_quantile: float = 0.9) -> np.ndarray | None:
+    """``tm.tl.annotate``'s scale: mean over expressed genes of min(x / on-level, 1) (None: no gene)."""
+    from scipy import sparse
+
+    idx = var_names.get_indexer(list(genes))
+    idx = idx[idx >= 0]
+    if len(idx) == 0:
+        return None
+    M = logx[:, idx]
+    M = M.toarray() if sparse.issparse(M) else np.asarray(M)
+    cols = []
+    for j in range(M.shape[1]):
+        nz = M[:, j][M[:, j] > 0]
+        if len(nz):
+            cols.append(np.minimum(M[:, j] / np.quantile(nz, on_quantile), 1.0))
+    return np.mean(cols, axis=0) if cols else None
+
+
+def _neighbour_mean(xy: np.ndarray, codes: np.ndarray, k: int):
+    """Row-normalised graph of each spot's ``k`` nearest spots of the same sample (itself excluded)."""
+    from scipy import sparse
+    from scipy.spatial import cKDTree
+
+    rows, cols = [], []
+    for s in np.unique(codes):
+        idx = np.flatnonzero(codes == s)
+        kk = min(k, len(idx) - 1)
+        if kk < 1:
+            continue
+        _, nb = cKDTree(xy[idx]).query(xy[idx], kk + 1)
+        rows.append(np.repeat(idx, kk))
+        cols.append(idx[nb[:, 1:]].ravel())
+    n = len(xy)
+    if not rows:
+        return sparse.identity(n, format="csr")
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    A = sparse.csr_matrix((np.ones(len(r)), (r, c)), shape=(n, n))
+    deg = np.asarray(A.sum(1)).ravel()
+    deg[deg == 0] = 1
+    return sparse.diags(1.0 / deg) @ A
+
+
+def tumor_score(
+    adata: AnnData,
+    *,
+    layer: str | None = None,
+    sample_key: str | None = None,
+    spatial_key: str = OBSM.spatial,
+    use_cnv: bool | None = None,
+    reference_quantile: float = 0.25,
+    n_neighbors: int = 8,
+    n_jobs: int | None = None,
+    rng: int = 0,
+    key_added: str = UNS.tumor_score,
+    copy: bool = False,
+) -> AnnData | None:
+    r"""Spot-level tumour score for spot-based spatial data (ST, Visium): expression, copy number, neighbours.
+
+    Three pieces of evidence, each a robust z-score within its sample (median and 1.4826 MAD):
+
+    1. *Expression*: :math:`E = z(\text{epithelial} - \text{myoepithelial}) + z(\log n_\text{UMI})`.
+       The epithelial and myoepithelial terms are marker shares on ``tm.tl.annotate``'s scale
+       (mean over genes of :math:`\min(x_g / q_{0.9,g}, 1)` on log-normalised counts) of the
+       shipped ``Epithelial`` markers (Wu et al., Nat Genet 53:1334, 2021) and of
+       :data:`MYOEPITHELIAL_GENES` (the basal/myoepithelial layer that surrounds normal glands
+       and carcinoma in situ and is lost in invasive carcinoma); :math:`\log n_\text{UMI}`
+       measures cellularity (tumour nests are the most cell-dense tissue of a section; used
+       only when the matrix holds counts).
+    2. *Copy number* (``use_cnv``): ``tm.tl.infer_cnv`` with the spots whose smoothed
+       :math:`E` lies in the lowest ``reference_quantile`` of their sample as the diploid
+       reference; each spot's score is the Pearson correlation of its CNV profile with the
+       mean profile of the spots in the highest ``reference_quantile`` (infercnv's
+       "correlation to the tumour CNV profile", Tirosh et al., Science 352:189, 2016; the
+       spot version of Erickson et al., Nature 608:360, 2022). Without gene positions
+       (``tm.pp.gene_positions``), or when a section is too small for a reference of
+       :data:`MIN_CNV_REFERENCE` spots, this term is left out (``use_cnv=None``), with a log message.
+    3. *Neighbours*: tumour regions are contiguous, so the sum :math:`S` of the terms is
+       averaged with its ``n_neighbors`` nearest spots of the same sample,
+       :math:`S \leftarrow (S + \overline{S}_\text{nbrs}) / 2` (8: the first ring of a square
+       ST grid; the first ring plus two of a hexagonal Visium grid).
+
+    Parameters
+    ----------
+    adata
+        Spots x genes AnnData with raw counts (or ``layer``) and coordinates in ``obsm``.
+    layer
+        Layer with the counts; ``None`` uses ``adata.X``.
+    sample_key
+        Column of ``adata.obs`` with the section; z-scores, references and neighbours are per section.
+    spatial_key
+        Key of the spot coordinates in ``adata.obsm``.
+    use_cnv
+        Add the copy-number term; ``None``: when gene positions are present and every section has
+        at least ``MIN_CNV_REFERENCE / reference_quantile`` spots (40 by default).
+    reference_quantile
+        Share of spots (lowest and highest expression evidence per section) used as the CNV
+        reference and as the tumour CNV profile.
+    n_neighbors
+        Spots averaged with each spot (0: no smoothing).
+    n_jobs
+        Threads of ``tm.tl.infer_cnv``.
+    rng
+        Seed passed to ``tm.tl.infer_cnv`` (recorded in ``params``).
+    key_added
+        Key of ``adata.uns`` for the parameters and per-section summary; the score goes to
+        ``obs["tumor_score"]``.
+    copy
+        Return a copy instead of writing to ``adata``.
+
+    Returns
+    -------
+    ``None`` or a copy. Writes ``obs["tumor_score"]`` (higher: more tumour; a sum of
+    z-scores, comparable within a section), ``obsm["X_tumor_score"]`` (the unsmoothed terms
+    per spot, a labelled table) and ``uns[key_added]`` with ``summary`` (per section: spots,
+    CNV reference spots, CNV used) and ``params``.
+    """
+    from scipy import sparse
+
+    from .._rng import resolve_seed
+    from .._validation import get_matrix, looks_like_counts
+    from ..datasets import markers
+
+    adata = start(adata, copy)
+    if use_cnv is not None and not isinstance(use_cnv, bool):
+        raise InvalidParameterError(f"use_cnv must be True, False or None, got {use_cnv!r}.")
+    if not _is_real(reference_quantile) or not 0 < reference_quantile <= 0.5:
+        raise InvalidParameterError(f"reference_quantile must be in (0, 0.5], got {reference_quantile!r}.")
+    if not _is_int(n_neighbors) or n_neighbors < 0:
+        raise InvalidParameterError(f"n_neighbors must be an integer >= 0, got {n_neighbors!r}.")
+    check_obs_key(adata, sample_key, what="sample_key")
+    seed = resolve_seed(rng)
+    xy = _coordinates(adata, spatial_key)
+    codes, names = _samples(adata, sample_key)
+    X = get_matrix(adata, layer)
+    X = sparse.csr_matrix(X, dtype=np.float64) if not sparse.issparse(X) else X.tocsr().astype(np.float64)
+    counts = looks_like_counts(X)
+    total = np.asarray(X.sum(1)).ravel()
+    if counts:
+        logx = sparse.diags(1e4 / np.maximum(total, 1e-12)) @ X
+        logx.data = np.log1p(logx.data)
+    else:
+        logx = X
+    var_names = pd.Index(adata.var_names)
+    mk = markers()
+    epi_genes = mk.loc[(mk["cell_type"] == "Epithelial") & (mk["direction"] == "+"), "gene"].tolist()
+    epi = _marker_share(logx, var_names, epi_genes)
+    if epi is None:
+        raise InvalidInputError(
+            "none of the epithelial marker genes (EPCAM, KRT8, KRT18, ...) is in var_names; the score "
+            "needs gene symbols (see `tm.pp.gene_positions` / var['gene_symbol'])."
+        )
+    myo = _marker_share(logx, var_names, MYOEPITHELIAL_GENES)
+    components = {"epithelial_minus_myoepithelial": _robust_z(epi - (0.0 if myo is None else myo), codes)}
+    if counts:
+        components["cellularity"] = _robust_z(np.log1p(total), codes)
+    E = np.sum(list(components.values()), axis=0)
+    A = _neighbour_mean(xy, codes, int(n_neighbors)) if n_neighbors > 0 else None
+    E_s = (E + A @ E) / 2 if A is not None else E
+
+    from .._keys import VAR
+
+    have_positions = all(c in adata.var.columns for c in (VAR.chromosome, VAR.start, VAR.arm))
+    do_cnv = have_positions if use_cnv is None else use_cnv
+    if do_cnv and not have_positions:
+        raise MissingResultError(
+            "use_cnv=True needs gene positions: run `tm.pp.gene_positions(adata)` first."
+        )
+    if use_cnv is None and not have_positions:
+        logger.info("tumor_score: no gene positions, copy-number term left out (run tm.pp.gene_positions)")
+    n_ref = np.zeros(len(names), dtype=np.int64)
+    smallest = int(np.bincount(codes).min())
+    if do_cnv and use_cnv is None and reference_quantile * smallest < MIN_CNV_REFERENCE:
+        logger.info(
+            "tumor_score: a section has %d spots, too few for a %d-spot CNV reference; copy-number term left out",
+            smallest,
+            MIN_CNV_REFERENCE,
+        )
+        do_cnv = False
+    if do_cnv:
+        import anndata as ad
+
+        from ..tl import infer_cnv
+
+        lo = np.zeros(adata.n_obs, dtype=bool)
+        hi = np.zeros(adata.n_obs, dtype=bool)
+        for s in range(len(names)):
+            m = codes == s
+            lo[m] = E_s[m] <= np.quantile(E_s[m], reference_quantile)
+            hi[m] = E_s[m] >= np.quantile(E_s[m], 1 - reference_quantile)
+            n_ref[s] = int(lo[m].sum())
+        tmp = ad.AnnData(
+            X=sparse.csr_matrix(X, dtype=np.float32) if counts else X,
+            var=adata.var[[VAR.chromosome, VAR.start, VAR.end, VAR.arm]].copy()
+            if VAR.end in adata.var.columns
+            else adata.var[[VAR.chromosome, VAR.start, VAR.arm]].copy(),
+            obs=pd.DataFrame(
+                {
+                    "sample": pd.Categorical(np.asarray(names)[codes]),
+                    "ref": pd.Categorical(np.where(lo, "ref", "other")),
+                },
+                index=adata.obs_names,
+            ),
+        )
+        infer_cnv(
+            tmp, sample_key="sample", reference_key="ref", reference_cats="ref", n_jobs=n_jobs, rng=seed
+        )
+        C = tmp.obsm[OBSM.cnv]
+        C = C.toarray() if sparse.issparse(C) else np.asarray(C, dtype=np.float64)
+        corr = np.zeros(adata.n_obs)
+        for s in range(len(names)):
+            m = codes == s
+            prof = C[hi & m].mean(0)
+            p = prof - prof.mean()
+            Cm = C[m] - C[m].mean(1, keepdims=True)
+            den = np.linalg.norm(Cm, axis=1) * np.linalg.norm(p)
+            corr[m] = np.where(den > 0, Cm @ p / np.where(den > 0, den, 1.0), 0.0)
+        components["cnv_correlation"] = _robust_z(corr, codes)
+    S = np.sum(list(components.values()), axis=0)
+    if A is not None:
+        S = (S + A @ S) / 2
+    summary = pd.DataFrame({
+        "sample": names,
+        "n_spots": np.bincount(codes, minlength=len(names)),
+        "n_cnv_reference": n_ref,
+        "cnv": bool(do_cnv),
+    })  # fmt: skip
+    params = {
+        "layer": layer, "sample_key": sample_key, "spatial_key": spatial_key, "use_cnv": bool(do_cnv),
+        "reference_quantile": float(reference_quantile), "n_neighbors": int(n_neighbors),
+        "counts": bool(counts), "myoepithelial_genes": list(MYOEPITHELIAL_GENES), "rng": seed,
+    }  # fmt: skip
+    store(
+        adata,
+        tool="gr.tumor_score",
+        obs={OBS.tumor_score: S},
+        obsm={OBSM.tumor_score: pd.DataFrame(components, index=adata.obs_names)},
+        uns_key=key_added,
+        uns={"summary": summary},
         params=params,
     )
     return adata if copy else None
