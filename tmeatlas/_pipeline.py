@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ._core.chunks import is_streamed, row_block, row_blocks
 from ._errors import InvalidInputError, InvalidParameterError, TmeatlasError
 from ._keys import OBS, OBSM, UNS
 from ._validation import check_adata, looks_like_counts, suggest_names
@@ -126,7 +127,11 @@ def check_input(
     X = adata.layers[layer] if layer is not None else adata.X
     if X is None:
         raise InvalidInputError("adata.X is empty; pass `layer=` naming the layer with counts.")
-    data = X.data if sparse.issparse(X) else np.asarray(X[: min(adata.n_obs, 5000)])
+    if sparse.issparse(X):
+        data = X.data
+    else:  # dense, backed or Dask: the first rows
+        first = row_block(X, 0, min(adata.n_obs, 5000))
+        data = first.data if sparse.issparse(first) else np.asarray(first)
     if data.size and not np.isfinite(data).all():
         raise InvalidInputError(
             "the expression matrix has NaN or infinite values; remove or impute them first."
@@ -373,7 +378,7 @@ def run(
             saved = ""
             if out is not None:
                 out.mkdir(parents=True, exist_ok=True)
-                _quiet(adata.write_h5ad, out / "atlas.h5ad", compression="lzf")
+                _write_atlas(adata, out / "atlas.h5ad")
                 saved = f" Results of the earlier steps are in {out / 'atlas.h5ad'}; a rerun on it resumes after them."
             raise PipelineError(
                 f"step {step.name!r} ({step.title}) failed: {type(e).__name__}: {str(e).rstrip('.')}.{saved}"
@@ -411,7 +416,7 @@ def run(
         shown.begin(f"write {out / 'atlas.h5ad'}")
         t = time.perf_counter()
         adata.uns[UNS.pipeline]["seconds_total"] = round(time.perf_counter() - t_run, 2)
-        _quiet(adata.write_h5ad, out / "atlas.h5ad", compression="lzf")
+        _write_atlas(adata, out / "atlas.h5ad")
         shown.end(time.perf_counter() - t)
     return adata if copy else None
 
@@ -583,19 +588,17 @@ def _plan(
     if layer is None and linear:
         layer = INPUT_LAYER  # tools detect TPM/CPM themselves (e.g. infer_cnv's Smart-seq mode)
     steps: list[_Step] = []
+    from ._settings import settings
+
+    chunk = int(settings.chunk_size)
 
     def qc(a: AnnData) -> None:
         from ._store import store
 
         X = a.X if counts_in in ("X", None) else a.layers[counts_in]
         mt = a.var_names.str.upper().str.startswith("MT-")
-        n_genes = np.asarray((X > 0).sum(axis=1)).ravel()
-        total = np.asarray(X.sum(axis=1)).ravel().astype(float)
-        pct_mt = (
-            (np.asarray(X[:, np.flatnonzero(mt)].sum(axis=1)).ravel() / np.maximum(total, 1e-12) * 100)
-            if mt.any()
-            else np.zeros(a.n_obs)
-        )
+        n_genes, total, mt_total = _qc_sums(X, np.flatnonzero(mt), chunk)
+        pct_mt = mt_total / np.maximum(total, 1e-12) * 100 if mt.any() else np.zeros(a.n_obs)
         outlier = np.zeros(a.n_obs, dtype=bool)
         samples = a.obs[sample_key].astype(str).to_numpy()
         for s in np.unique(samples):
@@ -635,7 +638,9 @@ def _plan(
                 sc.pp.log1p(a)
             return  # log-normalised input: used as given
         if counts_in == "X" and COUNTS_LAYER not in a.layers:
-            a.layers[COUNTS_LAYER] = a.X.copy()
+            # a Dask matrix is immutable and lazy: the layer shares it, and X becomes a lazy
+            # log-normalisation of its blocks (nothing is loaded until a tool reads a block)
+            a.layers[COUNTS_LAYER] = a.X if is_streamed(a.X) else a.X.copy()
         if looks_like_counts(a.X):
             sc.pp.normalize_total(a, target_sum=1e4)
             sc.pp.log1p(a)
@@ -648,17 +653,39 @@ def _plan(
                        (counts_in is None or not looks_like_counts(a.X))))  # fmt: skip
 
     def embedding(a: AnnData) -> None:
+        streamed = is_streamed(a.X)
+        if streamed:  # one pass over the blocks: detection, mean and variance of expm1(X) per gene
+            n_det, mean, var = _gene_moments(a.X, chunk)
+        else:
+            n_det = np.asarray((a.X > 0).sum(axis=0)).ravel()
         # genes detected in fewer than 3 cells have no dispersion estimate (scanpy bins log means)
-        detected = np.asarray((a.X > 0).sum(axis=0)).ravel() >= 3
+        detected = n_det >= 3
         n_hvg = int(min(2000, detected.sum()))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            hv = sc.pp.highly_variable_genes(a[:, detected], n_top_genes=n_hvg, inplace=False)
         flag = np.zeros(a.n_vars, dtype=bool)
-        flag[np.flatnonzero(detected)] = hv["highly_variable"].to_numpy(bool)
+        if streamed:
+            flag[np.flatnonzero(detected)] = _hvg_seurat(mean[detected], var[detected], n_hvg)
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                hv = sc.pp.highly_variable_genes(a[:, detected], n_top_genes=n_hvg, inplace=False)
+            flag[np.flatnonzero(detected)] = hv["highly_variable"].to_numpy(bool)
         a.var["highly_variable"] = flag
         n_comps = int(min(30, a.n_obs - 1, n_hvg - 1))
-        sc.tl.pca(a, n_comps=n_comps, mask_var="highly_variable", random_state=rng)
+        if streamed:  # PCA of the highly variable genes only, read into memory block by block
+            from anndata import AnnData as _AnnData
+
+            from ._core.chunks import select_columns
+
+            cols = np.flatnonzero(flag)
+            sub = _AnnData(X=select_columns(a.X, cols, chunk))
+            sc.tl.pca(sub, n_comps=n_comps, random_state=rng)
+            a.obsm["X_pca"] = sub.obsm["X_pca"]
+            pcs = np.zeros((a.n_vars, n_comps), dtype=sub.varm["PCs"].dtype)
+            pcs[cols] = sub.varm["PCs"]
+            a.varm["PCs"] = pcs
+            a.uns["pca"] = dict(sub.uns["pca"], params={**sub.uns["pca"].get("params", {}), "mask_var": "highly_variable"})
+        else:
+            sc.tl.pca(a, n_comps=n_comps, mask_var="highly_variable", random_state=rng)
         use_rep = "X_pca"
         if integrate:
             tl.integrate(a, batch_key=sample_key, layer=layer, rng=rng, n_jobs=n_jobs)
@@ -748,6 +775,72 @@ def _plan(
                            {"therapies": list(simulate)}, lambda a: UNS.therapy_simulation in a.uns or len(simulate) > 1))  # fmt: skip
     order = {n: i for i, n in enumerate(STEP_ORDER)}
     return sorted(steps, key=lambda s: order[s.name])
+
+
+def _write_atlas(adata: AnnData, path: Path) -> None:
+    """Write ``atlas.h5ad`` through a temporary file: a lazily read AnnData may be reading the old one."""
+    tmp = path.with_name(path.name + ".partial")
+    _quiet(adata.write_h5ad, tmp, compression="lzf")
+    tmp.replace(path)
+
+
+def _qc_sums(X, mt_cols: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per cell: detected genes, total counts and counts of the ``mt_cols`` genes, by row blocks."""
+    from scipy import sparse
+
+    n = X.shape[0]
+    n_genes, total, mt = np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
+    for s, e, B in row_blocks(X, chunk):
+        B = sparse.csr_matrix(B)
+        n_genes[s:e] = np.asarray((B > 0).sum(axis=1)).ravel()
+        total[s:e] = np.asarray(B.sum(axis=1), dtype=float).ravel()
+        if len(mt_cols):
+            mt[s:e] = np.asarray(B[:, mt_cols].sum(axis=1), dtype=float).ravel()
+    return n_genes, total, mt
+
+
+def _gene_moments(X, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per gene, over a (log-normalised) matrix read by row blocks: the number of cells detecting it,
+    and the mean and variance (``ddof=1``) of ``expm1(X)``: the statistics of Seurat's
+    dispersion-based selection of variable genes (Satija et al., Nat Biotechnol 2015)."""
+    from scipy import sparse
+
+    n, m = X.shape
+    det = np.zeros(m, np.int64)
+    s1 = np.zeros(m)
+    s2 = np.zeros(m)
+    for _, _, B in row_blocks(X, chunk):
+        B = sparse.csr_matrix(B, dtype=np.float64)
+        B.data = np.expm1(B.data)
+        det += np.bincount(B.indices[B.data != 0], minlength=m)
+        s1 += np.bincount(B.indices, weights=B.data, minlength=m)
+        s2 += np.bincount(B.indices, weights=B.data**2, minlength=m)
+    mean = s1 / n
+    var = (s2 / n - mean**2) * (n / max(n - 1, 1))
+    return det, mean, var
+
+
+def _hvg_seurat(mean: np.ndarray, var: np.ndarray, n_top: int, n_bins: int = 20) -> np.ndarray:
+    """Highly variable genes as ``sc.pp.highly_variable_genes(flavor="seurat", n_top_genes=n_top)``,
+    from per-gene mean and variance of ``expm1(X)``: log dispersion ``log(var / mean)`` normalised
+    within 20 equal-width bins of ``log1p(mean)`` (a lone gene in its bin gets 1); the ``n_top``
+    largest normalised dispersions."""
+    mean = np.where(mean == 0, 1e-12, mean)
+    disp = var / mean
+    disp[disp == 0] = np.nan
+    disp = np.log(disp)
+    lmean = np.log1p(mean)
+    df = pd.DataFrame({"disp": disp, "bin": pd.cut(lmean, bins=n_bins)})
+    stats = df.groupby("bin", observed=True)["disp"].agg(avg="mean", dev="std")
+    lone = stats["dev"].isnull()
+    stats.loc[lone, "dev"] = stats.loc[lone, "avg"]
+    stats.loc[lone, "avg"] = 0
+    st = stats.loc[df["bin"]]
+    norm = (df["disp"].to_numpy() - st["avg"].to_numpy()) / st["dev"].to_numpy()
+    x = norm[~np.isnan(norm)]
+    n_top = min(n_top, x.size)
+    cut = np.sort(x)[::-1][n_top - 1]
+    return np.nan_to_num(norm, nan=-np.inf) >= cut
 
 
 def combination_key(sample) -> str:

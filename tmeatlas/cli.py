@@ -55,6 +55,10 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument(
         "--simulate", default=None, help="comma-separated therapies whose dosing schedules to simulate"
     )
+    r.add_argument(
+        "--lazy", action="store_true",
+        help="keep the matrix on disk (Dask arrays read in row blocks) for cohorts larger than memory",
+    )  # fmt: skip
     r.add_argument("--no-report", action="store_true", help="no HTML reports")
     r.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     r.add_argument("--n-jobs", type=int, default=None, help="threads")
@@ -73,9 +77,11 @@ def _parser() -> argparse.ArgumentParser:
 def _run(args) -> None:
     import anndata as ad
 
+    from ._core.chunks import read_h5ad_lazy
     from ._errors import InvalidInputError
     from ._pipeline import run
 
+    read = read_h5ad_lazy if args.lazy else ad.read_h5ad
     src = Path(args.input)
     if not src.exists():
         raise InvalidInputError(f"input file {str(src)!r} does not exist.")
@@ -89,7 +95,7 @@ def _run(args) -> None:
         force_arg = _list(force) or False
     if previous.exists() and force_arg is not True:
         new_obs = ad.read_h5ad(src, backed="r").obs_names
-        adata = ad.read_h5ad(previous)
+        adata = read(previous)
         if len(new_obs) != adata.n_obs or not (adata.obs_names == new_obs).all():
             raise InvalidInputError(
                 f"{previous} holds results for other cells than {src}; pass a new --out, or --force to start over."
@@ -97,7 +103,7 @@ def _run(args) -> None:
         if not args.quiet:
             print(f"tmeatlas run: resuming from {previous}", file=sys.stderr)
     else:
-        adata = ad.read_h5ad(src)
+        adata = read(src)
     run(
         adata, sample_key=args.sample_key, spatial=args.spatial, therapies=_list(args.therapies), out=out,
         layer=args.layer, gene_symbols=args.gene_symbols, steps=_list(args.steps), skip=_list(args.skip) or (),

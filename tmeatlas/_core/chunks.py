@@ -16,7 +16,16 @@ from scipy import sparse
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-__all__ = ["is_dask", "is_streamed", "iter_chunks", "row_block", "row_blocks", "row_sums", "select_columns"]
+__all__ = [
+    "is_dask",
+    "is_streamed",
+    "iter_chunks",
+    "read_h5ad_lazy",
+    "row_block",
+    "row_blocks",
+    "row_sums",
+    "select_columns",
+]
 
 
 def iter_chunks(n: int, chunk_size: int) -> Iterator[slice]:
@@ -84,3 +93,28 @@ def row_sums(X: Any, chunk_size: int) -> np.ndarray:
     for s, e, b in row_blocks(X, chunk_size):
         out[s:e] = np.asarray(b.sum(axis=1), dtype=np.float64).ravel()
     return out
+
+
+def read_h5ad_lazy(path, chunk_size: int = 20_000):
+    """An ``.h5ad`` with ``X`` and every layer as Dask arrays of ``chunk_size`` rows (read on demand).
+
+    ``obs``, ``var``, ``obsm``, ``obsp``, ``varm`` and ``uns`` are read into memory (they are small
+    next to the matrix). The file stays open while the arrays are in use.
+    """
+    import anndata as ad
+    import h5py
+
+    f = h5py.File(path, "r")
+    n_vars = int(f["X"].attrs["shape"][1]) if "shape" in f["X"].attrs else int(f["X"].shape[1])
+
+    def lazy(elem):
+        return ad.experimental.read_elem_lazy(elem, chunks=(int(chunk_size), n_vars))
+
+    def read(key):
+        return ad.io.read_elem(f[key]) if key in f else None
+
+    layers = {k: lazy(f["layers"][k]) for k in f["layers"]} if "layers" in f else None
+    return ad.AnnData(
+        X=lazy(f["X"]), obs=read("obs"), var=read("var"), obsm=read("obsm"), obsp=read("obsp"),
+        varm=read("varm"), uns=read("uns"), layers=layers,
+    )  # fmt: skip

@@ -13,7 +13,7 @@ from .._rng import resolve_seed
 from .._settings import logger
 from .._store import store
 from .._validation import check_obs_key, start
-from ._cnv_evidence import arm_features, arm_shifts, group_means
+from ._cnv_evidence import arm_features_many, arm_shifts, group_means
 from ._cnv_evidence import linear_normalised as _linear_normalised
 
 if TYPE_CHECKING:
@@ -135,14 +135,16 @@ def cnv_clones(
     ref = adata.obs[OBS.cnv_reference].to_numpy(bool) if OBS.cnv_reference in adata.obs else np.zeros(adata.n_obs, bool)
     samples = adata.obs[sample_key].astype(str).to_numpy() if sample_key else np.full(adata.n_obs, "all", dtype=object)
     mal = (adata.obs[malignant_key].astype(str) == MALIGNANT).to_numpy()
-    F = arm_features(X, mode, cols, np.where(half, gene_arm, -1), len(arm_labels), ref, samples)
-    # two interleaved quarters of the genes: their covariance across cells measures clone
-    # structure on an arm (shared signal), their difference its noise
+    # halves of the genes (one proposes splits, the other tests them); two interleaved quarters,
+    # whose covariance across cells measures clone structure on an arm (shared signal) and whose
+    # difference its noise; all genes for the final assignment only. One pass over the matrix.
     quarter = np.arange(len(cols)) % 4
-    Q1 = arm_features(X, mode, cols, np.where(quarter == 0, gene_arm, -1), len(arm_labels), ref, samples, standardize=False)
-    Q2 = arm_features(X, mode, cols, np.where(quarter == 2, gene_arm, -1), len(arm_labels), ref, samples, standardize=False)
-    F_odd = arm_features(X, mode, cols, np.where(half, -1, gene_arm), len(arm_labels), ref, samples)
-    As = arm_features(X, mode, cols, gene_arm, len(arm_labels), ref, samples)  # all genes: assignment only
+    F, Q1, Q2, F_odd, As = arm_features_many(
+        X, mode, cols,
+        [np.where(half, gene_arm, -1), np.where(quarter == 0, gene_arm, -1), np.where(quarter == 2, gene_arm, -1),
+         np.where(half, -1, gene_arm), gene_arm],
+        len(arm_labels), ref, samples, standardize=[True, False, False, True, True],
+    )  # fmt: skip
     odd_arm = gene_arm[~half]
     lin_odd = _linear_normalised(X, mode, cols[~half])
     n_tests = len(arm_labels)

@@ -135,14 +135,26 @@ def arm_features(
     the reference cells (its noise level). Used to cluster cells on one half of the genes while
     the other half tests the clusters, so that the test does not see the noise the clustering chose.
     """
+    return arm_features_many(X, mode, cols, [gene_arm], n_arms, ref, groups, chunk, [standardize])[0]
+
+
+def arm_features_many(
+    X, mode: int, cols: np.ndarray, gene_arms: list[np.ndarray], n_arms: int,
+    ref: np.ndarray, groups: np.ndarray, chunk: int = 20_000, standardize: list[bool] | None = None,
+) -> list[np.ndarray]:
+    """:func:`arm_features` for several gene-to-arm assignments (e.g. halves or quarters of the
+    genes) from one pass over the matrix and one reference pass: each block is normalised once."""
     from ._cnv import _blocks, _gene_sums
 
-    ok = gene_arm >= 0
-    cols, gene_arm = cols[ok], gene_arm[ok]
-    M = sparse.csr_matrix((np.ones(len(cols)), (np.arange(len(cols)), gene_arm)), shape=(len(cols), n_arms))
-    Mfull = sparse.csr_matrix((np.ones(len(cols)), (cols, gene_arm)), shape=(X.shape[1], n_arms))
-    n_per_arm = np.maximum(np.asarray(M.sum(axis=0)).ravel(), 1)
-    F = np.zeros((X.shape[0], n_arms))
+    standardize = [True] * len(gene_arms) if standardize is None else list(standardize)
+    specs = []
+    for gene_arm in gene_arms:
+        ok = gene_arm >= 0
+        c, ga = cols[ok], gene_arm[ok]
+        M = sparse.csr_matrix((np.ones(len(c)), (np.arange(len(c)), ga)), shape=(len(c), n_arms))
+        Mfull = sparse.csr_matrix((np.ones(len(c)), (c, ga)), shape=(X.shape[1], n_arms))
+        specs.append((c, M, Mfull, np.maximum(np.asarray(M.sum(axis=0)).ravel(), 1)))
+    Fs = [np.zeros((X.shape[0], n_arms)) for _ in specs]
     for b0, _, B in _blocks(X, chunk):
         for sl in iter_chunks(B.shape[0], chunk):
             Xc = B[sl].astype(np.float64)  # row slice: cheap; genes are picked by Mfull
@@ -152,27 +164,30 @@ def arm_features(
                 Xc.data = np.log1p(Xc.data)
             elif mode == 2:
                 Xc.data = np.log1p(Xc.data)
-            F[b0 + sl.start : b0 + sl.stop] = (Xc @ Mfull).toarray() / n_per_arm
+            for F, (_, _, Mfull, n_per_arm) in zip(Fs, specs):
+                F[b0 + sl.start : b0 + sl.stop] = (Xc @ Mfull).toarray() / n_per_arm
     names = pd.unique(groups)
     codes = pd.Categorical(groups, categories=names).codes.astype(np.int64)
     rc = np.where(ref, codes, -1)
-    sums, cnt = _gene_sums(X, rc, len(names), mode, 1e4, chunk)
-    sums = sums[:, cols]
-    if cnt.sum() >= 5:
-        pooled = sums.sum(axis=0) / cnt.sum()
-    else:
+    sums_all, cnt = _gene_sums(X, rc, len(names), mode, 1e4, chunk)
+    allsum = None
+    if cnt.sum() < 5:
         allsum, allcnt = _gene_sums(X, np.zeros(X.shape[0], np.int64), 1, mode, 1e4, chunk)
-        pooled = allsum[0, cols] / allcnt[0]
-    for j in range(len(names)):
-        r = sums[j] / cnt[j] if cnt[j] >= 5 else pooled
-        F[codes == j] -= (r @ M) / n_per_arm
-    F -= np.median(F, axis=1, keepdims=True)
-    if not standardize:
-        return F
-    # each arm in units of its noise among reference cells, so that short, noisy arms do not
-    # dominate distances (cells without a reference: among all cells)
-    sd = F[ref].std(axis=0) if ref.sum() >= 5 else F.std(axis=0)
-    return F / np.where(sd > 0, sd, 1.0)
+    out = []
+    for F, (c, M, _, n_per_arm), std in zip(Fs, specs, standardize):
+        sums = sums_all[:, c]
+        pooled = sums.sum(axis=0) / cnt.sum() if allsum is None else allsum[0, c] / allcnt[0]
+        for j in range(len(names)):
+            r = sums[j] / cnt[j] if cnt[j] >= 5 else pooled
+            F[codes == j] -= (r @ M) / n_per_arm
+        F -= np.median(F, axis=1, keepdims=True)
+        if std:
+            # each arm in units of its noise among reference cells, so that short, noisy arms do
+            # not dominate distances (cells without a reference: among all cells)
+            sd = F[ref].std(axis=0) if ref.sum() >= 5 else F.std(axis=0)
+            F = F / np.where(sd > 0, sd, 1.0)
+        out.append(F)
+    return out
 
 
 def linear_normalised(X, mode: int, cols: np.ndarray, chunk: int = 20_000) -> sparse.csr_matrix:
