@@ -149,15 +149,10 @@ def cnv_clones(
     lin_odd = _linear_normalised(X, mode, cols[~half])
     n_tests = len(arm_labels)
 
-    def mean_of(idx_sets: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        codes = np.full(adata.n_obs, -1, dtype=np.int64)
-        for j, ix in enumerate(idx_sets):
-            codes[ix] = j
-        m, c = group_means(X, mode, codes, len(idx_sets), cols)
-        return m / np.maximum(c, 1)[:, None], c
-
     labels = np.full(adata.n_obs, NOT_MALIGNANT, dtype=object)
     tree_rows, clone_rows, call_rows = [], [], []
+    all_ref = np.flatnonzero(ref)
+    pending = []  # per sample: its leaves and the reference cells its clones are compared with
     for s in pd.unique(samples):
         root = np.flatnonzero((samples == s) & mal)
         if len(root) == 0:
@@ -182,19 +177,49 @@ def cnv_clones(
                 stack.append((child, ix, depth + 1))
         leaves.sort(key=lambda t: -len(t[1]))
         ref_s = np.flatnonzero((samples == s) & ref)
-        ref_idx = ref_s if len(ref_s) >= 5 else np.flatnonzero(ref)
+        pooled = len(ref_s) < 5 and len(all_ref) >= 5  # the sample's own reference, else all of them
+        ref_idx = ref_s if len(ref_s) >= 5 else all_ref
         if len(ref_idx) < 5:  # no reference: the sample's non-malignant cells
             ref_idx = np.flatnonzero((samples == s) & ~mal)
-        means, _ = mean_of([ix for _, ix in leaves] + [ref_idx])
+        pending.append((s, leaves, ref_idx, pooled))
+    # mean expression of every clone and reference in one pass over the matrix (a second one for
+    # the pooled reference when a sample needs it: it overlaps the samples' own references). A
+    # cell in both a clone and its reference counts for the reference, as it always did.
+    codes = np.full(adata.n_obs, -1, dtype=np.int64)
+    gid = 0
+    slots = []
+    for _, leaves, ref_idx, pooled in pending:
+        leaf_ids = []
+        for _, ix in leaves:
+            codes[ix] = gid
+            leaf_ids.append(gid)
+            gid += 1
+        if pooled:
+            codes[np.intersect1d(np.concatenate([ix for _, ix in leaves]), ref_idx)] = -1
+            slots.append((leaf_ids, None))
+        else:
+            codes[ref_idx] = gid
+            slots.append((leaf_ids, gid))
+            gid += 1
+    m, c = group_means(X, mode, codes, max(gid, 1), cols)
+    means_all = m / np.maximum(c, 1)[:, None]
+    if any(p[3] for p in pending):
+        pc = np.full(adata.n_obs, -1, dtype=np.int64)
+        pc[all_ref] = 0
+        pm, pn = group_means(X, mode, pc, 1, cols)
+        pooled_mean = pm[0] / max(pn[0], 1)
+    for (s, leaves, ref_idx, _), (leaf_ids, ref_id) in zip(pending, slots):
+        ref_mean = means_all[ref_id] if ref_id is not None else pooled_mean
         for k, (node, ix) in enumerate(leaves, start=1):
             name = f"{s}_c{k}"
             labels[ix] = name
             for row in tree_rows:
                 if row["node"] == f"{s}:{node}":
                     row["clone"] = name
-            clone_rows.append({"clone": name, "sample": s, "n_cells": len(ix), "fraction": len(ix) / len(root)})
+            root_n = sum(len(v) for _, v in leaves)
+            clone_rows.append({"clone": name, "sample": s, "n_cells": len(ix), "fraction": len(ix) / root_n})
             if len(ref_idx) >= 5:
-                tab = arm_shifts(means[k - 1], means[-1], gene_arm, arm_labels)
+                tab = arm_shifts(means_all[leaf_ids[k - 1]], ref_mean, gene_arm, arm_labels)
                 padj = np.minimum(1.0, tab["pval"].to_numpy() * n_tests)
                 sh = tab["shift"].to_numpy()
                 call = np.where((padj <= max_pval) & (sh >= min_arm_shift), "gain",
