@@ -11,8 +11,19 @@ benchmark measures the survival model, not malignant calling or clone inference.
 ``spatial`` runs ``tm.gr.interface`` + ``tm.gr.immune_phenotype`` first (so the benefit score
 sees the spatial immune phenotype), ``expression`` does not. Each simulated therapy is mapped to
 the knowledge-base entry of the simulator's own example agent (``MAP`` below). A clone-therapy
-pair agrees when ``survives`` equals ``response == "resistant"``. The weights of the model are
-fixed a priori (``tmeatlas.tl._therapy.WEIGHTS``) and are not tuned here.
+pair agrees when ``survives`` equals ``response == "resistant"`` (the simulator's truth, unchanged).
+The weights of the model (``tmeatlas.tl._therapy.WEIGHTS``) are not fitted here; one was changed after
+reading this benchmark, for a reason stated in the model, and is reported as such: ``target_present``
+went from 1 to 4 (symmetric with ``target_absent``, so that an uncertain target, availability 0.5, is
+no evidence either way, as the zero intercept requires).
+
+History (spatial setting, ``program_reference="sample"``, seeds 0-4, 792 pairs): 0.826 with
+neighbourhoods per sample, linear target availability and raw z-scores; 0.847 with neighbours
+within each subpopulation and the mixture posterior as availability; 0.875 adding the reliability
+shrinkage of program z-scores; 0.890 with ``target_present`` 4; 0.894 with the modifiers gated by
+target availability; 0.903 with T-cell abundance not counted as benefit in excluded/desert samples.
+Seeds 5-9 were not used while designing these changes; on them the same setting went from 0.800
+to 0.911 (expression setting 0.789 to 0.897; 864 pairs each).
 
 Where the knowledge base and the simulator's rules differ the disagreement is expected and
 reported, not fixed: e.g. the KB lists stemness among taxane resistance programs (the simulator's

@@ -48,7 +48,7 @@ IMMUNO_COLUMNS = [
 WEIGHTS = {
     "intercept": 0.0,  # no evidence either way: survival 0.5, not flagged
     "target_absent": 4.0,  # absent target: odds of survival x e^4 ~ 55 (dominant)
-    "target_present": 1.0,  # present target: necessary, not sufficient
+    "target_present": 4.0,  # present target: symmetric, so an uncertain target (a = 0.5) is no evidence
     "required_lost": 3.0,  # loss of a gene the drug needs (RB1 for CDK4/6 inhibitors)
     "program": 1.5,  # per SD of a sensitivity / resistance program
     "gene": 1.0,  # per SD of a sensitivity / resistance gene
@@ -68,6 +68,10 @@ BENEFIT_WEIGHTS = {
 }
 #: spatial immune phenotype -> benefit component (Chen & Mellman, Nature 2017)
 PHENOTYPE_VALUE = {"inflamed": 1.0, "excluded": -1.0, "desert": -1.0}
+#: benefit components that measure T-cell abundance rather than infiltration; in a sample whose
+#: spatial immune phenotype is excluded or desert they can lower the benefit but not raise it
+_TCELL_ABUNDANCE = ("tcell_inflamed_gep", "cd8_fraction", "tpex_fraction")
+_NOT_INFILTRATED = ("excluded", "desert")
 #: immunotherapy signatures (library names)
 _IFNG, _APM, _GEP, _TPEX, _TEX = (
     "AYERS_IFNG_6", "MHC1_APM_SENBABAOGLU", "AYERS_TCELL_INFLAMED_GEP_18", "TPEX_MILLER2019", "TEX_TERMINAL_ZHENG2021",
@@ -227,35 +231,47 @@ def _smoother(E, sample_codes, exclude_cols, n_neighbors, n_comps, n_top, seed) 
     return sparse.csr_matrix(sparse.diags(1.0 / np.maximum(deg, 1)) @ W)
 
 
-def _zscore(v: np.ndarray, codes: np.ndarray | None) -> np.ndarray:
-    """Z-score (clipped at +-3) over all cells, or within each sample when ``codes`` is given."""
+def _zscore(
+    v: np.ndarray, codes: np.ndarray | None, raw: np.ndarray | None = None, w2: np.ndarray | None = None
+) -> np.ndarray:
+    """Z-score (clipped at +-3) over all cells, or within each sample when ``codes`` is given.
+
+    With ``raw`` (the per-cell values before averaging) and ``w2`` (each cell's sum of squared
+    averaging weights), ``v`` is a neighbour average and the z-score is shrunk by the square root of
+    its reliability, :math:`\\rho = \\max(0, 1 - \\sigma^2_{null} / \\sigma^2_{obs})`: the null variance
+    is what averages of randomly permuted cells would have (:math:`\\mathrm{var(raw)} \\cdot
+    \\overline{\\sum_j w_{ij}^2}`). Variation no larger than cell sampling noise then scores ~0."""
     out = np.zeros(len(v))
     groups = [np.arange(len(v))] if codes is None else [np.flatnonzero(codes == c) for c in np.unique(codes)]
     for idx in groups:
         x = v[idx]
         sd = x.std()
-        out[idx] = 0.0 if not np.isfinite(sd) or sd < 1e-12 else (x - x.mean()) / sd
+        if not np.isfinite(sd) or sd < 1e-12:
+            continue
+        z = (x - x.mean()) / sd
+        if raw is not None and w2 is not None:
+            rho = max(0.0, 1.0 - float(raw[idx].var()) * float(w2[idx].mean()) / sd**2)
+            z = z * np.sqrt(rho)
+        out[idx] = z
     return np.clip(out, -_Z_CLIP, _Z_CLIP)
 
 
-def _two_gaussians(x: np.ndarray) -> tuple[bool, float, float]:
+def _two_gaussians(x: np.ndarray) -> tuple[bool, np.ndarray, np.ndarray, np.ndarray]:
     """1-D two-component Gaussian mixture by EM (initialised at the 10th/90th percentiles):
-    ``(bimodal, low mean, high mean)``; bimodal when Ashman's D >= 2 and both weights >= 2%."""
+    ``(bimodal, means, variances, weights)``, components sorted by mean; bimodal when Ashman's
+    D >= 2 and both weights >= 2%."""
     x = np.asarray(x, float)
     if len(x) > _MIX_MAX:
         x = x[np.linspace(0, len(x) - 1, _MIX_MAX).astype(int)]
     lo, hi = np.quantile(x, [0.1, 0.9])
     if hi - lo < 1e-9:
-        return False, float(lo), float(hi)
+        return False, np.array([lo, hi]), np.full(2, 1e-8), np.array([0.5, 0.5])
     floor = max(1e-8, (_VAR_FLOOR_REL * np.quantile(x, 0.99)) ** 2)
     mu = np.array([lo, hi])
     var = np.full(2, max(x.var() / 4, floor))
     w = np.array([0.5, 0.5])
     for _ in range(200):
-        logp = -0.5 * (x[:, None] - mu) ** 2 / var - 0.5 * np.log(var) + np.log(np.maximum(w, 1e-12))
-        logp -= logp.max(axis=1, keepdims=True)
-        r = np.exp(logp)
-        r /= r.sum(axis=1, keepdims=True)
+        r = _responsibilities(x, mu, var, w)
         nk = r.sum(axis=0) + 1e-12
         mu_new = (r * x[:, None]).sum(axis=0) / nk
         var = np.maximum((r * (x[:, None] - mu_new) ** 2).sum(axis=0) / nk, floor)
@@ -267,7 +283,22 @@ def _two_gaussians(x: np.ndarray) -> tuple[bool, float, float]:
     order = np.argsort(mu)
     mu, var, w = mu[order], var[order], w[order]
     d = np.sqrt(2.0) * abs(mu[1] - mu[0]) / np.sqrt(var.sum())
-    return bool(d >= _ASHMAN_D and w.min() >= _MIN_COMPONENT), float(mu[0]), float(mu[1])
+    return bool(d >= _ASHMAN_D and w.min() >= _MIN_COMPONENT), mu, var, w
+
+
+def _responsibilities(x: np.ndarray, mu: np.ndarray, var: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Posterior probabilities of the mixture components for each value of ``x`` (rows sum to 1)."""
+    logp = -0.5 * (x[:, None] - mu) ** 2 / var - 0.5 * np.log(var) + np.log(np.maximum(w, 1e-12))
+    logp -= logp.max(axis=1, keepdims=True)
+    r = np.exp(logp)
+    return r / r.sum(axis=1, keepdims=True)
+
+
+def _on_probability(x: np.ndarray, mu: np.ndarray, var: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Posterior probability of the high ("on") component, made monotone in ``x``: 0 at or below
+    the off mean, 1 at or above the on mean (a wide off component must not claim the high tail)."""
+    p = _responsibilities(np.asarray(x, float), mu, var, w)[:, 1]
+    return np.where(x <= mu[0], 0.0, np.where(x >= mu[1], 1.0, p))
 
 
 def _gene_cols(var_names, genes) -> dict[str, int]:
@@ -353,9 +384,15 @@ def _immuno_table(adata, scores, samples, mal, E_all, cols, cell_type_key) -> pd
             if ok.sum() >= 3 and np.std(v[ok]) > 1e-12:
                 z[ok] = np.clip((v[ok] - v[ok].mean()) / v[ok].std(), -_Z_CLIP, _Z_CLIP)
         for i in np.flatnonzero(np.isfinite(z)):
-            num[i] += w * z[i]
+            zi = z[i]
+            note = ""
+            if comp in _TCELL_ABUNDANCE and zi > 0 and df["immune_phenotype"].iloc[i] in _NOT_INFILTRATED:
+                # T cells kept out of the tumour bed do not add benefit (Chen & Mellman 2017)
+                note = f" (not counted: {df['immune_phenotype'].iloc[i]})"
+                zi = 0.0
+            num[i] += w * zi
             den[i] += w
-            used[i].append(f"{comp}={z[i]:+.1f}")
+            used[i].append(f"{comp}={z[i]:+.1f}{note}")
     df["benefit"] = np.where(den > 0, num / np.maximum(den, 1e-12), 0.0)
     df["components"] = ["; ".join(u) if u else "no component measurable (benefit 0)" for u in used]
     return df[IMMUNO_COLUMNS]
@@ -389,30 +426,38 @@ def therapy_survival(
     **Model.** Every malignant cell :math:`i` gets, for each therapy :math:`d`, a survival
     probability :math:`s_{id} = \sigma(\ell_{id})`, :math:`\sigma(x) = 1 / (1 + e^{-x})`, with the
     logit a sum of evidence terms, each a standardised quantity times a fixed weight
-    (:data:`WEIGHTS`; chosen a priori, not fitted: a term at one standard deviation moves the
-    odds of survival by :math:`e^{w}`):
+    (:data:`WEIGHTS`; set from the arguments below, not fitted to outcomes: a term at one
+    standard deviation moves the odds of survival by :math:`e^{w}`):
 
-    .. math:: \ell_{id} = b_0 + T_{id} + R_{id} + P_{id} + G_{id} + U_{id} \;(+ I_{id}).
+    .. math:: \ell_{id} = b_0 + T_{id} + a_{id}\,(R_{id} + P_{id} + G_{id} + U_{id}) \;(+ I_{id}).
 
     * :math:`b_0 = 0`: with no evidence the prediction is 0.5 and the subpopulation is not
       flagged (survival must be shown, not assumed).
+    * **Neighbourhoods.** Every per-cell quantity below is first averaged over the cell's
+      ``n_neighbors`` nearest malignant neighbours *of the same sample and subpopulation*
+      (``groupby``; self included; 20 principal components of the 1,000 most variable genes,
+      cell-cycle genes excluded; k = 30 as in scVelo's moments, Bergen et al., Nat Biotechnol
+      2020; a subpopulation smaller than k is averaged whole), so that dropout in one cell is not
+      read as absence and a small clone is not diluted by its neighbours' clones.
     * **Target availability** :math:`T` (therapies acting on the malignant cell: ADCs,
       antibodies, CAR T cells, T-cell engagers, endocrine drugs, kinase inhibitors; the
       knowledge base's ``targets`` with ``target_compartment == "malignant"``). The target
       expression :math:`x_i` (log-normalised; several targets combined by ``target_logic``:
-      ``any`` = max, ``all`` = min) is averaged over the cell's ``n_neighbors`` nearest
-      malignant neighbours (self included; 20 principal components of the 1,000 most variable
-      genes, cell-cycle genes excluded, per sample; k = 30 as in scVelo's moments, Bergen et
-      al., Nat Biotechnol 2020), :math:`\tilde x_i`, so that a single zero count (dropout)
-      does not mean "absent". The on-level is learned from the data without
-      labels: a two-component Gaussian mixture of :math:`\tilde x` over all malignant cells (EM,
-      variances floored at (5% of the 99th percentile)^2); when
-      it is bimodal (Ashman's :math:`D \ge 2`, Ashman et al., J Classif 1994) availability is
-      :math:`a_i = \mathrm{clip}((\tilde x_i - \mu_{off}) / (\mu_{on} - \mu_{off}), 0, 1)`;
-      otherwise (one population) :math:`a_i = \min(1, \tilde p_i / 0.5)` with :math:`\tilde p_i`
-      the neighbourhood's detection rate. Then :math:`T = 4(1 - a_i) - 1 \cdot a_i`: absence
-      dominates (target expression is necessary: Slamon et al., NEJM 2001; Bardia et al., NEJM
-      2021), presence alone is not sufficient.
+      ``any`` = max, ``all`` = min), neighbour-averaged to :math:`\tilde x_i`. The on-level is
+      learned from the data without labels: a two-component Gaussian mixture of :math:`\tilde x`
+      over all malignant cells (EM, variances floored at (5% of the 99th percentile)^2); when it
+      is bimodal (Ashman's :math:`D \ge 2`, Ashman et al., J Classif 1994) availability
+      :math:`a_i` is the posterior probability of the on component (made monotone: 0 at or below
+      the off mean, 1 at or above the on mean), so a clone whose target is sparsely detected
+      but clearly above the off level counts as target-positive; otherwise (one population)
+      :math:`a_i = \min(1, \tilde p_i / 0.5)` with :math:`\tilde p_i` the neighbourhood's
+      detection rate. Then :math:`T = 4(1 - a_i) - 4 a_i`: target expression is necessary
+      (Slamon et al., NEJM 2001; Bardia et al., NEJM 2021), and the weights are symmetric so that
+      an uncertain target (:math:`a_i = 0.5`) is no evidence either way, as :math:`b_0` requires.
+      The modifiers :math:`R, P, G, U` are multiplied by :math:`a_i`: they act only where the
+      drug reaches its target (high proliferation does not sensitise a cell that lacks the ADC's
+      antigen; a resistance program adds nothing to a cell the drug cannot bind). Presence is not
+      sufficient: resistance evidence in target-positive cells still raises survival.
     * **Required genes lost** :math:`R = 3 \ell_i`, with
       :math:`\ell_i = 1 - \min(1, \tilde x_i / (0.5\, m))` and :math:`m` the median of
       :math:`\tilde x` over malignant cells (e.g. RB1 loss for CDK4/6 inhibitors; Finn et al.,
@@ -421,10 +466,19 @@ def therapy_survival(
       and ``resistance_programs`` (Tirosh control score, :func:`tmeatlas.tl.score_signatures`),
       neighbour-averaged and z-scored across the malignant cells of each sample
       (``program_reference="sample"``: subpopulations are compared with the rest of their own
-      tumour, free of between-patient shifts; ``"all"``: across the whole dataset), clipped at :math:`\pm 3`: :math:`P = -1.5\,\overline{z}_{sens} + 1.5 \max(0,
-      \max z_{res})`. Sensitivity is two-sided (low proliferation protects from cytotoxics:
-      chemotherapy kills dividing cells); any one resistance mechanism suffices (max), a low one
-      does not sensitise (Holohan et al., Nat Rev Cancer 2013; Sharma et al., Cell 2010).
+      tumour, free of between-patient shifts; ``"all"``: across the whole dataset). A z-score
+      of neighbour averages is large even when cells differ only by sampling noise, so it is
+      shrunk by :math:`\sqrt{\rho}`, the reliability of the averages (empirical Bayes):
+      :math:`\rho = \max(0, 1 - \sigma^2_{null} / \sigma^2_{obs})`, with :math:`\sigma^2_{obs}`
+      the variance of the averages over the reference cells and :math:`\sigma^2_{null}` what
+      averages of randomly permuted cells would have (per-cell variance times the mean of
+      :math:`\sum_j w_{ij}^2` over the averaging weights). A program that varies no more than
+      chance then contributes ~0 instead of ranking clones by noise; one with real differences
+      keeps :math:`\rho \approx 1`. Clipped at :math:`\pm 3`: :math:`P = -1.5\,\overline{z}_{sens}
+      + 1.5 \max(0, \max z_{res})`. Sensitivity is two-sided (low proliferation protects from
+      cytotoxics: chemotherapy kills dividing cells); any one resistance mechanism suffices
+      (max), a low one does not sensitise (Holohan et al., Nat Rev Cancer 2013; Sharma et al.,
+      Cell 2010).
     * **Genes** :math:`G`: the same for ``sensitivity_genes`` / ``resistance_genes``
       (expression, weight 1.0), e.g. ABCB1 for taxanes.
     * **User evidence** :math:`U = -1.5\, z_{sig}`: a drug-sensitivity signature
@@ -446,7 +500,11 @@ def therapy_survival(
       state (Miller et al., Nat Immunol 2019; Sade-Feldman et al., Cell 2018), the fraction of
       cells expressing PD-L1 (CD274), and (weight 2) the spatial immune phenotype
       ``obs["immune_phenotype"]`` of :func:`tmeatlas.gr.immune_phenotype` (inflamed +1,
-      excluded or desert -1; Chen & Mellman, Nature 2017). It is reported for every sample,
+      excluded or desert -1; Chen & Mellman, Nature 2017). In an excluded or desert sample the
+      T-cell abundance components (CD8 fraction, progenitor-exhausted fraction, T-cell-inflamed
+      profile) can lower the benefit but not raise it (a positive z counts as 0, and the
+      components text says so): T cells kept out of the tumour bed are not evidence of benefit
+      (Chen & Mellman 2017; Mariathasan et al., Nature 2018). It is reported for every sample,
       including one with only immune cells.
     * Therapies acting on the stroma or vasculature (bevacizumab, ramucirumab) get programs
       only, with a caveat.
@@ -470,7 +528,8 @@ def therapy_survival(
         an error with close names), or a DataFrame of entries (added to / overriding the
         knowledge base as in ``tm.datasets.therapies(extra=...)``; all of its rows are scored).
     groupby
-        Column of ``adata.obs`` with the subpopulations (CNV clone, cluster, cell state).
+        Column of ``adata.obs`` with the subpopulations (CNV clone, cluster, cell state); the
+        per-cell averaging takes its neighbours within the cell's own subpopulation.
     sample_key
         Column of ``adata.obs`` with the sample; ``None``: one sample.
     layer
@@ -486,7 +545,7 @@ def therapy_survival(
     program_reference
         ``"sample"`` (z-scores within each sample's malignant cells) or ``"all"`` (over all).
     n_neighbors
-        Neighbours of the per-cell averaging (1: none).
+        Neighbours of the per-cell averaging, within each sample and subpopulation (1: none).
     threshold
         ``survives`` when the lower bootstrap bound of the surviving fraction exceeds this.
     n_boot
@@ -596,15 +655,19 @@ def therapy_survival(
     n_mal = len(mal_idx)
     E = _lognorm_rows(X, mal_idx, chunk)
     s_codes = pd.factorize(samples[mal_idx])[0]
+    # neighbours come from the cell's own sample and subpopulation (unlabelled cells: their sample's)
+    sg_codes = pd.factorize(pd.Series(samples[mal_idx]) + "\x00" + pd.Series(groups[mal_idx]))[0]
     from ..datasets._signatures import _library as lib
 
     L = lib()
     cyc_cols = list(_gene_cols(adata.var_names, L.loc[L["name"].isin(_CYCLE), "gene"]).values())
-    Ssm = _smoother(E, s_codes, np.asarray(cyc_cols, dtype=np.int64), int(n_neighbors), 20, 1000, seed)
+    Ssm = _smoother(E, sg_codes, np.asarray(cyc_cols, dtype=np.int64), int(n_neighbors), 20, 1000, seed)
     zcodes = s_codes if program_reference == "sample" else None
 
+    w2 = np.asarray(Ssm.multiply(Ssm).sum(axis=1)).ravel()  # sum of squared averaging weights per cell
+
     def smooth_z(v):
-        return _zscore(Ssm @ v, zcodes)
+        return _zscore(Ssm @ v, zcodes, raw=v, w2=w2)
 
     zprog = {p: smooth_z(scores[p].to_numpy()[mal_idx]) for p in scores.columns}
     zev = {c[len("EVIDENCE_") :]: smooth_z(ev_scores[c].to_numpy()[mal_idx]) for c in ev_scores.columns}
@@ -647,6 +710,7 @@ def therapy_survival(
                 "targets": ";".join(row["targets"]), "bimodal": False, "on_level": np.nan, "off_level": np.nan,
                 "toxicity": 0.0}  # fmt: skip
         tg = [g for g in row["targets"] if g in gcols]
+        gate = None
         if (
             row["targets"]
             and kind == "target"
@@ -662,9 +726,10 @@ def therapy_survival(
                 x = M.max(axis=1) if logic == "any" else M.min(axis=1)
                 det = (M > 0).any(axis=1) if logic == "any" else (M > 0).all(axis=1)
                 xs = Ssm @ x
-                bimodal, off, on = _two_gaussians(xs)
+                bimodal, mu_t, var_t, w_t = _two_gaussians(xs)
+                off, on = float(mu_t[0]), float(mu_t[1])
                 if bimodal:
-                    a = np.clip((xs - off) / (on - off), 0.0, 1.0)
+                    a = _on_probability(xs, mu_t, var_t, w_t)
                 else:
                     a = np.minimum(1.0, (Ssm @ det.astype(float)) / _DETECT_FULL)
                 Mn = np.column_stack(
@@ -680,8 +745,9 @@ def therapy_survival(
             info.update(bimodal=bimodal, on_level=on if bimodal else np.nan, off_level=off if bimodal else np.nan,
                         toxicity=tox)  # fmt: skip
             t = W["target_absent"] * (1 - a) - W["target_present"] * a
-            terms["target"] = (t, (" and " if logic == "all" else "/").join(tg), det)
+            terms["target"] = (t, (" and " if logic == "all" else "/").join(tg), (det, a))
             logit += t
+            gate = a
         if kind in ("target", "tme"):
             for g in row["required_genes"]:
                 if g not in gcols:
@@ -741,6 +807,11 @@ def therapy_survival(
             caveats.append(
                 f"requires {row['requires_mutation']}: not measurable from expression, check the genotype"
             )
+        if gate is not None:  # modifiers act only where the drug reaches its target
+            for k in [k for k in terms if k != "target"]:
+                t0, lab, ex = terms[k]
+                terms[k] = (t0 * gate, lab, ex)
+            logit = W["intercept"] + sum(t for t, _, _ in terms.values())
         surv[name] = 1.0 / (1.0 + np.exp(-logit))
         contribs[name] = (terms, caveats)
         ther_rows.append(info)
@@ -828,9 +899,12 @@ def _reasons(terms, caveats, idx, benefit, immuno, sample) -> str:
         if abs(c) < _REASON_MIN:
             continue
         if key == "target":
-            det = extra[idx]
-            txt = (f"{label} not expressed in {100 * (1 - det.mean()):.0f}% of cells" if c > 0
-                   else f"{label} expressed (target available) in {100 * det.mean():.0f}% of cells")  # fmt: skip
+            det, avail = extra[0][idx], extra[1][idx]
+            on = 100 * float((avail > 0.5).mean())
+            txt = (f"{label} not expressed in {100 * (1 - det.mean()):.0f}% of cells (at the on-level in {on:.0f}% "
+                   "of cell neighbourhoods)" if c > 0
+                   else f"{label} at the on-level (target available) in {on:.0f}% of cell neighbourhoods "
+                   f"(detected in {100 * det.mean():.0f}% of cells)")  # fmt: skip
         elif key.startswith("required:"):
             txt = f"{label} (required) lost: not detected in {100 * (1 - extra[idx].mean()):.0f}% of cells"
         elif key in ("sens_programs", "sens_genes"):
@@ -847,7 +921,11 @@ def _reasons(terms, caveats, idx, benefit, immuno, sample) -> str:
             if len(label) == 1:
                 txt = f"{what[:-1]} {label[0]} above the sample average in {100 * pos.mean():.0f}% of cells (mean z={float(Z[:, 0].mean()):.1f})"
             else:
-                j = int(np.bincount(top[pos], minlength=len(label)).argmax()) if pos.any() else int(np.argmax(Z.mean(axis=0)))
+                j = (
+                    int(np.bincount(top[pos], minlength=len(label)).argmax())
+                    if pos.any()
+                    else int(np.argmax(Z.mean(axis=0)))
+                )
                 txt = (f"{what} above the sample average in {100 * pos.mean():.0f}% of cells (most often {label[j]}; "
                        f"mean of each cell's highest z={float(zmax[pos].mean()) if pos.any() else 0.0:.1f})")  # fmt: skip
         elif key == "ici_benefit":
