@@ -20,7 +20,7 @@ from tmeatlas._validation import looks_like_counts
 pytest.importorskip("dask.array")
 
 #: pipeline steps whose tools do not stream a Dask matrix yet
-SKIP_STREAMED = ("stemness", "therapy", "combinations")
+SKIP_STREAMED = ("stemness",)
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +160,15 @@ def test_pipeline_on_dask_equals_in_memory(pair):
         assert np.allclose(np.asarray(lazy.obsm[key]), np.asarray(a.obsm[key]), rtol=0, atol=1e-5), key
     for key in ("qc_outlier", "leiden", "malignant", "cnv_clone", "cell_type", "niche", "tumor_region"):
         assert (lazy.obs[key].astype(str) == a.obs[key].astype(str)).all(), key
+    surv = [c for c in a.obs.columns if c.startswith("survival_")]
+    assert surv and np.allclose(
+        lazy.obs[surv].to_numpy(float), a.obs[surv].to_numpy(float), atol=1e-9, equal_nan=True
+    )
+    got, want = lazy.uns["therapy_survival"]["table"], a.uns["therapy_survival"]["table"]
+    num = want.select_dtypes("number").columns
+    assert len(want) and np.allclose(
+        got[num].to_numpy(float), want[num].to_numpy(float), atol=1e-9, equal_nan=True
+    )
     assert (lazy.uns["pipeline"]["steps"]["status"] == "done").all()
 
 

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._core.chunks import is_streamed, row_blocks
 from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
 from .._keys import OBS, SURVIVAL_PREFIX, UNS
 from .._rng import RngLike, make_rng, resolve_seed, spawn_seeds
@@ -172,8 +173,7 @@ def _lognorm_rows(X, rows: np.ndarray, chunk: int) -> sparse.csr_matrix:
     """Log-normalised expression of ``rows`` (CSR): ``log1p`` CP10k for counts, else as stored."""
     counts = looks_like_counts(X)
     parts = []
-    for s in range(0, len(rows), chunk):
-        block = X[rows[s : s + chunk]]
+    for block in _row_subsets(X, rows, chunk):
         Xc = sparse.csr_matrix(block, dtype=np.float64)
         if Xc.nnz and (not np.isfinite(Xc.data).all() or Xc.data.min() < 0):
             raise InvalidInputError(
@@ -188,6 +188,30 @@ def _lognorm_rows(X, rows: np.ndarray, chunk: int) -> sparse.csr_matrix:
         Xc.eliminate_zeros()
         parts.append(Xc)
     return sparse.vstack(parts, format="csr") if parts else sparse.csr_matrix((0, X.shape[1]))
+
+
+def _row_subsets(X, rows: np.ndarray, chunk: int):
+    """Rows ``rows`` of ``X`` in that order, ``chunk`` at a time; a streamed (Dask, backed) matrix is
+    read block by block and only the wanted rows are kept."""
+    if not is_streamed(X):
+        for s in range(0, len(rows), chunk):
+            yield X[rows[s : s + chunk]]
+        return
+    rows = np.asarray(rows)
+    order = np.argsort(rows, kind="stable")
+    srt = rows[order]
+    got = []
+    for s, e, B in row_blocks(X, chunk):
+        lo, hi = np.searchsorted(srt, s), np.searchsorted(srt, e)
+        if hi > lo:
+            got.append(sparse.csr_matrix(B)[srt[lo:hi] - s])
+    if not got:
+        return
+    M = sparse.vstack(got, format="csr")
+    if not (np.diff(rows) >= 0).all():  # back to the order asked for
+        M = M[np.argsort(order, kind="stable")]
+    for s in range(0, M.shape[0], chunk):
+        yield M[s : s + chunk]
 
 
 def _smoother(E, sample_codes, exclude_cols, n_neighbors, n_comps, n_top, seed) -> sparse.csr_matrix:
