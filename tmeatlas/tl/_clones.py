@@ -146,7 +146,11 @@ def cnv_clones(
         len(arm_labels), ref, samples, standardize=[True, False, False, True, True],
     )  # fmt: skip
     odd_arm = gene_arm[~half]
-    lin_odd = _linear_normalised(X, mode, cols[~half])
+    # the odd genes' linear expression of the malignant cells (the only cells split into clones)
+    mal_rows = np.flatnonzero(mal)
+    lin_odd = _linear_normalised(X, mode, cols[~half], rows=mal_rows)
+    lin_pos = np.full(adata.n_obs, -1, dtype=np.int64)
+    lin_pos[mal_rows] = np.arange(len(mal_rows))
     n_tests = len(arm_labels)
 
     labels = np.full(adata.n_obs, NOT_MALIGNANT, dtype=object)
@@ -165,7 +169,7 @@ def cnv_clones(
             split = None
             if depth < max_depth and len(idx) >= 2 * min_clone_size:
                 split = _best_split(
-                    idx, F, Q1, Q2, F_odd, As, lin_odd, odd_arm, arm_labels, min_clone_size, min_arm_shift, split_pval, seed
+                    idx, F, Q1, Q2, F_odd, As, (lin_odd, lin_pos), odd_arm, arm_labels, min_clone_size, min_arm_shift, split_pval, seed
                 )
             if split is None:
                 leaves.append((node, idx))
@@ -261,7 +265,8 @@ def _best_split(idx, F, Q1, Q2, F_odd, As, lin_odd, odd_arm, arm_labels, min_siz
     Candidates: k-means on all arms of ``F`` and, for every arm, a two-component Gaussian
     mixture on that arm (median split when a part would be too small). All candidates are
     tested at once with one sparse product over the node's cells on the held-out genes
-    (``lin_odd``: linear normalised expression of those genes).
+    (``lin_odd``: linear normalised expression of those genes for the malignant cells, and the
+    position of every cell in it).
     """
     from scipy.stats import norm
     from sklearn.cluster import KMeans
@@ -290,7 +295,8 @@ def _best_split(idx, F, Q1, Q2, F_odd, As, lin_odd, odd_arm, arm_labels, min_siz
     if not ok.any():
         return None
     n_cands = int(ok.sum())
-    Xn = lin_odd[idx]
+    lin, pos = lin_odd
+    Xn = lin[pos[idx]]
     Fo = F_odd[idx]
     order = []
     for c in np.flatnonzero(ok):

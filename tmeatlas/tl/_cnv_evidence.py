@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._core.chunks import is_streamed, iter_chunks, row_sums, select_columns
+from .._core.chunks import iter_chunks, row_blocks
 
 __all__ = ["arm_matrix", "arm_shifts", "group_means", "rowcorr"]
 
@@ -190,14 +190,19 @@ def arm_features_many(
     return out
 
 
-def linear_normalised(X, mode: int, cols: np.ndarray, chunk: int = 20_000) -> sparse.csr_matrix:
-    """Columns ``cols`` of ``X`` as linear normalised expression (CP10k for counts, expm1 of logs)."""
-    if is_streamed(X):
-        Xc = select_columns(X, cols, chunk).astype(np.float64)
-        lib = row_sums(X, chunk) if mode == 0 else None
-    else:
-        Xc = X[:, cols].astype(np.float64).tocsr()
-        lib = np.asarray(X.sum(axis=1)).ravel() if mode == 0 else None
+def linear_normalised(X, mode: int, cols: np.ndarray, chunk: int = 20_000, rows: np.ndarray | None = None) -> sparse.csr_matrix:
+    """Columns ``cols`` of ``X`` as linear normalised expression (CP10k for counts, expm1 of logs),
+    for all cells or for the sorted ``rows`` only, read one row block at a time."""
+    parts, libs = [], []
+    for s, e, B in row_blocks(X, chunk):
+        B = B if sparse.issparse(B) else sparse.csr_matrix(B)
+        if rows is not None:
+            B = B[rows[np.searchsorted(rows, s) : np.searchsorted(rows, e)] - s]
+        parts.append(B[:, cols].astype(np.float64).tocsr())
+        if mode == 0:
+            libs.append(np.asarray(B.sum(axis=1)).ravel())
+    Xc = parts[0] if len(parts) == 1 else sparse.vstack(parts, format="csr")
+    lib = (libs[0] if len(libs) == 1 else np.concatenate(libs)) if mode == 0 else None
     if mode == 0:
         Xc = (sparse.diags(np.divide(1e4, lib, out=np.zeros_like(lib, dtype=float), where=lib > 0)) @ Xc).tocsr()
     elif mode == 1:
