@@ -19,6 +19,11 @@ if TYPE_CHECKING:
 
 __all__ = ["stemness"]
 
+#: gene counts are compared at the depth of this quantile of the group's library sizes
+_RAREFY_QUANTILE = 0.1
+#: counts up to this use the product form of the rarefaction probability (exact; faster)
+_RAREFY_SMALL = 8
+
 
 def _log_chunk(Xc, counts: bool) -> sparse.csr_matrix:
     Xc = sparse.csr_matrix(Xc, dtype=np.float64)
@@ -29,22 +34,77 @@ def _log_chunk(Xc, counts: bool) -> sparse.csr_matrix:
     return Xc
 
 
-def _gene_count_signature(X, rows: np.ndarray, n_genes: int, chunk: int, counts: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _rarefied_gene_count(Xc, depth: float) -> np.ndarray:
+    """Expected number of detected genes per cell after subsampling its counts to ``depth`` UMIs.
+
+    Rarefaction (Sanders, Am Nat 102:243, 1968; Hurlbert, Ecology 52:577, 1971): drawing ``m``
+    of a cell's ``N`` UMIs without replacement misses gene ``g`` (``x_g`` UMIs) with probability
+    ``C(N - x_g, m) / C(N, m)``, so ``E[genes] = sum_g 1 - C(N - x_g, m) / C(N, m)``. Exact,
+    deterministic and computed from the non-zeros only; cells with ``N <= m`` keep their
+    observed count.
+    """
+    from scipy.special import gammaln
+
+    Xc = sparse.csr_matrix(Xc, dtype=np.float64)
+    nnz = np.diff(Xc.indptr)
+    N = np.asarray(Xc.sum(axis=1)).ravel()
+    out = nnz.astype(float)
+    rows = np.repeat(np.arange(Xc.shape[0]), nnz)
+    Nr, x = N[rows], Xc.data
+    m = float(depth)
+    # P(miss) = prod_{j < x} (N - m - j) / (N - j): a per-cell table of the product for small x
+    # (most counts), the log-gamma form beyond
+    T = np.ones((Xc.shape[0], _RAREFY_SMALL + 1))
+    for j in range(_RAREFY_SMALL):
+        den = N - j
+        T[:, j + 1] = T[:, j] * np.divide(
+            np.clip(N - m - j, 0.0, None), den, out=np.zeros_like(N), where=den > 0
+        )
+    small = x <= _RAREFY_SMALL
+    p_miss = np.empty(len(x))
+    p_miss[small] = T[rows[small], x[small].astype(np.int64)]
+    big = np.flatnonzero(~small)
+    if len(big):
+        cell = gammaln(np.maximum(N - m, 0.0) + 1) - gammaln(N + 1)  # per cell
+        rest = Nr[big] - x[big]
+        ok = rest >= m
+        lm = gammaln(np.where(ok, rest, m) + 1) - gammaln(np.where(ok, rest - m, 0.0) + 1) + cell[rows[big]]
+        p_miss[big] = np.where(ok, np.exp(np.minimum(lm, 0.0)), 0.0)
+    e = np.bincount(rows, weights=1.0 - p_miss, minlength=Xc.shape[0])
+    deep = (N - m) > 0
+    out[deep] = e[deep]
+    return out
+
+
+def _gene_count_signature(
+    X, rows: np.ndarray, n_genes: int, chunk: int, counts: bool
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """CytoTRACE's gene-count signature over the cells ``rows``.
 
-    Returns ``(gcs, gene_count, top_genes)``: per cell the mean log expression of the ``n_genes``
-    genes whose expression correlates best (Pearson, across ``rows``) with the number of genes
-    the cell expresses; the gene counts; the column indices of those genes. Two passes over
-    the cells, chunked; the matrix is never densified.
+    Returns ``(gcs, gene_count, top_genes, depth)``: per cell the mean log expression of the
+    ``n_genes`` genes whose expression correlates best (Pearson, across ``rows``) with the number
+    of genes the cell expresses; the gene counts; the column indices of those genes; the depth
+    the counts were rarefied to (NaN when the data are not counts: then the observed numbers of
+    detected genes are used). Three passes over the cells, chunked; the matrix is never densified.
     """
     n, p = len(rows), X.shape[1]
+    depth = float("nan")
+    if counts:
+        lib = np.zeros(n)
+        for s in range(0, n, chunk):
+            lib[s : s + chunk] = np.asarray(X[rows[s : s + chunk]].sum(axis=1)).ravel()
+        depth = float(np.quantile(lib, _RAREFY_QUANTILE)) if n else float("nan")
+        if not depth >= 1.0:  # mostly empty cells: compare the observed counts
+            depth = float("nan")
     gc = np.zeros(n)
     s1 = np.zeros(p)
     s2 = np.zeros(p)
     sxc = np.zeros(p)
     for s in range(0, n, chunk):
-        Xc = _log_chunk(X[rows[s : s + chunk]], counts)
-        c = np.diff(Xc.indptr).astype(float)  # detected genes (log1p(0) = 0 keeps zeros implicit)
+        raw = X[rows[s : s + chunk]]
+        Xc = _log_chunk(raw, counts)
+        # detected genes (log1p(0) = 0 keeps zeros implicit), at a common depth when counts
+        c = _rarefied_gene_count(raw, depth) if np.isfinite(depth) else np.diff(Xc.indptr).astype(float)
         gc[s : s + chunk] = c
         s1 += np.asarray(Xc.sum(axis=0)).ravel()
         s2 += np.asarray(Xc.multiply(Xc).sum(axis=0)).ravel()
@@ -62,20 +122,50 @@ def _gene_count_signature(X, rows: np.ndarray, n_genes: int, chunk: int, counts:
     gcs = np.zeros(n)
     for s in range(0, n, chunk):
         gcs[s : s + chunk] = _log_chunk(X[rows[s : s + chunk]], counts) @ w
-    return gcs, gc, top
+    return gcs, gc, top, depth
 
 
-def _coherent_component(X, rows: np.ndarray, cols: np.ndarray, chunk: int, counts: bool) -> np.ndarray:
-    """First principal component of the standardised log expression of genes ``cols`` over ``rows``.
+def _one_factor_weights(corr: np.ndarray, n_iter: int = 100) -> np.ndarray:
+    """Bartlett factor-score weights ``lambda / (1 - lambda^2)`` of a one-factor model of ``corr``.
 
-    The part of a gene set that co-varies in these cells (PAGODA's pathway component, Fan et al.,
-    Nat Methods 13:241, 2016), oriented to agree with the set's mean; the covariance comes from
-    one chunked pass (genes x genes), so only the set's columns are ever dense, a chunk at a time.
+    Loadings by iterated principal-axis factoring (communalities on the diagonal, started at
+    the squared multiple correlations), oriented so that they sum positive.
+    """
+    k = len(corr)
+    h = np.clip(1.0 - 1.0 / np.clip(np.diag(np.linalg.pinv(corr)), 1e-12, None), 0.05, 0.95)
+    lam = np.zeros(k)
+    for _ in range(n_iter):
+        R = corr.copy()
+        np.fill_diagonal(R, h)
+        vals, vecs = np.linalg.eigh(R)
+        lam = vecs[:, -1] * np.sqrt(max(vals[-1], 1e-12))
+        h_new = np.clip(lam**2, 0.005, 0.995)
+        if np.max(np.abs(h_new - h)) < 1e-6:
+            break
+        h = h_new
+    lam = -lam if lam.sum() < 0 else lam
+    lam = np.clip(lam, -0.995, 0.995)
+    return lam / (1.0 - lam**2)
+
+
+def _coherent_component(
+    X, rows: np.ndarray, cols: np.ndarray, chunk: int, counts: bool, max_iter: int = 20
+) -> tuple[np.ndarray, np.ndarray]:
+    """Score of the coherent core of the gene set ``cols`` over the cells ``rows``.
+
+    Returns ``(score, core)``: the one-factor (Bartlett) score of the core genes' standardised
+    log expression, and the core as a boolean mask over ``cols``. The core starts from the
+    first principal component of the set's correlation matrix (PAGODA's pathway component, Fan
+    et al., Nat Methods 13:241, 2016), oriented so that ``sum v > 0``, and is refined to a
+    fixed point (as the iterative signature algorithm, Bergmann et al., Phys Rev E 67:031902,
+    2003): a gene is in the core when its leave-one-out correlation with the core's score
+    exceeds chance, ``r > 3 / sqrt(n)``. The correlations come from one chunked pass (genes x
+    genes), so only the set's columns are ever dense, a chunk at a time.
     """
     k = len(cols)
+    n = len(rows)
     s1 = np.zeros(k)
     G = np.zeros((k, k))
-    n = len(rows)
     for s in range(0, n, chunk):
         D = _log_chunk(X[rows[s : s + chunk]], counts)[:, cols].toarray()
         s1 += D.sum(axis=0)
@@ -84,29 +174,35 @@ def _coherent_component(X, rows: np.ndarray, cols: np.ndarray, chunk: int, count
     cov = G / n - np.outer(mean, mean)
     sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     ok = sd > 0
+    core_out = np.zeros(k, dtype=bool)
     if ok.sum() < 2:
-        return np.zeros(n)
+        return np.zeros(n), core_out
     corr = cov[np.ix_(ok, ok)] / np.outer(sd[ok], sd[ok])
     vals, vecs = np.linalg.eigh(corr)
-    v = vecs[:, -1]
-    if v.sum() < 0:  # orient with the set: most genes load positively on "more stem-like"
-        v = -v
-    # the core: genes whose correlation with the component is beyond chance (|r| > 3 / sqrt(n)),
-    # then the component of the core alone, so that non-varying genes add no noise
-    r = corr @ v / np.sqrt(max(v @ corr @ v, 1e-12))
-    core = r > 3.0 / np.sqrt(n)
-    if core.sum() >= 3:
-        sub = corr[np.ix_(core, core)]
-        vals, vecs = np.linalg.eigh(sub)
-        vc = vecs[:, -1]
-        vc = -vc if vc.sum() < 0 else vc
-        v = np.zeros_like(v)
-        v[core] = vc
+    w = vecs[:, -1]
+    if w.sum() < 0:  # orient with the set: most genes load positively on "more stem-like"
+        w = -w
+    thr = 3.0 / np.sqrt(n)
+    core = np.ones(len(w), dtype=bool)
+    for _ in range(max_iter):
+        # leave-one-out correlation of gene i with s = sum_j w_j z_j: cov(z_i, s - w_i z_i) / sd(s - w_i z_i)
+        cw = corr @ w
+        var_loo = np.maximum(w @ cw - 2.0 * w * cw + w**2, 1e-12)
+        r = (cw - w) / np.sqrt(var_loo)
+        new = r > thr
+        if new.sum() < 2:
+            break
+        w = np.zeros(len(w))
+        w[new] = _one_factor_weights(corr[np.ix_(new, new)])
+        if np.array_equal(new, core):
+            break
+        core = new
     out = np.zeros(n)
     for s in range(0, n, chunk):
         D = _log_chunk(X[rows[s : s + chunk]], counts)[:, cols].toarray()[:, ok]
-        out[s : s + chunk] = ((D - mean[ok]) / sd[ok]) @ v
-    return out
+        out[s : s + chunk] = ((D - mean[ok]) / sd[ok]) @ w
+    core_out[np.flatnonzero(ok)] = w != 0
+    return out, core_out
 
 
 def _percentile(x: np.ndarray) -> np.ndarray:
@@ -133,18 +229,34 @@ def stemness(
     r"""Stemness (developmental potential) per cell, in [0, 1], from two independent signals.
 
     **1. Transcriptional diversity (CytoTRACE).** Less differentiated cells express more genes
-    (Gulati et al., Science 367:405, 2020). As in CytoTRACE, the gene counts themselves are not
-    used (they follow sequencing depth) but the *gene-count signature*: the mean log-normalised
-    expression of the ``n_genes`` genes whose expression correlates best (Pearson, across the
-    cells of the group) with the number of genes each cell expresses.
+    (Gulati et al., Science 367:405, 2020). The number of detected genes also follows sequencing
+    depth, so with counts it is first *rarefied* to a common depth ``m`` (the group's
+    10th-percentile library size): the expected number of genes a cell would show if ``m`` of its
+    ``N`` UMIs were drawn without replacement (Sanders, Am Nat 102:243, 1968; Hurlbert, Ecology
+    52:577, 1971),
+
+    .. math:: \hat G_m = \sum_{g:\,x_g > 0} 1 - \binom{N - x_g}{m} \Big/ \binom{N}{m},
+
+    exact and deterministic (cells with ``N <= m`` keep their observed count; log-normalised
+    input uses the observed counts). As in CytoTRACE, the score is then not the count itself but
+    the *gene-count signature* (GCS): the mean log-normalised expression of the ``n_genes`` genes
+    whose expression correlates best (Pearson, across the cells of the group) with it.
 
     **2. Published stemness signatures.** The genes of the library's ``stemness`` category (or
     the sets given) rarely move together as a whole: a 166-gene list holds the few genes of a
     tumour's stem-like program among many that do not vary. The score is therefore the sets'
-    *coherent component*: the first principal component of the standardised log expression of
-    their genes across the group's cells (PAGODA's pathway score, Fan et al., Nat Methods 13:241,
-    2016), oriented so that the genes load positively, and recomputed on its core (the genes that
-    correlate with it beyond chance, ``r > 3 / sqrt(n)``) so that non-varying genes add no noise.
+    *coherent core*, scored with a one-factor model. Starting from the first principal component
+    of the standardised log expression ``z`` of the set's genes across the group's cells
+    (PAGODA's pathway component, Fan et al., Nat Methods 13:241, 2016), oriented so that the
+    set's genes load positively on it (``sum v_g > 0``), the core is refined to a
+    fixed point, as in the iterative signature algorithm (Bergmann et al., Phys Rev E 67:031902,
+    2003): a gene belongs to the core when its *leave-one-out* correlation with the core's score
+    exceeds chance, ``r > 3 / sqrt(n)`` (leaving the gene out stops a noisy gene from qualifying
+    by correlating with itself). The core's loadings ``lambda`` come from principal-axis factor
+    analysis and the score is Bartlett's factor score,
+    ``s = sum_g lambda_g / (1 - lambda_g^2) z_g``, which weights each gene by its
+    signal-to-noise ratio rather than by its loading alone (a principal component over-weights
+    noisy genes). The core genes are recorded per group.
 
     Within each group (``groupby``, e.g. sample or compartment: stemness compares cells of one
     lineage, so run it per patient on the malignant cells or give ``groupby``), both signals are
@@ -152,17 +264,32 @@ def stemness(
 
     .. math:: \text{stemness} = w \, \text{rank}(GCS) + (1 - w)\, \text{rank}(\text{signatures}),
 
-    with ``w = gene_count_weight \cdot \max(\rho, 0)`` where ``rho`` is the Spearman correlation of
-    the two signals in the group: gene counts also follow cell size, depth and cell cycle, so they
-    count only as far as they agree with the independent signature evidence (with no agreement,
-    the signatures decide alone); ``rho`` and the weight used are recorded per group. The
-    result is ranked again to [0, 1]. With a neighbour graph
-    (``obsp["connectivities"]``, ``smooth="auto"``) the combined score is averaged with each
-    cell's neighbours first (CytoTRACE smooths by diffusion on a kNN graph).
+    with ``w = gene_count_weight * max(rho - c, 0) / (1 - c)``, ``rho`` the Spearman correlation
+    of the two signals in the group and ``c = 3 / sqrt(n)`` the agreement chance alone gives:
+    gene counts also follow cell size and cell cycle, so they count only as far as they agree
+    with the independent signature evidence (with no agreement beyond chance, the signatures
+    decide alone); ``rho``, the depth ``m`` and the weight used are recorded per group. The
+    result is ranked again to [0, 1]. With a neighbour graph (``obsp["connectivities"]``,
+    ``smooth="auto"``) the combined score is averaged with each cell's neighbours in the same
+    group first (CytoTRACE smooths by diffusion on a kNN graph).
 
-    Validated (``tests/test_stemness.py``) on simulated cohorts, where stem-like malignant clones
-    over-express stemness genes (PROM1, ALDH1A1, SOX2, ...) but the simulator does not model
-    transcriptional diversity: that part of the signal is not tested there.
+    Validated on simulated cohorts (``benchmarks/stemness.py``, results in
+    ``benchmarks/results/stemness.json``; ``tests/test_stemness.py``), where stem-like malignant
+    clones over-express stemness genes (PROM1, ALDH1A1, SOX2, ...): per patient, the AUROC of
+    the stemness-high clones' cells among the malignant cells (true malignant cells, grouped per
+    patient, no graph) is 0.953, 0.962, 0.892, 0.940, 0.946 for the 5 patients with both kinds
+    of clones in 4,000-cell cohorts (seeds 0-4) and 0.935, 0.946, 0.900, 0.967, 0.950 in
+    20,000-cell ones, next to 0.958, 0.966, 0.937, 0.971, 0.939 and 0.939, 0.942, 0.910, 0.959,
+    0.946 for the simulator's own program (its genes and weights) as the score: within 0.01 of
+    that oracle for 8 of the 10 patients, 0.045 and 0.031 below it for the two with the fewest
+    stem-like cells (26 and 19). With a kNN graph of all cells the means are 0.931 and 0.950
+    (0.939 and 0.940 without). The simulator does not model transcriptional diversity, so
+    there the gene-count signal is uninformative (AUROC about 0.5) and the check is that the
+    agreement gate keeps it out; its premise (more genes expressed, higher score, at any depth)
+    and the rarefaction are tested on known-answer cases. On real data (Tirosh et al., Science
+    352:189, 2016, oligodendroglioma, TPM) malignant cells, which hold the stem-like
+    progenitors, score above mature oligodendrocytes (AUROC 0.998) and the signatures' core is
+    the paper's stem/progenitor program (SOX4, SOX11, ASCL1, CCND2, ...).
 
     Parameters
     ----------
@@ -195,7 +322,9 @@ def stemness(
     Returns
     -------
     ``None`` or a copy. Writes the three ``obs`` columns and ``uns["stemness"]`` with ``params``,
-    the signatures used and the gene-count signature genes per group.
+    the signatures used, per group the gene-count signature genes (``gene_count_genes``) and the
+    signatures' core genes (``signature_core_genes``), and a ``weights`` table (per group: cells,
+    the depth the gene counts were rarefied to, ``rho`` and the gene-count weight used).
     """
     adata = start(adata, copy)
     check_obs_key(adata, groupby, what="groupby")
@@ -227,30 +356,46 @@ def stemness(
                 f"only {len(sig_cols)} of the {len(genes)} stemness signature genes are in adata.var_names; "
                 "check the gene identifiers or pass `signatures=`."
             )
-    groups = adata.obs[groupby].astype(str).to_numpy() if groupby else np.full(adata.n_obs, "all", dtype=object)
+    groups = (
+        adata.obs[groupby].astype(str).to_numpy() if groupby else np.full(adata.n_obs, "all", dtype=object)
+    )
     gc_rank = np.full(adata.n_obs, np.nan)
     combined = np.full(adata.n_obs, np.nan)
     gcs_genes = []
+    core_genes = []
     weights: list[dict] = []
     for g in pd.unique(groups):
         rows = np.flatnonzero(groups == g)
         if len(rows) < min_cells:
             continue
+        depth = float("nan")
         if w > 0:
-            gcs, _, top = _gene_count_signature(X, rows, int(n_genes), chunk, counts)
+            gcs, _, top, depth = _gene_count_signature(X, rows, int(n_genes), chunk, counts)
             gc_rank[rows] = _percentile(gcs)
             gcs_genes += [{"group": g, "gene": str(adata.var_names[j]), "rank": k} for k, j in enumerate(top)]
         if w < 1.0:
-            sig_rank[rows] = _percentile(_coherent_component(X, rows, sig_cols, chunk, counts))
+            score, core = _coherent_component(X, rows, sig_cols, chunk, counts)
+            sig_rank[rows] = _percentile(score)
+            core_genes += [{"group": g, "gene": str(adata.var_names[j])} for j in sig_cols[core]]
         if 0 < w < 1:
-            # the gene-count signal counts as far as it agrees with the stemness programs here
+            # the gene-count signal counts as far as it agrees with the stemness programs here,
+            # beyond the agreement that chance gives (rho ~ N(0, 1/n) under independence)
             from scipy.stats import spearmanr
 
             rho = float(spearmanr(gc_rank[rows], sig_rank[rows])[0])
-            w_eff = w * max(rho, 0.0) if np.isfinite(rho) else 0.0
+            chance = 3.0 / np.sqrt(len(rows))
+            w_eff = w * max(rho - chance, 0.0) / (1.0 - chance) if np.isfinite(rho) and chance < 1 else 0.0
         else:
             rho, w_eff = float("nan"), w
-        weights.append({"group": g, "n_cells": len(rows), "rho_gene_count_signatures": rho, "gene_count_weight": w_eff})
+        weights.append(
+            {
+                "group": g,
+                "n_cells": len(rows),
+                "rarefied_to": depth,
+                "rho_gene_count_signatures": rho,
+                "gene_count_weight": w_eff,
+            }
+        )
         gc_part = w_eff * gc_rank[rows] if w_eff > 0 else 0.0
         sig_part = (1 - w_eff) * sig_rank[rows] if w_eff < 1 else 0.0
         combined[rows] = gc_part + sig_part
@@ -269,15 +414,23 @@ def stemness(
             nb = np.divide(A @ v, deg, out=v.copy(), where=deg > 0)
             combined = np.where(ok, 0.5 * (combined + nb), np.nan)
         elif smooth != "auto":
-            raise InvalidInputError(f"no graph obsp[{smooth!r}]; run `sc.pp.neighbors(adata)` or pass smooth=None.")
+            raise InvalidInputError(
+                f"no graph obsp[{smooth!r}]; run `sc.pp.neighbors(adata)` or pass smooth=None."
+            )
     final = np.full(adata.n_obs, np.nan)
     for g in pd.unique(groups):
         rows = np.flatnonzero((groups == g) & np.isfinite(combined))
         if len(rows):
             final[rows] = _percentile(combined[rows])
-    logger.info("stemness: %d cells scored in %d groups", int(np.isfinite(final).sum()), len(pd.unique(groups)))
+    logger.info(
+        "stemness: %d cells scored in %d groups", int(np.isfinite(final).sum()), len(pd.unique(groups))
+    )
     genes_tab = pd.DataFrame(gcs_genes, columns=["group", "gene", "rank"])
-    wtab = pd.DataFrame(weights, columns=["group", "n_cells", "rho_gene_count_signatures", "gene_count_weight"])
+    wtab = pd.DataFrame(
+        weights, columns=["group", "n_cells", "rarefied_to", "rho_gene_count_signatures", "gene_count_weight"]
+    )
+    core_tab = pd.DataFrame(core_genes, columns=["group", "gene"])
+    core_tab.index = core_tab.index.astype(str)
     wtab.index = wtab.index.astype(str)
     genes_tab.index = genes_tab.index.astype(str)
     store(
@@ -289,7 +442,13 @@ def stemness(
             f"{key_added}_signatures": sig_rank.astype(np.float32),
         },
         uns_key=UNS.stemness,
-        uns={"signatures_used": used, "gene_count_genes": genes_tab, "weights": wtab, "smoothed_over": graph or "none"},
+        uns={
+            "signatures_used": used,
+            "gene_count_genes": genes_tab,
+            "signature_core_genes": core_tab,
+            "weights": wtab,
+            "smoothed_over": graph or "none",
+        },
         params={
             "groupby": groupby,
             "signatures": signatures if isinstance(signatures, str | type(None)) else "user",
