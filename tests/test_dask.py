@@ -19,8 +19,6 @@ from tmeatlas._validation import looks_like_counts
 
 pytest.importorskip("dask.array")
 
-#: pipeline steps whose tools do not stream a Dask matrix yet
-SKIP_STREAMED = ("stemness",)
 
 
 @pytest.fixture(scope="module")
@@ -151,7 +149,7 @@ def test_pipeline_on_dask_equals_in_memory(pair):
     a, lazy = _fresh(pair)
     lazy.obsm["spatial"] = a.obsm["spatial"].copy()
     for b in (a, lazy):
-        tm.run(b, sample_key="sample", report=False, progress=False, n_perms=20, skip=SKIP_STREAMED)
+        tm.run(b, sample_key="sample", report=False, progress=False, n_perms=20)
     assert is_dask(lazy.X) and is_dask(lazy.layers["counts"])
     assert (lazy.var["highly_variable"] == a.var["highly_variable"]).all() and a.var[
         "highly_variable"
@@ -160,6 +158,7 @@ def test_pipeline_on_dask_equals_in_memory(pair):
         assert np.allclose(np.asarray(lazy.obsm[key]), np.asarray(a.obsm[key]), rtol=0, atol=1e-5), key
     for key in ("qc_outlier", "leiden", "malignant", "cnv_clone", "cell_type", "niche", "tumor_region"):
         assert (lazy.obs[key].astype(str) == a.obs[key].astype(str)).all(), key
+    assert np.allclose(lazy.obs["stemness"], a.obs["stemness"], rtol=0, atol=1e-9, equal_nan=True)
     surv = [c for c in a.obs.columns if c.startswith("survival_")]
     assert surv and np.allclose(
         lazy.obs[surv].to_numpy(float), a.obs[surv].to_numpy(float), atol=1e-9, equal_nan=True

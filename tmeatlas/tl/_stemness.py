@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._core.chunks import is_streamed, row_blocks
 from .._errors import InvalidInputError, InvalidParameterError
 from .._keys import OBS, UNS
 from .._settings import logger, settings
@@ -76,53 +77,91 @@ def _rarefied_gene_count(Xc, depth: float) -> np.ndarray:
     return out
 
 
+def _group_chunks(X, row_sets: list[np.ndarray], chunk: int):
+    """``(j, positions, rows)`` for every chunk of the cells of every group ``j``.
+
+    ``row_sets[j]`` are the sorted rows of group ``j``; ``positions`` is the slice of them that
+    ``rows`` (CSR) holds. In memory, each group's rows come chunk by chunk; a streamed matrix (Dask,
+    backed) is read once, block by block, and each block's rows are handed to their groups, so a
+    pass costs one read of the matrix whatever the number of groups.
+    """
+    if not is_streamed(X):
+        for j, rows in enumerate(row_sets):
+            for s in range(0, len(rows), chunk):
+                yield j, slice(s, min(s + chunk, len(rows))), X[rows[s : s + chunk]]
+        return
+    gid = np.full(X.shape[0], -1, dtype=np.int64)
+    pos = np.zeros(X.shape[0], dtype=np.int64)
+    for j, rows in enumerate(row_sets):
+        gid[rows] = j
+        pos[rows] = np.arange(len(rows))
+    for s, e, B in row_blocks(X, chunk):
+        B = sparse.csr_matrix(B)
+        check_expression_values(B)
+        g = gid[s:e]
+        for j in np.unique(g[g >= 0]):
+            loc = np.flatnonzero(g == j)
+            p = pos[s + loc]  # consecutive: the group's rows are sorted
+            yield int(j), slice(int(p[0]), int(p[-1]) + 1), B[loc]
+
+
 def _gene_count_signature(
     X, rows: np.ndarray, n_genes: int, chunk: int, counts: bool
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
-    """CytoTRACE's gene-count signature over the cells ``rows``.
+    """CytoTRACE's gene-count signature over the cells ``rows`` (see :func:`_gene_count_signatures`)."""
+    return _gene_count_signatures(X, [rows], n_genes, chunk, counts)[0]
 
-    Returns ``(gcs, gene_count, top_genes, depth)``: per cell the mean log expression of the
-    ``n_genes`` genes whose expression correlates best (Pearson, across ``rows``) with the number
-    of genes the cell expresses; the gene counts; the column indices of those genes; the depth
-    the counts were rarefied to (NaN when the data are not counts: then the observed numbers of
-    detected genes are used). Three passes over the cells, chunked; the matrix is never densified.
+
+def _gene_count_signatures(
+    X, row_sets: list[np.ndarray], n_genes: int, chunk: int, counts: bool
+) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, float]]:
+    """CytoTRACE's gene-count signature, separately over the cells of each group ``row_sets[j]``.
+
+    Returns per group ``(gcs, gene_count, top_genes, depth)``: per cell the mean log expression of
+    the ``n_genes`` genes whose expression correlates best (Pearson, across the group's cells) with
+    the number of genes the cell expresses; the gene counts; the column indices of those genes; the
+    depth the counts were rarefied to (NaN when the data are not counts: then the observed numbers
+    of detected genes are used). Three passes over the cells, chunked, every group at once; the
+    matrix is never densified.
     """
-    n, p = len(rows), X.shape[1]
-    depth = float("nan")
+    p = X.shape[1]
+    ns = [len(r) for r in row_sets]
+    depth = [float("nan")] * len(row_sets)
     if counts:
-        lib = np.zeros(n)
-        for s in range(0, n, chunk):
-            lib[s : s + chunk] = np.asarray(X[rows[s : s + chunk]].sum(axis=1)).ravel()
-        depth = float(np.quantile(lib, _RAREFY_QUANTILE)) if n else float("nan")
-        if not depth >= 1.0:  # mostly empty cells: compare the observed counts
-            depth = float("nan")
-    gc = np.zeros(n)
-    s1 = np.zeros(p)
-    s2 = np.zeros(p)
-    sxc = np.zeros(p)
-    for s in range(0, n, chunk):
-        raw = X[rows[s : s + chunk]]
+        libs = [np.zeros(n) for n in ns]
+        for j, sl, Xc in _group_chunks(X, row_sets, chunk):
+            libs[j][sl] = np.asarray(Xc.sum(axis=1)).ravel()
+        for j, lib in enumerate(libs):
+            d = float(np.quantile(lib, _RAREFY_QUANTILE)) if ns[j] else float("nan")
+            depth[j] = d if d >= 1.0 else float("nan")  # mostly empty cells: compare the observed counts
+    gc = [np.zeros(n) for n in ns]
+    s1, s2, sxc = (np.zeros((len(ns), p)) for _ in range(3))
+    for j, sl, raw in _group_chunks(X, row_sets, chunk):
         Xc = _log_chunk(raw, counts)
         # detected genes (log1p(0) = 0 keeps zeros implicit), at a common depth when counts
-        c = _rarefied_gene_count(raw, depth) if np.isfinite(depth) else np.diff(Xc.indptr).astype(float)
-        gc[s : s + chunk] = c
-        s1 += np.asarray(Xc.sum(axis=0)).ravel()
-        s2 += np.asarray(Xc.multiply(Xc).sum(axis=0)).ravel()
-        sxc += np.asarray(Xc.T @ c).ravel()
-    mean = s1 / n
-    var = np.maximum(s2 / n - mean**2, 0.0)
-    cm, cv = gc.mean(), gc.var()
-    cov = sxc / n - mean * cm
-    den = np.sqrt(var * cv)
-    r = np.divide(cov, den, out=np.full(p, -np.inf), where=den > 0)
-    k = int(min(n_genes, np.isfinite(r).sum()))
-    top = np.argsort(-r)[:k]
-    w = np.zeros(p)
-    w[top] = 1.0 / max(k, 1)
-    gcs = np.zeros(n)
-    for s in range(0, n, chunk):
-        gcs[s : s + chunk] = _log_chunk(X[rows[s : s + chunk]], counts) @ w
-    return gcs, gc, top, depth
+        c = _rarefied_gene_count(raw, depth[j]) if np.isfinite(depth[j]) else np.diff(Xc.indptr).astype(float)
+        gc[j][sl] = c
+        s1[j] += np.asarray(Xc.sum(axis=0)).ravel()
+        s2[j] += np.asarray(Xc.multiply(Xc).sum(axis=0)).ravel()
+        sxc[j] += np.asarray(Xc.T @ c).ravel()
+    weights, tops = [], []
+    for j, n in enumerate(ns):
+        mean = s1[j] / n
+        var = np.maximum(s2[j] / n - mean**2, 0.0)
+        cm, cv = gc[j].mean(), gc[j].var()
+        cov = sxc[j] / n - mean * cm
+        den = np.sqrt(var * cv)
+        r = np.divide(cov, den, out=np.full(p, -np.inf), where=den > 0)
+        k = int(min(n_genes, np.isfinite(r).sum()))
+        top = np.argsort(-r)[:k]
+        w = np.zeros(p)
+        w[top] = 1.0 / max(k, 1)
+        weights.append(w)
+        tops.append(top)
+    gcs = [np.zeros(n) for n in ns]
+    for j, sl, Xc in _group_chunks(X, row_sets, chunk):
+        gcs[j][sl] = _log_chunk(Xc, counts) @ weights[j]
+    return [(gcs[j], gc[j], tops[j], depth[j]) for j in range(len(ns))]
 
 
 def _one_factor_weights(corr: np.ndarray, n_iter: int = 100) -> np.ndarray:
@@ -162,21 +201,48 @@ def _coherent_component(
     exceeds chance, ``r > 3 / sqrt(n)``. The correlations come from one chunked pass (genes x
     genes), so only the set's columns are ever dense, a chunk at a time.
     """
+    return _coherent_components(X, [rows], cols, chunk, counts, max_iter)[0]
+
+
+def _coherent_components(
+    X, row_sets: list[np.ndarray], cols: np.ndarray, chunk: int, counts: bool, max_iter: int = 20
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """:func:`_coherent_component` for every group ``row_sets[j]``, two passes over the cells in all."""
     k = len(cols)
-    n = len(rows)
-    s1 = np.zeros(k)
-    G = np.zeros((k, k))
-    for s in range(0, n, chunk):
-        D = _log_chunk(X[rows[s : s + chunk]], counts)[:, cols].toarray()
-        s1 += D.sum(axis=0)
-        G += D.T @ D
+    ns = [len(r) for r in row_sets]
+    s1 = np.zeros((len(ns), k))
+    G = np.zeros((len(ns), k, k))
+    for j, _, Xc in _group_chunks(X, row_sets, chunk):
+        D = _log_chunk(Xc, counts)[:, cols].toarray()
+        s1[j] += D.sum(axis=0)
+        G[j] += D.T @ D
+    fits = [_core_fit(s1[j], G[j], ns[j], max_iter) for j in range(len(ns))]
+    out = [np.zeros(n) for n in ns]
+    for j, sl, Xc in _group_chunks(X, row_sets, chunk):
+        mean, sd, ok, w = fits[j]
+        if w is None:
+            continue
+        D = _log_chunk(Xc, counts)[:, cols].toarray()[:, ok]
+        out[j][sl] = ((D - mean[ok]) / sd[ok]) @ w
+    res = []
+    for j in range(len(ns)):
+        _, _, ok, w = fits[j]
+        core_out = np.zeros(k, dtype=bool)
+        if w is not None:
+            core_out[np.flatnonzero(ok)] = w != 0
+        res.append((out[j], core_out))
+    return res
+
+
+def _core_fit(s1: np.ndarray, G: np.ndarray, n: int, max_iter: int):
+    """``(mean, sd, ok, w)`` of the coherent core from a group's sums and cross-products (``w`` is
+    ``None`` when fewer than two genes vary)."""
     mean = s1 / n
     cov = G / n - np.outer(mean, mean)
     sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
     ok = sd > 0
-    core_out = np.zeros(k, dtype=bool)
     if ok.sum() < 2:
-        return np.zeros(n), core_out
+        return mean, sd, ok, None
     corr = cov[np.ix_(ok, ok)] / np.outer(sd[ok], sd[ok])
     vals, vecs = np.linalg.eigh(corr)
     w = vecs[:, -1]
@@ -197,12 +263,7 @@ def _coherent_component(
         if np.array_equal(new, core):
             break
         core = new
-    out = np.zeros(n)
-    for s in range(0, n, chunk):
-        D = _log_chunk(X[rows[s : s + chunk]], counts)[:, cols].toarray()[:, ok]
-        out[s : s + chunk] = ((D - mean[ok]) / sd[ok]) @ w
-    core_out[np.flatnonzero(ok)] = w != 0
-    return out, core_out
+    return mean, sd, ok, w
 
 
 def _percentile(x: np.ndarray) -> np.ndarray:
@@ -334,8 +395,9 @@ def stemness(
         raise InvalidParameterError(f"n_genes must be >= 10, got {n_genes}.")
     chunk = int(chunk_size or settings.chunk_size)
     X = get_matrix(adata, layer)
-    X = sparse.csr_matrix(X) if not sparse.issparse(X) else X.tocsr()
-    check_expression_values(X)
+    if not is_streamed(X):  # a Dask / backed matrix is checked block by block as it is read
+        X = sparse.csr_matrix(X) if not sparse.issparse(X) else X.tocsr()
+        check_expression_values(X)
     counts = looks_like_counts(X)
     w = float(gene_count_weight) if signatures is not None else 1.0
 
@@ -364,17 +426,19 @@ def stemness(
     gcs_genes = []
     core_genes = []
     weights: list[dict] = []
-    for g in pd.unique(groups):
-        rows = np.flatnonzero(groups == g)
-        if len(rows) < min_cells:
-            continue
+    names = [g for g in pd.unique(groups) if (groups == g).sum() >= min_cells]
+    row_sets = [np.flatnonzero(groups == g) for g in names]
+    # every group at once: a streamed matrix is read a fixed number of times, not once per group
+    gcs_all = _gene_count_signatures(X, row_sets, int(n_genes), chunk, counts) if w > 0 and names else []
+    coh_all = _coherent_components(X, row_sets, sig_cols, chunk, counts) if w < 1.0 and names else []
+    for i, (g, rows) in enumerate(zip(names, row_sets)):
         depth = float("nan")
         if w > 0:
-            gcs, _, top, depth = _gene_count_signature(X, rows, int(n_genes), chunk, counts)
+            gcs, _, top, depth = gcs_all[i]
             gc_rank[rows] = _percentile(gcs)
             gcs_genes += [{"group": g, "gene": str(adata.var_names[j]), "rank": k} for k, j in enumerate(top)]
         if w < 1.0:
-            score, core = _coherent_component(X, rows, sig_cols, chunk, counts)
+            score, core = coh_all[i]
             sig_rank[rows] = _percentile(score)
             core_genes += [{"group": g, "gene": str(adata.var_names[j])} for j in sig_cols[core]]
         if 0 < w < 1:
