@@ -142,14 +142,31 @@ def test_infer_cnv_on_a_local_cluster(pair):
     assert np.allclose(lazy.obsm["X_cnv"], a.obsm["X_cnv"], rtol=0, atol=1e-6)
 
 
-def test_pipeline_on_dask_equals_in_memory(pair):
-    """tm.run on a lazy matrix: counts stay on disk (layers["counts"] is the same Dask array), X is a
-    lazy log-normalisation, highly variable genes come from one streamed pass (Seurat's dispersion
-    rule, as scanpy's), PCA reads only those genes; every result equals the in-memory run."""
-    a, lazy = _fresh(pair)
-    lazy.obsm["spatial"] = a.obsm["spatial"].copy()
-    for b in (a, lazy):
-        tm.run(b, sample_key="sample", report=False, progress=False, n_perms=20)
+@pytest.fixture(scope="module")
+def pair_10k(tmp_path_factory):
+    """10,000 cells in 4 patients, in memory and as a lazy Dask matrix over the written file."""
+    from tmeatlas._core.chunks import read_h5ad_lazy
+
+    a = tm.datasets.simulate_tumor(n_cells=10_000, n_patients=4, rng=11)
+    path = tmp_path_factory.mktemp("dask10k") / "cohort.h5ad"
+    a.write_h5ad(path)
+    lazy = read_h5ad_lazy(path, chunk_size=3000)
+    yield a, lazy
+
+
+def test_pipeline_on_dask_equals_in_memory(pair_10k):
+    """tm.run on a lazy matrix (10,000 cells): counts stay on disk (layers["counts"] is the same
+    Dask array), X is a lazy log-normalisation, highly variable genes come from one streamed pass
+    (Seurat's dispersion rule, as scanpy's), PCA reads only those genes; every result equals the
+    in-memory run."""
+    a, lazy = pair_10k
+    a = a.copy()
+    tm.settings.chunk_size, old = 3000, tm.settings.chunk_size  # several blocks per sample
+    try:
+        for b in (a, lazy):
+            tm.run(b, sample_key="sample", report=False, progress=False, n_perms=20)
+    finally:
+        tm.settings.chunk_size = old
     assert is_dask(lazy.X) and is_dask(lazy.layers["counts"])
     assert (lazy.var["highly_variable"] == a.var["highly_variable"]).all() and a.var[
         "highly_variable"
