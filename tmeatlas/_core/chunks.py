@@ -23,7 +23,6 @@ __all__ = [
     "read_h5ad_lazy",
     "row_block",
     "row_blocks",
-    "row_sums",
     "select_columns",
 ]
 
@@ -75,7 +74,7 @@ def select_columns(X: Any, cols: np.ndarray, chunk_size: int) -> sparse.csr_matr
 
     The result holds only the selected genes (e.g. a few hundred markers or drug targets), so its
     memory is a small part of the matrix; per-cell library sizes, when needed, must come from
-    :func:`row_sums`, not from this subset.
+    the whole rows, not from this subset.
     """
     cols = np.asarray(cols, dtype=np.int64)
     parts = []
@@ -85,14 +84,6 @@ def select_columns(X: Any, cols: np.ndarray, chunk_size: int) -> sparse.csr_matr
     if not parts:
         return sparse.csr_matrix((0, len(cols)))
     return parts[0] if len(parts) == 1 else sparse.vstack(parts, format="csr")
-
-
-def row_sums(X: Any, chunk_size: int) -> np.ndarray:
-    """Per-row sum of ``X`` (e.g. library sizes), read one row block at a time."""
-    out = np.zeros(X.shape[0], dtype=np.float64)
-    for s, e, b in row_blocks(X, chunk_size):
-        out[s:e] = np.asarray(b.sum(axis=1), dtype=np.float64).ravel()
-    return out
 
 
 def read_h5ad_lazy(path, chunk_size: int = 20_000):
