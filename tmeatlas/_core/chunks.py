@@ -23,6 +23,7 @@ __all__ = [
     "read_h5ad_lazy",
     "row_block",
     "row_blocks",
+    "row_subset_blocks",
     "select_columns",
 ]
 
@@ -67,6 +68,23 @@ def row_blocks(X: Any, chunk_size: int) -> Iterator[tuple[int, int, Any]]:
         return
     for sl in iter_chunks(n, chunk_size):
         yield sl.start, sl.stop, row_block(X, sl.start, sl.stop)
+
+
+def row_subset_blocks(
+    blocks: Iterator[tuple[int, int, Any]], rows: np.ndarray | None
+) -> Iterator[tuple[Any, Any]]:
+    """``(sel, block[sel - start])`` for each ``(start, stop, block)`` of ``blocks``, e.g. :func:`row_blocks`.
+
+    ``sel`` are the rows of the sorted ``rows`` that fall in ``[start, stop)`` (possibly none), or
+    ``slice(start, stop)`` with the block unchanged when ``rows`` is None (all rows); the blocks
+    taken in turn give the rows of ``rows`` in order.
+    """
+    for s, e, B in blocks:
+        if rows is None:
+            yield slice(s, e), B
+        else:
+            sel = rows[np.searchsorted(rows, s) : np.searchsorted(rows, e)]
+            yield sel, B[sel - s]
 
 
 def select_columns(X: Any, cols: np.ndarray, chunk_size: int) -> sparse.csr_matrix:

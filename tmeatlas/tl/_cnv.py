@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._core.chunks import is_streamed, iter_chunks, row_block, row_blocks
+from .._core.chunks import is_streamed, iter_chunks, row_block, row_blocks, row_subset_blocks
 from .._core.cnv import bin_layout, gene_sums, smooth_chunk
 from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
 from .._keys import OBS, UNS, VAR
@@ -200,11 +200,8 @@ def infer_cnv(
             n_out = X.shape[0] if rows is None else len(rows)
             out = np.empty((n_out, len(layout["bin_center"])), dtype=np.float32)
             at = 0
-            for s, e, B in _blocks(X, chunk):
-                grp = group[s:e]
-                if rows is not None:  # rows is sorted: the block's share of it
-                    local = rows[np.searchsorted(rows, s) : np.searchsorted(rows, e)] - s
-                    B, grp = B[local], grp[local]
+            for sel, B in row_subset_blocks(_blocks(X, chunk), rows):  # rows is sorted
+                grp = group[sel]
                 for sl in iter_chunks(B.shape[0], chunk):
                     out[at + sl.start : at + sl.stop] = smooth_chunk(
                         B.indptr, B.indices, B.data, sl.start, sl.stop, layout["col_pos"], layout["n_sel"],

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._core.chunks import iter_chunks, row_blocks
+from .._core.chunks import iter_chunks, row_blocks, row_subset_blocks
 
 __all__ = ["arm_matrix", "arm_shifts", "group_means", "rowcorr"]
 
@@ -194,10 +194,8 @@ def linear_normalised(X, mode: int, cols: np.ndarray, chunk: int = 20_000, rows:
     """Columns ``cols`` of ``X`` as linear normalised expression (CP10k for counts, expm1 of logs),
     for all cells or for the sorted ``rows`` only, read one row block at a time."""
     parts, libs = [], []
-    for s, e, B in row_blocks(X, chunk):
+    for _, B in row_subset_blocks(row_blocks(X, chunk), rows):
         B = B if sparse.issparse(B) else sparse.csr_matrix(B)
-        if rows is not None:
-            B = B[rows[np.searchsorted(rows, s) : np.searchsorted(rows, e)] - s]
         parts.append(B[:, cols].astype(np.float64).tocsr())
         if mode == 0:
             libs.append(np.asarray(B.sum(axis=1)).ravel())

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._core.chunks import is_streamed, row_blocks
+from .._core.chunks import is_streamed, row_blocks, row_subset_blocks
 from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
 from .._keys import OBS, SURVIVAL_PREFIX, UNS
 from .._rng import RngLike, make_rng, resolve_seed, spawn_seeds
@@ -199,12 +199,8 @@ def _row_subsets(X, rows: np.ndarray, chunk: int):
         return
     rows = np.asarray(rows)
     order = np.argsort(rows, kind="stable")
-    srt = rows[order]
-    got = []
-    for s, e, B in row_blocks(X, chunk):
-        lo, hi = np.searchsorted(srt, s), np.searchsorted(srt, e)
-        if hi > lo:
-            got.append(sparse.csr_matrix(B)[srt[lo:hi] - s])
+    blocks = row_subset_blocks(row_blocks(X, chunk), rows[order])
+    got = [sparse.csr_matrix(B) for _, B in blocks if B.shape[0]]
     if not got:
         return
     M = sparse.vstack(got, format="csr")
