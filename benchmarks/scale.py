@@ -281,17 +281,24 @@ def write_cohort(path: Path, n_cells: int, seed: int) -> dict:
 
 
 def _sub(code: str, *args, timeout: float | None = None) -> dict:
+    """Run ``code`` in its own Python process; its stderr (progress) is echoed as it comes."""
+    from collections import deque
+
     env = dict(os.environ, PYTHONWARNINGS="ignore")
-    p = subprocess.run(
-        [sys.executable, "-c", code, *map(str, args)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=timeout,
-    )
-    line = [x for x in p.stdout.splitlines() if x.startswith("RESULT")]
+    with tempfile.TemporaryFile("w+") as out:
+        p = subprocess.Popen(
+            [sys.executable, "-c", code, *map(str, args)], stdout=out, stderr=subprocess.PIPE, text=True, env=env
+        )
+        tail = deque(maxlen=40)
+        for line in p.stderr:
+            sys.stderr.write(line)
+            tail.append(line)
+        p.wait(timeout=timeout)
+        out.seek(0)
+        stdout = out.read()
+    line = [x for x in stdout.splitlines() if x.startswith("RESULT")]
     if p.returncode or not line:
-        return {"error": (p.stderr or p.stdout)[-2000:]}
+        return {"error": ("".join(tail) or stdout)[-2000:]}
     return json.loads(line[-1][6:])
 
 

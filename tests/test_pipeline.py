@@ -340,3 +340,58 @@ def test_single_sample_without_a_sample_key():
     tm.run(a, sample_key=None, steps=["qc", "gene_positions"], progress=False)
     assert (a.obs["sample"] == "S1").all()
     assert a.uns["pipeline"]["input"]["n_samples"] == 1
+
+
+def test_harmonic_fill_known_answer():
+    """A path 0-1-...-10 with its ends fixed at x=0 and x=10: the harmonic interpolation is x=i."""
+    from scipy import sparse
+
+    from tmeatlas._pipeline import _harmonic_fill
+
+    n = 11
+    W = sparse.diags([np.ones(n - 1), np.ones(n - 1)], [-1, 1], shape=(n, n))
+    fixed = np.zeros(n, dtype=bool)
+    fixed[[0, n - 1]] = True
+    Y = np.zeros((n, 2))
+    Y[n - 1] = [10.0, 5.0]
+    out = _harmonic_fill(W, Y, fixed, np.zeros(n, int), tol=1e-9, max_iter=10_000)
+    np.testing.assert_allclose(out[:, 0], np.arange(n), atol=1e-6)
+    np.testing.assert_allclose(out[:, 1], np.arange(n) / 2, atol=1e-6)
+    np.testing.assert_array_equal(out[fixed], Y[fixed])
+
+
+def test_landmark_umap_places_cells_with_their_cluster():
+    """Above ``n_max`` cells UMAP embeds landmarks drawn per Leiden cluster; the other cells land
+    among their own cluster's landmarks (three separated blobs), and the same seed repeats."""
+    import scanpy as sc
+
+    from tmeatlas._pipeline import _umap
+
+    gen = np.random.default_rng(0)
+    centres = gen.normal(scale=20, size=(3, 10))
+    blob = np.repeat(np.arange(3), [500, 300, 100])
+    pcs = centres[blob] + gen.normal(size=(len(blob), 10))
+
+    def embed():
+        a = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(len(blob))]), obsm={"X_pca": pcs.copy()})
+        sc.pp.neighbors(a, n_neighbors=15, use_rep="X_pca", random_state=0, transformer="sklearn")
+        sc.tl.leiden(a, resolution=0.1, flavor="igraph", n_iterations=2, directed=False, random_state=0,
+                     key_added="leiden")  # fmt: skip
+        _umap(a, use_rep="X_pca", n_max=150, rng=0, min_per_cluster=20)
+        return a
+
+    a = embed()
+    Y = a.obsm["X_umap"]
+    assert Y.shape == (len(blob), 2) and np.isfinite(Y).all()
+    n_land = a.uns["umap"]["params"]["n_landmarks"]
+    assert 150 <= n_land <= 150 + 3 * 20
+    cent = np.array([Y[blob == b].mean(axis=0) for b in range(3)])
+    nearest = np.argmin(((Y[:, None, :] - cent[None]) ** 2).sum(-1), axis=1)
+    assert (nearest == blob).mean() == 1.0
+    np.testing.assert_array_equal(embed().obsm["X_umap"], Y)
+    # at most n_max cells: plain UMAP of every cell
+    b = ad.AnnData(obs=a.obs[[]].iloc[:120].copy(), obsm={"X_pca": pcs[:120]})
+    sc.pp.neighbors(b, n_neighbors=15, use_rep="X_pca", random_state=0, transformer="sklearn")
+    b.obs["leiden"] = pd.Categorical(["0"] * 120)
+    _umap(b, use_rep="X_pca", n_max=150, rng=0)
+    assert "n_landmarks" not in b.uns["umap"]["params"]

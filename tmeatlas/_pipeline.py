@@ -59,6 +59,9 @@ LINEAR_MAX = 50.0
 INPUT_LAYER = "input"
 #: up to this many cells the kNN graph is exact (scikit-learn); above, pynndescent's approximate search
 EXACT_KNN_MAX = 100_000
+#: up to this many cells UMAP embeds every cell; above, it embeds about this many landmark cells and
+#: places the others by harmonic interpolation over the kNN graph (see ``_umap``)
+UMAP_MAX = 100_000
 
 
 class PipelineError(TmeatlasError, RuntimeError):
@@ -224,7 +227,9 @@ def run(
        is kept in ``layers["input"]`` and ``X`` becomes its ``log1p``; log-normalised input is
        used as given.
     4. ``embedding``: highly variable genes, PCA (30), kNN graph (15; exact up to 100,000 cells,
-       pynndescent above; on scVI's latent space when ``integrate=True``), UMAP and Leiden clusters.
+       pynndescent above; on scVI's latent space when ``integrate=True``), Leiden clusters and
+       UMAP (above 100,000 cells: UMAP of about 100,000 landmark cells drawn per Leiden cluster,
+       the other cells placed by harmonic interpolation over the kNN graph).
     5. ``cnv``, ``malignant``, ``clones``: :func:`tmeatlas.tl.infer_cnv`,
        :func:`~tmeatlas.tl.call_malignant`, :func:`~tmeatlas.tl.cnv_clones` per sample.
     6. ``cell_types``: :func:`tmeatlas.tl.annotate` (markers + malignant calls).
@@ -694,7 +699,6 @@ def _plan(
         # approximate search spends over a minute compiling on a cold start; approximate above
         transformer = "sklearn" if a.n_obs <= EXACT_KNN_MAX else None
         sc.pp.neighbors(a, n_neighbors=15, use_rep=use_rep, random_state=rng, transformer=transformer)
-        sc.tl.umap(a, random_state=rng)
         sc.tl.leiden(
             a,
             resolution=1.0,
@@ -704,10 +708,11 @@ def _plan(
             random_state=rng,
             key_added=OBS.leiden,
         )
+        _umap(a, use_rep=use_rep, n_max=UMAP_MAX, rng=rng)
 
     steps.append(_Step("embedding", "highly variable genes, PCA, neighbours, UMAP, Leiden" + (" (scVI)" if integrate else ""),
                        embedding, {"n_hvg": 2000, "n_pcs": 30, "n_neighbors": 15, "leiden_resolution": 1.0,
-                                   "integrate": integrate, "rng": rng, "exact_knn_max": EXACT_KNN_MAX}, lambda a: "X_umap" in a.obsm and OBS.leiden in a.obs))  # fmt: skip
+                                   "integrate": integrate, "rng": rng, "exact_knn_max": EXACT_KNN_MAX, "umap_max": UMAP_MAX}, lambda a: "X_umap" in a.obsm and OBS.leiden in a.obs))  # fmt: skip
     steps.append(_Step("cnv", "CNV inference (automatic normal reference per sample)",
                        lambda a: tl.infer_cnv(a, layer=layer, sample_key=sample_key, n_jobs=n_jobs, rng=rng),
                        {"layer": str(layer), "rng": rng}, lambda a: OBSM.cnv in a.obsm))  # fmt: skip
@@ -775,6 +780,78 @@ def _plan(
                            {"therapies": list(simulate)}, lambda a: UNS.therapy_simulation in a.uns or len(simulate) > 1))  # fmt: skip
     order = {n: i for i, n in enumerate(STEP_ORDER)}
     return sorted(steps, key=lambda s: order[s.name])
+
+
+def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: int = 50) -> None:
+    """UMAP (:func:`scanpy.tl.umap`) of every cell up to ``n_max`` cells; above, of landmarks.
+
+    umap-learn optimises a seeded layout on one thread, and its cost grows faster than the number
+    of cells (this machine: about a minute at 100,000 cells, over five at 300,000). Above ``n_max``
+    cells, about ``n_max`` landmarks are drawn per Leiden cluster in proportion to its size (at
+    least ``min_per_cluster`` each, so small clusters keep a place), UMAP embeds them on their own
+    exact kNN graph, and every other cell is placed at the harmonic interpolation of the landmark
+    positions over the whole kNN graph: with ``P`` the row-normalised connectivities and the
+    landmarks held fixed, ``y_i = sum_j P_ij y_j`` for every other cell (solved by Jacobi
+    iteration), i.e. where a random walk from the cell first meets a landmark, on average.
+    The same approximation as landmark / out-of-sample embeddings (e.g. scanpy's ``ingest``);
+    ``uns["umap"]["params"]`` records ``n_landmarks``. Needs ``obs["leiden"]`` and the kNN graph.
+    """
+    import scanpy as sc
+    from anndata import AnnData as _AnnData
+
+    n = a.n_obs
+    if n <= n_max:
+        sc.tl.umap(a, random_state=rng)
+        return
+    gen = np.random.default_rng(rng)
+    codes = a.obs[OBS.leiden].cat.codes.to_numpy()
+    picks = []
+    for c in np.unique(codes):
+        members = np.flatnonzero(codes == c)
+        k = min(len(members), max(min_per_cluster, int(round(n_max * len(members) / n))))
+        picks.append(gen.choice(members, size=k, replace=False))
+    landmarks = np.sort(np.concatenate(picks))
+    sub = _AnnData(obs=pd.DataFrame(index=a.obs_names[landmarks]), obsm={use_rep: np.asarray(a.obsm[use_rep])[landmarks]})
+    transformer = "sklearn" if len(landmarks) <= EXACT_KNN_MAX else None
+    sc.pp.neighbors(sub, n_neighbors=15, use_rep=use_rep, random_state=rng, transformer=transformer)
+    sc.tl.umap(sub, random_state=rng)
+    fixed = np.zeros(n, dtype=bool)
+    fixed[landmarks] = True
+    Y = np.zeros((n, 2))
+    Y[landmarks] = sub.obsm["X_umap"]
+    a.obsm["X_umap"] = _harmonic_fill(a.obsp["connectivities"], Y, fixed, codes)
+    a.uns["umap"] = {"params": {**sub.uns["umap"]["params"], "n_landmarks": len(landmarks), "random_state": rng}}
+
+
+def _harmonic_fill(W, Y: np.ndarray, fixed: np.ndarray, groups: np.ndarray, *, tol: float = 1e-4,
+                   max_iter: int = 500) -> np.ndarray:  # fmt: skip
+    """Rows of ``Y`` not ``fixed``: the harmonic interpolation of the fixed rows over the graph ``W``.
+
+    Jacobi iteration of ``y_i <- sum_j W_ij y_j / sum_j W_ij`` for the free cells, started at the
+    mean of the fixed cells of the same group; stops when no coordinate moves more than ``tol``
+    times the spread of the fixed positions. A free cell without edges keeps its start.
+    """
+    from scipy import sparse
+
+    Y = np.array(Y, dtype=np.float64)
+    free = np.flatnonzero(~fixed)
+    if free.size == 0:
+        return Y
+    for g in np.unique(groups[free]):
+        anchor = fixed & (groups == g)
+        Y[free[groups[free] == g]] = Y[anchor].mean(axis=0) if anchor.any() else Y[fixed].mean(axis=0)
+    P = sparse.csr_matrix(W)[free]
+    deg = np.asarray(P.sum(axis=1)).ravel()
+    has = deg > 0
+    P = (sparse.diags(np.where(has, 1.0 / np.where(has, deg, 1.0), 0.0)) @ P).tocsr()
+    scale = tol * float(np.ptp(Y[fixed], axis=0).max() or 1.0)
+    for _ in range(max_iter):
+        new = P @ Y
+        step = np.abs(new[has] - Y[free[has]]).max(initial=0.0)
+        Y[free[has]] = new[has]
+        if step <= scale:
+            break
+    return Y
 
 
 def _write_atlas(adata: AnnData, path: Path) -> None:
