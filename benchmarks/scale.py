@@ -4,7 +4,7 @@ Run by hand from the project root (results go to ``benchmarks/results/scale.json
 ``benchmarks/results/scale.png``/``.pdf``)::
 
     .venv/bin/python benchmarks/scale.py --sizes 10000 100000
-    .venv/bin/python benchmarks/scale.py --sizes 1000000 --modes dask --no-anchors   # adds to the JSON
+    .venv/bin/python benchmarks/scale.py --sizes 1000000 --modes dask --no-anchors --tmp DIR   # adds to the JSON
 
 Cohorts
     ``tm.datasets.simulate_tumor`` (8,000 genes, spatial), written to an ``.h5ad`` on disk in
@@ -37,7 +37,9 @@ Anchors (sizes up to ``--anchor-max``, same file, own subprocess each)
     cells (imports, numba compilation: not measured), then on all of them.
 
 The fitted exponent of a step is the least-squares slope of log(seconds) against log(cells)
-over the sizes measured in one mode (1 = linear).
+over the sizes measured in one mode (1 = linear); ``throughput`` lists cells per second of every
+step and of the whole pipeline, per size and mode. ``--plot-only`` recomputes these summaries from
+the stored runs and redraws the figure without measuring anything.
 """
 
 from __future__ import annotations
@@ -341,7 +343,13 @@ def summarise(res: dict) -> dict:
             ratios.append({"anchor": r["tool"], "tmeatlas": ours[0]["tool"], "n_cells": r["n_cells"],
                            "anchor_seconds": r["seconds"], "tmeatlas_seconds": ours[0]["seconds"],
                            "speedup": round(r["seconds"] / ours[0]["seconds"], 2)})  # fmt: skip
-    return {"exponents": fits, "anchor_ratios": ratios}
+    throughput = [
+        {"mode": r["mode"], "n_cells": r["n_cells"], "step": st["step"],
+         "cells_per_second": round(r["n_cells"] / st["seconds"], 1)}
+        for r in res["runs"] if "steps" in r
+        for st in [*r["steps"], {"step": "pipeline", "seconds": r.get("pipeline_seconds")}] if st.get("seconds")
+    ]  # fmt: skip
+    return {"exponents": fits, "anchor_ratios": ratios, "throughput": throughput}
 
 
 def plot(res: dict, stem: Path) -> None:
@@ -420,7 +428,10 @@ def main() -> None:
     res = {"runs": [], "lower_bound": [], "anchors": [], "cohorts": []}
     if out_json.exists() and not args.fresh:
         res.update({k: v for k, v in json.loads(out_json.read_text()).items() if k in res})
-    if args.plot_only:
+    if args.plot_only:  # redraw, and recompute the summary (exponents, ratios, throughput) of the stored runs
+        res.update(summarise(res))
+        res.update({k: v for k, v in json.loads(out_json.read_text()).items() if k not in res})
+        out_json.write_text(json.dumps(res, indent=1))
         plot(res, RESULTS / "scale")
         return
     tmp = Path(args.tmp or tempfile.mkdtemp(prefix="tmeatlas_scale_"))
