@@ -786,7 +786,8 @@ def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: in
     """UMAP (:func:`scanpy.tl.umap`) of every cell up to ``n_max`` cells; above, of landmarks.
 
     umap-learn optimises a seeded layout on one thread, and its cost grows faster than the number
-    of cells (this machine: about a minute at 100,000 cells, over five at 300,000). Above ``n_max``
+    of cells (this machine: the whole embedding step takes ~2 minutes at 100,000 cells; UMAP alone
+    ran over 8 minutes at 300,000 without finishing). Above ``n_max``
     cells, about ``n_max`` landmarks are drawn per Leiden cluster in proportion to its size (at
     least ``min_per_cluster`` each, so small clusters keep a place), UMAP embeds them on their own
     exact kNN graph, and every other cell is placed at the harmonic interpolation of the landmark
@@ -795,6 +796,8 @@ def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: in
     iteration), i.e. where a random walk from the cell first meets a landmark, on average.
     The same approximation as landmark / out-of-sample embeddings (e.g. scanpy's ``ingest``);
     ``uns["umap"]["params"]`` records ``n_landmarks``. Needs ``obs["leiden"]`` and the kNN graph.
+    ``benchmarks/umap_landmarks.py`` (20,000 simulated cells, 4,000 landmarks): silhouette of the
+    true cell types 0.54 vs 0.45 for UMAP of every cell, kNN preservation 0.084 vs 0.094.
     """
     import scanpy as sc
     from anndata import AnnData as _AnnData
