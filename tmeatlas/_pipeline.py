@@ -822,7 +822,7 @@ def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: in
     fixed[landmarks] = True
     Y = np.zeros((n, 2))
     Y[landmarks] = sub.obsm["X_umap"]
-    a.obsm["X_umap"] = _harmonic_fill(a.obsp["connectivities"], Y, fixed, codes)
+    a.obsm["X_umap"] = _harmonic_fill(a.obsp["connectivities"], Y, fixed, codes).astype(sub.obsm["X_umap"].dtype)
     a.uns["umap"] = {"params": {**sub.uns["umap"]["params"], "n_landmarks": len(landmarks), "random_state": rng}}
 
 
