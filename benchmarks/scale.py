@@ -282,7 +282,7 @@ def write_cohort(path: Path, n_cells: int, seed: int) -> dict:
     return {"n_cells": n_done, "nnz": int(nnz), "median_genes_per_cell": None}
 
 
-def _sub(code: str, *args, timeout: float | None = None) -> dict:
+def _sub(code: str, *args) -> dict:
     """Run ``code`` in its own Python process; its stderr (progress) is echoed as it comes."""
     from collections import deque
 
@@ -295,7 +295,7 @@ def _sub(code: str, *args, timeout: float | None = None) -> dict:
         for line in p.stderr:
             sys.stderr.write(line)
             tail.append(line)
-        p.wait(timeout=timeout)
+        p.wait()
         out.seek(0)
         stdout = out.read()
     line = [x for x in stdout.splitlines() if x.startswith("RESULT")]

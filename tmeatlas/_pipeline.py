@@ -790,7 +790,7 @@ def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: in
     ran over 8 minutes at 300,000 without finishing). Above ``n_max``
     cells, about ``n_max`` landmarks are drawn per Leiden cluster in proportion to its size (at
     least ``min_per_cluster`` each, so small clusters keep a place), UMAP embeds them on their own
-    exact kNN graph, and every other cell is placed at the harmonic interpolation of the landmark
+    kNN graph (exact up to ``EXACT_KNN_MAX`` landmarks, as for all cells), and every other cell is placed at the harmonic interpolation of the landmark
     positions over the whole kNN graph: with ``P`` the row-normalised connectivities and the
     landmarks held fixed, ``y_i = sum_j P_ij y_j`` for every other cell (solved by Jacobi
     iteration), i.e. where a random walk from the cell first meets a landmark, on average.
