@@ -78,29 +78,24 @@ SOURCES = {
     "Johnston2019": ("Johnston R.J. et al. VISTA is an acidic pH-selective ligand for PSGL-1. Nature 574:565-570 (2019)", "10.1038/s41586-019-1674-5", FACTS),
     "Chapoval2001": ("Chapoval A.I. et al. B7-H3: a costimulatory molecule for T cell activation and IFN-gamma production. Nat Immunol 2:269-274 (2001)", "10.1038/85339", FACTS),
     "Munn1998": ("Munn D.H. et al. Prevention of allogeneic fetal rejection by tryptophan catabolism. Science 281:1191-1193 (1998)", "10.1126/science.281.5380.1191", FACTS),
-    "Zheng2021": ("Zheng L. et al. Pan-cancer single-cell landscape of tumor-infiltrating T cells. Science 374:abe6474 (2021)", "10.1126/science.abe6474", FACTS),
-    "Miller2019": ("Miller B.C. et al. Subsets of exhausted CD8+ T cells differentially mediate tumor control and respond to checkpoint blockade. Nat Immunol 20:326-336 (2019)", "10.1038/s41590-019-0312-6", FACTS),
     "Rooney2015": ("Rooney M.S. et al. Molecular and genetic properties of tumors associated with local immune cytolytic activity. Cell 160:48-61 (2015)", "10.1016/j.cell.2014.12.033", FACTS),
     "Davoli2017": ("Davoli T. et al. Tumor aneuploidy correlates with markers of immune evasion and with reduced response to immunotherapy. Science 355:eaaf8399 (2017)", "10.1126/science.aaf8399", FACTS),
     "Guo2018": ("Guo X. et al. Global characterization of T cells in non-small-cell lung cancer by single-cell sequencing. Nat Med 24:978-985 (2018); list as kept in ZeminZhangLab/useful_single_cell_resource", "10.1038/s41591-018-0045-3", FACTS),
     "Ayers2017": ("Ayers M. et al. IFN-gamma-related mRNA profile predicts clinical response to PD-1 blockade. J Clin Invest 127:2930-2940 (2017)", "10.1172/JCI91190", FACTS),
     "Cristescu2018": ("Cristescu R. et al. Pan-tumor genomic biomarkers for PD-1 checkpoint blockade-based immunotherapy. Science 362:eaar3593 (2018) (weights of the 18-gene T cell-inflamed GEP of Ayers et al. 2017)", "10.1126/science.aar3593", FACTS),
     "Senbabaoglu2016": ("Senbabaoglu Y. et al. Tumor immune microenvironment characterization in clear cell renal cell carcinoma identifies prognostic and immunotherapeutically relevant messenger RNA signatures. Genome Biol 17:231 (2016)", "10.1186/s13059-016-1092-z", FACTS),
-    "Neefjes2011": ("Neefjes J. et al. Towards a systems understanding of MHC class I and MHC class II antigen presentation. Nat Rev Immunol 11:823-836 (2011)", "10.1038/nri3084", FACTS),
     "Tirosh2016": ("Tirosh I. et al. Dissecting the multicellular ecosystem of metastatic melanoma by single-cell RNA-seq. Science 352:189-196 (2016) (lists from Kowalczyk et al., Genome Res 2015; Regev lab file regev_lab_cell_cycle_genes.txt)", "10.1126/science.aad0501", FACTS),
     "Cabrita2020": ("Cabrita R. et al. Tertiary lymphoid structures improve immunotherapy and survival in melanoma. Nature 577:561-565 (2020)", "10.1038/s41586-019-1914-8", FACTS),
     "Messina2012": ("Messina J.L. et al. 12-Chemokine gene signature identifies lymph node-like structures in melanoma: potential for patient selection for immunotherapy? Sci Rep 2:765 (2012)", "10.1038/srep00765", FACTS),
-    "Elyada2019": ("Elyada E. et al. Cross-species single-cell analysis of pancreatic ductal adenocarcinoma reveals antigen-presenting cancer-associated fibroblasts. Cancer Discov 9:1102-1123 (2019)", "10.1158/2159-8290.CD-19-0094", FACTS),
     "Kieffer2020": ("Kieffer Y. et al. Single-cell analysis reveals fibroblast clusters linked to immunotherapy resistance in cancer. Cancer Discov 10:1330-1351 (2020)", "10.1158/2159-8290.CD-19-1384", FACTS),
     "Dominguez2020": ("Dominguez C.X. et al. Single-cell RNA sequencing reveals stromal evolution into LRRC15+ myofibroblasts as a determinant of patient response to cancer immunotherapy. Cancer Discov 10:232-253 (2020)", "10.1158/2159-8290.CD-19-0644", FACTS),
-    "Zhang2020": ("Zhang L. et al. Single-cell analyses inform mechanisms of myeloid-targeted therapies in colon cancer. Cell 181:442-459 (2020)", "10.1016/j.cell.2020.03.048", FACTS),
-    "Azizi2018": ("Azizi E. et al. Single-cell map of diverse immune phenotypes in the breast tumor microenvironment. Cell 174:1293-1308 (2018)", "10.1016/j.cell.2018.05.060", FACTS),
     "Cheng2021": ("Cheng S. et al. A pan-cancer single-cell transcriptional atlas of tumor infiltrating myeloid cells. Cell 184:792-809.e23 (2021) (M1 and M2 signature genes of its supplementary table)", "10.1016/j.cell.2021.01.010", FACTS),
-    "Bronte2016": ("Bronte V. et al. Recommendations for myeloid-derived suppressor cell nomenclature and characterization standards. Nat Commun 7:12150 (2016); with Alshetaiwi H. et al. Sci Immunol 5:eaay6017 (2020) (CD84) and Condamine T. et al. Sci Immunol 1:aaf8943 (2016) (LOX-1/OLR1)", "10.1038/ncomms12150", FACTS),
-    "Shaffer2017": ("Shaffer S.M. et al. Rare cell variability and drug-induced reprogramming as a mode of cancer drug resistance. Nature 546:431-435 (2017)", "10.1038/nature22794", FACTS),
+    "Bagaev2021": ("Bagaev A. et al. Conserved pan-cancer microenvironment subtypes predict response to immunotherapy. Cancer Cell 39:845-865.e7 (2021) (functional gene expression signatures of the Molecular Functional Portrait)", "10.1016/j.ccell.2021.04.014", FACTS + "; the gene lists are compared with the authors' repository BostonGene/MFP, whose licence covers its code, not the published gene names"),
+    "Chu2023": ("Chu Y. et al. Pan-cancer T cell atlas links a cellular stress response state to immunotherapy resistance. Nat Med 29:1550-1562 (2023)", "10.1038/s41591-023-02371-y", FACTS),
+    "Tsui2022": ("Tsui C. et al. MYB orchestrates T cell exhaustion and response to checkpoint inhibition. Nature 609:354-360 (2022) (definition of TPEX cells in its introduction)", "10.1038/s41586-022-05105-1", FACTS),
+    "Chang2022": ("Chang et al. Ontogeny and vulnerabilities of drug-tolerant persisters in HER2+ breast cancer. Cancer Discov 12:1022-1045 (2022) (pre-DTP genes of Fig. 5a)", "10.1158/2159-8290.CD-20-1265", FACTS),
+    "Gottesman2002": ("Gottesman M.M., Fojo T., Bates S.E. Multidrug resistance in cancer: role of ATP-dependent transporters. Nat Rev Cancer 2:48-58 (2002) (Key Points)", "10.1038/nrc706", FACTS),
     "Saul2022": ("Saul D. et al. A new gene set identifies senescent cells and predicts senescence-associated pathways across tissues. Nat Commun 13:4827 (2022) (SenMayo)", "10.1038/s41467-022-32552-1", FACTS + "; article CC BY 4.0"),
-    "Robey2018": ("Robey R.W. et al. Revisiting the role of ABC transporters in multidrug-resistant cancer. Nat Rev Cancer 18:452-464 (2018)", "10.1038/s41568-018-0005-8", FACTS),
-    "Szakacs2006": ("Szakacs G. et al. Targeting multidrug resistance in cancer. Nat Rev Drug Discov 5:219-234 (2006)", "10.1038/nrd1984", FACTS),
 }
 
 # --------------------------------------------------------------------------------------------
@@ -138,16 +133,18 @@ CURATED = {
                "PVR", "NECTIN2", "HLA-DRA", "HLA-DRB1", "FGL1", "LGALS9", "CEACAM1", "HLA-E", "CD47", "VSIR", "CD276", "IDO1"],
         check="checked", compared="compilation check (no published list of this exact set exists): the build script asserts that the set is the union of CHECKPOINT_INHIBITORY_RECEPTORS and CHECKPOINT_LIGANDS plus IDO1 (enzyme, source Munn 1998), i.e. every gene of checkpoint_pairs.tsv plus CD276 and IDO1"),
     # ---- exhaustion / progenitor exhausted
-    "TEX_TERMINAL_ZHENG2021": dict(
-        category="exhaustion", source="Zheng2021",
-        description="terminally exhausted CD8 T genes (CD8.c12.Tex.CXCL13 of Zheng 2021): inhibitory receptors, TOX, ENTPD1, CXCL13, LAYN, TNFRSF9; same genes as the library's 'exhausted CD8 T' markers",
-        genes=["HAVCR2", "PDCD1", "LAG3", "TIGIT", "TOX", "ENTPD1", "CXCL13", "LAYN", "TNFRSF9"], check="unchecked",
-        compared="not compared gene by gene with the paper's tables; per-gene evidence in data/markers_check.tsv (ENTPD1 reported, the others reported elsewhere); fifth round: code search for Zheng 2021 signature tables (Science abe6474 supplement) found cluster names and analysis code only; still not compared"),
-    "TPEX_MILLER2019": dict(
-        category="progenitor_exhausted", source="Miller2019",
-        description="progenitor-exhausted (TCF7+ SLAMF6+) CD8 T genes (Miller 2019; TCF7+ memory-like cells of Sade-Feldman 2018); same genes as the library's 'progenitor-exhausted CD8 T' markers",
-        genes=["TCF7", "SLAMF6", "CXCR5", "XCL1", "XCL2", "PDCD1", "TOX"], check="unchecked",
-        compared="not compared gene by gene with the paper; per-gene evidence in data/markers_check.tsv (XCL1/XCL2 questionable, TOX not found); fifth round: no copy of Miller 2019's text or supplementary tables found (code and pages search); still not compared"),
+    "TEX_CHU2023": dict(
+        category="exhaustion", source="Chu2023",
+        description="CD8 T cell exhaustion genes (Chu 2023 pan-cancer T cell atlas, CD8 T cell state 'Exhaustion'): inhibitory receptors PD-1, TIM-3, LAG-3, CTLA-4, TIGIT, 2B4, BTLA, CD160, LAIR1, LILRB1, VISTA with TOX, LAYN and CD39",
+        genes=["PDCD1", "LAYN", "HAVCR2", "LAG3", "CD244", "CTLA4", "LILRB1", "TIGIT", "TOX", "VSIR", "BTLA", "ENTPD1", "CD160", "LAIR1"],
+        check="checked",
+        compared="third-party transcription: WeipengMO/gene_signature content/posts/pan-cancer-t-cell-altlas.md, table 'CD8 T cell state', row 'Exhaustion', whose reference is Chu Y. et al. Nat Med 29:1550-1562 (2023), doi 10.1038/s41591-023-02371-y; the same 14 genes in the same order, read gene by gene (sixth round); the same row is in the site's curated-gene-signatures.md (also citing Chu 2023). Two more independent copies agree gene for gene: an analysis script (probably zlin-bioinfo/PanCancer_ICI) whose CD8 lists were read from the paper's supplement 41591_2023_2371_MOESM3_ESM.xlsx (sheet 5, Supplementary Table 4), and a tutorial article (生信技能树) that names the paper and 'Fig. 2e and Supplementary Table 4'. The authors' repository (Coolgenome/TCM) reads the lists from a private path and holds none. The supplementary table itself was not opened"),
+    "TPEX_TSUI2022": dict(
+        category="progenitor_exhausted", source="Tsui2022",
+        description='progenitor (precursor) exhausted CD8 T cells, TPEX: PD-1+ cells that co-express TCF1 (TCF7), ID3, CXCR5 and Ly108 (SLAMF6) and lack TIM-3 (HAVCR2, direction down), the definition stated by Tsui 2022 (mouse markers, human orthologues)',
+        genes={'TCF7': 1.0, 'ID3': 1.0, 'CXCR5': 1.0, 'SLAMF6': 1.0, 'PDCD1': 1.0, 'HAVCR2': -1.0},
+        check="checked",
+        compared="the paper's own text, publisher page https://www.nature.com/articles/s41586-022-05105-1 (Main, first paragraph; also the author manuscript PMC9452299): 'In mice, TPEX cells are defined by the co-expression of PD-1, the transcriptional regulators TCF1 and ID3 and the surface molecules CXCR5 and Ly108. By contrast, exhausted effector T (TEX) cells co-express PD-1 and TIM-3 but lack the expression of TCF1, ID3, CXCR5 and Ly108' (sixth round). Genes: PD-1 = PDCD1, TCF1 = TCF7, ID3, CXCR5, Ly108 = SLAMF6 (up) and TIM-3 = HAVCR2 (down, the marker that separates TEX from TPEX); a definitional marker set, not a differential-expression list. It replaces TPEX_MILLER2019, whose genes could never be compared with Miller 2019"),
     # ---- cytotoxicity
     "ROONEY_CYT": dict(
         category="cytotoxicity", source="Rooney2015",
@@ -184,22 +181,23 @@ CURATED = {
                "STAT1": 0.250229, "TIGIT": 0.084767},
         check="checked", compared=EASIER + ", R/compute.Tcell_inflamed.R (genes and weights); same weights in an independent Python copy (code search hit, get_18gene_score_weights)"),
     # ---- antigen presentation
+    "MHC1_BAGAEV2021": dict(
+        category="antigen_presentation_mhc1", source="Bagaev2021",
+        description="MHC class I antigen presentation (Bagaev 2021 functional signature 'MHCI'): HLA-A/B/C, B2M, TAP1/2, TAPBP and the class I transactivator NLRC5",
+        genes=["HLA-A", "HLA-B", "HLA-C", "B2M", "TAP1", "TAP2", "NLRC5", "TAPBP"],
+        check="checked",
+        compared="authors' repository BostonGene/MFP, signatures/gene_signatures.gmt (the functional gene expression signatures of the Molecular Functional Portrait of Bagaev 2021), line 'MHCI' (label 'MHCI'): the same 8 genes in the same order, read gene by gene (sixth round). Also in a third-party transcription that cites PMID 34019806 (WeipengMO/gene_signature content/posts/tme-associated-signature.md), which lists the same genes without NLRC5"),
+    "MHC2_BAGAEV2021": dict(
+        category="antigen_presentation_mhc2", source="Bagaev2021",
+        description="MHC class II antigen presentation (Bagaev 2021 functional signature 'MHCII'): HLA-DR/DP/DQ chains, HLA-DM and the transactivator CIITA",
+        genes=["HLA-DRA", "HLA-DRB1", "HLA-DMA", "HLA-DPA1", "HLA-DPB1", "HLA-DMB", "HLA-DQB1", "HLA-DQA1", "CIITA"],
+        check="checked",
+        compared="authors' repository BostonGene/MFP, signatures/gene_signatures.gmt (the functional gene expression signatures of the Molecular Functional Portrait of Bagaev 2021), line 'MHCII' (label 'MHCII'): the same 9 genes in the same order, read gene by gene (sixth round). Also in a third-party transcription that cites PMID 34019806 (WeipengMO/gene_signature content/posts/tme-associated-signature.md), identical"),
     "MHC1_APM_SENBABAOGLU": dict(
         category="antigen_presentation_mhc1", source="Senbabaoglu2016",
         description="antigen processing machinery score genes: MHC-I heavy chains, B2M, TAP1/2, TAPBP",
         genes=["B2M", "HLA-A", "HLA-B", "HLA-C", "TAP1", "TAP2", "TAPBP"], check="checked",
         compared="Senbabaoglu et al. 2016 full text on the publisher page (https://genomebiology.biomedcentral.com/articles/10.1186/s13059-016-1092-z, Results, 'In silico decomposition of the tumor-immune microenvironment'): 'a seven-gene APM signature that consisted of MHC class I genes (HLA-A/B/C, B2M) and genes involved in processing and loading antigens (TAP1, TAP2, and TAPBP)'; identical to the shipped 7 genes"),
-    "MHC1_ANTIGEN_PRESENTATION": dict(
-        category="antigen_presentation_mhc1", source="Neefjes2011",
-        description="MHC class I pathway: HLA-A/B/C, B2M, peptide loading (TAP1/2, TAPBP, CALR, CANX, PDIA3), immunoproteasome (PSMB8/9/10), ERAP1/2 and the transactivator NLRC5",
-        genes=["HLA-A", "HLA-B", "HLA-C", "B2M", "TAP1", "TAP2", "TAPBP", "CALR", "CANX", "PDIA3", "PSMB8", "PSMB9", "PSMB10",
-               "ERAP1", "ERAP2", "NLRC5"], check="unchecked",
-        compared="pathway members from the review; no published list of this exact set; fifth round: no readable text of Neefjes 2011 and no copy of the KEGG/Reactome antigen-presentation gene sets (MSigDB gmt) was found, so the members could not be verified against a source; still unchecked"),
-    "MHC2_ANTIGEN_PRESENTATION": dict(
-        category="antigen_presentation_mhc2", source="Neefjes2011",
-        description="MHC class II pathway: classical HLA-DR/DP/DQ chains, HLA-DM, invariant chain CD74 and the transactivator CIITA",
-        genes=["HLA-DRA", "HLA-DRB1", "HLA-DPA1", "HLA-DPB1", "HLA-DQA1", "HLA-DQB1", "HLA-DMA", "HLA-DMB", "CD74", "CIITA"],
-        check="unchecked", compared="pathway members from the review; no published list of this exact set; fifth round: no readable text of Neefjes 2011 and no copy of the KEGG/Reactome antigen-presentation gene sets (MSigDB gmt) was found, so the members could not be verified against a source; still unchecked"),
     # ---- cell cycle
     "TIROSH_G1S": dict(
         category="cell_cycle", source="Tirosh2016",
@@ -230,21 +228,42 @@ CURATED = {
         genes=["CCL2", "CCL3", "CCL4", "CCL5", "CCL8", "CCL18", "CCL19", "CCL21", "CXCL9", "CXCL10", "CXCL11", "CXCL13"],
         check="checked", compared=EASIER + ", R/compute.chemokines.R"),
     # ---- CAF
-    "ELYADA_ICAF": dict(
-        category="caf", source="Elyada2019",
-        description="inflammatory CAF genes (human PDAC iCAF of Elyada 2019); same genes as the library's iCAF markers",
-        genes=["CFD", "CXCL12", "C3", "C7", "IL6", "HAS1", "CXCL1", "APOD", "DPT", "PI16", "CCL2"], check="unchecked",
-        compared="per-gene evidence in data/markers_check.tsv (7 of 11 reported by Elyada 2019, PI16 not found); fourth round: two analysis scripts of public PDAC projects (a scanpy marker dictionary on HTAN PDAC data and an R Visium script of a PanIN paper, 'Main figure 2') use the same human CAF lists, iCAF = CXCL1, CXCL2, CCL2, CXCL12, PDGFRA, CFD, LMNA, DPT, HAS1, HAS2; myCAF = TAGLN, MYL9, TPM2, MMP11, POSTN, HOPX, TWIST1, SOX4; apCAF = HLA-DRA, HLA-DPA1, CD74, HLA-DQA1, SLPI; neither names Elyada 2019 as the source, so they were not used to check or change the list (the shipped list shares CFD, CXCL12, HAS1, CXCL1, DPT, CCL2 with that iCAF list); fifth round: no copy naming Elyada 2019 found; still not compared"),
-    "ELYADA_MYCAF": dict(
-        category="caf", source="Elyada2019",
-        description="myofibroblastic CAF genes (human PDAC myCAF of Elyada 2019)",
-        genes=["ACTA2", "TAGLN", "MYL9", "TPM2", "MMP11", "POSTN", "HOPX"], check="unchecked",
-        compared="not compared with the paper's tables; fourth round: two analysis scripts of public PDAC projects (a scanpy marker dictionary on HTAN PDAC data and an R Visium script of a PanIN paper, 'Main figure 2') use the same human CAF lists, iCAF = CXCL1, CXCL2, CCL2, CXCL12, PDGFRA, CFD, LMNA, DPT, HAS1, HAS2; myCAF = TAGLN, MYL9, TPM2, MMP11, POSTN, HOPX, TWIST1, SOX4; apCAF = HLA-DRA, HLA-DPA1, CD74, HLA-DQA1, SLPI; neither names Elyada 2019 as the source, so they were not used to check or change the list (the shipped list shares TAGLN, MYL9, TPM2, MMP11, POSTN, HOPX with that myCAF list; ACTA2 is not in it); fifth round: no copy naming Elyada 2019 found; still not compared"),
-    "ELYADA_APCAF": dict(
-        category="caf", source="Elyada2019",
-        description="antigen-presenting CAF genes (human PDAC apCAF of Elyada 2019: MHC-II genes, CD74, SLPI)",
-        genes=["HLA-DRA", "HLA-DPA1", "HLA-DQA1", "CD74", "SLPI"], check="unchecked",
-        compared="not compared with the paper's tables; fourth round: two analysis scripts of public PDAC projects (a scanpy marker dictionary on HTAN PDAC data and an R Visium script of a PanIN paper, 'Main figure 2') use the same human CAF lists, iCAF = CXCL1, CXCL2, CCL2, CXCL12, PDGFRA, CFD, LMNA, DPT, HAS1, HAS2; myCAF = TAGLN, MYL9, TPM2, MMP11, POSTN, HOPX, TWIST1, SOX4; apCAF = HLA-DRA, HLA-DPA1, CD74, HLA-DQA1, SLPI; neither names Elyada 2019 as the source, so they were not used to check or change the list (the shipped 5 genes are that apCAF list); fifth round: no copy naming Elyada 2019 found; still not compared"),
+    "CAF_BAGAEV2021": dict(
+        category="caf", source="Bagaev2021",
+        description="cancer-associated fibroblast genes (Bagaev 2021 functional signature 'CAF', labelled 'Fibroblasts')",
+        genes=["COL1A1", "COL1A2", "COL5A1", "ACTA2", "FGF2", "FAP", "LRP1", "CD248", "COL6A1", "COL6A2", "COL6A3", "CXCL12", "FBLN1", "LUM", "MFAP5", "MMP3", "MMP2", "PDGFRB", "PDGFRA"],
+        check="checked",
+        compared="authors' repository BostonGene/MFP, signatures/gene_signatures.gmt (the functional gene expression signatures of the Molecular Functional Portrait of Bagaev 2021), line 'CAF' (label 'Fibroblasts'): the same 19 genes in the same order, read gene by gene (sixth round). Also in a third-party transcription that cites PMID 34019806 (WeipengMO/gene_signature content/posts/tme-associated-signature.md) as 'Cancer-associated fibroblasts', identical"),
+    "KIEFFER_IL_ICAF": dict(
+        category="caf", source="Kieffer2020",
+        description="interleukin iCAF cluster genes of Kieffer 2020 (CAF-S1 cluster 'IL-iCAF')",
+        genes=["ITM2A", "CXCL12", "FIGF", "FXYD1", "PLPP3", "TNFRSF10D", "CTB-92J24.3", "LAMC3", "C7", "ZBTB16", "CAPN6", "SCARA5", "DLK1", "MEG3", "TAC1", "THUMPD3-AS1", "GMFG", "CYGB", "CCL8", "VCAM1", "FMO2", "FBLN5", "COLEC12", "PDGFD", "GADD45G", "SNAI1", "LSP1", "CCL2", "IL6", "PTGS2", "NR2F1", "F10", "CEBPA", "KDM6B", "PID1"],
+        check="checked",
+        compared="third-party transcription: WeipengMO/gene_signature content/posts/tme-associated-signature.md (signature-collection site; row 'IL-iCAF [Kieffer et al.]', source PMID 32434947 = Kieffer 2020), 35 genes, the same table that KIEFFER_ECM_MYCAF was checked against; the list is that row gene for gene and in its order (sixth round). Not compared with the paper's own supplementary table. FIGF is updated to VEGFD (NCBI) and the clone-based lncRNA name CTB-92J24.3 to AC011503.1 (the library's gene_names() alias)."),
+    "KIEFFER_IFNG_ICAF": dict(
+        category="caf", source="Kieffer2020",
+        description="IFN-gamma iCAF cluster genes of Kieffer 2020 (CAF-S1 cluster 'IFNgamma-iCAF')",
+        genes=["CCL19", "VCAM1", "RBP5", "CYP1B1", "C7", "TNFRSF4", "CXCL13", "CXCL9", "CCL2", "IL34", "ABI3BP", "CYP7B1", "F10", "COLEC12", "CXCL10", "EMILIN1", "GGT5", "EGFLAM", "PLXDC1", "CXCL11", "CCL8", "CXCL3"],
+        check="checked",
+        compared="third-party transcription: WeipengMO/gene_signature content/posts/tme-associated-signature.md (signature-collection site; row 'IFNr-iCAF [Kieffer et al.]', source PMID 32434947 = Kieffer 2020), 22 genes, the same table that KIEFFER_ECM_MYCAF was checked against; the list is that row gene for gene and in its order (sixth round). Not compared with the paper's own supplementary table."),
+    "KIEFFER_DETOX_ICAF": dict(
+        category="caf", source="Kieffer2020",
+        description="detoxification iCAF cluster genes of Kieffer 2020 (CAF-S1 cluster 'detox-iCAF')",
+        genes=["ADH1B", "C7", "CXCL12", "TNXB", "RSPO3", "DCN", "C16orf89", "GDF10", "PAMR1", "FXYD1", "ZBTB16", "SLIT3", "HSPB6", "IL6", "FBLN5", "OGN", "PLA2G2A", "CHRDL1", "CYGB", "FGF7", "PI16", "PLAC9", "WISP2", "PTX3", "CCL2", "CXCL3"],
+        check="checked",
+        compared="third-party transcription: WeipengMO/gene_signature content/posts/tme-associated-signature.md (signature-collection site; row 'detox-iCAF [Kieffer et al.]', source PMID 32434947 = Kieffer 2020), 26 genes, the same table that KIEFFER_ECM_MYCAF was checked against; the list is that row gene for gene and in its order (sixth round). Not compared with the paper's own supplementary table. WISP2 is updated to CCN5."),
+    "KIEFFER_TGFB_MYCAF": dict(
+        category="caf", source="Kieffer2020",
+        description="TGF-beta myCAF cluster genes of Kieffer 2020 (CAF-S1 cluster 'TGFbeta-myCAF')",
+        genes=["CST1", "LAMP5", "LOXL1", "EDNRA", "TGFB1", "TGFB3", "TNN", "CST2", "HES4", "COL10A1", "ELN", "THBS4", "NKD2", "OLFM2", "COL6A3", "LRRC17", "COL3A1", "THY1", "HTRA3", "TMEM204", "SEPT11", "COMP", "TNFAIP6", "ID4", "GGT5", "INAFM1", "CILP", "OLFML2B"],
+        check="checked",
+        compared="third-party transcription: WeipengMO/gene_signature content/posts/tme-associated-signature.md (signature-collection site; row 'TGFb-myCAF [Kieffer et al.]', source PMID 32434947 = Kieffer 2020), 28 genes, the same table that KIEFFER_ECM_MYCAF was checked against; the list is that row gene for gene and in its order (sixth round). Not compared with the paper's own supplementary table. SEPT11 is updated to SEPTIN11."),
+    "KIEFFER_WOUND_MYCAF": dict(
+        category="caf", source="Kieffer2020",
+        description="wound-healing myCAF cluster genes of Kieffer 2020 (CAF-S1 cluster 'wound-myCAF')",
+        genes=["SFRP4", "CCDC80", "OGN", "DCN", "PTGER3", "SFRP2", "PDGFRL", "SMOC2", "MMP23B", "CPXM2", "COL14A1", "ITGBL1", "WISP2", "CILP2", "COL8A1", "GAS1", "COL3A1", "OMD", "COL11A1", "CILP", "NEXN", "ASPN", "RARRES2", "FIBIN", "TMEM119", "KERA", "ID4", "GRP", "COMP", "DPT", "ELN", "FBLN2", "IGF1", "IGF2"],
+        check="checked",
+        compared="third-party transcription: WeipengMO/gene_signature content/posts/tme-associated-signature.md (signature-collection site; row 'wound-myCAF [Kieffer et al.]', source PMID 32434947 = Kieffer 2020), 34 genes, the same table that KIEFFER_ECM_MYCAF was checked against; the list is that row gene for gene and in its order (sixth round). Not compared with the paper's own supplementary table. WISP2 is updated to CCN5."),
     "KIEFFER_ECM_MYCAF": dict(
         category="caf", source="Kieffer2020",
         description="ECM-myCAF cluster genes of Kieffer 2020 (CAF-S1 cluster 'ecm-myCAF'; 40 genes, in the order of the transcribed list)",
@@ -263,16 +282,12 @@ CURATED = {
                "LRRC15", "PLAU", "ITGA11"], check="checked",
         compared="third-party transcription by a published tool: l-magnificence/Mime (Mime1 R package) R/cal_auc_previous_immunotherapy_sig.R, LRRC15.CAF.Sig, whose comment gives the reference 'Dominguez CX ... Cancer Discov 2020;10:232-53' (doi 10.1158/2159-8290.CD-19-0644); the same 14 genes in the same order, read gene by gene (fifth round). Also in lindandan199113/TC data/sig/sig_others.R (same list, probably the same lineage). The paper's own supplementary table was not seen"),
     # ---- TAM
-    "ZHANG_C1QC_TAM": dict(
-        category="tam", source="Zhang2020",
-        description="C1QC+ tumour-associated macrophage genes (hM12_TAM-C1QC of Zhang 2020); same genes as the library's C1Q+ macrophage markers",
-        genes=["C1QA", "C1QB", "C1QC", "SELENOP", "MAF", "CD163", "F13A1", "FOLR2", "MRC1"], check="unchecked",
-        compared="per-gene evidence in data/markers_check.tsv (C1QC reported; FOLR2 questionable; MAF, CD163, F13A1 not found); fifth round: no copy of Zhang 2020's cluster gene tables found; still not compared"),
-    "ZHANG_SPP1_TAM": dict(
-        category="tam", source="Zhang2020",
-        description="SPP1+ tumour-associated macrophage genes (hM13_TAM-SPP1 of Zhang 2020); same genes as the library's SPP1+ macrophage markers",
-        genes=["SPP1", "TREM2", "GPNMB", "FABP5", "CD9", "LGALS3", "MMP9", "ACP5", "APOC1"], check="unchecked",
-        compared="per-gene evidence in data/markers_check.tsv (SPP1 reported; CD9 questionable; LGALS3 not found); fifth round: no copy of Zhang 2020's cluster gene tables found; still not compared"),
+    "TAM_BAGAEV2021": dict(
+        category="tam", source="Bagaev2021",
+        description="tumour-associated macrophage genes (Bagaev 2021 functional signature 'Macrophages', labelled 'Tumor-associated Macrophages')",
+        genes=["IL10", "MRC1", "MSR1", "CD163", "CSF1R", "IL4I1", "SIGLEC1", "CD68"],
+        check="checked",
+        compared="authors' repository BostonGene/MFP, signatures/gene_signatures.gmt (the functional gene expression signatures of the Molecular Functional Portrait of Bagaev 2021), line 'Macrophages' (label 'Tumor-associated Macrophages'): the same 8 genes in the same order, read gene by gene (sixth round). Also in a third-party transcription that cites PMID 34019806 (WeipengMO/gene_signature content/posts/tme-associated-signature.md) as 'TAMs', identical"),
     "AZIZI_M1": dict(
         category="tam", source="Cheng2021",
         description="M1 macrophage polarisation genes (16) of the Cheng 2021 supplementary table (column M1); the name is kept from earlier versions, which cited Azizi 2018",
@@ -288,23 +303,26 @@ CURATED = {
         check="checked",
         compared="fifth round, source changed from Azizi 2018 (whose table was never reached) to Cheng 2021, the publication the copies name: the same R script (GeoMx DLBCL macrophage benchmark; code-search copy) defines M2_marker 'from https://www.sciencedirect.com/science/article/pii/S0092867421000106#mmc2' with these 34 genes; compared gene by gene and in order: identical (FASL as published, updated to FASLG). Several scripts read 1-s2.0-S0092867421000106-mmc5.xlsx (column M2) and replace FASL by FASLG. Copies that add MRC1+CD163 or ARG1+FLT1 extend the list and do not name Cheng 2021 as the source of the extra genes. Third-party transcription; the supplementary file itself was not opened"),
     # ---- Treg
-    "TREG_ZHENG2021": dict(
-        category="treg", source="Zheng2021",
-        description="tumour regulatory T cell genes (CD4.c18-c21 Treg of Zheng 2021); same genes as the library's Treg markers without CD4",
-        genes=["FOXP3", "IL2RA", "CTLA4", "TNFRSF18", "TNFRSF4", "IKZF2", "BATF", "CCR8"], check="unchecked",
-        compared="per-gene evidence in data/markers_check.tsv (TNFRSF18, TNFRSF4, BATF not found); fifth round: no copy of Zheng 2021's Treg gene tables found; still not compared"),
+    "TREG_BAGAEV2021": dict(
+        category="treg", source="Bagaev2021",
+        description="regulatory T cell genes (Bagaev 2021 functional signature 'Treg')",
+        genes=["FOXP3", "CTLA4", "IL10", "TNFRSF18", "CCR8", "IKZF4", "IKZF2"],
+        check="checked",
+        compared="authors' repository BostonGene/MFP, signatures/gene_signatures.gmt (the functional gene expression signatures of the Molecular Functional Portrait of Bagaev 2021), line 'Treg' (label 'Treg'): the same 7 genes in the same order, read gene by gene (sixth round). Also in a third-party transcription that cites PMID 34019806 (WeipengMO/gene_signature content/posts/tme-associated-signature.md); also in its conserved-pan-cancer-microenvironment.md page, identical"),
     # ---- MDSC
-    "MDSC_MARKERS": dict(
-        category="mdsc", source="Bronte2016",
-        description="human MDSC phenotype genes: CD11b (ITGAM), CD33, CD15 (FUT4), CD66b (CEACAM8), CD14, low HLA-DR (HLA-DRA down), LOX-1 (OLR1; Condamine 2016) and CD84 (Alshetaiwi 2020)",
-        genes={"ITGAM": 1.0, "CD33": 1.0, "FUT4": 1.0, "CEACAM8": 1.0, "CD14": 1.0, "OLR1": 1.0, "CD84": 1.0, "HLA-DRA": -1.0},
-        check="unchecked", compared="CD84 seen in the Alshetaiwi 2020 abstract; the other genes from the nomenclature paper, not compared with a copy; fifth round: Bronte 2016 (PMC4935811, springermedizin.de, docksci copies) again returned only its introduction, not the phenotype recommendations; still not compared"),
+    "MDSC_BAGAEV2021": dict(
+        category="mdsc", source="Bagaev2021",
+        description="immune suppression by myeloid cells (Bagaev 2021 functional signature 'MDSC'): the suppressive effector genes of MDSCs and suppressive myeloid cells (IDO1, ARG1, IL10, CYBB/NOX2, PTGS2/COX-2, IL4I1, IL6)",
+        genes=["IDO1", "ARG1", "IL10", "CYBB", "PTGS2", "IL4I1", "IL6"],
+        check="checked",
+        compared="authors' repository BostonGene/MFP, signatures/gene_signatures.gmt (the functional gene expression signatures of the Molecular Functional Portrait of Bagaev 2021), line 'MDSC' (label 'Immune Suppression by Myeloid Cells'): the same 7 genes in the same order, read gene by gene (sixth round). Also in a third-party transcription that cites PMID 34019806 (WeipengMO/gene_signature content/posts/tme-associated-signature.md) as 'Myeloid immunosuppression', identical"),
     # ---- persister
-    "PERSISTER_SHAFFER2017": dict(
-        category="persister", source="Shaffer2017",
-        description="rare pre-resistant melanoma cell markers (Shaffer 2017, Fig. 1: EGFR, WNT5A, AXL, NGFR, PDGFRB, JUN ...)",
-        genes=["EGFR", "WNT5A", "AXL", "NGFR", "PDGFRB", "JUN", "SERPINE1", "NT5E", "FOSL1", "VEGFC"], check="unchecked",
-        compared="abstract seen (names 'a number of resistance markers' and JUN/AP-1, TEAD, SOX10) but not the gene list; genes from memory of the figure; fifth round: only the abstract again; a 'jackpot' marker list in nancyrzhanglab/multiomeFate_analysis kevin/Writeup6b/gene_list.R (28 genes, contains all 10 shipped genes) does not name Shaffer 2017 as its source, so it was not used"),
+    "PERSISTER_CHANG2022": dict(
+        category="persister", source="Chang2022",
+        description='genes of the pre-DTP state from which drug-tolerant persisters arise (Chang 2022, Fig. 5a; HER2+ breast cancer cells under HER2 tyrosine-kinase inhibitors: a G0-like state enriched for diapause and senescence genes)',
+        genes=["ABCC5", "CES4A", "CLDN8", "DEPTOR", "FTX", "FYCO1", "IGBP1", "INPP4B", "KHNYN", "LINC00865", "MAN1A1", "NPY1R", "PIK3IP1", "PNRC1", "PSCA", "PYROXD2", "RAB4B", "SARG", "YBEY", "YPEL2"],
+        check="checked",
+        compared="third-party transcription in a published literature meta-analysis of drug tolerance: barozziLab/DrugToleranceHallmarks code/literature_meta-analysis/DTP/dataset_chang_2022/markers.txt, set 'chang-2022_pre-DTP-up' (human), whose README names the paper ('Ontogeny and Vulnerabilities of Drug-Tolerant Persisters in HER2+ Breast Cancer', aacrjournals.org cancerdiscovery 12/4/1022) and says the genes of Fig. 5a were 'manually noted down'; 20 genes, read gene by gene (sixth round), kept in that file's alphabetical order. SARG is updated to C1orf116 (NCBI). The figure itself was not seen. It replaces PERSISTER_SHAFFER2017, whose genes could never be compared with Shaffer 2017"),
     # ---- senescence
     "SENMAYO": dict(
         category="senescence", source="Saul2022",
@@ -323,15 +341,17 @@ CURATED = {
         compared="MSigDB gene set SAUL_SEN_MAYO (curated from Saul 2022), file SAUL_SEN_MAYO.v2023.1.Hs.gmt as kept in lzh233/bysy data/pathway_data/: 125 genes, identical to the list here except PIGF, dropped on purpose: in SenMayo it means placental growth factor (NCBI lists PIGF as an alias of PGF, which is in the set), while the HGNC symbol PIGF is an unrelated GPI-anchor biosynthesis gene that would be scored instead. Also matches senescore genes.py SENMAYO_HUMAN (125)"),
     # ---- drug efflux
     "DRUG_EFFLUX_ABC_CORE": dict(
-        category="drug_efflux", source="Robey2018",
-        description="the three main multidrug ABC efflux pumps: P-gp (ABCB1), MRP1 (ABCC1), BCRP (ABCG2)",
-        genes=["ABCB1", "ABCC1", "ABCG2"], check="unchecked",
-        compared="not compared with the review during this build (standard facts); fifth round: no stored text of Robey 2018 found; still not compared"),
+        category="drug_efflux", source="Gottesman2002",
+        description='the three ABC transporters that confer multidrug resistance to cancer cells: MDR1/P-gp (ABCB1), MRP1 (ABCC1), ABCG2/BCRP',
+        genes=["ABCB1", "ABCC1", "ABCG2"],
+        check="checked",
+        compared="the review's Key Points on the publisher page (https://www.nature.com/articles/nrc706): 'ATP-binding cassette (ABC) transporters, including MDR1 (ABCB1), MRP1 (ABCC1) and ABCG2, can confer multidrug resistance to cancer cells in vitro' (sixth round); the same three genes. The source changed from Robey 2018, whose text naming all three was not found"),
     "DRUG_EFFLUX_ABC_EXTENDED": dict(
-        category="drug_efflux", source="Szakacs2006",
-        description="ABC transporters linked to anticancer drug resistance (Szakacs 2006, Table 1): ABCB1, ABCB4, ABCB11, ABCC1-6, ABCC10, ABCC11, ABCG2, ABCA2",
-        genes=["ABCB1", "ABCB4", "ABCB11", "ABCC1", "ABCC2", "ABCC3", "ABCC4", "ABCC5", "ABCC6", "ABCC10", "ABCC11", "ABCG2", "ABCA2"],
-        check="unchecked", compared="from memory of the review's table; not compared with a copy; fifth round: no stored text of Szakacs 2006 Table 1 found; still not compared"),
+        category="drug_efflux", source="Gottesman2002",
+        description='ABC transporters that confer multidrug resistance (ABCB1, ABCC1, ABCG2) plus those shown to transport anticancer drugs (MRP2-5 = ABCC2-5, ABCA2, BSEP = ABCB11) (Gottesman 2002, Key Points)',
+        genes=["ABCB1", "ABCC1", "ABCG2", "ABCC2", "ABCC3", "ABCC4", "ABCC5", "ABCA2", "ABCB11"],
+        check="checked_with_changes",
+        compared="the review's Key Points on the publisher page (https://www.nature.com/articles/nrc706): 'MDR1 (ABCB1), MRP1 (ABCC1) and ABCG2, can confer multidrug resistance' and 'MRP2 (ABCC2), MRP3 (ABCC3), MRP4 (ABCC4), MRP5 (ABCC5), ABCA2 and BSEP (ABCB11) are capable of transporting drugs' (sixth round). The list is now these 9 genes: the earlier 13-gene list, written from memory of Szakacs 2006 Table 1 and never compared, also had ABCB4, ABCC6, ABCC10 and ABCC11, which are removed; the source changed from Szakacs 2006 to Gottesman 2002"),
 }
 
 # CancerSEA states used here: state -> (signature name, category, description, check, compared)
@@ -366,6 +386,8 @@ SYMBOL_UPDATES = {
     "LIN28": "LIN28A",
     # Kieffer 2020 ecm-myCAF list
     "SEPT11": "SEPTIN11",
+    "FIGF": "VEGFD",
+    "WISP2": "CCN5",
     # Cheng 2021 M1/M2 lists (published spellings)
     "IL23": "IL23A", "FASL": "FASLG",
 }

@@ -867,13 +867,13 @@ SOURCES = {
 # Reusable program sets (names of tm.datasets.signatures())
 # --------------------------------------------------------------------------------------------
 PROLIFERATION = ["TIROSH_G2M", "HALLMARK_E2F_TARGETS"]
-CHEMO_RESISTANCE = ["PERSISTER_SHAFFER2017", "EMT_CANCERSEA", "QUIESCENCE_CANCERSEA", "STEMNESS_CANCERSEA"]
+CHEMO_RESISTANCE = ["PERSISTER_CHANG2022", "EMT_CANCERSEA", "QUIESCENCE_CANCERSEA", "STEMNESS_CANCERSEA"]
 DNA_REPAIR = ["DNA_REPAIR_CANCERSEA", "HALLMARK_DNA_REPAIR"]
 ICB_SENSITIVITY = [
     "AYERS_TCELL_INFLAMED_GEP_18",
     "AYERS_IFNG_6",
     "MHC1_APM_SENBABAOGLU",
-    "TPEX_MILLER2019",
+    "TPEX_TSUI2022",
     "CABRITA_TLS_9",
 ]
 ICB_RESISTANCE = [
@@ -1142,10 +1142,11 @@ THERAPIES = [
         molecular_targets=["EGFR"],
         targets=["EGFR"],
         requires_mutation="EGFR exon 19 deletion or L858R (also active against T790M)",
-        resistance_programs=["PERSISTER_SHAFFER2017"],
+        resistance_programs=["PERSISTER_CHANG2022"],
         evidence="First-line osimertinib prolonged progression-free survival (FLAURA; Soria 2018). EGFR-mutant lung "
         "cancer cells survive EGFR inhibition as reversible drug-tolerant persisters (Sharma 2010); "
-        "PERSISTER_SHAFFER2017 (pre-resistant melanoma markers) is the library's closest persister program. "
+        "PERSISTER_CHANG2022 (the pre-persister state of HER2+ breast cancer cells under HER2 kinase inhibitors) "
+        "is the library's closest persister program, shown for another kinase inhibitor and tumour type. "
         "Genomic resistance (EGFR C797S, MET amplification) is not visible in expression. Expression of EGFR cannot reveal the "
         "activating mutation the drug needs.",
         sources=["Soria2018", "Sharma2010", "Holohan2013"],
@@ -1214,10 +1215,10 @@ THERAPIES = [
         targets=["BRAF"],
         requires_mutation="BRAF V600E/K",
         resistance_genes=["AXL", "NGFR", "EGFR"],
-        resistance_programs=["PERSISTER_SHAFFER2017"],
         evidence="Improved survival in BRAF V600E melanoma (BRIM-3; Chapman 2011). Rare melanoma cells expressing "
         "EGFR, AXL, NGFR and other resistance markers survive vemurafenib and are reprogrammed into stable "
-        "resistance (Shaffer 2017). BRAF is "
+        "resistance (Shaffer 2017); these markers are scored as resistance genes (the library has no checked "
+        "gene list of those cells, so no resistance program is named). BRAF is "
         "expressed by most cells: expression cannot reveal the V600 mutation the drug needs.",
         normal_expression_note="Paradoxical MAPK activation in BRAF wild-type cells causes cutaneous squamous cell carcinomas.",
         sources=["Chapman2011", "Shaffer2017", "Holohan2013"],
@@ -1234,10 +1235,9 @@ THERAPIES = [
         targets=["BRAF"],
         requires_mutation="BRAF V600E/K",
         resistance_genes=["AXL", "NGFR", "EGFR"],
-        resistance_programs=["PERSISTER_SHAFFER2017"],
         evidence="The combination prolonged progression-free survival over dabrafenib alone (COMBI-d; Long 2014). "
         "Pre-resistant EGFR/AXL/NGFR-high melanoma cells escape MAPK inhibition (Shaffer 2017, shown for "
-        "vemurafenib). Target = BRAF, but the V600 "
+        "vemurafenib); these markers are scored as resistance genes. Target = BRAF, but the V600 "
         "mutation is what matters and expression cannot see it.",
         sources=["Long2014", "Shaffer2017", "Holohan2013"],
     ),
@@ -1604,7 +1604,7 @@ THERAPIES = [
         molecular_targets=["CD19"],
         targets=["CD19"],
         sensitivity_programs=["CYTOTOXIC_GUO2018"],
-        resistance_programs=["MDSC_MARKERS", "HALLMARK_INTERFERON_GAMMA_RESPONSE"],
+        resistance_programs=["MDSC_BAGAEV2021", "HALLMARK_INTERFERON_GAMMA_RESPONSE"],
         evidence="High remission rates in relapsed/refractory paediatric B-ALL (ELIANA; Maude 2018). CD19 loss by "
         "mutation or alternative splicing causes relapse (Sotillo 2015; Orlando 2018) - the loss is seen as "
         "absent target expression, but a splice isoform lacking the CAR epitope is not seen in gene-level "
@@ -1626,7 +1626,7 @@ THERAPIES = [
         molecular_targets=["CD19"],
         targets=["CD19"],
         sensitivity_programs=["CYTOTOXIC_GUO2018"],
-        resistance_programs=["MDSC_MARKERS", "HALLMARK_INTERFERON_GAMMA_RESPONSE"],
+        resistance_programs=["MDSC_BAGAEV2021", "HALLMARK_INTERFERON_GAMMA_RESPONSE"],
         evidence="Durable responses in refractory large B-cell lymphoma (ZUMA-1; Neelapu 2017). CD19 antigen loss "
         "(Orlando 2018), tumour interferon signalling and blood monocytic MDSCs (Jain 2021) went with failure; "
         "pre-treatment T-cell infiltration (Immunoscore, Immunosign 21) with response and survival (Scholler "
@@ -1840,7 +1840,8 @@ REQUIRED_CLASSES = {
 DOI_CHECK = "doi_verified: DOI seen with this title in independent public copies (publisher pages or reference lists), 2026-11-27"
 #: sources whose DOI was not re-checked here, with the reason (every other DOI was seen with its title)
 DOI_NOTES = {
-    "Robey2018": "doi_from_signature_library: same citation and DOI as signatures_sources.tsv, not re-checked"
+    "Robey2018": "doi_from_signature_library: the citation and DOI that signatures_sources.tsv carried until the library "
+    "cited Gottesman 2002 for its efflux sets; not re-checked"
 }
 
 

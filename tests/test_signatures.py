@@ -411,6 +411,40 @@ def test_shipped_library_is_well_formed():
     assert len(_resolve(None)) == len(df.drop_duplicates(["name", "gene", "direction"]))
 
 
+def test_shipped_library_is_checked_and_covers_the_required_categories():
+    """Every shipped list was compared with its publication (data/signatures_check.md), and every
+    category that the signature feature asks for keeps at least one list."""
+    from tmeatlas._resources import data_path
+
+    if not data_path(lib_mod.GENES_FILE).is_file():
+        pytest.skip("the shipped signature library is not installed yet")
+    df = lib_mod.signatures().drop_duplicates("name")
+    assert set(df["check"]) <= {"checked", "checked_with_changes"}, df.loc[
+        ~df["check"].str.startswith("checked"), "name"
+    ]
+    required = {
+        "stemness", "checkpoint", "exhaustion", "progenitor_exhausted", "cytotoxicity", "ifng_inflamed",
+        "antigen_presentation_mhc1", "antigen_presentation_mhc2", "hypoxia", "emt", "cell_cycle", "tls", "caf",
+        "tam", "treg", "mdsc", "angiogenesis", "persister", "senescence", "quiescence", "dna_repair", "hallmark",
+    }  # fmt: skip
+    assert required <= set(df["category"]), required - set(df["category"])
+    assert (df["category"] == "hallmark").sum() == 50
+
+
+def test_removed_signature_names_say_what_replaces_them():
+    from tmeatlas._resources import data_path
+
+    if not data_path(lib_mod.GENES_FILE).is_file():
+        pytest.skip("the shipped signature library is not installed yet")
+    names = set(lib_mod.signatures()["name"])
+    assert set(lib_mod.REMOVED.values()) <= names and not set(lib_mod.REMOVED) & names
+    with pytest.raises(tm.InvalidParameterError, match="'TEX_CHU2023'"):
+        lib_mod.signatures(names="TEX_TERMINAL_ZHENG2021")
+    a = _log_data(n_genes=50)
+    with pytest.raises(tm.InvalidParameterError, match="removed from the library.*'TPEX_TSUI2022'"):
+        score_signatures(a, signatures=["TPEX_MILLER2019"])
+
+
 # ------------------------------------------------------------------------------------------------
 # real data: equal to scanpy's score_genes on the same genes
 # ------------------------------------------------------------------------------------------------

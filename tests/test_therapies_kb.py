@@ -147,7 +147,7 @@ def test_every_program_resolves_in_the_signature_library(table):
     # the resistance programs named by the feature request are used
     for name in (
         "DRUG_EFFLUX_ABC_CORE",
-        "PERSISTER_SHAFFER2017",
+        "PERSISTER_CHANG2022",
         "EMT_CANCERSEA",
         "STEMNESS_CANCERSEA",
         "QUIESCENCE_CANCERSEA",

@@ -142,7 +142,7 @@ def _agreement(a: AnnData, out: Path) -> dict:
         "annotation_vs_truth": annotation,
         "spatial_vs_truth": spatial,
         "stemness_auroc_vs_truth": stem_auc,
-        "exhaustion_auroc_vs_truth": round(float(roc_auc_score(tex, o["sig_TEX_TERMINAL_ZHENG2021"].to_numpy()[cd8])), 4),
+        "exhaustion_auroc_vs_truth": round(float(roc_auc_score(tex, o["sig_TEX_CHU2023"].to_numpy()[cd8])), 4),
         "ari_leiden_vs_true_cell_type": round(float(ari), 4),
         "n_leiden_clusters": int(a.obs[OBS.leiden].nunique()),
         "malignant_f1_vs_truth": round(float(f1_score(truth, called)), 4),

@@ -273,14 +273,14 @@ truly exhausted cells first: the area under the ROC curve (AUROC; 0.5 = chance, 
 o = adata.obs  # score_signatures added its many columns by replacing adata.obs: take a fresh reference
 cd8 = o["true_cell_type"].isin(["CD8 T", "exhausted CD8 T", "progenitor-exhausted CD8 T"]).to_numpy()
 is_tex = (o["true_cell_type"] == "exhausted CD8 T").to_numpy()[cd8]
-exhaustion_auroc = roc_auc_score(is_tex, o["sig_TEX_TERMINAL_ZHENG2021"].to_numpy()[cd8])
+exhaustion_auroc = roc_auc_score(is_tex, o["sig_TEX_CHU2023"].to_numpy()[cd8])
 print("exhaustion AUROC among CD8 T cells:", round(exhaustion_auroc, 3))
 """),
     code("""
 SIGNATURES = [
     "TIROSH_G2M", "HALLMARK_HYPOXIA", "HALLMARK_EPITHELIAL_MESENCHYMAL_TRANSITION", "STEMNESS_CANCERSEA",
-    "TEX_TERMINAL_ZHENG2021", "TPEX_MILLER2019", "CYTOTOXIC_GUO2018", "MHC1_ANTIGEN_PRESENTATION",
-    "ELYADA_ICAF", "ELYADA_MYCAF", "ZHANG_C1QC_TAM", "ZHANG_SPP1_TAM", "TREG_ZHENG2021",
+    "TEX_CHU2023", "TPEX_TSUI2022", "CYTOTOXIC_GUO2018", "MHC1_BAGAEV2021",
+    "KIEFFER_IL_ICAF", "KIEFFER_ECM_MYCAF", "AZIZI_M1", "TAM_BAGAEV2021", "TREG_BAGAEV2021",
 ]
 fig = tm.pl.signatures(adata, groupby="cell_type_major", signatures=SIGNATURES, return_fig=True)
 save_panel(fig, "signatures")
@@ -964,18 +964,18 @@ print("cells labelled the same way by both:   ", round(float((per_cell.obs["cell
 
 `tm.tl.score_signatures` implements the Tirosh control-gene score exactly as scanpy does
 (same expression bins and the same control-gene draws for a given seed), but scores all
-signatures at once in one sparse pass. Check it on one set, the terminal T-cell exhaustion
-genes of Zheng et al. 2021, against `sc.tl.score_genes` on the same log-normalised matrix:
+signatures at once in one sparse pass. Check it on one set, the CD8 T-cell exhaustion
+genes of Chu et al. 2023, against `sc.tl.score_genes` on the same log-normalised matrix:
 """),
     code("""
-lib = tm.datasets.signatures(names="TEX_TERMINAL_ZHENG2021")
+lib = tm.datasets.signatures(names="TEX_CHU2023")
 genes = [g for g in lib.loc[lib["direction"] == "up", "gene"] if g in adata.var_names]
 sc.tl.score_genes(adata, genes, ctrl_size=50, n_bins=25, random_state=0, score_name="scanpy_TEX")
-tm.tl.score_signatures(adata, signatures="TEX_TERMINAL_ZHENG2021", ctrl_size=50, n_bins=25, rng=0)
+tm.tl.score_signatures(adata, signatures="TEX_CHU2023", ctrl_size=50, n_bins=25, rng=0)
 
-diff = np.abs(adata.obs["sig_TEX_TERMINAL_ZHENG2021"].to_numpy() - adata.obs["scanpy_TEX"].to_numpy())
+diff = np.abs(adata.obs["sig_TEX_CHU2023"].to_numpy() - adata.obs["scanpy_TEX"].to_numpy())
 print(f"{len(genes)} genes; largest absolute difference: {diff.max():.2e}; "
-      f"identical up to float32 rounding: {np.allclose(adata.obs['sig_TEX_TERMINAL_ZHENG2021'], adata.obs['scanpy_TEX'], atol=1e-5)}")
+      f"identical up to float32 rounding: {np.allclose(adata.obs['sig_TEX_CHU2023'], adata.obs['scanpy_TEX'], atol=1e-5)}")
 """),
     md("""
 **In place or copy.** Every `tm.tl` / `tm.gr` tool writes into the object and returns `None`;
@@ -1019,7 +1019,7 @@ back = ad.read_h5ad(path)
 checks = {
     "obs columns": list(back.obs.columns) == list(adata.obs.columns),
     "cell types": back.obs["cell_type"].equals(adata.obs["cell_type"]),
-    "signature scores": np.allclose(back.obs["sig_TEX_TERMINAL_ZHENG2021"], adata.obs["sig_TEX_TERMINAL_ZHENG2021"]),
+    "signature scores": np.allclose(back.obs["sig_TEX_CHU2023"], adata.obs["sig_TEX_CHU2023"]),
     "obsm X_cell_type_scores (DataFrame)": isinstance(back.obsm["X_cell_type_scores"], pd.DataFrame)
     and np.allclose(back.obsm["X_cell_type_scores"].to_numpy(), adata.obsm["X_cell_type_scores"].to_numpy()),
     "uns['annotate'] keys": set(back.uns["annotate"]) == set(adata.uns["annotate"]),
@@ -1039,7 +1039,7 @@ fig, axs = plt.subplots(2, 2, figsize=(7.2, 6.0), layout="constrained")
 sc.pl.umap(adata, color="leiden", legend_loc="on data", frameon=False, ax=axs[0, 0], show=False)
 sc.pl.umap(adata, color="cell_type_major", frameon=False, ax=axs[0, 1], show=False)  # colours from uns, set by tmeatlas
 tm.pl.composition(adata, sample_key="sample", groupby="cell_type_major", ax=axs[1, 0])
-tm.pl.signatures(adata, groupby="cell_type_major", signatures=["TEX_TERMINAL_ZHENG2021", "TIROSH_G2M", "TIROSH_G1S"], ax=axs[1, 1])
+tm.pl.signatures(adata, groupby="cell_type_major", signatures=["TEX_CHU2023", "TIROSH_G2M", "TIROSH_G1S"], ax=axs[1, 1])
 for ax, letter in zip(axs.flat, "abcd"):
     ax.set_title(letter, loc="left", fontweight="bold")
 save_panel(fig, "scanpy_grid")

@@ -80,9 +80,35 @@ def _as_list(value, what: str) -> list[str]:
     raise InvalidParameterError(f"{what} must be a string or a list of strings, got {value!r}.")
 
 
+#: signatures removed from the library because their gene lists could never be compared with their
+#: publications (data/signatures_check.md, sixth round) -> the checked list that replaces them
+REMOVED = {
+    "TEX_TERMINAL_ZHENG2021": "TEX_CHU2023",
+    "TREG_ZHENG2021": "TREG_BAGAEV2021",
+    "TPEX_MILLER2019": "TPEX_TSUI2022",
+    "MHC1_ANTIGEN_PRESENTATION": "MHC1_BAGAEV2021",
+    "MHC2_ANTIGEN_PRESENTATION": "MHC2_BAGAEV2021",
+    "ELYADA_ICAF": "KIEFFER_IL_ICAF",
+    "ELYADA_MYCAF": "KIEFFER_ECM_MYCAF",
+    "ELYADA_APCAF": "MHC2_BAGAEV2021",
+    "ZHANG_C1QC_TAM": "TAM_BAGAEV2021",
+    "ZHANG_SPP1_TAM": "TAM_BAGAEV2021",
+    "MDSC_MARKERS": "MDSC_BAGAEV2021",
+    "PERSISTER_SHAFFER2017": "PERSISTER_CHANG2022",
+}
+
+
 def _unknown(kind: str, bad: list[str], known: list[str]) -> InvalidParameterError:
     from .._validation import suggest_names
 
+    gone = [b for b in bad if b in REMOVED]
+    if gone:
+        return InvalidParameterError(
+            "signature(s) removed from the library because their gene lists could not be checked against their "
+            "publications (data/signatures_check.md): "
+            + ", ".join(f"{g!r} (use {REMOVED[g]!r})" for g in gone)
+            + "."
+        )
     hint = suggest_names(bad, known)
     listing = ", ".join(map(repr, known[:30])) + (" ..." if len(known) > 30 else "")
     return InvalidParameterError(

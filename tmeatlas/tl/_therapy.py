@@ -75,7 +75,7 @@ _TCELL_ABUNDANCE = ("tcell_inflamed_gep", "cd8_fraction", "tpex_fraction")
 _NOT_INFILTRATED = ("excluded", "desert")
 #: immunotherapy signatures (library names)
 _IFNG, _APM, _GEP, _TPEX, _TEX = (
-    "AYERS_IFNG_6", "MHC1_APM_SENBABAOGLU", "AYERS_TCELL_INFLAMED_GEP_18", "TPEX_MILLER2019", "TEX_TERMINAL_ZHENG2021",
+    "AYERS_IFNG_6", "MHC1_APM_SENBABAOGLU", "AYERS_TCELL_INFLAMED_GEP_18", "TPEX_TSUI2022", "TEX_CHU2023",
 )  # fmt: skip
 _CYCLE = ("TIROSH_G2M", "TIROSH_G1S")  # excluded from the neighbour graph
 _Z_CLIP = 3.0
