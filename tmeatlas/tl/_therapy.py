@@ -517,7 +517,8 @@ def therapy_survival(
       MHC-I antigen presentation (Senbabaoglu et al., Genome Biol 2016) of the malignant
       cells, the T-cell-inflamed expression profile of all cells (Ayers 2017), the CD8 T-cell
       fraction, the fraction of CD8 T cells in the progenitor-exhausted rather than terminal
-      state (Miller et al., Nat Immunol 2019; Sade-Feldman et al., Cell 2018), the fraction of
+      state (Miller et al., Nat Immunol 2019; Sade-Feldman et al., Cell 2018; a cell counts when its
+      TPEX_TSUI2022 score exceeds its TEX_CHU2023 score), the fraction of
       cells expressing PD-L1 (CD274), and (weight 2) the spatial immune phenotype
       ``obs["immune_phenotype"]`` of :func:`tmeatlas.gr.immune_phenotype` (inflamed +1,
       excluded or desert -1; Chen & Mellman, Nature 2017). In an excluded or desert sample the
