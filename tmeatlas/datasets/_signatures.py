@@ -130,8 +130,10 @@ def signatures(
     unless the publication gives gene weights), ``species``, ``source`` (key of the
     publication), ``citation``, ``doi``, ``licence`` (terms under which the gene list is
     redistributed), ``description`` (what the set measures and where in the paper it comes
-    from) and ``check`` (``"checked"``: compared with the publication; ``"checked_with_changes"``:
-    compared, with symbol updates recorded in ``data/signatures_check.md``; ``"unchecked"``).
+    from) and ``check`` (``"checked"``: compared with the publication or a copy that names it;
+    ``"checked_with_changes"``: compared, then changed to match that copy or given current
+    symbols, each change recorded in ``data/signatures_check.md``; every shipped list is one of
+    the two).
     The file format is described in ``data/SIGNATURES_FORMAT.md``; provenance and licences in
     ``tmeatlas/_data/PROVENANCE.md``.
 
