@@ -103,6 +103,22 @@ SOURCES = {
 # check: verdict before symbol updates ("checked" or "unchecked"); compared: what was compared.
 # --------------------------------------------------------------------------------------------
 EASIER = "third-party transcription in olapuentesantana/easier (Lapuente-Santana et al., Patterns 2021)"
+
+def _mfp(key: str, label: str, extra: str) -> str:
+    """What a Bagaev 2021 list was compared with (sixth round); the gene count is filled in by main()."""
+    return ("authors' repository BostonGene/MFP, signatures/gene_signatures.gmt (the functional gene expression "
+            f"signatures of the Molecular Functional Portrait of Bagaev 2021), line '{key}' (label '{label}'): the same "
+            "{n} genes in the same order, read gene by gene (sixth round). Also in a third-party transcription that "
+            f"cites PMID 34019806 (WeipengMO/gene_signature content/posts/tme-associated-signature.md){extra}")
+
+
+def _kieffer(row: str, extra: str) -> str:
+    """What a Kieffer 2020 CAF-cluster list was compared with (sixth round); the gene count is filled in by main()."""
+    return ("third-party transcription: WeipengMO/gene_signature content/posts/tme-associated-signature.md "
+            f"(signature-collection site; row '{row} [Kieffer et al.]', source PMID 32434947 = Kieffer 2020), {{n}} genes, "
+            "the same table that KIEFFER_ECM_MYCAF was checked against; the list is that row gene for gene and in its "
+            f"order (sixth round). Not compared with the paper's own supplementary table.{extra}")
+
 CURATED = {
     # ---- stemness
     "STEMNESS_PLURIPOTENCY_OSKM": dict(
@@ -186,13 +202,13 @@ CURATED = {
         description="MHC class I antigen presentation (Bagaev 2021 functional signature 'MHCI'): HLA-A/B/C, B2M, TAP1/2, TAPBP and the class I transactivator NLRC5",
         genes=["HLA-A", "HLA-B", "HLA-C", "B2M", "TAP1", "TAP2", "NLRC5", "TAPBP"],
         check="checked",
-        compared="authors' repository BostonGene/MFP, signatures/gene_signatures.gmt (the functional gene expression signatures of the Molecular Functional Portrait of Bagaev 2021), line 'MHCI' (label 'MHCI'): the same 8 genes in the same order, read gene by gene (sixth round). Also in a third-party transcription that cites PMID 34019806 (WeipengMO/gene_signature content/posts/tme-associated-signature.md), which lists the same genes without NLRC5"),
+        compared=_mfp('MHCI', 'MHCI', ', which lists the same genes without NLRC5')),
     "MHC2_BAGAEV2021": dict(
         category="antigen_presentation_mhc2", source="Bagaev2021",
         description="MHC class II antigen presentation (Bagaev 2021 functional signature 'MHCII'): HLA-DR/DP/DQ chains, HLA-DM and the transactivator CIITA",
         genes=["HLA-DRA", "HLA-DRB1", "HLA-DMA", "HLA-DPA1", "HLA-DPB1", "HLA-DMB", "HLA-DQB1", "HLA-DQA1", "CIITA"],
         check="checked",
-        compared="authors' repository BostonGene/MFP, signatures/gene_signatures.gmt (the functional gene expression signatures of the Molecular Functional Portrait of Bagaev 2021), line 'MHCII' (label 'MHCII'): the same 9 genes in the same order, read gene by gene (sixth round). Also in a third-party transcription that cites PMID 34019806 (WeipengMO/gene_signature content/posts/tme-associated-signature.md), identical"),
+        compared=_mfp('MHCII', 'MHCII', ', identical')),
     "MHC1_APM_SENBABAOGLU": dict(
         category="antigen_presentation_mhc1", source="Senbabaoglu2016",
         description="antigen processing machinery score genes: MHC-I heavy chains, B2M, TAP1/2, TAPBP",
@@ -233,37 +249,37 @@ CURATED = {
         description="cancer-associated fibroblast genes (Bagaev 2021 functional signature 'CAF', labelled 'Fibroblasts')",
         genes=["COL1A1", "COL1A2", "COL5A1", "ACTA2", "FGF2", "FAP", "LRP1", "CD248", "COL6A1", "COL6A2", "COL6A3", "CXCL12", "FBLN1", "LUM", "MFAP5", "MMP3", "MMP2", "PDGFRB", "PDGFRA"],
         check="checked",
-        compared="authors' repository BostonGene/MFP, signatures/gene_signatures.gmt (the functional gene expression signatures of the Molecular Functional Portrait of Bagaev 2021), line 'CAF' (label 'Fibroblasts'): the same 19 genes in the same order, read gene by gene (sixth round). Also in a third-party transcription that cites PMID 34019806 (WeipengMO/gene_signature content/posts/tme-associated-signature.md) as 'Cancer-associated fibroblasts', identical"),
+        compared=_mfp('CAF', 'Fibroblasts', " as 'Cancer-associated fibroblasts', identical")),
     "KIEFFER_IL_ICAF": dict(
         category="caf", source="Kieffer2020",
         description="interleukin iCAF cluster genes of Kieffer 2020 (CAF-S1 cluster 'IL-iCAF')",
         genes=["ITM2A", "CXCL12", "FIGF", "FXYD1", "PLPP3", "TNFRSF10D", "CTB-92J24.3", "LAMC3", "C7", "ZBTB16", "CAPN6", "SCARA5", "DLK1", "MEG3", "TAC1", "THUMPD3-AS1", "GMFG", "CYGB", "CCL8", "VCAM1", "FMO2", "FBLN5", "COLEC12", "PDGFD", "GADD45G", "SNAI1", "LSP1", "CCL2", "IL6", "PTGS2", "NR2F1", "F10", "CEBPA", "KDM6B", "PID1"],
         check="checked",
-        compared="third-party transcription: WeipengMO/gene_signature content/posts/tme-associated-signature.md (signature-collection site; row 'IL-iCAF [Kieffer et al.]', source PMID 32434947 = Kieffer 2020), 35 genes, the same table that KIEFFER_ECM_MYCAF was checked against; the list is that row gene for gene and in its order (sixth round). Not compared with the paper's own supplementary table. FIGF is updated to VEGFD (NCBI) and the clone-based lncRNA name CTB-92J24.3 to AC011503.1 (the library's gene_names() alias)."),
+        compared=_kieffer('IL-iCAF', " FIGF is updated to VEGFD (NCBI) and the clone-based lncRNA name CTB-92J24.3 to AC011503.1 (the library's gene_names() alias).")),
     "KIEFFER_IFNG_ICAF": dict(
         category="caf", source="Kieffer2020",
         description="IFN-gamma iCAF cluster genes of Kieffer 2020 (CAF-S1 cluster 'IFNgamma-iCAF')",
         genes=["CCL19", "VCAM1", "RBP5", "CYP1B1", "C7", "TNFRSF4", "CXCL13", "CXCL9", "CCL2", "IL34", "ABI3BP", "CYP7B1", "F10", "COLEC12", "CXCL10", "EMILIN1", "GGT5", "EGFLAM", "PLXDC1", "CXCL11", "CCL8", "CXCL3"],
         check="checked",
-        compared="third-party transcription: WeipengMO/gene_signature content/posts/tme-associated-signature.md (signature-collection site; row 'IFNr-iCAF [Kieffer et al.]', source PMID 32434947 = Kieffer 2020), 22 genes, the same table that KIEFFER_ECM_MYCAF was checked against; the list is that row gene for gene and in its order (sixth round). Not compared with the paper's own supplementary table."),
+        compared=_kieffer('IFNr-iCAF', '')),
     "KIEFFER_DETOX_ICAF": dict(
         category="caf", source="Kieffer2020",
         description="detoxification iCAF cluster genes of Kieffer 2020 (CAF-S1 cluster 'detox-iCAF')",
         genes=["ADH1B", "C7", "CXCL12", "TNXB", "RSPO3", "DCN", "C16orf89", "GDF10", "PAMR1", "FXYD1", "ZBTB16", "SLIT3", "HSPB6", "IL6", "FBLN5", "OGN", "PLA2G2A", "CHRDL1", "CYGB", "FGF7", "PI16", "PLAC9", "WISP2", "PTX3", "CCL2", "CXCL3"],
         check="checked",
-        compared="third-party transcription: WeipengMO/gene_signature content/posts/tme-associated-signature.md (signature-collection site; row 'detox-iCAF [Kieffer et al.]', source PMID 32434947 = Kieffer 2020), 26 genes, the same table that KIEFFER_ECM_MYCAF was checked against; the list is that row gene for gene and in its order (sixth round). Not compared with the paper's own supplementary table. WISP2 is updated to CCN5."),
+        compared=_kieffer('detox-iCAF', ' WISP2 is updated to CCN5.')),
     "KIEFFER_TGFB_MYCAF": dict(
         category="caf", source="Kieffer2020",
         description="TGF-beta myCAF cluster genes of Kieffer 2020 (CAF-S1 cluster 'TGFbeta-myCAF')",
         genes=["CST1", "LAMP5", "LOXL1", "EDNRA", "TGFB1", "TGFB3", "TNN", "CST2", "HES4", "COL10A1", "ELN", "THBS4", "NKD2", "OLFM2", "COL6A3", "LRRC17", "COL3A1", "THY1", "HTRA3", "TMEM204", "SEPT11", "COMP", "TNFAIP6", "ID4", "GGT5", "INAFM1", "CILP", "OLFML2B"],
         check="checked",
-        compared="third-party transcription: WeipengMO/gene_signature content/posts/tme-associated-signature.md (signature-collection site; row 'TGFb-myCAF [Kieffer et al.]', source PMID 32434947 = Kieffer 2020), 28 genes, the same table that KIEFFER_ECM_MYCAF was checked against; the list is that row gene for gene and in its order (sixth round). Not compared with the paper's own supplementary table. SEPT11 is updated to SEPTIN11."),
+        compared=_kieffer('TGFb-myCAF', ' SEPT11 is updated to SEPTIN11.')),
     "KIEFFER_WOUND_MYCAF": dict(
         category="caf", source="Kieffer2020",
         description="wound-healing myCAF cluster genes of Kieffer 2020 (CAF-S1 cluster 'wound-myCAF')",
         genes=["SFRP4", "CCDC80", "OGN", "DCN", "PTGER3", "SFRP2", "PDGFRL", "SMOC2", "MMP23B", "CPXM2", "COL14A1", "ITGBL1", "WISP2", "CILP2", "COL8A1", "GAS1", "COL3A1", "OMD", "COL11A1", "CILP", "NEXN", "ASPN", "RARRES2", "FIBIN", "TMEM119", "KERA", "ID4", "GRP", "COMP", "DPT", "ELN", "FBLN2", "IGF1", "IGF2"],
         check="checked",
-        compared="third-party transcription: WeipengMO/gene_signature content/posts/tme-associated-signature.md (signature-collection site; row 'wound-myCAF [Kieffer et al.]', source PMID 32434947 = Kieffer 2020), 34 genes, the same table that KIEFFER_ECM_MYCAF was checked against; the list is that row gene for gene and in its order (sixth round). Not compared with the paper's own supplementary table. WISP2 is updated to CCN5."),
+        compared=_kieffer('wound-myCAF', ' WISP2 is updated to CCN5.')),
     "KIEFFER_ECM_MYCAF": dict(
         category="caf", source="Kieffer2020",
         description="ECM-myCAF cluster genes of Kieffer 2020 (CAF-S1 cluster 'ecm-myCAF'; 40 genes, in the order of the transcribed list)",
@@ -287,7 +303,7 @@ CURATED = {
         description="tumour-associated macrophage genes (Bagaev 2021 functional signature 'Macrophages', labelled 'Tumor-associated Macrophages')",
         genes=["IL10", "MRC1", "MSR1", "CD163", "CSF1R", "IL4I1", "SIGLEC1", "CD68"],
         check="checked",
-        compared="authors' repository BostonGene/MFP, signatures/gene_signatures.gmt (the functional gene expression signatures of the Molecular Functional Portrait of Bagaev 2021), line 'Macrophages' (label 'Tumor-associated Macrophages'): the same 8 genes in the same order, read gene by gene (sixth round). Also in a third-party transcription that cites PMID 34019806 (WeipengMO/gene_signature content/posts/tme-associated-signature.md) as 'TAMs', identical"),
+        compared=_mfp('Macrophages', 'Tumor-associated Macrophages', " as 'TAMs', identical")),
     "AZIZI_M1": dict(
         category="tam", source="Cheng2021",
         description="M1 macrophage polarisation genes (16) of the Cheng 2021 supplementary table (column M1); the name is kept from earlier versions, which cited Azizi 2018",
@@ -308,14 +324,14 @@ CURATED = {
         description="regulatory T cell genes (Bagaev 2021 functional signature 'Treg')",
         genes=["FOXP3", "CTLA4", "IL10", "TNFRSF18", "CCR8", "IKZF4", "IKZF2"],
         check="checked",
-        compared="authors' repository BostonGene/MFP, signatures/gene_signatures.gmt (the functional gene expression signatures of the Molecular Functional Portrait of Bagaev 2021), line 'Treg' (label 'Treg'): the same 7 genes in the same order, read gene by gene (sixth round). Also in a third-party transcription that cites PMID 34019806 (WeipengMO/gene_signature content/posts/tme-associated-signature.md); also in its conserved-pan-cancer-microenvironment.md page, identical"),
+        compared=_mfp('Treg', 'Treg', '; also in its conserved-pan-cancer-microenvironment.md page, identical')),
     # ---- MDSC
     "MDSC_BAGAEV2021": dict(
         category="mdsc", source="Bagaev2021",
         description="immune suppression by myeloid cells (Bagaev 2021 functional signature 'MDSC'): the suppressive effector genes of MDSCs and suppressive myeloid cells (IDO1, ARG1, IL10, CYBB/NOX2, PTGS2/COX-2, IL4I1, IL6)",
         genes=["IDO1", "ARG1", "IL10", "CYBB", "PTGS2", "IL4I1", "IL6"],
         check="checked",
-        compared="authors' repository BostonGene/MFP, signatures/gene_signatures.gmt (the functional gene expression signatures of the Molecular Functional Portrait of Bagaev 2021), line 'MDSC' (label 'Immune Suppression by Myeloid Cells'): the same 7 genes in the same order, read gene by gene (sixth round). Also in a third-party transcription that cites PMID 34019806 (WeipengMO/gene_signature content/posts/tme-associated-signature.md) as 'Myeloid immunosuppression', identical"),
+        compared=_mfp('MDSC', 'Immune Suppression by Myeloid Cells', " as 'Myeloid immunosuppression', identical")),
     # ---- persister
     "PERSISTER_CHANG2022": dict(
         category="persister", source="Chang2022",
@@ -468,7 +484,7 @@ def main(argv=None):
         rows = [(x, "up", 1.0) for x in g] if isinstance(g, list) else [
             (x, "up" if w >= 0 else "down", abs(float(w))) for x, w in g.items()]
         entries[name] = dict(category=d["category"], source=d["source"], description=d["description"], rows=rows,
-                             check=d["check"], compared=d["compared"])
+                             check=d["check"], compared=d["compared"].replace("{n}", str(len(rows))))
 
     old = None
     if (DATA / "signatures_human.tsv").exists():
