@@ -113,7 +113,7 @@ def main() -> None:
                                    capture_output=True, text=True, timeout=args.timeout)
                 res[tool] = (json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0
                              else {"tool": tool, "n_cells": n, "error": p.stderr.strip().splitlines()[-1:]})
-            if all("pooled_z" in r for r in res.values()):
+            if all("pooled_z" in res.get(t, {}) for t in ("tmeatlas", "squidpy")):
                 keys = sorted(set(res["tmeatlas"]["pooled_z"]) & set(res["squidpy"]["pooled_z"]))
                 x = np.array([res["tmeatlas"]["pooled_z"][k] for k in keys])
                 y = np.array([res["squidpy"]["pooled_z"][k] for k in keys])
@@ -129,6 +129,11 @@ def main() -> None:
            "machine": {"date": datetime.now(UTC).isoformat(timespec="seconds"), "platform": platform.platform(),
                        "cpu_count": os.cpu_count(), "python": platform.python_version()},
            "n_perms": args.n_perms, "runs": runs}
+    if RESULTS.exists():  # rerunning some sizes keeps the runs of the others
+        old = json.loads(RESULTS.read_text())
+        if old.get("n_perms") == args.n_perms:
+            out["runs"] = [r for r in old.get("runs", []) if r.get("n_cells") not in args.sizes] + runs
+            out["runs"].sort(key=lambda r: r.get("n_cells", 0))
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2) + "\n")
 

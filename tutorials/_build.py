@@ -562,12 +562,15 @@ save_panel(fig, "immune_phenotypes")
 ## 7. Spatial niches
 
 `tm.gr.niches` clusters cells by their neighbourhood composition (fine cell types at two
-scales) plus their position relative to the tumour boundary, with all samples together so that
-a niche means the same thing in every patient. Without `n_niches`, the number is chosen by
-**stability** across subsamples (Lange et al. 2004), which favours coarse partitions that are
-robust; niches are named from their composition by fixed rules (repeated names get a number).
-Results: `obs["niche"]`, `uns["niches"]` (`composition`, `regions`, `summary`, `per_sample`,
-`stability`) and `uns["niche_colors"]`.
+scales, compared in the chi-square metric so that a rare type concentrated in a small structure,
+such as B cells in a TLS, counts) plus their position relative to the tumour boundary, with all
+samples together so that a niche means the same thing in every patient. Without `n_niches`, the
+number is chosen by **stability** across subsamples (Lange et al. 2004): the largest number of
+niches nearly as reproducible as the most stable one, passing over partitions that only split
+one structure by patient (for example the stroma of inflamed and of desert tumours; the
+`sample_overlap` column). Niches are named from their composition by fixed rules (repeated
+names get a number). Results: `obs["niche"]`, `uns["niches"]` (`composition`, `regions`,
+`summary`, `per_sample`, `stability`) and `uns["niche_colors"]`.
 """),
     code("""
 tm.gr.niches(adata, cluster_key="cell_type", sample_key="sample", k_range=(3, 8), rng=0)
@@ -586,10 +589,9 @@ print("niches chosen:", adata.obs["niche"].nunique(), "| ARI vs true niches:", r
 pd.crosstab(adata.obs["niche"], adata.obs["true_niche"])
 """),
     md("""
-When you expect finer structure (here the simulation has five kinds of niche, including TLS
-and normal ducts), ask for a number of niches with `n_niches`. The call overwrites
-`obs["niche"]` and `uns["niches"]`; we kept the stability choice in
-`obs["niche_by_stability"]` above.
+To impose a number of niches (here the simulation's five kinds: tumour, margin, stroma, TLS
+and normal ducts), pass `n_niches`. The call overwrites `obs["niche"]` and `uns["niches"]`;
+we kept the stability choice in `obs["niche_by_stability"]` above.
 """),
     code("""
 n_true = adata.obs["true_niche"].nunique()

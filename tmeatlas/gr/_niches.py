@@ -21,11 +21,16 @@ if TYPE_CHECKING:
 
 __all__ = ["niches"]
 
-#: weight of the two interface features (inside the tumour; proximity to it) next to the composition fractions
-REGION_WEIGHT = 0.5
+#: k-means restarts of each stability run (a run stuck in a poor local optimum would make a
+#: well-separated partition look unstable)
+STABILITY_N_INIT = 8
 #: neighbour counts of the neighbourhood compositions computed when none exist (about two rings
 #: of cells, and a ~50-cell neighbourhood that sees the surrounding tissue)
 DEFAULT_SCALES = (15, 50)
+#: two mutually most similar niches whose distributions over samples overlap less than this
+#: (overlap coefficient) are one structure split by patient; a number of niches that makes
+#: such a split is passed over
+MIN_SAMPLE_OVERLAP = 0.5
 #: runs per candidate number of niches in the stability selection
 N_STABILITY_RUNS = 5
 #: cells of the stability subsamples (ARI between runs is estimated well on this many)
@@ -90,6 +95,48 @@ def _name(comp: pd.Series, region: pd.Series | None) -> str:
     return "mixed (" + ", ".join(map(str, top)) + ")"
 
 
+def _block_of(column: str) -> str:
+    """The neighbourhood scale of a composition column ("CD8 T@50" -> "50"; no scale -> "")."""
+    return column.rsplit("@", 1)[1] if "@" in column else ""
+
+
+def _features(
+    F: np.ndarray, columns: list[str], interface: np.ndarray | None, fit: np.ndarray
+) -> tuple[np.ndarray, dict[str, float]]:
+    r"""The clustered representation: chi-square-scaled compositions, blocks balanced as in MFA.
+
+    Each composition column is divided by the square root of its mean,
+    :math:`x_{ij} / \sqrt{\bar p_j}`, the chi-square metric of correspondence analysis: a
+    neighbourhood fraction's sampling variance grows with the group's abundance, so on raw
+    fractions abundant groups (malignant cells, fibroblasts) dominate the distances and rare
+    but concentrated ones (B cells of a TLS) do not count. Each block — one per neighbourhood
+    scale, and the interface features — is then divided by the square root of the largest
+    eigenvalue of its covariance (multiple factor analysis, Escofier & Pagès, Comput Stat Data
+    Anal 18:121, 1994), so that no block outweighs the others by its number of columns or
+    its spread. Means and eigenvalues are computed on the ``fit`` rows.
+    """
+    mean = F[fit].mean(axis=0)
+    scale = np.zeros(F.shape[1])
+    ok = mean > 0
+    scale[ok] = 1.0 / np.sqrt(mean[ok])
+    tags = [_block_of(c) for c in columns]
+    blocks: list[tuple[str, np.ndarray]] = []
+    for tag in dict.fromkeys(tags):
+        cols = np.flatnonzero([t == tag for t in tags])
+        blocks.append((f"composition@{tag}" if tag else "composition", F[:, cols] * scale[cols]))
+    if interface is not None:
+        blocks.append(("interface", np.asarray(interface, dtype=np.float64)))
+    weights: dict[str, float] = {}
+    parts = []
+    for name, B in blocks:
+        sub = B[fit]
+        top = float(np.linalg.eigvalsh(np.atleast_2d(np.cov(sub, rowvar=False)))[-1]) if len(sub) > 1 else 0.0
+        w = 1.0 / np.sqrt(top) if top > 1e-12 else 0.0
+        weights[name] = w
+        parts.append(B * w)
+    return np.hstack(parts), weights
+
+
 def _kmeans(X: np.ndarray, k: int, seed: int, n_init: int = 3) -> np.ndarray:
     """Centroids of k-means (k-means++ initialisation) on ``X``."""
     from sklearn.cluster import KMeans
@@ -127,7 +174,7 @@ def _stability(X: np.ndarray, ks: list[int], seed: int, n_runs: int, fit_size: i
         for s in spawn_seeds(seed + k, n_runs):
             r = make_rng(int(s))
             sub = r.choice(n, size=max(min(n, int(0.8 * m)), k), replace=False)
-            labels.append(_assign(X[evaluation], _kmeans(X[sub], k, int(s), n_init=3)))
+            labels.append(_assign(X[evaluation], _kmeans(X[sub], k, int(s), n_init=STABILITY_N_INIT)))
         scores = [
             adjusted_rand_score(labels[i], labels[j]) for i in range(n_runs) for j in range(i + 1, n_runs)
         ]
@@ -137,11 +184,29 @@ def _stability(X: np.ndarray, ks: list[int], seed: int, n_runs: int, fit_size: i
     return pd.DataFrame(rows)
 
 
-def _choose_k(table: pd.DataFrame, tolerance: float) -> int:
-    """The most stable number of niches; the largest within ``tolerance`` of it on near-ties."""
-    best = table["stability"].max()
-    ok = table[table["stability"] >= best - tolerance]
-    return int(ok["n_niches"].max())
+def _patient_split(X: np.ndarray, labels: np.ndarray, samples: np.ndarray) -> float:
+    r"""Smallest sample-distribution overlap of two mutually most similar niches (1: no split by sample).
+
+    For niches ``a`` and ``b`` that are each other's nearest (centroid distance), the overlap
+    coefficient :math:`\sum_s \min(q_{as}, q_{bs})` of their distributions over samples
+    (:math:`q_{as}` the fraction of sample ``s``'s cells in ``a``, normalised over samples so that
+    sample size does not count) is 1 when both occur alike in every sample and 0 when they never
+    share a sample: then they are one tissue structure split by patient.
+    """
+    present = np.unique(labels)
+    if len(present) < 2:
+        return 1.0
+    cent = np.array([X[labels == c].mean(axis=0) for c in present])
+    d = ((cent[:, None, :] - cent[None, :, :]) ** 2).sum(-1)
+    np.fill_diagonal(d, np.inf)
+    nearest = d.argmin(axis=1)
+    frac = pd.crosstab(samples, labels, normalize="index").reindex(columns=present, fill_value=0.0).to_numpy()
+    q = frac / np.maximum(frac.sum(axis=0, keepdims=True), 1e-12)
+    worst = 1.0
+    for a, b in enumerate(nearest):
+        if nearest[b] == a:
+            worst = min(worst, float(np.minimum(q[:, a], q[:, b]).sum()))
+    return worst
 
 
 def niches(
@@ -153,7 +218,7 @@ def niches(
     n_niches: int | None = None,
     k_range: tuple[int, int] = (3, 10),
     use_interface: bool = True,
-    stability_tolerance: float = 0.005,
+    stability_tolerance: float = 0.03,
     max_fit_cells: int = 50_000,
     rng: RngLike = 0,
     key_added: str = UNS.niches,
@@ -167,18 +232,40 @@ def niches(
     2018) and Schürch et al. (Cell 182:1341, 2020), plus — when :func:`tmeatlas.gr.interface`
     has run and ``use_interface`` — its position relative to the tumour: whether it lies inside,
     and its proximity :math:`\exp(-\max(d, 0) / \lambda)` to the boundary (:math:`d` the
-    signed distance, :math:`\lambda` half the interface's margin width), both with weight 0.5.
-    The proximity is continuous, so the clustering places the margin–stroma cut where the
-    composition changes rather than at the interface's fixed band. All samples are clustered together by k-means, so
-    a niche means the same composition in every sample (the graphs, built per sample, never
-    join two samples).
+    signed distance, :math:`\lambda` half the interface's margin width). The proximity is
+    continuous, so the clustering places the margin–stroma cut where the composition changes
+    rather than at the interface's fixed band.
+
+    Compositions are compared in the chi-square metric of correspondence analysis: each
+    group's fraction is divided by the square root of its mean fraction, so that a rare group
+    concentrated in a small structure (B cells in a TLS) counts as much as a change in an
+    abundant one (a fraction's sampling variance grows with its mean). Each block of features —
+    one per neighbourhood scale, and the two interface features — is then divided by the square
+    root of the largest eigenvalue of its covariance, as in multiple factor analysis (Escofier &
+    Pagès, Comput Stat Data Anal 18:121, 1994), so that no block dominates by its number of
+    columns or its spread (weights in ``params["block_weights"]``). All samples are clustered
+    together by k-means, so a niche means the same composition in every sample (the graphs,
+    built per sample, never join two samples).
 
     The number of niches, when not given, is chosen by stability (Lange et al., Neural Comput
-    16:1299, 2004): for each :math:`k` in ``k_range``, k-means is fitted on
-    :data:`N_STABILITY_RUNS` independent 80 % subsamples and the runs' labels of one evaluation
-    set are compared by the adjusted Rand index; the most stable :math:`k` is kept (the largest
-    one on near-ties, within ``stability_tolerance``). Centroids are fitted on at most ``max_fit_cells`` cells (a random subsample)
-    and every cell joins its nearest centroid, so memory and time stay linear in cells.
+    16:1299, 2004): for each :math:`k` in ``k_range``, k-means (:data:`STABILITY_N_INIT`
+    restarts, so that a poor local optimum is not mistaken for instability) is fitted on
+    :data:`N_STABILITY_RUNS` independent 80 % subsamples of :data:`STABILITY_CELLS` cells and the
+    runs' labels of one evaluation set are compared by the adjusted Rand index. A coarse
+    partition (tumour / margin / stroma) is usually the most stable of all, and a finer one that
+    is nearly as reproducible adds niches that are really there (TLS, normal ducts), so the
+    candidates are every :math:`k` whose mean ARI is within ``stability_tolerance`` of the best,
+    and the largest is kept — unless, with ``sample_key``, it splits one structure by patient:
+    two niches that are each other's most similar and whose distributions over samples overlap
+    by less than :data:`MIN_SAMPLE_OVERLAP` (overlap coefficient
+    :math:`\sum_s \min(q_{as}, q_{bs})`, :math:`q_{as}` niche ``a``'s share of sample ``s``
+    normalised over samples) are the same tissue seen in different patients (the stroma of
+    inflamed and of desert tumours), not two niches; such a :math:`k` is passed over for the
+    next candidate. ``uns[key_added]["stability"]`` records the ARI and, for the candidates
+    tried, this overlap.
+
+    Centroids are fitted on at most ``max_fit_cells`` cells (a random subsample) and every cell
+    joins its nearest centroid, so memory and time stay linear in cells.
 
     Each niche is named from its mean composition by fixed rules (tumour share >= 0.5:
     "tumour core", or "inflamed tumour" with >= 15 % T/NK cells; B >= 20 % with B + T >= 40 %:
@@ -208,7 +295,9 @@ def niches(
     use_interface
         Add the tumour region of :func:`tmeatlas.gr.interface` to the features when present.
     stability_tolerance
-        A larger number of niches is preferred when its mean ARI is at most this much below the best.
+        A larger number of niches is preferred when its mean ARI is at most this much below the
+        best (0.03: a few standard deviations of the ARI between runs of a reproducible
+        partition, 0.004-0.013 on the simulated cohorts of ``benchmarks/niches.py``).
     max_fit_cells
         Cells on which centroids (and stability) are fitted.
     rng
@@ -223,7 +312,8 @@ def niches(
     ``None`` or a copy. Writes ``obs["niche"]`` (categorical niche names) and ``uns[key_added]``
     with ``composition`` (niches x groups, mean neighbourhood fractions), ``regions`` (niches x
     tumour regions, when used), ``summary`` (``niche``, ``n_cells``, ``fraction``),
-    ``per_sample`` (sample x niche fractions), ``stability`` (per ``k``: mean and sd of ARI) and
+    ``per_sample`` (sample x niche fractions), ``stability`` (per ``k``: mean and sd of ARI, and
+    ``sample_overlap`` of the candidates tried) and
     ``params``; ``uns["niche_colors"]`` (colour-blind-safe).
     """
     adata = start(adata, copy)
@@ -273,36 +363,56 @@ def niches(
 
     region_onehot = None
     decay = None
+    interface = None
     if use_interface and OBS.tumor_distance in adata.obs.columns and UNS.interface in adata.uns:
         decay = 0.5 * float(adata.uns[UNS.interface].get("params", {}).get("margin_width", 100.0))
         d = adata.obs[OBS.tumor_distance].to_numpy(dtype=float)
         inside = np.where(np.isnan(d), 0.0, (d <= 0).astype(float))
         proximity = np.where(np.isnan(d), 0.0, np.exp(-np.maximum(np.nan_to_num(d, nan=0.0), 0.0) / decay))
-        X = np.hstack([F, REGION_WEIGHT * np.column_stack([inside, proximity])])
+        interface = np.column_stack([inside, proximity])
         codes = pd.Categorical(adata.obs[OBS.tumor_region].astype(str), categories=REGIONS).codes
         region_onehot = np.zeros((adata.n_obs, len(REGIONS)))
         ok = codes >= 0
         region_onehot[np.flatnonzero(ok), codes[ok]] = 1.0
-    else:
-        X = F
     n = adata.n_obs
     if n < 3 * k_range[1] and n_niches is None:
         raise InvalidParameterError(
             f"{n} cells are too few to choose among {k_range[1]} niches; pass a smaller k_range."
         )
+    rs = make_rng(seed)
+    fit = np.sort(rs.choice(n, size=int(max_fit_cells), replace=False)) if n > max_fit_cells else np.arange(n)
+    X, block_weights = _features(F, columns, interface, fit)
 
     stability = None
     if n_niches is None:
         ks = list(range(int(k_range[0]), int(k_range[1]) + 1))
         stability = _stability(X, ks, seed, N_STABILITY_RUNS, min(int(max_fit_cells), STABILITY_CELLS))
-        k = _choose_k(stability, float(stability_tolerance))
+        best = float(stability["stability"].max())
+        candidates = stability.loc[stability["stability"] >= best - float(stability_tolerance), "n_niches"]
+        sample_codes = (
+            pd.Categorical(adata.obs[sample_key].astype(str)).codes[fit] if sample_key is not None else None
+        )
+        stability["sample_overlap"] = np.nan
+        k, centres = None, None
+        for kk in sorted((int(x) for x in candidates), reverse=True):
+            cen = _kmeans(X[fit], kk, seed, n_init=STABILITY_N_INIT)
+            if sample_codes is None or len(np.unique(sample_codes)) < 2:
+                k, centres = kk, cen
+                break
+            overlap = _patient_split(X[fit], _assign(X[fit], cen), sample_codes)
+            stability.loc[stability["n_niches"] == kk, "sample_overlap"] = overlap
+            if overlap >= MIN_SAMPLE_OVERLAP:
+                k, centres = kk, cen
+                break
+        if k is None:  # every near-best partition splits a niche by sample: the most stable one
+            k = int(stability.loc[stability["stability"].idxmax(), "n_niches"])
         logger.info("niches: %d niches chosen by stability (mean ARI %.3f)", k,
                     float(stability.set_index("n_niches").loc[k, "stability"]))  # fmt: skip
     else:
         k = int(n_niches)
-    rs = make_rng(seed)
-    fit = rs.choice(n, size=min(n, int(max_fit_cells)), replace=False) if n > max_fit_cells else np.arange(n)
-    centres = _kmeans(X[fit], k, seed, n_init=4)
+        centres = None
+    if centres is None:
+        centres = _kmeans(X[fit], k, seed, n_init=STABILITY_N_INIT)
     labels = _assign(X, centres)
 
     # composition per niche (averaged over scales when multi-scale) and names
@@ -352,7 +462,7 @@ def niches(
     params = {
         "cluster_key": cluster_key, "sample_key": sample_key, "n_niches": k, "n_niches_given": n_niches,
         "k_range": list(k_range), "use_interface": bool(region_onehot is not None),
-        "region_weight": REGION_WEIGHT, "proximity_decay_um": decay, "stability_tolerance": float(stability_tolerance),
+        "block_weights": block_weights, "proximity_decay_um": decay, "stability_tolerance": float(stability_tolerance),
         "max_fit_cells": int(max_fit_cells), "rng": seed, "spatial_key": spatial_key,
     }  # fmt: skip
     store(adata, tool="gr.niches", obs={OBS.niche: label_names}, uns_key=key_added, uns=uns, params=params)
