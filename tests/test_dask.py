@@ -151,7 +151,7 @@ def pair_10k(tmp_path_factory):
     path = tmp_path_factory.mktemp("dask10k") / "cohort.h5ad"
     a.write_h5ad(path)
     lazy = read_h5ad_lazy(path, chunk_size=3000)
-    yield a, lazy
+    return a, lazy
 
 
 def test_pipeline_on_dask_equals_in_memory(pair_10k):
