@@ -14,7 +14,7 @@ from .._settings import logger
 from .._store import store
 from .._validation import check_obs_key, start
 from ._interface import REGIONS
-from ._neighborhoods import _is_int, _is_real, neighborhoods
+from ._neighborhoods import _is_int, _is_real, _samples, neighborhoods
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -115,26 +115,27 @@ def _features(
     Anal 18:121, 1994), so that no block outweighs the others by its number of columns or
     its spread. Means and eigenvalues are computed on the ``fit`` rows.
     """
+    def top_weight(B: np.ndarray) -> float:
+        top = float(np.linalg.eigvalsh(np.atleast_2d(np.cov(B, rowvar=False)))[-1]) if len(B) > 1 else 0.0
+        return 1.0 / np.sqrt(top) if top > 1e-12 else 0.0
+
     mean = F[fit].mean(axis=0)
-    scale = np.zeros(F.shape[1])
+    col = np.zeros(F.shape[1])
     ok = mean > 0
-    scale[ok] = 1.0 / np.sqrt(mean[ok])
+    col[ok] = 1.0 / np.sqrt(mean[ok])
     tags = [_block_of(c) for c in columns]
-    blocks: list[tuple[str, np.ndarray]] = []
+    weights: dict[str, float] = {}
     for tag in dict.fromkeys(tags):
         cols = np.flatnonzero([t == tag for t in tags])
-        blocks.append((f"composition@{tag}" if tag else "composition", F[:, cols] * scale[cols]))
+        w = top_weight(F[np.ix_(fit, cols)] * col[cols])  # eigenvalue on the fit rows only
+        weights[f"composition@{tag}" if tag else "composition"] = w
+        col[cols] *= w
+    X = F * col  # one pass over the full matrix
     if interface is not None:
-        blocks.append(("interface", np.asarray(interface, dtype=np.float64)))
-    weights: dict[str, float] = {}
-    parts = []
-    for name, B in blocks:
-        sub = B[fit]
-        top = float(np.linalg.eigvalsh(np.atleast_2d(np.cov(sub, rowvar=False)))[-1]) if len(sub) > 1 else 0.0
-        w = 1.0 / np.sqrt(top) if top > 1e-12 else 0.0
-        weights[name] = w
-        parts.append(B * w)
-    return np.hstack(parts), weights
+        w = top_weight(np.asarray(interface, dtype=np.float64)[fit])
+        weights["interface"] = w
+        X = np.hstack([X, w * np.asarray(interface, dtype=np.float64)])
+    return X, weights
 
 
 def _kmeans(X: np.ndarray, k: int, seed: int, n_init: int = 3) -> np.ndarray:
@@ -296,8 +297,8 @@ def niches(
         Add the tumour region of :func:`tmeatlas.gr.interface` to the features when present.
     stability_tolerance
         A larger number of niches is preferred when its mean ARI is at most this much below the
-        best (0.03: a few standard deviations of the ARI between runs of a reproducible
-        partition, 0.004-0.013 on the simulated cohorts of ``benchmarks/niches.py``).
+        best (0.03 leaves room for the run-to-run spread of the ARI of a reproducible partition,
+        reported as ``stability_sd``).
     max_fit_cells
         Cells on which centroids (and stability) are fitted.
     rng
@@ -389,9 +390,7 @@ def niches(
         stability = _stability(X, ks, seed, N_STABILITY_RUNS, min(int(max_fit_cells), STABILITY_CELLS))
         best = float(stability["stability"].max())
         candidates = stability.loc[stability["stability"] >= best - float(stability_tolerance), "n_niches"]
-        sample_codes = (
-            pd.Categorical(adata.obs[sample_key].astype(str)).codes[fit] if sample_key is not None else None
-        )
+        sample_codes = _samples(adata, sample_key)[0][fit] if sample_key is not None else None
         stability["sample_overlap"] = np.nan
         k, centres = None, None
         for kk in sorted((int(x) for x in candidates), reverse=True):
