@@ -4,6 +4,7 @@ Run by hand from the project root (results go to benchmarks/results/niches.json)
 
     .venv/bin/python benchmarks/niches.py                 # accuracy (simulated + phenoptr), ~10 min
     .venv/bin/python benchmarks/niches.py --scale 1000000 # + neighbourhoods/niches time and memory at 1M cells
+    .venv/bin/python benchmarks/niches.py --skip-accuracy --section-sizes 5000x3 40000x4  # ARI vs section size
 
 Accuracy: ``--cohorts`` simulated cohorts (``tm.datasets.simulate_tumor``, 4 patients each, immune
 phenotypes rotating so that every phenotype occurs in every cohort), each analysed twice:
@@ -18,6 +19,10 @@ ones), the per-patient immune-phenotype agreement, and an *oracle* ARI: a gradie
 classifier trained on the true niches of the other cohorts' patients, on the same features that
 ``tm.gr.niches`` clusters (neighbourhood composition at 15 and 50 cells + tumour region + signed
 distance), i.e. the best that these features allow with supervision.
+
+Section size (``--section-sizes``): niche ARI and the oracle's for other cohort shapes, e.g. the
+simulator's default 5,000 cells in 3 sections (about 1,700 cells, 0.25 mm2 per section, where
+the 40-80 um margin band holds a third of the cells).
 
 Real data (skipped when ../shared/data is absent): phenoptr multiplex IF, tumour region from CK+
 cells vs inForm's Tissue Category.
@@ -43,14 +48,17 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real"
 PHENOTYPES = ["inflamed", "excluded", "desert"]
 
 
-def _features(a):
+def _features(a, cluster_key="true_cell_type"):
     import tmeatlas as tm
 
-    tm.gr.neighborhoods(a, cluster_key="true_cell_type", sample_key="sample", n_neighbors=15, scales=[15, 50],
+    tm.gr.neighborhoods(a, cluster_key=cluster_key, sample_key="sample", n_neighbors=15, scales=[15, 50],
                         include_self=True, key_added="oracle_nh")  # fmt: skip
-    reg = pd.get_dummies(a.obs["tumor_region"]).to_numpy(float)
+    reg = pd.get_dummies(a.obs["tumor_region"]).astype(float)
     d = np.clip(np.nan_to_num(a.obs["tumor_distance"].to_numpy(float), nan=300.0), -300, 300)
-    return np.hstack([np.asarray(a.obsm["X_neighborhood"]), reg, d[:, None]])
+    nh = pd.DataFrame(
+        np.asarray(a.obsm["X_neighborhood"]), columns=[str(c) for c in a.obsm["X_neighborhood"].columns]
+    )
+    return pd.concat([nh, reg.reset_index(drop=True), pd.DataFrame({"distance": d})], axis=1)
 
 
 def accuracy(n_cohorts: int, n_cells: int, n_genes: int) -> dict:
@@ -94,6 +102,7 @@ def accuracy(n_cohorts: int, n_cells: int, n_genes: int) -> dict:
                 "phenotype_truth": phen,
                 "phenotype_called": [got[f"P{i + 1}"] for i in range(4)],
                 "phenotype_correct": int(sum(got[f"P{i + 1}"] == p for i, p in enumerate(phen))),
+                "phenotype_confidence": [round(float(x), 3) for x in table["confidence"]],
                 "densities": table[["sample", "density_core", "density_margin", "density_stroma"]]
                 .round(1)
                 .to_dict("records"),
@@ -113,7 +122,8 @@ def accuracy(n_cohorts: int, n_cells: int, n_genes: int) -> dict:
             file=sys.stderr,
         )
     # oracle: supervised on the other cohorts
-    X, y, g = np.vstack(feats), np.concatenate(truths), np.concatenate(groups)
+    X = pd.concat(feats, ignore_index=True).fillna(0.0).to_numpy(float)  # groups absent in a cohort: 0
+    y, g = np.concatenate(truths), np.concatenate(groups)
     oracle = []
     for c in range(n_cohorts):
         clf = HistGradientBoostingClassifier(max_iter=200, random_state=0).fit(X[g != c], y[g != c])
@@ -122,14 +132,71 @@ def accuracy(n_cohorts: int, n_cells: int, n_genes: int) -> dict:
         r["oracle_niche_ari"] = o
 
     def _summ(mode):
+        calls = [(c >= 0.8, got == truth) for r in rows
+                 for c, got, truth in zip(r[mode]["phenotype_confidence"], r[mode]["phenotype_called"],
+                                          r[mode]["phenotype_truth"])]  # fmt: skip
         return {
             "niche_ari": [r[mode]["niche_ari"] for r in rows],
             "niche_ari_5_niches": [r[mode]["niche_ari_5_niches"] for r in rows],
             "phenotype_accuracy": round(sum(r[mode]["phenotype_correct"] for r in rows) / (4 * len(rows)), 4),
+            # calls with confidence >= 0.8 (not logged as uncertain) vs below: how many, how many right
+            "phenotype_confident": {
+                "n": sum(h for h, _ in calls),
+                "correct": sum(h and ok for h, ok in calls),
+            },
+            "phenotype_uncertain": {
+                "n": sum(not h for h, _ in calls),
+                "correct": sum(ok and not h for h, ok in calls),
+            },
         }
 
     return {"cohorts": rows, "summary": {"predicted": _summ("predicted"), "true_labels": _summ("true_labels"),
                                           "oracle_niche_ari": oracle}}  # fmt: skip
+
+
+def section_sizes(sizes: list[str], n_seeds: int, n_genes: int) -> dict:
+    """Niche ARI against cells per section: the package's calls and a supervised oracle per size.
+
+    ``sizes`` are ``"<cells>x<patients>"`` (``5000x3`` is ``simulate_tumor``'s default). Each size
+    is simulated with ``n_seeds`` seeds (200, 201, ...; default immune phenotypes) and analysed
+    as in ``accuracy``'s ``predicted`` mode. The oracle is a gradient-boosted classifier trained on
+    the true niches of the other seeds of the same size, on the features of ``_features`` built
+    from the package's own cell types and interface (what ``tm.gr.niches`` sees).
+    """
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from sklearn.metrics import adjusted_rand_score
+
+    import tmeatlas as tm
+
+    out = {}
+    for size in sizes:
+        n_cells, n_patients = (int(x) for x in size.split("x"))
+        rows, feats, truths = [], [], []
+        for seed in range(200, 200 + n_seeds):
+            a = tm.datasets.simulate_tumor(n_cells=n_cells, n_patients=n_patients, n_genes=n_genes, rng=seed)
+            tm.tl.infer_cnv(a, sample_key="sample")
+            tm.tl.call_malignant(a, sample_key="sample")
+            tm.tl.annotate(a, sample_key="sample")
+            tm.gr.interface(a, sample_key="sample")
+            tm.gr.niches(a, sample_key="sample")
+            t = a.obs["true_niche"].astype(str).to_numpy()
+            rows.append({"seed": seed, "n_niches": int(a.uns["niches"]["params"]["n_niches"]),
+                         "niche_ari": round(float(adjusted_rand_score(t, a.obs["niche"])), 4)})  # fmt: skip
+            feats.append(_features(a, cluster_key="cell_type"))  # the package's own types
+            truths.append(t)
+        X = pd.concat(feats, ignore_index=True).fillna(0.0).to_numpy(float)  # groups absent in a run: 0
+        y, g = np.concatenate(truths), np.repeat(np.arange(len(feats)), [len(f) for f in feats])
+        for i, r in enumerate(rows):
+            clf = HistGradientBoostingClassifier(max_iter=200, random_state=0).fit(X[g != i], y[g != i])
+            r["oracle_niche_ari"] = round(float(adjusted_rand_score(y[g == i], clf.predict(X[g == i]))), 4)
+        out[size] = {
+            "cells_per_section": n_cells // n_patients,
+            "runs": rows,
+            "mean_niche_ari": round(float(np.mean([r["niche_ari"] for r in rows])), 4),
+            "mean_oracle_niche_ari": round(float(np.mean([r["oracle_niche_ari"] for r in rows])), 4),
+        }
+        print(json.dumps({size: out[size]}), file=sys.stderr)
+    return out
 
 
 def phenoptr() -> dict | None:
@@ -217,6 +284,14 @@ def main() -> None:
     p.add_argument("--n-genes", type=int, default=8000)
     p.add_argument("--scale", type=int, nargs="*", default=[])
     p.add_argument("--skip-accuracy", action="store_true")
+    p.add_argument(
+        "--section-sizes",
+        nargs="*",
+        default=[],
+        metavar="CELLSxPATIENTS",
+        help="niche ARI vs section size, e.g. 5000x3 40000x4",
+    )
+    p.add_argument("--size-seeds", type=int, default=4)
     args = p.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     results.update({"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": platform.platform(),
@@ -224,6 +299,10 @@ def main() -> None:
     if not args.skip_accuracy:
         results["simulated"] = accuracy(args.cohorts, args.n_cells, args.n_genes)
         results["phenoptr"] = phenoptr()
+    if args.section_sizes:
+        results.setdefault("section_sizes", {}).update(
+            section_sizes(args.section_sizes, args.size_seeds, args.n_genes)
+        )
     for n in args.scale:
         results.setdefault("scale", {})[str(n)] = scale(n)
         print(json.dumps(results["scale"][str(n)]), file=sys.stderr)

@@ -157,6 +157,32 @@ def test_immune_phenotype_known_answer(phenotyped):
     assert table.loc["S2", "density_core"] < 20 and table.loc["S2", "density_margin"] > 400
     assert (a.obs.loc[a.obs["sample"] == "S2", "immune_phenotype"] == "excluded").all()
     assert a.uns["immune_phenotype"]["params"]["cd8_types"] == ["CD8 T"]
+    # probabilities under counting error: a distribution over the three phenotypes, the call's as confidence
+    p = table[["p_inflamed", "p_excluded", "p_desert"]]
+    called = table.index[table["phenotype"] != "no tumour"]
+    np.testing.assert_allclose(p.loc[called].sum(axis=1), 1.0)
+    for s in called:
+        assert table.loc[s, "confidence"] == table.loc[s, f"p_{table.loc[s, 'phenotype']}"]
+    assert p.loc["S4"].isna().all() and np.isnan(table.loc["S4", "confidence"])  # no tumour
+
+
+def test_phenotype_probabilities_known_answer():
+    """Jeffreys-Poisson posterior of the CD8 densities: exact values from the gamma distribution."""
+    from scipy.stats import gamma
+
+    from tmeatlas.gr._interface import _phenotype_probabilities
+
+    # 30 CD8 cells in 0.2 mm2 of core (150/mm2) and 10 in 0.1 mm2 of margin, cut-offs 100 and 200
+    pc = gamma.sf(100, a=30.5, scale=1 / 0.2)
+    pm = gamma.sf(200, a=10.5, scale=1 / 0.1)
+    got = _phenotype_probabilities(30, 0.2, 10, 0.1, 100.0, 200.0)
+    np.testing.assert_allclose(got, [pc, (1 - pc) * pm, (1 - pc) * (1 - pm)], rtol=1e-12)
+    assert 0.9 < got[0] < 1.0  # 150/mm2 from 30 cells: probably above 100, not certainly
+    # many cells far from the cut-offs: near certainty; exactly at a cut-off: about even
+    assert _phenotype_probabilities(0, 5.0, 0, 5.0, 100.0, 200.0)[2] > 0.999
+    assert abs(_phenotype_probabilities(1000, 10.0, 0, 1.0, 100.0, 200.0)[0] - 0.5) < 0.02
+    # no core area: no evidence
+    assert np.isnan(_phenotype_probabilities(0, 0.0, 5, 0.1, 100.0, 200.0)).all()
 
 
 def test_immune_phenotype_bad_input(phenotyped):
@@ -245,6 +271,27 @@ def test_niches_known_answer_and_consistency():
     assert (b.obs["niche"].to_numpy() == niche).all()
 
 
+def test_niche_names_known_answer():
+    """Names from compositions: epithelium is 'normal' only when malignant cells have their own label."""
+    from tmeatlas.gr._niches import _name
+
+    labelled = pd.Series({"Malignant": 0.05, "Epithelial": 0.8, "Fibroblast": 0.15})
+    assert _name(labelled, None, tumour_labelled=True) == "normal epithelium"
+    epi = pd.Series({"Epithelial": 0.8, "Fibroblast": 0.15, "Lymphocyte": 0.05})
+    assert _name(epi, None, tumour_labelled=False) == "epithelium"
+    core = pd.Series({"core": 0.9, "margin": 0.1, "stroma": 0.0})
+    assert _name(epi, core, tumour_labelled=False) == "tumour core"  # the interface's tumour is epithelial
+    # broad vocabularies (MERFISH lung level 1): Lymphocyte is immune, Vascular is vessel
+    lymph = pd.Series({"Lymphocyte": 0.55, "Myeloid": 0.17, "Fibroblast": 0.28})
+    assert _name(lymph, None) == "immune-rich stroma"  # lymphocytes of unknown kind: not "T-cell-rich"
+    mixed = pd.Series({"Lymphocyte": 0.25, "Myeloid": 0.22, "Plasma": 0.2, "Fibroblast": 0.33})
+    assert _name(mixed, None) == "immune-rich stroma"  # more unknown lymphocytes than myeloid cells
+    assert _name(pd.Series({"Macrophage": 0.4, "CD8 T": 0.15, "Fibroblast": 0.45}), None) == "myeloid-rich stroma"
+    assert _name(pd.Series({"Vascular": 0.5, "Fibroblast": 0.3, "Myeloid": 0.2}), None) == "vascular stroma"
+    assert _name(pd.Series({"Malignant": 0.7, "CD8 T": 0.2, "Fibroblast": 0.1}), None) == "inflamed tumour"
+    assert _name(pd.Series({"B cell": 0.4, "T cell": 0.3, "Fibroblast": 0.3}), None) == "TLS"
+
+
 def test_patient_split_known_answer():
     from tmeatlas.gr._niches import _patient_split
 
@@ -299,7 +346,7 @@ def test_niches_simulated_cohort_with_interface():
     tm.gr.interface(a, tumor_key="true_cell_type_major", tumor_value="Malignant", sample_key="sample")
     tm.gr.niches(a, cluster_key="true_cell_type", sample_key="sample")
     ari = adjusted_rand_score(a.obs["true_niche"], a.obs["niche"])
-    assert ari > 0.7, ari  # measured 0.76 (5 niches: tumour core, margin, stroma, normal ducts, TLS)
+    assert ari > 0.75, ari  # measured 0.788 (5 niches: tumour core, margin, stroma, normal ducts, TLS)
     comp = a.uns["niches"]["composition"]
     top = comp.index[0]
     assert top in ("tumour core", "inflamed tumour")

@@ -355,6 +355,15 @@ def test_immune_phenotypes_bars_labels_legend(adata, tmp_path):
     assert immune_phenotypes(adata, save=out) is None
     _pdf_ok(out)
 
+    # an uncertain call shows its probability under the sample's name; a confident one does not
+    b = adata.copy()
+    b.uns["immune_phenotype"]["table"] = b.uns["immune_phenotype"]["table"].assign(confidence=[0.46, np.nan])
+    (a,) = _panels(immune_phenotypes(b, return_fig=True))
+    assert [t.get_text() for t in a.get_xticklabels()] == ["S1\np = 0.46", "S2"]
+    b.uns["immune_phenotype"]["table"]["confidence"] = [0.95, np.nan]
+    (a,) = _panels(immune_phenotypes(b, return_fig=True))
+    assert [t.get_text() for t in a.get_xticklabels()] == ["S1", "S2"]
+
 
 def test_immune_phenotypes_log_samples_ax(adata):
     import matplotlib.pyplot as plt

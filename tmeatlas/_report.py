@@ -73,7 +73,8 @@ METHODS = {
     "Cybern 9:62, 1979); small tumour clusters are buds (Lugli A et al. Mod Pathol 30:1299, 2017); signed distance "
     "to the tumour boundary in microns; core / margin (100 um) / stroma.",
     "immune_phenotype": "Inflamed when CD8 T cells in the tumour core reach 100 cells/mm2, else excluded when the "
-    "margin reaches 200 cells/mm2, else desert (J Immunother Cancer 12:e009550, 2024, doi:10.1136/jitc-2024-009550).",
+    "margin reaches 200 cells/mm2, else desert (J Immunother Cancer 12:e009550, 2024, doi:10.1136/jitc-2024-009550); "
+    "p: the call's probability under the counting error of the CD8 densities (Poisson, Jeffreys prior).",
     "niches": "Niches by k-means on multi-scale neighbourhood composition and tumour proximity, pooled over "
     "samples; the number chosen by subsample stability (Lange T et al. Neural Comput 16:1299, 2004).",
     "therapy": "Per-cell survival probability from the therapy's required targets (kNN-smoothed availability), "
@@ -683,7 +684,11 @@ def write_reports(
             if sample is not None:
                 pr = pheno[pheno["sample"].astype(str) == sample]
                 if len(pr):
-                    cards.append(("immune phenotype", str(pr.iloc[0]["phenotype"])))
+                    conf = pr.iloc[0].get("confidence", np.nan)
+                    label = str(pr.iloc[0]["phenotype"])
+                    if pd.notna(conf):
+                        label += f" (p = {float(conf):.2f})"
+                    cards.append(("immune phenotype", label))
             else:
                 vc = pheno["phenotype"].astype(str).value_counts()
                 cards.append(("immune phenotypes", ", ".join(f"{v} {k}" for k, v in vc.items())))

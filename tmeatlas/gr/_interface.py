@@ -23,6 +23,8 @@ __all__ = ["REGIONS", "immune_phenotype", "interface", "tumor_score"]
 REGIONS = ["core", "margin", "stroma"]
 #: categories of ``obs["immune_phenotype"]``
 PHENOTYPES = ["inflamed", "excluded", "desert", "no tumour"]
+#: immune-phenotype calls whose probability under CD8 counting error is below this are logged
+LOW_CONFIDENCE = 0.8
 #: bounds of the automatic (Otsu) threshold on the local malignant share
 THRESHOLD_BOUNDS = (0.2, 0.5)
 #: tumour cells in clusters of at most this many are tumour buds, not tumour mass (ITBCC:
@@ -315,6 +317,32 @@ def _classify(core: float, margin: float, inflamed_density: float, excluded_dens
     return "desert"
 
 
+def _phenotype_probabilities(
+    n_core: int,
+    area_core: float,
+    n_margin: int,
+    area_margin: float,
+    inflamed_density: float,
+    excluded_density: float,
+) -> tuple[float, float, float]:
+    r"""Probabilities of inflamed / excluded / desert given the CD8 counts (Poisson, Jeffreys prior).
+
+    A region's CD8 density :math:`\lambda` given :math:`n` cells in area :math:`A` has the
+    posterior :math:`\text{Gamma}(n + 1/2, \text{rate } A)` (Poisson counts, Jeffreys prior), so
+    :math:`P(\lambda \ge t) = Q(n + 1/2, tA)` (regularised upper incomplete gamma). Core and
+    margin are disjoint, hence independent: :math:`P_\text{inflamed} = P_c`,
+    :math:`P_\text{excluded} = (1 - P_c) P_m`, :math:`P_\text{desert} = (1 - P_c)(1 - P_m)`.
+    Without a core there is no call (all nan); without a margin, :math:`P_m = 0`.
+    """
+    from scipy.special import gammaincc
+
+    if not (area_core > 0):
+        return (np.nan, np.nan, np.nan)
+    pc = float(gammaincc(n_core + 0.5, inflamed_density * area_core))
+    pm = float(gammaincc(n_margin + 0.5, excluded_density * area_margin)) if area_margin > 0 else 0.0
+    return (pc, (1 - pc) * pm, (1 - pc) * (1 - pm))
+
+
 def _cd8_mask(adata: AnnData, cell_type_key: str | None, cd8_types) -> tuple[np.ndarray, str, list[str]]:
     if cell_type_key is None:
         if OBS.cell_type in adata.obs.columns:
@@ -369,6 +397,16 @@ def immune_phenotype(
     :math:`\ge` ``excluded_density`` (200/mm²), else *desert*. A sample without tumour is
     ``"no tumour"``. Needs single-cell-resolution data (cells, not spots).
 
+    Densities from few cells or small regions are uncertain, so each call comes with the
+    probability of each phenotype under the counting error of its two densities: with
+    :math:`n` CD8 T cells in area :math:`A`, the density's posterior is
+    :math:`\text{Gamma}(n + 1/2, \text{rate } A)` (Poisson counts with the Jeffreys prior;
+    Jeffreys, Proc R Soc A 186:453, 1946), and the tree above gives
+    :math:`P_\text{inflamed} = P(\lambda_\text{core} \ge t_1)`,
+    :math:`P_\text{excluded} = (1 - P_\text{inflamed}) P(\lambda_\text{margin} \ge t_2)`, the
+    rest desert. ``confidence`` is the probability of the phenotype called; calls below
+    :data:`LOW_CONFIDENCE` are logged as a warning.
+
     Parameters
     ----------
     adata
@@ -394,8 +432,9 @@ def immune_phenotype(
     Returns
     -------
     ``None`` or a copy. Writes ``uns[key_added]["table"]`` (per sample: ``phenotype``,
-    ``density_core``, ``density_margin``, ``density_stroma`` in CD8 T cells/mm², region areas in
-    mm², cell and CD8 counts) with ``params``, and ``obs["immune_phenotype"]`` (the sample's
+    ``confidence``, ``p_inflamed``, ``p_excluded``, ``p_desert``, ``density_core``,
+    ``density_margin``, ``density_stroma`` in CD8 T cells/mm², region areas in mm², cell and
+    CD8 counts) with ``params``, and ``obs["immune_phenotype"]`` (the sample's
     phenotype broadcast to its cells).
     """
     adata = start(adata, copy)
@@ -444,10 +483,26 @@ def immune_phenotype(
         row["phenotype"] = _classify(
             row["density_core"], row["density_margin"], inflamed_density, excluded_density
         )
+        probs = _phenotype_probabilities(
+            row["n_cd8_core"], row["area_core_mm2"] if np.isfinite(row["density_core"]) else 0.0,
+            row["n_cd8_margin"], row["area_margin_mm2"], inflamed_density, excluded_density,
+        )  # fmt: skip
+        row.update(dict(zip(("p_inflamed", "p_excluded", "p_desert"), probs)))
+        row["confidence"] = (
+            row[f"p_{row['phenotype']}"] if row["phenotype"] in ("inflamed", "excluded", "desert") else np.nan
+        )
         rows.append(row)
-    cols = ["sample", "phenotype", "density_core", "density_margin", "density_stroma", "area_core_mm2",
-            "area_margin_mm2", "area_stroma_mm2", "n_cells", "n_cd8", "n_cd8_core", "n_cd8_margin", "n_cd8_stroma"]  # fmt: skip
+    cols = ["sample", "phenotype", "confidence", "p_inflamed", "p_excluded", "p_desert", "density_core",
+            "density_margin", "density_stroma", "area_core_mm2", "area_margin_mm2", "area_stroma_mm2", "n_cells",
+            "n_cd8", "n_cd8_core", "n_cd8_margin", "n_cd8_stroma"]  # fmt: skip
     table = pd.DataFrame(rows)[cols]
+    unsure = table.loc[table["confidence"] < LOW_CONFIDENCE, ["sample", "phenotype", "confidence"]]
+    if len(unsure):
+        logger.warning(
+            "immune_phenotype: %d sample(s) called with confidence < %.1f (few CD8 T cells or a small region; "
+            "see the p_* columns): %s", len(unsure), LOW_CONFIDENCE,
+            ", ".join(f"{r.sample} {r.phenotype} ({r.confidence:.2f})" for r in unsure.itertuples()),
+        )  # fmt: skip
     per_sample = dict(zip(table["sample"], table["phenotype"]))
     pheno = pd.Categorical([per_sample[samples[c]] for c in scodes], categories=PHENOTYPES)
     params = {

@@ -43,6 +43,7 @@ _ROLE = {
     "t cell": "T", "nk cell": "T", "b cell": "B", "plasma cell": "plasma", "myeloid": "myeloid",
     "mast cell": "myeloid", "fibroblast": "fibro", "endothelial": "vessel", "pericyte": "vessel",
     "immune": "immune", "stromal": "fibro", "stroma": "fibro", "tumour": "tumour", "tumor": "tumour",
+    "lymphocyte": "immune", "vascular": "vessel",
 }  # fmt: skip
 
 
@@ -51,11 +52,13 @@ def _role(group: str) -> str:
     if g in _ROLE:
         return _ROLE[g]
     for word, role in (("malignant", "tumour"), ("tumor", "tumour"), ("tumour", "tumour"), ("ck+", "tumour"),
+                       ("cancer", "tumour"), ("carcinoma", "tumour"), ("lymphocyte", "immune"),
                        ("epitheli", "epithelium"), ("cd8", "T"), ("cd4", "T"), ("treg", "T"), ("t cell", "T"),
                        ("nk", "T"), ("plasma", "plasma"), ("b cell", "B"), ("macrophage", "myeloid"),
                        ("monocyte", "myeloid"), ("dc", "myeloid"), ("neutrophil", "myeloid"), ("mast", "myeloid"),
                        ("cd68", "myeloid"), ("caf", "fibro"), ("fibro", "fibro"), ("endotheli", "vessel"),
-                       ("pericyte", "vessel")):  # fmt: skip
+                       ("pericyte", "vessel"), ("vascul", "vessel"), ("myeloid", "myeloid"),
+                       ("granulocyte", "myeloid"), ("dendritic", "myeloid")):  # fmt: skip
         if word in g:
             return role
     if g == "b":
@@ -63,8 +66,14 @@ def _role(group: str) -> str:
     return "other"
 
 
-def _name(comp: pd.Series, region: pd.Series | None) -> str:
-    """A descriptive name of a niche from its mean composition (and tumour-region shares)."""
+def _name(comp: pd.Series, region: pd.Series | None, tumour_labelled: bool = True) -> str:
+    """A descriptive name of a niche from its mean composition (and tumour-region shares).
+
+    ``tumour_labelled``: the groups include malignant cells as a group of their own, so an
+    epithelial group is non-malignant ("normal epithelium"); otherwise an epithelial group may
+    hold the tumour, and an epithelial niche is "epithelium", or "tumour core" when it lies
+    mostly in the tumour core of :func:`tmeatlas.gr.interface`.
+    """
     roles = comp.groupby(comp.index.map(_role)).sum()
     r = {
         k: float(roles.get(k, 0.0))
@@ -78,11 +87,13 @@ def _name(comp: pd.Series, region: pd.Series | None) -> str:
     if r["B"] >= 0.2 and r["B"] + r["T"] >= 0.4:
         return "TLS"
     if r["epithelium"] >= 0.4:
-        return "normal epithelium"
+        if tumour_labelled:
+            return "normal epithelium"
+        return "tumour core" if in_core >= 0.5 else "epithelium"
     if r["tumour"] >= 0.15 or at_margin >= 0.5 or in_core >= 0.3:
         return "immune-rich margin" if immune >= 0.3 else "tumour margin"
-    if immune >= 0.5 and r["immune"] < 0.5 * immune:
-        top = max(("T", "B", "plasma", "myeloid"), key=lambda k: r[k])
+    top = max(("T", "B", "plasma", "myeloid"), key=lambda k: r[k])
+    if immune >= 0.5 and r["immune"] < 0.5 * immune and r[top] >= r["immune"]:  # the leading kind is known
         return {"T": "T-cell-rich stroma", "B": "B-cell aggregate", "plasma": "plasma-cell-rich stroma",
                 "myeloid": "myeloid-rich stroma"}[top]  # fmt: skip
     if immune >= 0.3:
@@ -101,7 +112,7 @@ def _block_of(column: str) -> str:
 
 
 def _features(
-    F: np.ndarray, columns: list[str], interface: np.ndarray | None, fit: np.ndarray
+    F: np.ndarray, columns: list[str], interface: dict[str, np.ndarray] | None, fit: np.ndarray
 ) -> tuple[np.ndarray, dict[str, float]]:
     r"""The clustered representation: chi-square-scaled compositions, blocks balanced as in MFA.
 
@@ -110,10 +121,11 @@ def _features(
     neighbourhood fraction's sampling variance grows with the group's abundance, so on raw
     fractions abundant groups (malignant cells, fibroblasts) dominate the distances and rare
     but concentrated ones (B cells of a TLS) do not count. Each block — one per neighbourhood
-    scale, and the interface features — is then divided by the square root of the largest
-    eigenvalue of its covariance (multiple factor analysis, Escofier & Pagès, Comput Stat Data
-    Anal 18:121, 1994), so that no block outweighs the others by its number of columns or
-    its spread. Means and eigenvalues are computed on the ``fit`` rows.
+    scale, and one per interface feature (``interface``: name -> column) — is then divided by
+    the square root of the largest eigenvalue of its covariance (multiple factor analysis,
+    Escofier & Pagès, Comput Stat Data Anal 18:121, 1994; for a one-column block, its standard
+    deviation), so that no block outweighs the others by its number of columns or its spread.
+    Means and eigenvalues are computed on the ``fit`` rows.
     """
     def top_weight(B: np.ndarray) -> float:
         top = float(np.linalg.eigvalsh(np.atleast_2d(np.cov(B, rowvar=False)))[-1]) if len(B) > 1 else 0.0
@@ -131,10 +143,14 @@ def _features(
         weights[f"composition@{tag}" if tag else "composition"] = w
         col[cols] *= w
     X = F * col  # one pass over the full matrix
-    if interface is not None:
-        w = top_weight(np.asarray(interface, dtype=np.float64)[fit])
-        weights["interface"] = w
-        X = np.hstack([X, w * np.asarray(interface, dtype=np.float64)])
+    if interface:
+        extra = []
+        for name, v in interface.items():
+            v = np.asarray(v, dtype=np.float64)
+            w = top_weight(v[fit, None])
+            weights[name] = w
+            extra.append(w * v[:, None])
+        X = np.hstack([X, *extra])
     return X, weights
 
 
@@ -241,10 +257,14 @@ def niches(
     group's fraction is divided by the square root of its mean fraction, so that a rare group
     concentrated in a small structure (B cells in a TLS) counts as much as a change in an
     abundant one (a fraction's sampling variance grows with its mean). Each block of features —
-    one per neighbourhood scale, and the two interface features — is then divided by the square
-    root of the largest eigenvalue of its covariance, as in multiple factor analysis (Escofier &
-    Pagès, Comput Stat Data Anal 18:121, 1994), so that no block dominates by its number of
-    columns or its spread (weights in ``params["block_weights"]``). All samples are clustered
+    one per neighbourhood scale, and each of the two interface features on its own — is then
+    divided by the square root of the largest eigenvalue of its covariance, as in multiple
+    factor analysis (Escofier & Pagès, Comput Stat Data Anal 18:121, 1994), so that no block
+    dominates by its number of columns or its spread (weights in ``params["block_weights"]``).
+    Inside and proximity are separate blocks because they describe different things (which
+    side of the boundary, how far outside): as one block, their shared inside/outside contrast
+    takes the top eigenvalue and the proximity gradient outside the tumour, which carries the
+    margin, is scaled down with it. All samples are clustered
     together by k-means, so a niche means the same composition in every sample (the graphs,
     built per sample, never join two samples).
 
@@ -270,7 +290,9 @@ def niches(
 
     Each niche is named from its mean composition by fixed rules (tumour share >= 0.5:
     "tumour core", or "inflamed tumour" with >= 15 % T/NK cells; B >= 20 % with B + T >= 40 %:
-    "TLS"; epithelium >= 40 %: "normal epithelium"; >= 15 % tumour or mostly in the margin band:
+    "TLS"; epithelium >= 40 %: "normal epithelium" — or, when no group is labelled malignant (an
+    epithelial group may then hold the tumour), "epithelium", or "tumour core" when mostly in the
+    interface's core; >= 15 % tumour or mostly in the margin band:
     "tumour margin" / "immune-rich margin"; immune >= 50 % or >= 30 %: "T-cell-rich stroma",
     "myeloid-rich stroma", ..., "immune-rich stroma"; fibroblasts and vessels: "stroma" /
     "vascular stroma"); repeated names get a number.
@@ -370,7 +392,7 @@ def niches(
         d = adata.obs[OBS.tumor_distance].to_numpy(dtype=float)
         inside = np.where(np.isnan(d), 0.0, (d <= 0).astype(float))
         proximity = np.where(np.isnan(d), 0.0, np.exp(-np.maximum(np.nan_to_num(d, nan=0.0), 0.0) / decay))
-        interface = np.column_stack([inside, proximity])
+        interface = {"inside": inside, "proximity": proximity}
         codes = pd.Categorical(adata.obs[OBS.tumor_region].astype(str), categories=REGIONS).codes
         region_onehot = np.zeros((adata.n_obs, len(REGIONS)))
         ok = codes >= 0
@@ -421,9 +443,11 @@ def niches(
     if region_onehot is not None:
         reg_df = pd.DataFrame(region_onehot, columns=REGIONS).groupby(labels).mean()
     names = []
+    tumour_labelled = any(_role(g) == "tumour" for g in comp_groups.columns)
     for c in range(k):
         nm = _name(comp_groups.loc[c] if c in comp_groups.index else pd.Series(dtype=float),
-                   reg_df.loc[c] if reg_df is not None and c in reg_df.index else None)  # fmt: skip
+                   reg_df.loc[c] if reg_df is not None and c in reg_df.index else None,
+                   tumour_labelled)  # fmt: skip
         names.append(nm)
     counts: dict[str, int] = {}
     unique = []

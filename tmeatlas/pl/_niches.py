@@ -683,8 +683,10 @@ def immune_phenotypes(
     excluded (held at the margin / in the stroma) or desert (few anywhere), after Chen &
     Mellman (Nature 541:321, 2017) and Hegde et al. (Clin Cancer Res 22:1865, 2016) — colours
     the box behind its label, with fixed colours: inflamed vermillion, excluded orange, desert
-    sky blue, no tumour grey. Densities that are missing (e.g. no core in a sample without
-    tumour) leave an empty bar.
+    sky blue, no tumour grey. A call whose probability under the counting error of the densities
+    (``confidence``) is below :data:`tmeatlas.gr._interface.LOW_CONFIDENCE` shows it under the
+    sample's name. Densities that are missing (e.g. no core in a sample without tumour) leave an
+    empty bar.
 
     Parameters
     ----------
@@ -765,7 +767,14 @@ def immune_phenotypes(
     if log:
         a.set_yscale("log")
         a.set_ylim(bottom=floor)
-    a.set_xticks(x, order, rotation=45 if n > 6 else 0, ha="right" if n > 6 else "center")
+    from ..gr._interface import LOW_CONFIDENCE
+
+    conf = pd.to_numeric(tab["confidence"], errors="coerce").to_numpy(float) if "confidence" in tab else None
+    ticks = [
+        f"{s}\np = {c:.2f}" if conf is not None and np.isfinite(c) and c < LOW_CONFIDENCE else str(s)
+        for s, c in zip(order, conf if conf is not None else [np.nan] * n)
+    ]
+    a.set_xticks(x, ticks, rotation=45 if n > 6 else 0, ha="right" if n > 6 else "center")
     for lab, p in zip(a.get_xticklabels(), pheno):
         lab.set_bbox(
             {
