@@ -117,6 +117,22 @@ def test_interface_spot_proportions_and_defaults(phenotyped):
     assert agree > 0.97
 
 
+def test_interface_default_calls_without_tumour(phenotyped, caplog):
+    """The package's own calls with no malignant cell (a normal sample): tumour-free, not an error."""
+    a, _ = phenotyped
+    a = a.copy()
+    a.obs["malignant"] = pd.Categorical(["non-malignant"] * a.n_obs)
+    with caplog.at_level("WARNING", logger="tmeatlas"):
+        tm.gr.interface(a, sample_key="sample")
+    assert "no sample has a tumour" in caplog.text
+    assert a.obs["tumor_distance"].isna().all() and (a.obs["tumor_region"] == "stroma").all()
+    tm.gr.immune_phenotype(a, sample_key="sample", cell_type_key="cell_type")
+    assert (a.uns["immune_phenotype"]["table"]["phenotype"] == "no tumour").all()
+    # a label given by the user and absent from the column stays an error (a typo, not a finding)
+    with pytest.raises(InvalidParameterError, match="not a value"):
+        tm.gr.interface(a, tumor_key="malignant", tumor_value="malignant")
+
+
 def test_interface_bad_input(phenotyped):
     a, _ = phenotyped
     a = a.copy()
@@ -276,11 +292,11 @@ def test_niche_names_known_answer():
     from tmeatlas.gr._niches import _name
 
     labelled = pd.Series({"Malignant": 0.05, "Epithelial": 0.8, "Fibroblast": 0.15})
-    assert _name(labelled, None, tumour_labelled=True) == "normal epithelium"
+    assert _name(labelled, None, epithelium_is_normal=True) == "normal epithelium"
     epi = pd.Series({"Epithelial": 0.8, "Fibroblast": 0.15, "Lymphocyte": 0.05})
-    assert _name(epi, None, tumour_labelled=False) == "epithelium"
+    assert _name(epi, None, epithelium_is_normal=False) == "epithelium"
     core = pd.Series({"core": 0.9, "margin": 0.1, "stroma": 0.0})
-    assert _name(epi, core, tumour_labelled=False) == "tumour core"  # the interface's tumour is epithelial
+    assert _name(epi, core, epithelium_is_normal=False) == "tumour core"  # the interface's tumour is epithelial
     # broad vocabularies (MERFISH lung level 1): Lymphocyte is immune, Vascular is vessel
     lymph = pd.Series({"Lymphocyte": 0.55, "Myeloid": 0.17, "Fibroblast": 0.28})
     assert _name(lymph, None) == "immune-rich stroma"  # lymphocytes of unknown kind: not "T-cell-rich"

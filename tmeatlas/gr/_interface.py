@@ -135,6 +135,7 @@ def _regions(dist: np.ndarray, margin_width: float) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 def _tumor_weights(adata: AnnData, tumor_key: str | None, tumor_value) -> tuple[np.ndarray, str, object]:
     """Tumour weight in [0, 1] of every cell and the column/value that defined it."""
+    default = tumor_key is None and tumor_value is None
     if tumor_key is None:
         for key, value in _TUMOR_DEFAULTS:
             if key in adata.obs.columns:
@@ -164,6 +165,15 @@ def _tumor_weights(adata: AnnData, tumor_key: str | None, tumor_value) -> tuple[
             )
         values = [tumor_value] if isinstance(tumor_value, str) else list(tumor_value)
         known = set(labels)
+        if default and not any(str(v) in known for v in values):
+            # the package's own calls, with no tumour cell anywhere (a normal sample, or a panel
+            # too small for CNV calls): every sample is tumour-free, not a mistyped label
+            logger.warning(
+                "interface: no cell has obs[%r] == %r, so no sample has a tumour; pass `tumor_key=` and "
+                "`tumor_value=` to define tumour cells otherwise (e.g. a cell-type label).",
+                tumor_key, tumor_value,
+            )  # fmt: skip
+            return np.zeros(len(labels)), tumor_key, tumor_value
         if not any(str(v) in known for v in values):
             shown = ", ".join(sorted(known)[:12])
             raise InvalidParameterError(
@@ -218,7 +228,9 @@ def interface(
         Column of ``adata.obs`` marking tumour cells: labels (with ``tumor_value``), booleans, or
         a numeric tumour proportion in [0, 1] per spot. ``None``: ``obs["malignant"]``
         (:func:`tmeatlas.tl.call_malignant`), else ``obs["compartment"]``, else
-        ``obs["cell_type_major"]`` (:func:`tmeatlas.tl.annotate`).
+        ``obs["cell_type_major"]`` (:func:`tmeatlas.tl.annotate`); when that column calls no
+        cell malignant, every sample is tumour-free (with a warning), whereas a ``tumor_value``
+        given but absent from ``obs[tumor_key]`` is an error.
     tumor_value
         Label (or labels) of tumour cells in ``obs[tumor_key]`` (e.g. ``"CK+"``).
     sample_key

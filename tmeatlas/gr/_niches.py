@@ -66,13 +66,14 @@ def _role(group: str) -> str:
     return "other"
 
 
-def _name(comp: pd.Series, region: pd.Series | None, tumour_labelled: bool = True) -> str:
+def _name(comp: pd.Series, region: pd.Series | None, epithelium_is_normal: bool = True) -> str:
     """A descriptive name of a niche from its mean composition (and tumour-region shares).
 
-    ``tumour_labelled``: the groups include malignant cells as a group of their own, so an
-    epithelial group is non-malignant ("normal epithelium"); otherwise an epithelial group may
-    hold the tumour, and an epithelial niche is "epithelium", or "tumour core" when it lies
-    mostly in the tumour core of :func:`tmeatlas.gr.interface`.
+    ``epithelium_is_normal``: the epithelial groups are non-malignant (malignant cells have a
+    group of their own, or every epithelial group is named normal), so an epithelial niche is
+    "normal epithelium"; otherwise an epithelial group may hold the tumour, and an epithelial
+    niche is "epithelium", or "tumour core" when it lies mostly in the tumour core of
+    :func:`tmeatlas.gr.interface`.
     """
     roles = comp.groupby(comp.index.map(_role)).sum()
     r = {
@@ -87,7 +88,7 @@ def _name(comp: pd.Series, region: pd.Series | None, tumour_labelled: bool = Tru
     if r["B"] >= 0.2 and r["B"] + r["T"] >= 0.4:
         return "TLS"
     if r["epithelium"] >= 0.4:
-        if tumour_labelled:
+        if epithelium_is_normal:
             return "normal epithelium"
         return "tumour core" if in_core >= 0.5 else "epithelium"
     if r["tumour"] >= 0.15 or at_margin >= 0.5 or in_core >= 0.3:
@@ -290,9 +291,9 @@ def niches(
 
     Each niche is named from its mean composition by fixed rules (tumour share >= 0.5:
     "tumour core", or "inflamed tumour" with >= 15 % T/NK cells; B >= 20 % with B + T >= 40 %:
-    "TLS"; epithelium >= 40 %: "normal epithelium" — or, when no group is labelled malignant (an
-    epithelial group may then hold the tumour), "epithelium", or "tumour core" when mostly in the
-    interface's core; >= 15 % tumour or mostly in the margin band:
+    "TLS"; epithelium >= 40 %: "normal epithelium" — or, when no group is labelled malignant and
+    an epithelial group is not named normal (it may then hold the tumour), "epithelium", or
+    "tumour core" when mostly in the interface's core; >= 15 % tumour or mostly in the margin band:
     "tumour margin" / "immune-rich margin"; immune >= 50 % or >= 30 %: "T-cell-rich stroma",
     "myeloid-rich stroma", ..., "immune-rich stroma"; fibroblasts and vessels: "stroma" /
     "vascular stroma"); repeated names get a number.
@@ -443,11 +444,13 @@ def niches(
     if region_onehot is not None:
         reg_df = pd.DataFrame(region_onehot, columns=REGIONS).groupby(labels).mean()
     names = []
-    tumour_labelled = any(_role(g) == "tumour" for g in comp_groups.columns)
+    epithelium_is_normal = any(_role(g) == "tumour" for g in comp_groups.columns) or all(
+        "normal" in str(g).lower() for g in comp_groups.columns if _role(g) == "epithelium"
+    )
     for c in range(k):
         nm = _name(comp_groups.loc[c] if c in comp_groups.index else pd.Series(dtype=float),
                    reg_df.loc[c] if reg_df is not None and c in reg_df.index else None,
-                   tumour_labelled)  # fmt: skip
+                   epithelium_is_normal)  # fmt: skip
         names.append(nm)
     counts: dict[str, int] = {}
     unique = []
