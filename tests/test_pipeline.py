@@ -342,6 +342,58 @@ def test_single_sample_without_a_sample_key():
     assert a.uns["pipeline"]["input"]["n_samples"] == 1
 
 
+def test_spot_grid_detection_known_answer():
+    """A lattice (spot array) is regular; jittered cell positions are not."""
+    from tmeatlas._pipeline import SPOT_REGULARITY, _grid_regularity
+
+    gx, gy = np.meshgrid(np.arange(30.0), np.arange(30.0))
+    square = np.column_stack([gx.ravel(), gy.ravel()]) * 100.0
+    hexagonal = np.column_stack([gx.ravel() + 0.5 * (gy.ravel() % 2), gy.ravel() * np.sqrt(3) / 2]) * 100.0
+    assert _grid_regularity(square) == 1.0 and _grid_regularity(hexagonal) == 1.0
+    rs = np.random.default_rng(0)
+    cells = rs.uniform(0, 3000, (900, 2))
+    assert _grid_regularity(cells) < 0.5 < SPOT_REGULARITY
+    a = _cohort(n_cells=300)  # simulated single cells
+    assert tm._pipeline.check_input(a, sample_key="sample", layer=None, gene_symbols=None)["spots"] is False
+
+
+def test_run_on_spots_plans_spot_steps(tmp_path):
+    """Spots (a regular grid): no single-cell steps; the spot tumour score runs, and the report renders."""
+    a = _cohort(n_cells=600)
+    for s in a.obs["sample"].cat.categories:  # put each sample's observations on a square grid
+        m = (a.obs["sample"] == s).to_numpy()
+        k = int(np.ceil(np.sqrt(m.sum())))
+        a.obsm["spatial"][m] = np.column_stack([np.arange(m.sum()) % k, np.arange(m.sum()) // k]) * 100.0
+    tm.run(a, sample_key="sample", out=tmp_path, progress=False, n_perms=10)
+    steps = a.uns["pipeline"]["steps"].set_index("step")["status"]
+    assert "tumor_score" in steps.index and (steps == "done").all(), steps
+    assert not set(steps.index) & set(tm._pipeline.CELL_STEPS)
+    assert a.uns["pipeline"]["input"]["spots"] and "tumor_score" in a.obs and "malignant" not in a.obs
+    assert (tmp_path / "report" / "index.html").exists()
+    # spots=False treats them as cells again
+    b = _cohort(n_cells=300)
+    b.obsm["spatial"] = a.obsm["spatial"][: b.n_obs]
+    tm.run(b, sample_key="sample", spots=False, steps=["qc", "gene_positions", "normalize", "cnv", "malignant"],
+           progress=False)  # fmt: skip
+    assert "malignant" in b.obs and not b.uns["pipeline"]["input"]["spots"]
+    with pytest.raises(tm.InvalidParameterError, match="spots"):
+        tm.run(b, sample_key="sample", spots="yes", progress=False)
+
+
+@pytest.mark.realdata
+def test_run_on_her2st_spots(her2st):
+    """her2st (Spatial Transcriptomics): detected as spots; the tumour score of tm.run matches the function's."""
+    from sklearn.metrics import roc_auc_score
+
+    a = her2st[her2st.obs["section"] == "B1"].copy()
+    tm.run(
+        a, sample_key="section", steps=["qc", "gene_positions", "normalize", "tumor_score"], progress=False
+    )
+    assert a.uns["pipeline"]["input"]["spots"]
+    auc = roc_auc_score(a.obs["label"] == "invasive cancer", a.obs["tumor_score"])
+    assert auc > 0.95, auc  # benchmarks/her2st.py: 0.981 on B1
+
+
 def test_harmonic_fill_known_answer():
     """A path 0-1-...-10 with its ends fixed at x=0 and x=10: the harmonic interpolation is x=i."""
     from scipy import sparse

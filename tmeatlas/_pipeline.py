@@ -49,8 +49,18 @@ SYMBOL_COLUMNS = (
 #: the order of the steps; spatial steps run only with coordinates
 STEP_ORDER = (
     "qc", "gene_positions", "normalize", "embedding", "cnv", "malignant", "clones", "cell_types", "signatures",
-    "stemness", "interface", "immune_phenotype", "niches", "checkpoints", "therapy", "combinations", "simulation",
+    "stemness", "tumor_score", "interface", "immune_phenotype", "niches", "checkpoints", "therapy", "combinations",
+    "simulation",
 )  # fmt: skip
+#: steps that need single cells: not planned for spot data (Visium, ST), where each observation
+#: mixes several cells
+CELL_STEPS = ("malignant", "clones", "cell_types", "stemness", "interface", "immune_phenotype", "niches",
+              "checkpoints", "therapy", "combinations", "simulation")  # fmt: skip
+#: coordinates are a spot grid when at least this share of nearest-neighbour distances lies within
+#: SPOT_TOLERANCE of their median, per sample (spot arrays: 0.80-0.93 on the four her2st sections;
+#: cells: 0.32-0.35 on MERFISH, multiplex IF and the simulated tissues)
+SPOT_REGULARITY = 0.7
+SPOT_TOLERANCE = 0.1
 #: the sample name given to every cell when ``sample_key=None`` (one sample)
 SINGLE_SAMPLE = "S1"
 #: largest value of log-normalised data; a larger maximum means linear-scale input (TPM, CPM)
@@ -181,6 +191,7 @@ def check_input(
         )
     spatial = OBSM.spatial in adata.obsm and np.asarray(adata.obsm[OBSM.spatial]).shape[1] >= 2
     return {
+        "spots": bool(spatial) and _looks_like_spots(adata, sample_key),
         "counts": bool(counts),
         "counts_in": counts_in,
         "linear": linear,
@@ -196,6 +207,7 @@ def run(
     *,
     sample_key: str | None,
     spatial: bool | None = None,
+    spots: bool | None = None,
     therapies: Sequence[str] | str | None = None,
     out: str | Path | None = None,
     layer: str | None = None,
@@ -263,6 +275,15 @@ def run(
         ``None`` for a single sample: ``obs["sample"]`` is added with the value ``"S1"``.
     spatial
         Run the spatial steps; ``None`` runs them when ``obsm["spatial"]`` exists (microns).
+    spots
+        The observations are spots (Visium, ST: each a mixture of cells), not cells. ``None``:
+        detected from the coordinates (a regular grid: at least :data:`SPOT_REGULARITY` of the
+        nearest-neighbour distances within 10 % of their median, in most samples). For spots the
+        single-cell steps (:data:`CELL_STEPS`: malignant calls, cell types, interface, immune
+        phenotype, niches, therapy, ...) are not planned and ``tumor_score``
+        (:func:`tmeatlas.gr.tumor_score`) runs instead; per-spot cell-type proportions from a
+        deconvolution then go to :func:`tmeatlas.gr.neighborhoods` (``composition_key=``) and
+        :func:`tmeatlas.gr.niches` by hand.
     therapies
         Therapies (names or display names from :func:`tmeatlas.datasets.therapies`), ``"all"``,
         or a DataFrame of your own entries (see ``tm.datasets.therapies(extra=...)``); ``None``
@@ -336,6 +357,23 @@ def run(
         raise InvalidInputError(
             "spatial=True but adata.obsm['spatial'] is missing: store cell coordinates (microns) there."
         )
+    if spots is not None and not isinstance(spots, bool):
+        raise InvalidParameterError(f"spots must be True, False or None, got {spots!r}.")
+    if spots is None:
+        spots = bool(spatial) and facts["spots"]
+    elif spots and not facts["spatial"]:
+        raise InvalidInputError(
+            "spots=True but adata.obsm['spatial'] is missing: store the spot coordinates there."
+        )
+    facts["spots"] = bool(spots)
+    if spots:
+        from ._settings import logger
+
+        logger.warning(
+            "tm.run: the observations are spots (coordinates on a regular grid: Visium, ST), each a mixture of "
+            "cells, so the single-cell steps (%s) are not run; tm.gr.tumor_score scores each spot instead. "
+            "Pass spots=False to treat them as cells.", ", ".join(CELL_STEPS),
+        )  # fmt: skip
     if copy:
         adata = adata.copy()
     if sample_key is None:
@@ -355,7 +393,8 @@ def run(
     out = Path(out) if out is not None else None
     record = _load_record(adata)
     n = len(wanted) + (4 if out is not None else 0)
-    shown = _Display(n, progress, n_cells=adata.n_obs, n_samples=facts["n_samples"])
+    shown = _Display(n, progress, n_cells=adata.n_obs, n_samples=facts["n_samples"],
+                     unit="spots" if facts["spots"] else "cells")  # fmt: skip
     t_run = time.perf_counter()
     for step in wanted:
         key = _json(step.params)
@@ -426,6 +465,39 @@ def run(
     return adata if copy else None
 
 
+def _grid_regularity(xy: np.ndarray, rng: int = 0, n_max: int = 5000) -> float:
+    """Share of nearest-neighbour distances within ``SPOT_TOLERANCE`` of their median (1: a lattice)."""
+    from scipy.spatial import cKDTree
+
+    xy = np.asarray(xy, dtype=float)[:, :2]
+    xy = xy[np.isfinite(xy).all(axis=1)]
+    if len(xy) < 10:
+        return 0.0
+    tree = cKDTree(xy)
+    query = xy if len(xy) <= n_max else xy[np.random.default_rng(rng).choice(len(xy), n_max, replace=False)]
+    d = tree.query(query, k=2)[0][:, 1]
+    med = float(np.median(d))
+    if med <= 0:
+        return 0.0
+    return float(np.mean(np.abs(d / med - 1) <= SPOT_TOLERANCE))
+
+
+def _looks_like_spots(adata: AnnData, sample_key: str | None) -> bool:
+    """Whether the coordinates form a spot grid (Visium, ST) rather than cell positions.
+
+    Spot arrays place observations on a regular lattice, so nearly all nearest-neighbour
+    distances equal the spot pitch; cell positions are irregular. The median over samples of
+    :func:`_grid_regularity` is compared with :data:`SPOT_REGULARITY`.
+    """
+    xy = np.asarray(adata.obsm[OBSM.spatial])
+    if sample_key is None:
+        shares = [_grid_regularity(xy)]
+    else:
+        codes = pd.Categorical(adata.obs[sample_key].astype(str)).codes
+        shares = [_grid_regularity(xy[codes == c]) for c in np.unique(codes)]
+    return float(np.median(shares)) >= SPOT_REGULARITY
+
+
 def _interactive() -> bool:
     return hasattr(sys, "ps1") or "ipykernel" in sys.modules
 
@@ -453,9 +525,9 @@ def _therapy_list(therapies) -> tuple[Any, list[str]]:
 
 
 class _Display:
-    def __init__(self, n: int, enabled: bool, *, n_cells: int, n_samples: int) -> None:
+    def __init__(self, n: int, enabled: bool, *, n_cells: int, n_samples: int, unit: str = "cells") -> None:
         self.n, self.i, self.enabled = n, 0, enabled
-        self.cells = f"{n_cells:,} cells, {n_samples} sample{'s' if n_samples != 1 else ''}"
+        self.cells = f"{n_cells:,} {unit}, {n_samples} sample{'s' if n_samples != 1 else ''}"
         if enabled:
             print(f"tmeatlas run: {self.cells}", file=sys.stderr, flush=True)
 
@@ -541,6 +613,9 @@ def _outcome(name: str, a: AnnData, sample_key: str) -> str:
             return ", ".join(f"{s}: {p}" for s, p in zip(t["sample"], t["phenotype"]))
         if name == "niches":
             return f"{o[OBS.niche].nunique()} niches"
+        if name == "tumor_score":
+            used = a.uns[UNS.tumor_score]["params"].get("use_cnv")
+            return f"copy-number term {'used' if used else 'left out'}"
         if name == "therapy":
             from .get import therapy_survival
 
@@ -778,6 +853,12 @@ def _plan(
 
         steps.append(_Step("simulation", f"continuous vs adaptive dosing of {', '.join(simulate)}", simulation,
                            {"therapies": list(simulate)}, lambda a: UNS.therapy_simulation in a.uns or len(simulate) > 1))  # fmt: skip
+    if facts.get("spots"):
+        steps = [s for s in steps if s.name not in CELL_STEPS]
+        if spatial:
+            steps.append(_Step("tumor_score", "spot tumour score (expression, copy number, neighbours)",
+                               lambda a: gr.tumor_score(a, layer=layer, sample_key=sample_key, rng=rng, n_jobs=n_jobs),
+                               {"layer": str(layer), "rng": rng}, lambda a: OBS.tumor_score in a.obs))  # fmt: skip
     order = {n: i for i, n in enumerate(STEP_ORDER)}
     return sorted(steps, key=lambda s: order[s.name])
 

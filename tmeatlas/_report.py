@@ -75,6 +75,9 @@ METHODS = {
     "immune_phenotype": "Inflamed when CD8 T cells in the tumour core reach 100 cells/mm2, else excluded when the "
     "margin reaches 200 cells/mm2, else desert (J Immunother Cancer 12:e009550, 2024, doi:10.1136/jitc-2024-009550); "
     "p: the call's probability under the counting error of the CD8 densities (Poisson, Jeffreys prior).",
+    "tumor_score": "Spot tumour score: robust z-scores of epithelial minus myoepithelial marker share and log "
+    "counts, plus each spot's CNV correlation with its section's tumour profile (Tirosh I et al. Science 352:189, "
+    "2016), averaged with the 8 nearest spots.",
     "niches": "Niches by k-means on multi-scale neighbourhood composition and tumour proximity, pooled over "
     "samples; the number chosen by subsample stability (Lange T et al. Neural Comput 16:1299, 2004).",
     "therapy": "Per-cell survival probability from the therapy's required targets (kNN-smoothed availability), "
@@ -92,6 +95,7 @@ STEP_UNS = {
     "clones": UNS.cnv_clones, "cell_types": UNS.annotate, "signatures": UNS.signatures, "stemness": UNS.stemness,
     "checkpoints": UNS.checkpoint_interactions, "interface": UNS.interface, "immune_phenotype": UNS.immune_phenotype,
     "niches": UNS.niches, "therapy": UNS.therapy_survival, "simulation": UNS.therapy_simulation,
+    "tumor_score": UNS.tumor_score,
 }  # fmt: skip
 
 PALETTE_CSS = """
@@ -387,6 +391,10 @@ def write_figures(
             sp.append(("spatial_cell_types", "spatial", "Cell types in space",
                        "Major cell type of every cell at its position (microns).",
                        lambda: pl.spatial(adata, color=OBS.cell_type_major, sample_key=sample_key, samples=one, **kw)))  # fmt: skip
+        if has["spatial"] and OBS.tumor_score in o:
+            sp.append(("spatial_tumor_score", "spatial", "Spot tumour score",
+                       "Expression, copy-number and neighbour evidence of tumour per spot (higher: more tumour).",
+                       lambda: pl.spatial(adata, color=OBS.tumor_score, sample_key=sample_key, samples=one, **kw)))  # fmt: skip
         if has["niches"]:
             sp.append(("spatial_niches", "spatial", "Niches",
                        "Niches shared across samples (same colour = same niche in every sample).",

@@ -45,6 +45,12 @@ def _parser() -> argparse.ArgumentParser:
         "--spatial", dest="spatial", action="store_true", default=None, help="require the spatial steps"
     )
     sp.add_argument("--no-spatial", dest="spatial", action="store_false", help="skip the spatial steps")
+    so = r.add_mutually_exclusive_group()
+    so.add_argument(
+        "--spots", dest="spots", action="store_true", default=None,
+        help="observations are spots (Visium, ST); default: detected from the coordinates",
+    )  # fmt: skip
+    so.add_argument("--cells", dest="spots", action="store_false", help="observations are single cells")
     r.add_argument("--steps", default=None, help="comma-separated steps to run (default: all that apply)")
     r.add_argument("--skip", default=None, help="comma-separated steps not to run")
     r.add_argument("--force", nargs="?", const="all", default=None,
@@ -105,7 +111,7 @@ def _run(args) -> None:
     else:
         adata = read(src)
     run(
-        adata, sample_key=args.sample_key, spatial=args.spatial, therapies=_list(args.therapies), out=out,
+        adata, sample_key=args.sample_key, spatial=args.spatial, spots=args.spots, therapies=_list(args.therapies), out=out,
         layer=args.layer, gene_symbols=args.gene_symbols, steps=_list(args.steps), skip=_list(args.skip) or (),
         force=force_arg, integrate=args.integrate, simulate=_list(args.simulate) or (), report=not args.no_report,
         rng=args.seed, n_jobs=args.n_jobs, progress=not args.quiet,
