@@ -381,6 +381,19 @@ def test_run_on_spots_plans_spot_steps(tmp_path):
 
 
 @pytest.mark.realdata
+def test_spot_grid_regularity_on_real_data(her2st, merfish_nsclc, phenoptr_cells):
+    """The threshold's margin on the shared data: ST spot arrays vs MERFISH and multiplex IF cells."""
+    from tmeatlas._pipeline import SPOT_REGULARITY, _grid_regularity
+
+    spots = [_grid_regularity(her2st.obsm["spatial"][(her2st.obs["section"] == s).to_numpy()])
+             for s in her2st.obs["section"].unique()]  # fmt: skip
+    assert min(spots) >= 0.8, spots  # measured 0.80-0.93
+    cells = [_grid_regularity(merfish_nsclc.obsm["spatial"]),
+             _grid_regularity(phenoptr_cells[["Cell X Position", "Cell Y Position"]].to_numpy(float))]  # fmt: skip
+    assert max(cells) < 0.4 < SPOT_REGULARITY < min(spots), cells  # measured 0.32-0.34
+
+
+@pytest.mark.realdata
 def test_run_on_her2st_spots(her2st):
     """her2st (Spatial Transcriptomics): detected as spots; the tumour score of tm.run matches the function's."""
     from sklearn.metrics import roc_auc_score

@@ -58,7 +58,7 @@ CELL_STEPS = ("malignant", "clones", "cell_types", "stemness", "interface", "imm
               "checkpoints", "therapy", "combinations", "simulation")  # fmt: skip
 #: coordinates are a spot grid when at least this share of nearest-neighbour distances lies within
 #: SPOT_TOLERANCE of their median, per sample (spot arrays: 0.80-0.93 on the four her2st sections;
-#: cells: 0.32-0.35 on MERFISH, multiplex IF and the simulated tissues)
+#: cells: 0.32-0.35 on MERFISH, multiplex IF and the simulated tissues; tests/test_pipeline.py)
 SPOT_REGULARITY = 0.7
 SPOT_TOLERANCE = 0.1
 #: the sample name given to every cell when ``sample_key=None`` (one sample)
@@ -489,12 +489,11 @@ def _looks_like_spots(adata: AnnData, sample_key: str | None) -> bool:
     distances equal the spot pitch; cell positions are irregular. The median over samples of
     :func:`_grid_regularity` is compared with :data:`SPOT_REGULARITY`.
     """
+    from .gr._neighborhoods import _samples
+
     xy = np.asarray(adata.obsm[OBSM.spatial])
-    if sample_key is None:
-        shares = [_grid_regularity(xy)]
-    else:
-        codes = pd.Categorical(adata.obs[sample_key].astype(str)).codes
-        shares = [_grid_regularity(xy[codes == c]) for c in np.unique(codes)]
+    codes, names = _samples(adata, sample_key)
+    shares = [_grid_regularity(xy[codes == c]) for c in range(len(names))]
     return float(np.median(shares)) >= SPOT_REGULARITY
 
 
