@@ -50,6 +50,16 @@ def merfish_nsclc():
 
 
 @pytest.fixture
+def qian_ovarian():
+    """Qian 2020 high-grade serous ovarian cancer, 10x, 4,000 cells x 12,000 genes, raw counts,
+    4 samples; the authors' labels in obs.cell_type (moved to obs.author_cell_type here, since
+    tm.tl.annotate writes obs.cell_type)."""
+    a = _real("qian2020_ovarian.h5ad")
+    a.obs["author_cell_type"] = a.obs.pop("cell_type")
+    return a
+
+
+@pytest.fixture
 def phenoptr_cells():
     """akoyabio/phenoptr multiplex IF cell table (6,072 cells)."""
     import pandas as pd

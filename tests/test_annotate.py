@@ -118,7 +118,7 @@ def _scores(a):
 
 
 def test_simulated_cohort_accuracy(sim_annot):
-    """Acceptance: major >= 0.95, compartment >= 0.98, fine macro-F1 >= 0.85 (measured 0.993, 0.994, 0.945)."""
+    """Acceptance: major >= 0.95, compartment >= 0.98, fine macro-F1 >= 0.85 (measured 0.992, 0.993, 0.941)."""
     a = sim_annot.copy()
     tm.tl.annotate(a, sample_key="sample")
     major, comp, fine = _scores(a)
@@ -257,3 +257,47 @@ def test_merfish_lung_panel(merfish_nsclc):
     assert bal >= 0.55, bal
     used = a.uns["annotate"]["markers_used"]
     assert (used["coverage"] < 1).any()  # panel: coverage is reported per type
+
+
+QIAN_TO_AUTHOR = {
+    # tmeatlas major types onto the authors' six types of the Qian 2020 ovarian set: the authors'
+    # "B_cell" population is the B lineage (148 of its 159 cells express two or more of MZB1,
+    # JCHAIN, DERL3, TNFRSF17: mostly plasma cells); pericytes sit in their fibroblasts, NK in T
+    "Malignant": "Epithelial", "Epithelial": "Epithelial", "T cell": "T_cell", "NK cell": "T_cell",
+    "B cell": "B_cell", "Plasma cell": "B_cell", "Myeloid": "Macrophage", "Fibroblast": "Fibroblast",
+    "Pericyte": "Fibroblast", "Endothelial": "Endothelial", "Mast cell": "Mast cell", "Unassigned": "Unassigned",
+}  # fmt: skip
+
+
+def test_qian_ovarian_real_droplets(qian_ovarian):
+    """Qian 2020 ovarian cancer (10x, 4 samples, ambient immunoglobulin and collagen in every cell).
+
+    ``annotate`` alone (no CNV calls, no graph). Measured (benchmarks/annotate_accuracy.py):
+    balanced accuracy 0.929 against the authors' six types (before the background-aware
+    evidence and defining markers: 0.910), B-lineage recall 0.931, carcinoma cells called an
+    immune or stromal type 16.5% overall (was 22.7%; 129 "Mast cell" and 73 "B cell" calls gone),
+    1.1% in samples 11-13 (was 8.1%). Nearly all of what is left is one cluster of sample 14
+    whose cancer cells (same CNV profile as the sample's epithelial cancer cells) express
+    collagens and no epithelial marker: markers cannot place them, only copy number can.
+    """
+    from sklearn.metrics import balanced_accuracy_score
+
+    a = qian_ovarian
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tm.tl.annotate(a, sample_key="sample")
+    y = a.obs["author_cell_type"].astype(str).to_numpy()
+    major = a.obs["cell_type_major"].astype(str).to_numpy()
+    assert balanced_accuracy_score(y, [QIAN_TO_AUTHOR[m] for m in major]) >= 0.90
+    assert np.isin(major[y == "B_cell"], ["B cell", "Plasma cell"]).mean() >= 0.88
+    # ambient immunoglobulin is no evidence: other cells are not called plasma cells
+    assert (major[y != "B_cell"] == "Plasma cell").mean() <= 0.01
+    # tryptase, CPA3 and KIT are not in this gene set: mast cells cannot be decided, none is called
+    used = a.uns["annotate"]["markers_used"].set_index(["level", "cell_type"])
+    assert not used.loc[("major", "Mast cell"), "predictable"]
+    assert "Mast cell" not in set(major)
+    epi = y == "Epithelial"
+    leak = epi & a.obs["compartment"].astype(str).isin(["immune", "stromal"]).to_numpy()
+    assert leak[epi].mean() <= 0.20
+    other = epi & (a.obs["sample"].astype(str) != "14").to_numpy()
+    assert leak[other].sum() / other.sum() <= 0.03

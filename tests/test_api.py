@@ -25,7 +25,7 @@ NAMESPACES = {"pp": tm.pp, "tl": tm.tl, "gr": tm.gr, "pl": tm.pl, "get": tm.get,
 WRITERS = ("pp", "tl", "gr")  # tools that write into the AnnData: must take copy=
 #: public functions that are not tools on an AnnData (no ``adata``, no plot contract), so they
 #: get no CASES entry; each is tested in its own file, and ``test_non_tools_rules`` checks its docs
-NOT_TOOLS = {"pl.set_style": "tests/test_pl_style.py"}
+NOT_TOOLS = {"pl.set_style": "tests/test_pl_style.py", "tm.read": "tests/test_readers.py"}
 
 
 def public_functions():
@@ -45,7 +45,8 @@ def _tiny_genes():
 
 
 def _sim(**kw):
-    return tm.datasets.simulate_tumor(n_cells=600, n_patients=2, n_genes=3000, **kw)
+    # 4,500 genes: infer_cnv keeps ~3,400, above the MIN_CNV_GENES floor of copy-number calls
+    return tm.datasets.simulate_tumor(n_cells=600, n_patients=2, n_genes=4500, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +145,7 @@ CASES = {
     "pl.spatial": (lambda sim: sim.copy(), {"color": "true_niche", "show": False}),
     "datasets.simulate_tumor": (None, {"n_cells": 300, "n_patients": 2, "n_genes": 1500}),
     "datasets.markers": (None, {"level": "major"}),
+    "datasets.simulate_spots": (None, {"sections": ["mixed", "free"], "grid": 8, "n_genes": 1500}),
     "tl.annotate": (lambda sim: _cnv(sim, 2), {"sample_key": "sample"}),
     "tl.integrate": (lambda sim: sim.copy(), {"batch_key": "sample", "n_top_genes": 500, "max_epochs": 2}),
     "tl.transfer_labels": (
@@ -195,6 +197,7 @@ CASES = {
 #: a bad argument for each dataset function
 BAD_DATASET_ARGS = {
     "datasets.simulate_tumor": {"n_cells": -5},
+    "datasets.simulate_spots": {"sections": ["nonsense"]},
     "datasets.markers": {"level": "nonsense"},
     "datasets.signatures": {"category": "nonsense"},
     "datasets.checkpoint_pairs": {"effect": "nonsense"},
@@ -210,8 +213,9 @@ def test_every_public_function_has_a_case():
 @pytest.mark.parametrize("name", sorted(NOT_TOOLS))
 def test_non_tools_rules(name):
     ns, attr = name.split(".")
-    assert attr in NAMESPACES[ns].__all__, f"{name} is listed in NOT_TOOLS but not exported"
-    fn = getattr(NAMESPACES[ns], attr)
+    module = tm if ns == "tm" else NAMESPACES[ns]  # "tm.read": a top-level function
+    assert attr in module.__all__, f"{name} is listed in NOT_TOOLS but not exported"
+    fn = getattr(module, attr)
     doc = inspect.getdoc(fn) or ""
     assert "Parameters\n----------" in doc, f"{name}: docstring lacks a Parameters section"
     params = list(inspect.signature(fn).parameters.values())

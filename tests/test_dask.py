@@ -175,7 +175,11 @@ def test_pipeline_on_dask_equals_in_memory(pair_10k):
         assert np.allclose(np.asarray(lazy.obsm[key]), np.asarray(a.obsm[key]), rtol=0, atol=1e-5), key
     for key in ("qc_outlier", "leiden", "malignant", "cnv_clone", "cell_type", "niche", "tumor_region"):
         assert (lazy.obs[key].astype(str) == a.obs[key].astype(str)).all(), key
-    assert np.allclose(lazy.obs["stemness"], a.obs["stemness"], rtol=0, atol=1e-9, equal_nan=True)
+    # stemness is a percentile within each group: scores that differ in their last bits between the two
+    # paths (summation order) can swap the ranks of near-tied cells, so a handful may move by a rank
+    diff = np.abs(lazy.obs["stemness"].to_numpy(float) - a.obs["stemness"].to_numpy(float))
+    assert (np.isnan(lazy.obs["stemness"]) == np.isnan(a.obs["stemness"])).all()
+    assert np.nanmean(diff > 1e-9) <= 1e-3 and np.nanmax(diff) < 0.01, (np.nanmean(diff > 1e-9), np.nanmax(diff))
     surv = [c for c in a.obs.columns if c.startswith("survival_")]
     assert surv and np.allclose(
         lazy.obs[surv].to_numpy(float), a.obs[surv].to_numpy(float), atol=1e-9, equal_nan=True
@@ -202,11 +206,13 @@ def test_cli_lazy_run_and_resume(pair, tmp_path):
         warnings.simplefilter("ignore")
         assert main(args) == 0
         first = ad.read_h5ad(out / "atlas.h5ad")
-        assert main(args) == 0  # resumes: reads atlas.h5ad lazily and replaces it
+        written = (out / "atlas.h5ad").stat().st_mtime_ns
+        assert main(args) == 0  # resumes: reads atlas.h5ad lazily; nothing to do, so nothing is rewritten
+    assert (out / "atlas.h5ad").stat().st_mtime_ns == written
     again = ad.read_h5ad(out / "atlas.h5ad")
     assert (again.obs["malignant"] == first.obs["malignant"]).all() and (
         first.obs["malignant"] == "malignant"
     ).sum() > 100
     assert (again.layers["counts"] != a.X).nnz == 0
     steps = again.uns["pipeline"]["steps"].set_index("step")["status"]
-    assert (steps == "skipped").all() and not list(out.glob("*.partial"))
+    assert (steps == "done").all() and not list(out.glob("*.partial"))

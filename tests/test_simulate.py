@@ -420,3 +420,43 @@ def test_standard_workflow_recovers_cell_types(sim5k):
     sc.tl.leiden(a, resolution=1.0, flavor="igraph", n_iterations=2, directed=False)
     ari = adjusted_rand_score(a.obs[OBS.true_cell_type], a.obs["leiden"])
     assert 0.7 <= ari < 0.95, ari
+
+
+def test_tumour_composition_options():
+    """Issue 22 options: tumour-majority and immune-poor patients reach their fractions (normal
+    patients untouched); mesenchymal malignant cells express the fibroblast program, not the
+    epithelial one, and keep their clone; with the options off the data are unchanged."""
+    from tmeatlas.datasets import simulate_tumor
+
+    base = simulate_tumor(n_cells=1200, n_patients=2, normal_patient=True, rng=5)
+    same = simulate_tumor(n_cells=1200, n_patients=2, normal_patient=True, rng=5, mesenchymal_tumour=0.0)
+    assert (base.X != same.X).nnz == 0 and "true_mesenchymal_tumour" not in same.obs
+    assert "tumour_fraction" not in same.uns["simulation"]["params"]
+    a = simulate_tumor(n_cells=1200, n_patients=2, normal_patient=True, rng=5, tumour_fraction=0.75,
+                       immune_fraction=0.02, mesenchymal_tumour=0.5)  # fmt: skip
+    frac = a.obs.groupby("sample", observed=True)["true_malignant"].mean()
+    imm = (a.obs["true_compartment"] == "immune").groupby(a.obs["sample"], observed=True).mean()
+    assert np.allclose(frac[["P1", "P2"]], 0.75, atol=0.01) and frac["P3"] == 0
+    assert (imm[["P1", "P2"]] <= 0.021).all() and imm["P3"] > 0.1
+    assert a.uns["simulation"]["params"]["tumour_fraction"] == 0.75
+    mal = a.obs["true_malignant"].to_numpy()
+    mes = a.obs["true_mesenchymal_tumour"].to_numpy()
+    assert not mes[~mal].any() and 0.4 < mes[mal].mean() < 0.6
+    assert (a.obs.loc[mal, "true_clone"] != "non-malignant").all()
+    X = a.X.tocsc()
+
+    def mean(g, m):
+        return float(X[:, a.var_names.get_loc(g)].toarray().ravel()[m].mean())
+
+    for g in ("COL1A1", "LUM"):
+        assert mean(g, mes) > 5 * mean(g, mal & ~mes)
+    for g in ("KRT8", "EPCAM"):
+        assert mean(g, mal & ~mes) > 5 * mean(g, mes)
+
+
+@pytest.mark.parametrize("kwargs", [{"mesenchymal_tumour": 1.5}, {"tumour_fraction": -0.1}, {"immune_fraction": "few"}])
+def test_composition_options_bad_input(kwargs):
+    from tmeatlas.datasets import simulate_tumor
+
+    with pytest.raises(InvalidParameterError, match="fraction between 0 and 1"):
+        simulate_tumor(n_cells=200, n_patients=1, **kwargs)

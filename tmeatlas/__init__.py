@@ -2,8 +2,9 @@
 
 ``import tmeatlas as tm`` gives the namespaces ``tm.pp`` (preprocessing), ``tm.tl`` (tools),
 ``tm.gr`` (spatial graphs and niches), ``tm.pl`` (plots), ``tm.get`` (tidy tables) and
-``tm.datasets``, plus ``tm.run`` (the whole atlas, tables, figures and reports in one call) and
-``tm.settings``.
+``tm.datasets``, plus ``tm.read`` (data as held: h5ad, 10x, Space Ranger, SpatialData, cell
+tables; coordinates in microns), ``tm.run`` (the whole atlas, tables, figures and reports in one
+call) and ``tm.settings``.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from ._errors import (
     InvalidParameterError,
     MissingDependencyError,
     MissingResultError,
+    NotApplicableError,
     TmeatlasError,
 )
 from ._pipeline import PipelineError, run
+from ._readers import read
 from ._settings import settings
 from ._version import __version__
 
@@ -27,6 +30,7 @@ __all__ = [
     "InvalidParameterError",
     "MissingDependencyError",
     "MissingResultError",
+    "NotApplicableError",
     "PipelineError",
     "TmeatlasError",
     "__version__",
@@ -35,6 +39,7 @@ __all__ = [
     "gr",
     "pl",
     "pp",
+    "read",
     "run",
     "settings",
     "tl",

@@ -8,6 +8,7 @@ __all__ = [
     "InvalidParameterError",
     "MissingDependencyError",
     "MissingResultError",
+    "NotApplicableError",
     "TmeatlasError",
 ]
 
@@ -29,6 +30,12 @@ class MissingResultError(TmeatlasError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class NotApplicableError(InvalidInputError):
+    """The data cannot support this analysis (no malignant cells, no measured receptor-ligand pair,
+    no CD8 label, too few genes on the genome): not a mistake in the call. :func:`tmeatlas.run`
+    records the step as not applicable, with this message as the reason, and goes on."""
 
 
 class GenePositionError(InvalidInputError):

@@ -9,12 +9,12 @@ messages that name the failed step.
 from __future__ import annotations
 
 import json
-import re
 import sys
 import time
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +24,7 @@ import pandas as pd
 from ._core.chunks import is_streamed, row_block, row_blocks
 from ._errors import InvalidInputError, InvalidParameterError, TmeatlasError
 from ._keys import OBS, OBSM, UNS
+from ._names import safe_name
 from ._validation import check_adata, looks_like_counts, suggest_names
 from ._version import __version__
 
@@ -61,6 +62,24 @@ CELL_STEPS = ("malignant", "clones", "cell_types", "stemness", "interface", "imm
 #: cells: 0.32-0.35 on MERFISH, multiplex IF and the simulated tissues; tests/test_pipeline.py)
 SPOT_REGULARITY = 0.7
 SPOT_TOLERANCE = 0.1
+#: the steps each step cannot do without: when one of them is not applicable, failed or was not
+#: run, the step is not run either, with that reason
+NEEDS = {
+    "embedding": ("normalize",), "cnv": ("gene_positions", "normalize"), "malignant": ("cnv",),
+    "clones": ("malignant",), "cell_types": ("normalize",), "signatures": ("normalize",), "stemness": ("cell_types",),
+    "tumor_score": ("gene_positions", "normalize"), "interface": ("malignant", "cell_types"),
+    "immune_phenotype": ("interface",), "niches": ("cell_types",), "checkpoints": ("cell_types",),
+    "therapy": ("clones", "cell_types"), "combinations": ("therapy",), "simulation": ("therapy",),
+}  # fmt: skip
+#: the steps whose results a step reads when they are present (a change there reruns it)
+USES = {
+    "cell_types": ("malignant", "embedding"), "stemness": ("malignant",), "niches": ("interface",),
+    "checkpoints": ("interface", "niches"), "therapy": ("immune_phenotype", "signatures"),
+}  # fmt: skip
+#: median distance between neighbouring cells that is plausible in microns (real sections: MERFISH lung
+#: 6.6, multiplex IF 6.6, simulated tissue 8.8); outside it tm.run warns that the coordinates may be
+#: pixels. Pixel sizes near 1 µm cannot be told apart from microns this way: readers state units.
+CELL_SPACING_UM = (2.0, 40.0)
 #: the sample name given to every cell when ``sample_key=None`` (one sample)
 SINGLE_SAMPLE = "S1"
 #: largest value of log-normalised data; a larger maximum means linear-scale input (TPM, CPM)
@@ -86,6 +105,10 @@ class _Step:
     params: dict = field(default_factory=dict)
     #: keys whose presence shows the step's result is in the AnnData (for skipping)
     result: Callable[[AnnData], bool] = lambda a: True
+    #: steps whose results it cannot do without (:data:`NEEDS`)
+    needs: tuple[str, ...] = ()
+    #: steps whose results it reads when present (:data:`USES`)
+    uses: tuple[str, ...] = ()
 
 
 def _json(params: dict) -> str:
@@ -140,6 +163,9 @@ def check_input(
     X = adata.layers[layer] if layer is not None else adata.X
     if X is None:
         raise InvalidInputError("adata.X is empty; pass `layer=` naming the layer with counts.")
+    _check_matrix(adata, X)
+    _check_sample_values(adata, sample_key)
+    spacing = _check_coordinates(adata, sample_key)
     if sparse.issparse(X):
         data = X.data
     else:  # dense, backed or Dask: the first rows
@@ -162,11 +188,11 @@ def check_input(
     # not counts: log-normalised, or linear-scale normalised values (TPM, CPM: values above 50,
     # which log1p(CP10k) data do not reach)
     linear = (not counts) and bool(data.size) and float(data.max()) > LINEAR_MAX
-    names = pd.Index(adata.var[gene_symbols].astype(str)) if gene_symbols is not None else adata.var_names
     if gene_symbols is not None and gene_symbols not in adata.var.columns:
         raise InvalidInputError(
             f"gene_symbols={gene_symbols!r} is not a column of adata.var (columns: {list(adata.var.columns)[:12]})."
         )
+    names = pd.Index(adata.var[gene_symbols].astype(str)) if gene_symbols is not None else adata.var_names
     ensembl = names.str.match(r"^ENS[A-Z]*G\d{6,}").mean()
     if ensembl > 0.5:
         cands = [
@@ -192,6 +218,7 @@ def check_input(
     spatial = OBSM.spatial in adata.obsm and np.asarray(adata.obsm[OBSM.spatial]).shape[1] >= 2
     return {
         "spots": bool(spatial) and _looks_like_spots(adata, sample_key),
+        "median_spacing": spacing,
         "counts": bool(counts),
         "counts_in": counts_in,
         "linear": linear,
@@ -200,6 +227,105 @@ def check_input(
         "n_genes": int(adata.n_vars),
         "n_samples": int(adata.obs[sample_key].nunique()) if sample_key is not None else 1,
     }
+
+
+def _check_matrix(adata: AnnData, X) -> None:
+    """A backed AnnData, float16 values and an all-zero matrix are refused before any work."""
+    from scipy import sparse
+
+    if getattr(adata, "isbacked", False):
+        raise InvalidInputError(
+            "adata is opened in backed mode (`read_h5ad(..., backed='r')`), which tm.run cannot write into: load it "
+            "with `anndata.read_h5ad(path)`, or, for data larger than memory, `tmeatlas run --lazy` / "
+            "`tmeatlas._core.chunks.read_h5ad_lazy(path)`."
+        )
+    if np.dtype(getattr(X, "dtype", np.float32)) == np.float16:
+        raise InvalidInputError(
+            "the expression matrix is float16, which cannot hold counts above 2,048 exactly nor sums of many "
+            "cells: convert it first, e.g. `adata.X = adata.X.astype('float32')`."
+        )
+    if sparse.issparse(X) and (X.nnz == 0 or not np.any(X.data)):
+        raise InvalidInputError(
+            "the expression matrix holds only zeros: check that the right matrix or layer was read."
+        )
+    if isinstance(X, np.ndarray) and not np.any(X):
+        raise InvalidInputError(
+            "the expression matrix holds only zeros: check that the right matrix or layer was read."
+        )
+
+
+def _check_sample_values(adata: AnnData, sample_key: str | None) -> None:
+    """Sample values that would merge once written as text (``1`` and ``"1"``) are refused."""
+    if sample_key is None or sample_key not in adata.obs.columns:
+        return
+    col = adata.obs[sample_key]
+    values = pd.unique(col.cat.categories if isinstance(col.dtype, pd.CategoricalDtype) else col.dropna())
+    text = pd.Series([str(v) for v in values])
+    if text.duplicated().any():
+        same = sorted({t for t in text[text.duplicated()]})[:3]
+        raise InvalidInputError(
+            f"obs[{sample_key!r}] holds different values with the same text ({same}: e.g. the number 1 and the "
+            f"string '1'), which would merge into one sample: make the column one type, e.g. "
+            f"`adata.obs[{sample_key!r}] = adata.obs[{sample_key!r}].astype(str)` if they are the same sample."
+        )
+
+
+def _check_coordinates(adata: AnnData, sample_key: str | None) -> float | None:
+    """Coordinates with missing values, or with a third axis that varies, are refused (the spatial steps
+    measure distances and areas in a 2-D section); coordinates whose spacing is not that of cells or
+    spots in microns (pixels, array indices) give a warning. Return the median spacing."""
+    from ._readers import PLAUSIBLE_SPACING_UM, median_spacing
+    from ._settings import logger
+
+    if OBSM.spatial not in adata.obsm:
+        return None
+    xy = np.asarray(adata.obsm[OBSM.spatial], dtype=float)
+    if xy.ndim != 2 or xy.shape[1] < 2:
+        raise InvalidInputError(
+            f"obsm['spatial'] must be cells x 2 (x, y in microns); it has shape {xy.shape}."
+        )
+    bad = ~np.isfinite(xy[:, :2]).all(axis=1)
+    if bad.any():
+        raise InvalidInputError(
+            f"{int(bad.sum()):,} cells have missing or infinite coordinates in obsm['spatial']: drop them "
+            "(`adata = adata[np.isfinite(adata.obsm['spatial']).all(axis=1)].copy()`) or pass spatial=False."
+        )
+    if xy.shape[1] > 2 and np.ptp(xy[:, 2:], axis=0).max() > 0:
+        raise InvalidInputError(
+            f"obsm['spatial'] has {xy.shape[1]} columns and the third varies: the spatial steps work on 2-D sections "
+            "(areas, densities). Run each z-plane or section as its own sample with 2-D coordinates "
+            "(`adata.obsm['spatial'] = adata.obsm['spatial'][:, :2]` only if z does not matter)."
+        )
+    groups = adata.obs[sample_key].astype(str).to_numpy() if sample_key in adata.obs else np.zeros(len(xy))
+    spacing = median_spacing(xy, groups)
+    spots = _looks_like_spots(adata, sample_key)
+    low, high = PLAUSIBLE_SPACING_UM if spots else CELL_SPACING_UM
+    if spacing is not None and not low <= spacing <= high:
+        logger.warning(
+            "obsm['spatial']: neighbouring observations lie a median %.3g units apart, outside the %g-%g µm expected "
+            "(cells lie about 5-20 µm apart, Visium spots 100 µm, ST spots 200 µm): the coordinates may be pixels, so areas "
+            "and densities (immune phenotype, niches) would be wrong. Convert them to microns first "
+            "(`adata.obsm['spatial'] = xy * microns_per_pixel`; `tm.read(..., microns_per_unit=)`).",
+            spacing, low, high,
+        )  # fmt: skip
+    return spacing
+
+
+def check_output(out: str | Path | None) -> Path | None:
+    """The output folder must be a folder this process can write: checked before any work."""
+    import os
+
+    if out is None:
+        return None
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"--out {str(out)!r} is a file, not a folder: name a folder (it is created).")
+    parent = out if out.exists() else next((p for p in out.parents if p.exists()), Path())
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise InvalidInputError(
+            f"cannot write into {str(parent)!r} (permission denied): choose another --out folder."
+        )
+    return out
 
 
 def run(
@@ -332,6 +458,13 @@ def run(
     if not isinstance(copy, bool):
         raise InvalidParameterError(f"copy must be True or False, got {copy!r}.")
     facts = check_input(adata, sample_key=sample_key, layer=layer, gene_symbols=gene_symbols)
+    facts["data_fingerprint"] = _data_fingerprint(adata, facts, sample_key)
+    check_output(out)
+    from ._settings import settings
+
+    settings.resolve_n_jobs(n_jobs)
+    if not isinstance(rng, int | np.integer) or isinstance(rng, bool):
+        raise InvalidParameterError(f"rng must be an integer seed, got {rng!r}.")
     therapy_arg, therapy_names = _therapy_list(therapies)
     unknown = [
         s
@@ -391,78 +524,188 @@ def run(
     wanted = [s for s in plan if (steps is None or s.name in steps) and s.name not in skip]
     forced = set(STEP_ORDER) if force is True else set(force or [])
     out = Path(out) if out is not None else None
-    record = _load_record(adata)
+    prints = _fingerprints(plan, sample_key=sample_key, data=facts["data_fingerprint"])
     n = len(wanted) + (4 if out is not None else 0)
     shown = _Display(n, progress, n_cells=adata.n_obs, n_samples=facts["n_samples"],
                      unit="spots" if facts["spots"] else "cells")  # fmt: skip
     t_run = time.perf_counter()
-    for step in wanted:
-        key = _json(step.params)
-        prev = record.get(step.name)
-        if (
-            step.name not in forced
-            and prev is not None
-            and prev["params"] == key
-            and prev["status"] in ("done", "skipped")
-            and step.result(adata)
-        ):
-            shown.skip(step.title)
-            record[step.name] = {**prev, "status": "skipped"}
-            continue
-        shown.begin(step.title)
-        t = time.perf_counter()
-        try:
-            with _notes(progress) as notes:
-                step.fn(adata)
-        except Exception as e:
-            record[step.name] = {"params": key, "status": "failed", "seconds": round(time.perf_counter() - t, 2),
-                                 "version": __version__, "error": f"{type(e).__name__}: {e}"}  # fmt: skip
-            _save_record(adata, record, sample_key=sample_key, facts=facts)
-            shown.fail()
-            saved = ""
-            if out is not None:
-                out.mkdir(parents=True, exist_ok=True)
-                _write_atlas(adata, out / "atlas.h5ad")
-                saved = f" Results of the earlier steps are in {out / 'atlas.h5ad'}; a rerun on it resumes after them."
-            raise PipelineError(
-                f"step {step.name!r} ({step.title}) failed: {type(e).__name__}: {str(e).rstrip('.')}.{saved}"
-            ) from e
-        dt = time.perf_counter() - t
-        record[step.name] = {
-            "params": key,
-            "status": "done",
-            "seconds": round(dt, 2),
-            "version": __version__,
-            "error": "",
-        }
-        shown.end(dt, _outcome(step.name, adata, sample_key))
-        shown.notes(notes)
-    _save_record(adata, record, sample_key=sample_key, facts=facts)
+    try:
+        record, ran = _execute(adata, wanted, prints=prints, forced=forced, shown=shown, progress=progress,
+                               sample_key=sample_key)  # fmt: skip
+    except KeyboardInterrupt:  # the finished steps are saved; a rerun resumes after them
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            _write_atlas(adata, out / "atlas.h5ad")
+        raise
+    finally:
+        _save_record(adata, _load_record(adata), sample_key=sample_key, facts=facts)
+    failed = [(s, r) for s, r in record.items() if r["status"] == "failed"]
     if out is not None:
-        from . import _report
-
-        out.mkdir(parents=True, exist_ok=True)
-        shown.begin("tables (CSV)")
-        t = time.perf_counter()
-        tables = _report.write_tables(adata, out / "tables", sample_key=sample_key)
-        shown.end(time.perf_counter() - t)
-        shown.begin("figures (PNG and PDF)")
-        t = time.perf_counter()
-        figures = _report.write_figures(adata, out / "figures", sample_key=sample_key)
-        shown.end(time.perf_counter() - t)
-        shown.begin("HTML reports (cohort and one per patient)")
-        t = time.perf_counter()
-        if report:
-            _report.write_reports(
-                adata, out / "report", sample_key=sample_key, figures=figures, tables=tables
-            )
-        shown.end(time.perf_counter() - t)
-        shown.begin(f"write {out / 'atlas.h5ad'}")
-        t = time.perf_counter()
         adata.uns[UNS.pipeline]["seconds_total"] = round(time.perf_counter() - t_run, 2)
-        _write_atlas(adata, out / "atlas.h5ad")
-        shown.end(time.perf_counter() - t)
+        _write_outputs(adata, out, sample_key=sample_key, report=report, shown=shown, ran=ran or bool(failed),
+                       stamp=_json({"steps": {k: [v["fingerprint"], v["status"].replace("skipped", "done"), v["reason"]]
+                                              for k, v in record.items()},
+                                    "report": report, "version": __version__}))  # fmt: skip
+    _summary(record, progress)
+    if failed:
+        name, r = failed[0]
+        title = next(s.title for s in wanted if s.name == name)
+        saved = (f" Results of the other steps are in {out / 'atlas.h5ad'}; a rerun on it resumes after them."
+                 if out is not None else "")  # fmt: skip
+        more = f" (also failed: {', '.join(s for s, _ in failed[1:])})" if len(failed) > 1 else ""
+        raise PipelineError(
+            f"step {name!r} ({title}) failed: {r['error'].rstrip('.')}.{more}{saved}"
+        ) from r.get("exc")
     return adata if copy else None
+
+
+#: statuses of a step in ``uns["pipeline"]["steps"]``: ``done`` (ran now), ``skipped`` (done earlier
+#: with the same inputs, reused), ``not applicable`` (the data cannot support it, ``reason`` says
+#: why; also every step that needs it), ``failed`` (``error``), ``not run`` (a step it needs failed)
+STATUSES = ("done", "skipped", "not applicable", "failed", "not run")
+
+
+def _execute(adata, wanted: list[_Step], *, prints: dict[str, str], forced: set[str], shown: _Display,
+             progress: bool, sample_key: str) -> tuple[dict[str, dict], bool]:  # fmt: skip
+    """Run the planned steps in order; return the record of this run and whether any step ran.
+
+    A step whose fingerprint (inputs, parameters, upstream fingerprints) is unchanged and whose
+    result is present is reused. A step that needs one that is not applicable, failed or was not
+    run is itself not applicable / not run, with the reason. A tool's
+    :class:`~tmeatlas.NotApplicableError` makes its step not applicable; any other exception makes
+    it failed, and the run goes on with the steps that do not need it. The record is saved into
+    ``adata`` after every step, so an interrupt keeps the finished steps.
+    """
+    record = _load_record(adata)
+    now: dict[str, dict] = {}
+    ran = False
+    planned = {s.name for s in wanted}
+    for step in wanted:
+        fp = prints[step.name]
+        prev = record.get(step.name)
+        blocked = next(((d, now[d]) for d in step.needs if d in now and now[d]["status"] not in ("done", "skipped")),
+                       None)  # fmt: skip
+        missing = [d for d in step.needs if d not in planned and d not in record]
+        if blocked is not None or missing:
+            dep, r = (
+                blocked if blocked is not None else (missing[0], {"status": "not run", "reason": "not run"})
+            )
+            status = "not applicable" if r["status"] == "not applicable" else "not run"
+            why = r["reason"] if r["status"] == "not applicable" else (
+                "it failed" if r["status"] == "failed" else r["reason"])  # fmt: skip
+            now[step.name] = _entry(step, fp, status, reason=f"needs step {dep!r}: {why}")
+            shown.na(step.title, now[step.name]["reason"], status=status)
+        elif (step.name not in forced and prev is not None and prev.get("fingerprint") == fp
+              and prev["status"] in ("done", "skipped") and step.result(adata)):  # fmt: skip
+            now[step.name] = {**prev, "status": "skipped"}
+            shown.skip(step.title)
+        else:
+            now[step.name] = _attempt(adata, step, fp, shown, progress, sample_key)
+            ran = True
+        record[step.name] = now[step.name]
+        _store_steps(adata, record)
+    return now, ran
+
+
+def _entry(
+    step: _Step, fp: str, status: str, *, seconds: float = 0.0, reason: str = "", error: str = ""
+) -> dict:
+    return {"params": _json(step.params), "status": status, "seconds": round(seconds, 2), "version": __version__,
+            "error": error, "reason": reason, "fingerprint": fp}  # fmt: skip
+
+
+def _attempt(adata, step: _Step, fp: str, shown: _Display, progress: bool, sample_key: str) -> dict:
+    """Run one step; its record (done, not applicable with the reason, or failed with the error)."""
+    from ._errors import NotApplicableError
+
+    shown.begin(step.title)
+    t = time.perf_counter()
+    try:
+        with _notes(progress) as notes:
+            step.fn(adata)
+    except NotApplicableError as e:
+        entry = _entry(step, fp, "not applicable", seconds=time.perf_counter() - t, reason=str(e))
+        shown.na(None, entry["reason"])
+        return entry
+    except Exception as e:
+        entry = _entry(step, fp, "failed", seconds=time.perf_counter() - t, error=f"{type(e).__name__}: {e}")
+        entry["exc"] = e
+        shown.fail(entry["error"])
+        return entry
+    dt = time.perf_counter() - t
+    shown.end(dt, _outcome(step.name, adata, sample_key))
+    shown.notes(notes)
+    return _entry(step, fp, "done", seconds=dt)
+
+
+def _summary(record: dict[str, dict], progress: bool) -> None:
+    """Name the steps that did not apply or did not run, with their reasons (stderr)."""
+    off = [(s, r) for s, r in record.items() if r["status"] in ("not applicable", "not run")]
+    if progress and off:
+        print(f"tmeatlas run: {len(off)} step(s) not run:", file=sys.stderr, flush=True)
+        for s, r in off:
+            print(f"  - {s}: {r['status']}: {r['reason']}", file=sys.stderr, flush=True)
+
+
+def _data_fingerprint(adata: AnnData, facts: dict, sample_key: str | None) -> str:
+    """A cheap fingerprint of the input: shape, cell and gene names, the sample of every cell, and
+    the values of three blocks of up to 500 rows (start, middle, end) of the matrix that holds the
+    input (raw counts, the kept linear-scale input, or ``X``)."""
+    import hashlib
+
+    from scipy import sparse
+
+    h = hashlib.sha1()
+    h.update(repr(adata.shape).encode())
+    for names in (adata.obs_names, adata.var_names):
+        h.update(pd.util.hash_pandas_object(pd.Series(names.astype(str)), index=False).to_numpy().tobytes())
+    if sample_key is not None and sample_key in adata.obs.columns:
+        h.update(
+            pd.util.hash_pandas_object(adata.obs[sample_key].astype(str), index=False).to_numpy().tobytes()
+        )
+    src = facts.get("counts_in")
+    X = adata.X if src in (None, "X") else adata.layers[src]
+    if src is None and INPUT_LAYER in adata.layers:
+        X = adata.layers[INPUT_LAYER]
+    n = adata.n_obs
+    for start in sorted({0, max(0, n // 2 - 250), max(0, n - 500)}):
+        B = row_block(X, start, min(n, start + 500))
+        B = sparse.csr_matrix(B, dtype=np.float64)
+        B.sum_duplicates()
+        B.eliminate_zeros()
+        B.sort_indices()
+        for part in (B.data, B.indices.astype(np.int64), B.indptr.astype(np.int64)):
+            h.update(np.ascontiguousarray(part).tobytes())
+    return h.hexdigest()
+
+
+def input_fingerprint(adata: AnnData, *, sample_key: str | None, layer: str | None = None,
+                      gene_symbols: str | None = None) -> str:  # fmt: skip
+    """The fingerprint ``tm.run`` records in ``uns["pipeline"]["input"]["data_fingerprint"]`` for this
+    input (``tmeatlas run`` compares it to resume only on the same data)."""
+    facts = check_input(adata, sample_key=sample_key, layer=layer, gene_symbols=gene_symbols)
+    return _data_fingerprint(adata, facts, sample_key)
+
+
+def _fingerprints(plan: list[_Step], *, sample_key: str, data: str) -> dict[str, str]:
+    """Each step's fingerprint: its parameters, the sample key, the data, the package version and the
+    fingerprints of the steps it needs or reads (so a change upstream reruns every dependent)."""
+    import hashlib
+
+    out: dict[str, str] = {}
+    for step in plan:  # the plan is in dependency order
+        deps = {d: out[d] for d in (*step.needs, *step.uses) if d in out}
+        text = _json(
+            {
+                "params": step.params,
+                "sample_key": sample_key,
+                "data": data,
+                "deps": deps,
+                "version": __version__,
+            }
+        )
+        out[step.name] = hashlib.sha1(text.encode()).hexdigest()[:16]
+    return out
 
 
 def _grid_regularity(xy: np.ndarray, rng: int = 0, n_max: int = 5000) -> float:
@@ -546,9 +789,25 @@ class _Display:
             for text in dict.fromkeys(notes):
                 print(f"      note: {text}", file=sys.stderr, flush=True)
 
-    def fail(self) -> None:
+    def fail(self, error: str = "") -> None:
         if self.enabled:
-            print(" FAILED", file=sys.stderr, flush=True)
+            print(f" FAILED ({error})" if error else " FAILED", file=sys.stderr, flush=True)
+
+    def na(self, title: str | None, reason: str, status: str = "not applicable") -> None:
+        """A step that does not apply (or is not run): its own line (``title``) or the end of the begun
+        line (``None``)."""
+        if not self.enabled:
+            return
+        if title is not None:
+            self.i += 1
+            print(f"[{self.i}/{self.n}] {title}: {status}: {reason}", file=sys.stderr, flush=True)
+        else:
+            print(f" {status}: {reason}", file=sys.stderr, flush=True)
+
+    def reuse(self, what: str) -> None:
+        self.i += 1
+        if self.enabled:
+            print(f"[{self.i}/{self.n}] {what}: unchanged, kept", file=sys.stderr, flush=True)
 
     def skip(self, title: str) -> None:
         self.i += 1
@@ -625,38 +884,173 @@ def _outcome(name: str, a: AnnData, sample_key: str) -> str:
     return ""
 
 
+#: the columns of ``uns["pipeline"]["steps"]``
+RECORD_COLUMNS = ("step", "status", "seconds", "params", "version", "error", "reason", "fingerprint")
+
+
 def _load_record(adata: AnnData) -> dict[str, dict]:
     entry = adata.uns.get(UNS.pipeline)
     if not isinstance(entry, dict) or not isinstance(entry.get("steps"), pd.DataFrame):
         return {}
     df = entry["steps"]
     return {
-        str(r["step"]): {k: (str(r[k]) if k in ("params", "status", "version", "error") else float(r[k]))
-                         for k in ("params", "status", "seconds", "version", "error") if k in df.columns}
+        str(r["step"]): {k: (float(r[k]) if k == "seconds" else ("" if pd.isna(r[k]) else str(r[k])))
+                         for k in RECORD_COLUMNS[1:] if k in df.columns}
         for _, r in df.iterrows()
     }  # fmt: skip
+
+
+def _steps_frame(record: dict[str, dict]) -> pd.DataFrame:
+    order = [s for s in STEP_ORDER if s in record]
+    df = pd.DataFrame([{"step": s, **{k: v for k, v in record[s].items() if k != "exc"}} for s in order],
+                      columns=list(RECORD_COLUMNS))  # fmt: skip
+    for c in RECORD_COLUMNS:
+        if c != "seconds":
+            df[c] = df[c].fillna("").astype(str)
+    df.index = df.index.astype(str)
+    return df
+
+
+def _store_steps(adata: AnnData, record: dict[str, dict]) -> None:
+    """Keep the record in ``uns["pipeline"]["steps"]`` after each step (an interrupt keeps it)."""
+    entry = adata.uns.get(UNS.pipeline)
+    entry = dict(entry) if isinstance(entry, dict) else {}
+    entry["steps"] = _steps_frame(record)
+    adata.uns[UNS.pipeline] = entry
 
 
 def _save_record(adata: AnnData, record: dict[str, dict], *, sample_key: str, facts: dict) -> None:
     from ._store import store
 
-    order = [s for s in STEP_ORDER if s in record]
-    df = pd.DataFrame(
-        [{"step": s, **record[s]} for s in order],
-        columns=["step", "status", "seconds", "params", "version", "error"],
-    )
-    df.index = df.index.astype(str)
     store(
         adata, tool="run", uns_key=UNS.pipeline,
-        uns={"steps": df, "input": {k: ("None" if v is None else v) for k, v in facts.items()}},
+        uns={"steps": _steps_frame(record), "input": {k: ("None" if v is None else v) for k, v in facts.items()}},
         params={"sample_key": sample_key, "version": __version__},
     )  # fmt: skip
+
+
+def _qc_step(a: AnnData, *, counts_in: str | None, sample_key: str, chunk: int) -> None:
+    """Per-cell QC metrics and the outlier flag (5 MADs of log counts or log genes per sample; mitochondrial
+    share above 5 MADs and 10 %), read by row blocks."""
+    from ._store import store
+
+    X = a.X if counts_in in ("X", None) else a.layers[counts_in]
+    mt = a.var_names.str.upper().str.startswith("MT-")
+    n_genes, total, mt_total = _qc_sums(X, np.flatnonzero(mt), chunk)
+    pct_mt = mt_total / np.maximum(total, 1e-12) * 100 if mt.any() else np.zeros(a.n_obs)
+    outlier = np.zeros(a.n_obs, dtype=bool)
+    samples = a.obs[sample_key].astype(str).to_numpy()
+    for s in np.unique(samples):
+        m = samples == s
+        for v in (np.log1p(total[m]), np.log1p(n_genes[m])):
+            med = np.median(v)
+            mad = np.median(np.abs(v - med)) * 1.4826
+            if mad > 0:
+                outlier[np.flatnonzero(m)[np.abs(v - med) > 5 * mad]] = True
+        if mt.any():
+            v = pct_mt[m]
+            med = np.median(v)
+            mad = np.median(np.abs(v - med)) * 1.4826
+            outlier[np.flatnonzero(m)[(v > med + 5 * mad) & (v > 10)]] = True
+    table = (
+        pd.DataFrame({"sample": samples, "total": total, "genes": n_genes, "pct_mt": pct_mt, "outlier": outlier})
+        .groupby("sample", observed=True)
+        .agg(n_cells=("total", "size"), median_counts=("total", "median"), median_genes=("genes", "median"),
+             median_pct_mt=("pct_mt", "median"), n_outliers=("outlier", "sum"))
+        .reset_index()
+    )  # fmt: skip
+    store(
+        a, tool="run.qc",
+        obs={OBS.n_genes_by_counts: n_genes, OBS.total_counts: total, OBS.pct_counts_mt: pct_mt, OBS.qc_outlier: outlier},
+        uns_key=UNS.qc, uns={"samples": table}, params={"sample_key": sample_key, "n_mads": 5, "max_pct_mt_floor": 10},
+    )  # fmt: skip
+
+
+def _normalize_step(a: AnnData, *, counts_in: str | None, linear: bool) -> None:
+    """Counts kept in ``layers['counts']`` and ``X = log1p(CP10k)``; TPM/CPM kept in ``layers['input']`` and
+    ``X = log1p(X)``; log-normalised input used as given."""
+    import scanpy as sc
+
+    if counts_in is None:
+        if linear and INPUT_LAYER not in a.layers:  # TPM / CPM: keep it, X = log1p(X)
+            a.layers[INPUT_LAYER] = a.X.copy()
+            sc.pp.log1p(a)
+        return  # log-normalised input: used as given
+    if counts_in == "X" and COUNTS_LAYER not in a.layers:
+        # a Dask matrix is immutable and lazy: the layer shares it, and X becomes a lazy
+        # log-normalisation of its blocks (nothing is loaded until a tool reads a block)
+        a.layers[COUNTS_LAYER] = a.X if is_streamed(a.X) else a.X.copy()
+    if looks_like_counts(a.X):
+        sc.pp.normalize_total(a, target_sum=1e4)
+        sc.pp.log1p(a)
+
+
+def _embedding_step(a: AnnData, *, sample_key: str, layer: str | None, integrate: bool, rng: int,
+                    n_jobs: int | None, chunk: int) -> None:  # fmt: skip
+    """Highly variable genes (Seurat flavour; streamed for Dask matrices), PCA, kNN graph (on scVI's
+    latent space with ``integrate``), Leiden clusters and UMAP (landmarks above ``UMAP_MAX`` cells)."""
+    import scanpy as sc
+
+    from . import tl
+
+    streamed = is_streamed(a.X)
+    if streamed:  # one pass over the blocks: detection, mean and variance of expm1(X) per gene
+        n_det, mean, var = _gene_moments(a.X, chunk)
+    else:
+        n_det = np.asarray((a.X > 0).sum(axis=0)).ravel()
+    # genes detected in fewer than 3 cells have no dispersion estimate (scanpy bins log means)
+    detected = n_det >= 3
+    n_hvg = int(min(2000, detected.sum()))
+    flag = np.zeros(a.n_vars, dtype=bool)
+    if streamed:
+        flag[np.flatnonzero(detected)] = _hvg_seurat(mean[detected], var[detected], n_hvg)
+    else:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            hv = sc.pp.highly_variable_genes(a[:, detected], n_top_genes=n_hvg, inplace=False)
+        flag[np.flatnonzero(detected)] = hv["highly_variable"].to_numpy(bool)
+    a.var["highly_variable"] = flag
+    n_comps = int(min(30, a.n_obs - 1, n_hvg - 1))
+    if streamed:  # PCA of the highly variable genes only, read into memory block by block
+        from anndata import AnnData as _AnnData
+
+        from ._core.chunks import select_columns
+
+        cols = np.flatnonzero(flag)
+        sub = _AnnData(X=select_columns(a.X, cols, chunk))
+        sc.tl.pca(sub, n_comps=n_comps, random_state=rng)
+        a.obsm["X_pca"] = sub.obsm["X_pca"]
+        pcs = np.zeros((a.n_vars, n_comps), dtype=sub.varm["PCs"].dtype)
+        pcs[cols] = sub.varm["PCs"]
+        a.varm["PCs"] = pcs
+        a.uns["pca"] = dict(
+            sub.uns["pca"], params={**sub.uns["pca"].get("params", {}), "mask_var": "highly_variable"}
+        )
+    else:
+        sc.tl.pca(a, n_comps=n_comps, mask_var="highly_variable", random_state=rng)
+    use_rep = "X_pca"
+    if integrate:
+        tl.integrate(a, batch_key=sample_key, layer=layer, rng=rng, n_jobs=n_jobs)
+        use_rep = OBSM.scvi
+    # exact neighbours (scikit-learn) up to EXACT_KNN_MAX cells: seconds, where pynndescent's
+    # approximate search spends over a minute compiling on a cold start; approximate above
+    transformer = "sklearn" if a.n_obs <= EXACT_KNN_MAX else None
+    sc.pp.neighbors(a, n_neighbors=15, use_rep=use_rep, random_state=rng, transformer=transformer)
+    sc.tl.leiden(
+        a,
+        resolution=1.0,
+        flavor="igraph",
+        n_iterations=2,
+        directed=False,
+        random_state=rng,
+        key_added=OBS.leiden,
+    )
+    _umap(a, use_rep=use_rep, n_max=UMAP_MAX, rng=rng)
 
 
 def _plan(
     adata, *, sample_key, facts, spatial, therapies, therapy_arg, integrate, simulate, n_perms, rng, n_jobs
 ) -> list[_Step]:
-    import scanpy as sc
 
     from . import gr, pp, tl
 
@@ -671,59 +1065,13 @@ def _plan(
 
     chunk = int(settings.chunk_size)
 
-    def qc(a: AnnData) -> None:
-        from ._store import store
-
-        X = a.X if counts_in in ("X", None) else a.layers[counts_in]
-        mt = a.var_names.str.upper().str.startswith("MT-")
-        n_genes, total, mt_total = _qc_sums(X, np.flatnonzero(mt), chunk)
-        pct_mt = mt_total / np.maximum(total, 1e-12) * 100 if mt.any() else np.zeros(a.n_obs)
-        outlier = np.zeros(a.n_obs, dtype=bool)
-        samples = a.obs[sample_key].astype(str).to_numpy()
-        for s in np.unique(samples):
-            m = samples == s
-            for v in (np.log1p(total[m]), np.log1p(n_genes[m])):
-                med = np.median(v)
-                mad = np.median(np.abs(v - med)) * 1.4826
-                if mad > 0:
-                    outlier[np.flatnonzero(m)[np.abs(v - med) > 5 * mad]] = True
-            if mt.any():
-                v = pct_mt[m]
-                med = np.median(v)
-                mad = np.median(np.abs(v - med)) * 1.4826
-                outlier[np.flatnonzero(m)[(v > med + 5 * mad) & (v > 10)]] = True
-        table = (
-            pd.DataFrame({"sample": samples, "total": total, "genes": n_genes, "pct_mt": pct_mt, "outlier": outlier})
-            .groupby("sample", observed=True)
-            .agg(n_cells=("total", "size"), median_counts=("total", "median"), median_genes=("genes", "median"),
-                 median_pct_mt=("pct_mt", "median"), n_outliers=("outlier", "sum"))
-            .reset_index()
-        )  # fmt: skip
-        store(
-            a, tool="run.qc",
-            obs={OBS.n_genes_by_counts: n_genes, OBS.total_counts: total, OBS.pct_counts_mt: pct_mt, OBS.qc_outlier: outlier},
-            uns_key=UNS.qc, uns={"samples": table}, params={"sample_key": sample_key, "n_mads": 5, "max_pct_mt_floor": 10},
-        )  # fmt: skip
-
+    qc = partial(_qc_step, counts_in=counts_in, sample_key=sample_key, chunk=chunk)
     steps.append(_Step("qc", "QC metrics and outlier flags (5 MADs per sample)", qc, {"n_mads": 5},
                        lambda a: OBS.qc_outlier in a.obs))  # fmt: skip
     steps.append(_Step("gene_positions", f"gene positions for {adata.n_vars:,} genes (GRCh38)",
                        lambda a: pp.gene_positions(a), {}, lambda a: "chromosome" in a.var))  # fmt: skip
 
-    def normalize(a: AnnData) -> None:
-        if counts_in is None:
-            if linear and INPUT_LAYER not in a.layers:  # TPM / CPM: keep it, X = log1p(X)
-                a.layers[INPUT_LAYER] = a.X.copy()
-                sc.pp.log1p(a)
-            return  # log-normalised input: used as given
-        if counts_in == "X" and COUNTS_LAYER not in a.layers:
-            # a Dask matrix is immutable and lazy: the layer shares it, and X becomes a lazy
-            # log-normalisation of its blocks (nothing is loaded until a tool reads a block)
-            a.layers[COUNTS_LAYER] = a.X if is_streamed(a.X) else a.X.copy()
-        if looks_like_counts(a.X):
-            sc.pp.normalize_total(a, target_sum=1e4)
-            sc.pp.log1p(a)
-
+    normalize = partial(_normalize_step, counts_in=counts_in, linear=linear)
     title = ("keep counts in layers['counts']; X = log1p(CP10k)" if counts_in is not None else
              "linear-scale input (TPM/CPM) kept in layers['input']; X = log1p(X)" if linear else
              "log-normalised input used as given")  # fmt: skip
@@ -731,59 +1079,8 @@ def _plan(
                        lambda a: (INPUT_LAYER in a.layers) if (counts_in is None and linear) else
                        (counts_in is None or not looks_like_counts(a.X))))  # fmt: skip
 
-    def embedding(a: AnnData) -> None:
-        streamed = is_streamed(a.X)
-        if streamed:  # one pass over the blocks: detection, mean and variance of expm1(X) per gene
-            n_det, mean, var = _gene_moments(a.X, chunk)
-        else:
-            n_det = np.asarray((a.X > 0).sum(axis=0)).ravel()
-        # genes detected in fewer than 3 cells have no dispersion estimate (scanpy bins log means)
-        detected = n_det >= 3
-        n_hvg = int(min(2000, detected.sum()))
-        flag = np.zeros(a.n_vars, dtype=bool)
-        if streamed:
-            flag[np.flatnonzero(detected)] = _hvg_seurat(mean[detected], var[detected], n_hvg)
-        else:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                hv = sc.pp.highly_variable_genes(a[:, detected], n_top_genes=n_hvg, inplace=False)
-            flag[np.flatnonzero(detected)] = hv["highly_variable"].to_numpy(bool)
-        a.var["highly_variable"] = flag
-        n_comps = int(min(30, a.n_obs - 1, n_hvg - 1))
-        if streamed:  # PCA of the highly variable genes only, read into memory block by block
-            from anndata import AnnData as _AnnData
-
-            from ._core.chunks import select_columns
-
-            cols = np.flatnonzero(flag)
-            sub = _AnnData(X=select_columns(a.X, cols, chunk))
-            sc.tl.pca(sub, n_comps=n_comps, random_state=rng)
-            a.obsm["X_pca"] = sub.obsm["X_pca"]
-            pcs = np.zeros((a.n_vars, n_comps), dtype=sub.varm["PCs"].dtype)
-            pcs[cols] = sub.varm["PCs"]
-            a.varm["PCs"] = pcs
-            a.uns["pca"] = dict(sub.uns["pca"], params={**sub.uns["pca"].get("params", {}), "mask_var": "highly_variable"})
-        else:
-            sc.tl.pca(a, n_comps=n_comps, mask_var="highly_variable", random_state=rng)
-        use_rep = "X_pca"
-        if integrate:
-            tl.integrate(a, batch_key=sample_key, layer=layer, rng=rng, n_jobs=n_jobs)
-            use_rep = OBSM.scvi
-        # exact neighbours (scikit-learn) up to EXACT_KNN_MAX cells: seconds, where pynndescent's
-        # approximate search spends over a minute compiling on a cold start; approximate above
-        transformer = "sklearn" if a.n_obs <= EXACT_KNN_MAX else None
-        sc.pp.neighbors(a, n_neighbors=15, use_rep=use_rep, random_state=rng, transformer=transformer)
-        sc.tl.leiden(
-            a,
-            resolution=1.0,
-            flavor="igraph",
-            n_iterations=2,
-            directed=False,
-            random_state=rng,
-            key_added=OBS.leiden,
-        )
-        _umap(a, use_rep=use_rep, n_max=UMAP_MAX, rng=rng)
-
+    embedding = partial(_embedding_step, sample_key=sample_key, layer=layer, integrate=integrate, rng=rng,
+                        n_jobs=n_jobs, chunk=chunk)  # fmt: skip
     steps.append(_Step("embedding", "highly variable genes, PCA, neighbours, UMAP, Leiden" + (" (scVI)" if integrate else ""),
                        embedding, {"n_hvg": 2000, "n_pcs": 30, "n_neighbors": 15, "leiden_resolution": 1.0,
                                    "integrate": integrate, "rng": rng, "exact_knn_max": EXACT_KNN_MAX, "umap_max": UMAP_MAX}, lambda a: "X_umap" in a.obsm and OBS.leiden in a.obs))  # fmt: skip
@@ -808,7 +1105,9 @@ def _plan(
         group = np.where(
             mal, "malignant " + a.obs[sample_key].astype(str), a.obs[OBS.compartment].astype(str)
         )
-        a.obs[OBS.stemness_group] = pd.Categorical(group)
+        from ._store import store
+
+        store(a, tool="run.stemness", obs={OBS.stemness_group: pd.Categorical(group)})
         tl.stemness(a, groupby=OBS.stemness_group, layer=layer)
 
     steps.append(_Step("stemness", "stemness (gene counts + stemness programs)", stemness,
@@ -859,6 +1158,8 @@ def _plan(
                                lambda a: gr.tumor_score(a, layer=layer, sample_key=sample_key, rng=rng, n_jobs=n_jobs),
                                {"layer": str(layer), "rng": rng}, lambda a: OBS.tumor_score in a.obs))  # fmt: skip
     order = {n: i for i, n in enumerate(STEP_ORDER)}
+    for s in steps:
+        s.needs, s.uses = NEEDS.get(s.name, ()), USES.get(s.name, ())
     return sorted(steps, key=lambda s: order[s.name])
 
 
@@ -894,7 +1195,9 @@ def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: in
         k = min(len(members), max(min_per_cluster, int(round(n_max * len(members) / n))))
         picks.append(gen.choice(members, size=k, replace=False))
     landmarks = np.sort(np.concatenate(picks))
-    sub = _AnnData(obs=pd.DataFrame(index=a.obs_names[landmarks]), obsm={use_rep: np.asarray(a.obsm[use_rep])[landmarks]})
+    sub = _AnnData(
+        obs=pd.DataFrame(index=a.obs_names[landmarks]), obsm={use_rep: np.asarray(a.obsm[use_rep])[landmarks]}
+    )
     transformer = "sklearn" if len(landmarks) <= EXACT_KNN_MAX else None
     sc.pp.neighbors(sub, n_neighbors=15, use_rep=use_rep, random_state=rng, transformer=transformer)
     sc.tl.umap(sub, random_state=rng)
@@ -902,8 +1205,12 @@ def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: in
     fixed[landmarks] = True
     Y = np.zeros((n, 2))
     Y[landmarks] = sub.obsm["X_umap"]
-    a.obsm["X_umap"] = _harmonic_fill(a.obsp["connectivities"], Y, fixed, codes).astype(sub.obsm["X_umap"].dtype)
-    a.uns["umap"] = {"params": {**sub.uns["umap"]["params"], "n_landmarks": len(landmarks), "random_state": rng}}
+    a.obsm["X_umap"] = _harmonic_fill(a.obsp["connectivities"], Y, fixed, codes).astype(
+        sub.obsm["X_umap"].dtype
+    )
+    a.uns["umap"] = {
+        "params": {**sub.uns["umap"]["params"], "n_landmarks": len(landmarks), "random_state": rng}
+    }
 
 
 def _harmonic_fill(W, Y: np.ndarray, fixed: np.ndarray, groups: np.ndarray, *, tol: float = 1e-4,
@@ -935,6 +1242,77 @@ def _harmonic_fill(W, Y: np.ndarray, fixed: np.ndarray, groups: np.ndarray, *, t
         if step <= scale:
             break
     return Y
+
+
+#: the output folders that a run writes next to ``atlas.h5ad``
+OUTPUT_FOLDERS = ("tables", "figures", "report")
+#: a file present in the output folder while its folders are being replaced
+INCOMPLETE = "INCOMPLETE"
+#: what the last complete output was made from (skips redrawing when nothing changed)
+STAMP = ".tmeatlas_outputs.json"
+
+
+def _write_outputs(adata: AnnData, out: Path, *, sample_key: str, report: bool, shown: _Display, ran: bool,
+                   stamp: str) -> None:  # fmt: skip
+    """Tables, figures, reports and ``atlas.h5ad``, written so that an interruption leaves either the
+    old complete output or the new one (or a folder marked ``INCOMPLETE``), never a mix.
+
+    Tables, figures and reports are written into ``out/.staging`` and then moved into place, with
+    ``out/INCOMPLETE`` present during the move. When no step ran and the last complete output was
+    made from the same steps (``out/.tmeatlas_outputs.json``), nothing is redrawn.
+    """
+    import shutil
+
+    from . import _report
+
+    out.mkdir(parents=True, exist_ok=True)
+    stamp_file = out / STAMP
+    complete = not (out / INCOMPLETE).exists() and (out / "atlas.h5ad").exists() and all(
+        (out / f).is_dir() for f in OUTPUT_FOLDERS[: 3 if report else 2])  # fmt: skip
+    if not ran and complete and stamp_file.exists() and stamp_file.read_text(encoding="utf-8") == stamp:
+        for what in (
+            "tables (CSV)",
+            "figures (PNG and PDF)",
+            "HTML reports (cohort and one per patient)",
+            "atlas.h5ad",
+        ):
+            shown.reuse(what)
+        return
+    staging = out / ".staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    shown.begin("tables (CSV)")
+    t = time.perf_counter()
+    tables = _report.write_tables(adata, staging / "tables", sample_key=sample_key)
+    shown.end(time.perf_counter() - t)
+    shown.begin("figures (PNG and PDF)")
+    t = time.perf_counter()
+    figures = _report.write_figures(adata, staging / "figures", sample_key=sample_key)
+    shown.end(time.perf_counter() - t)
+    shown.begin("HTML reports (cohort and one per patient)")
+    t = time.perf_counter()
+    if report:
+        _report.write_reports(
+            adata, staging / "report", sample_key=sample_key, figures=figures, tables=tables
+        )
+    shown.end(time.perf_counter() - t)
+    shown.begin(f"write {out / 'atlas.h5ad'}")
+    t = time.perf_counter()
+    (out / INCOMPLETE).write_text(
+        "tmeatlas was replacing this folder's outputs when it stopped; rerun `tmeatlas run` to finish.\n",
+        encoding="utf-8",
+    )
+    stamp_file.unlink(missing_ok=True)
+    _write_atlas(adata, out / "atlas.h5ad")
+    for name in OUTPUT_FOLDERS:
+        old = out / name
+        if old.exists():
+            shutil.rmtree(old)
+        if (staging / name).exists():
+            (staging / name).replace(old)
+    shutil.rmtree(staging, ignore_errors=True)
+    stamp_file.write_text(stamp, encoding="utf-8")
+    (out / INCOMPLETE).unlink()
+    shown.end(time.perf_counter() - t)
 
 
 def _write_atlas(adata: AnnData, path: Path) -> None:
@@ -1004,14 +1382,10 @@ def _hvg_seurat(mean: np.ndarray, var: np.ndarray, n_top: int, n_bins: int = 20)
 
 
 def combination_key(sample) -> str:
-    """``uns`` key of one sample's combination cover."""
-    return f"{UNS.combination_cover}_{_slug(sample)}"
+    """``uns`` key of one sample's combination cover (:func:`~tmeatlas._names.safe_name` of the sample)."""
+    return f"{UNS.combination_cover}_{safe_name(sample)}"
 
 
 def simulation_key(therapy: str) -> str:
     """``uns`` key of one therapy's dosing simulation when several are simulated."""
-    return f"{UNS.therapy_simulation}_{_slug(therapy)}"
-
-
-def _slug(x) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", str(x))
+    return f"{UNS.therapy_simulation}_{safe_name(therapy)}"

@@ -12,6 +12,7 @@ import html
 import platform
 import warnings
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ._keys import OBS, OBSM, UNS
-from ._pipeline import _slug
+from ._names import safe_names
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -77,7 +78,9 @@ METHODS = {
     "p: the call's probability under the counting error of the CD8 densities (Poisson, Jeffreys prior).",
     "tumor_score": "Spot tumour score: robust z-scores of epithelial minus myoepithelial marker share and log "
     "counts, plus each spot's CNV correlation with its section's tumour profile (Tirosh I et al. Science 352:189, "
-    "2016), averaged with the 8 nearest spots.",
+    "2016) against a diploid reference of the most immune/stromal spots pooled over sections, averaged with the 8 "
+    "nearest spots; sections shifted so their reference spots score 0, and a section whose top spots show no "
+    "arm-level copy-number shift is flagged tumour-free and scored at or below 0.",
     "niches": "Niches by k-means on multi-scale neighbourhood composition and tumour proximity, pooled over "
     "samples; the number chosen by subsample stability (Lange T et al. Neural Comput 16:1299, 2004).",
     "therapy": "Per-cell survival probability from the therapy's required targets (kNN-smoothed availability), "
@@ -263,6 +266,18 @@ def _stemness_per_clone(adata: AnnData, sample_key: str) -> pd.DataFrame:
     )
 
 
+def _niche_counts(adata: AnnData, mask: np.ndarray, summary: pd.DataFrame) -> pd.DataFrame:
+    """Cells and fraction of each niche among the cells of ``mask`` (one patient, or the cohort), in
+    the order of the cohort's niche summary."""
+    niches = adata.obs.loc[mask, OBS.niche].astype(str)
+    counts = niches.value_counts()
+    order = [str(n) for n in summary["niche"]] + [
+        n for n in counts.index if n not in set(summary["niche"].astype(str))
+    ]
+    n = np.array([int(counts.get(k, 0)) for k in order])
+    return pd.DataFrame({"niche": order, "n_cells": n, "fraction": np.round(n / max(int(n.sum()), 1), 4)})
+
+
 def _cover_keys(adata: AnnData, sample_key: str) -> list[tuple[str, str]]:
     from ._pipeline import combination_key
 
@@ -327,7 +342,6 @@ def write_figures(
 ) -> dict[str, Any]:  # fmt: skip
     """Draw the cohort figures and, with ``samples``, one set per sample; return the records."""
     import matplotlib as mpl
-    import scanpy as sc
 
     from . import pl
 
@@ -432,33 +446,48 @@ def write_figures(
 
     records: dict[str, Any] = {"cohort": [], "samples": {}}
     if has["umap"] and sample_key in o:
-
-        def umap():
-            return sc.pl.umap(adata, color=[sample_key, OBS.leiden] if OBS.leiden in o else [sample_key],
-                              return_fig=True, show=False, frameon=False)  # fmt: skip
-
-        records["cohort"].append(_draw(umap, folder, "umap_samples", "composition", "Samples and clusters",
+        records["cohort"].append(_draw(partial(_umap_samples, adata, sample_key), folder, "umap_samples",
+                                       "composition", "Samples and clusters",
                                        "UMAP coloured by sample and Leiden cluster.", formats))  # fmt: skip
     for name, section, title, caption, fn in specs(adata, None):
         records["cohort"].append(_draw(fn, folder, name, section, title, caption, formats))
     if samples:
-        cats = (
-            o[sample_key].cat.categories if hasattr(o[sample_key], "cat") else sorted(o[sample_key].unique())
+        records["samples"] = _sample_figures(
+            adata, folder, sample_key=sample_key, specs=specs, formats=formats
         )
-        for s in cats:
-            m = (o[sample_key] == s).to_numpy()
-            if not m.any():
-                continue
-            sub = adata[m].copy()
-            sdir = folder / "samples" / _slug(s)
-            sdir.mkdir(parents=True, exist_ok=True)
-            recs = [
-                _draw(fn, sdir, name, section, title, caption, formats)
-                for name, section, title, caption, fn in specs(sub, str(s))
-            ]
-            records["samples"][str(s)] = recs
-            del sub
     return records
+
+
+def _umap_samples(adata: AnnData, sample_key: str):
+    """UMAP coloured by sample (when there are several) and Leiden cluster; ``None`` when neither applies."""
+    import scanpy as sc
+
+    o = adata.obs
+    color = [sample_key] if o[sample_key].nunique() > 1 else []  # one sample: one colour says nothing
+    color += [OBS.leiden] if OBS.leiden in o else []
+    return sc.pl.umap(adata, color=color, return_fig=True, show=False, frameon=False) if color else None
+
+
+def _sample_figures(adata: AnnData, folder: Path, *, sample_key: str, specs: Callable, formats: tuple[str, ...]
+                    ) -> dict[str, list[Figure]]:  # fmt: skip
+    """One set of figures per sample, in ``folder/samples/<safe name>/``."""
+    o = adata.obs
+    cats = o[sample_key].cat.categories if hasattr(o[sample_key], "cat") else sorted(o[sample_key].unique())
+    file_names = safe_names(cats)
+    out: dict[str, list[Figure]] = {}
+    for s in cats:
+        m = (o[sample_key] == s).to_numpy()
+        if not m.any():
+            continue
+        sub = adata[m].copy()
+        sdir = folder / "samples" / file_names[str(s)]
+        sdir.mkdir(parents=True, exist_ok=True)
+        out[str(s)] = [
+            _draw(fn, sdir, name, section, title, caption, formats)
+            for name, section, title, caption, fn in specs(sub, str(s))
+        ]
+        del sub
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -521,18 +550,35 @@ def _versions() -> list[tuple[str, str]]:
 
 
 def _params_text(adata: AnnData, step: str) -> str:
+    """The step's parameters as ``name=value`` text (plain values, numbers to 4 significant digits)."""
+    from ._store import read_params
+
+    def show(v: Any) -> str:
+        if isinstance(v, float):
+            return f"{v:.4g}"
+        if isinstance(v, list):
+            return "[" + ", ".join(show(x) for x in v) + "]"
+        if isinstance(v, dict):
+            return "{" + ", ".join(f"{k}: {show(x)}" for k, x in v.items()) + "}"
+        return str(v)
+
     key = STEP_UNS.get(step)
-    entry = adata.uns.get(key) if key else None
-    params = entry.get("params") if isinstance(entry, dict) else None
-    if not isinstance(params, dict):
-        return ""
     parts = []
-    for k, v in params.items():
-        if isinstance(v, np.ndarray):
-            v = v.tolist()
-        text = str(v)
+    for k, v in (read_params(adata, key) if key else {}).items():
+        text = show(v)
         parts.append(f"{k}={text if len(text) < 120 else text[:117] + '...'}")
     return ", ".join(parts)
+
+
+def _step_params_text(params: str) -> str:
+    """The parameters ``tm.run`` recorded for a step (JSON) as ``name=value`` text."""
+    import json
+
+    try:
+        values = json.loads(params) if params else {}
+    except ValueError:
+        return ""
+    return ", ".join(f"{k}={v}" for k, v in values.items()) if isinstance(values, dict) else ""
 
 
 def _methods(adata: AnnData, *, therapies: list[str] | None) -> str:
@@ -543,10 +589,14 @@ def _methods(adata: AnnData, *, therapies: list[str] | None) -> str:
     if isinstance(steps, pd.DataFrame):
         for _, r in steps.iterrows():
             name = str(r["step"])
+            why = str(r.get("reason", "") or "") or (
+                str(r.get("error", "") or "") if r["status"] == "failed" else ""
+            )
+            status = html.escape(str(r["status"])) + (f": {html.escape(why)}" if why else "")
             rows.append(
-                f"<tr><td><code>{html.escape(name)}</code></td><td>{html.escape(str(r['status']))}</td>"
+                f"<tr><td><code>{html.escape(name)}</code></td><td>{status}</td>"
                 f"<td>{float(r['seconds']):.1f}</td><td>{html.escape(METHODS.get(name, ''))}</td>"
-                f"<td><code>{html.escape(_params_text(adata, name))}</code></td></tr>"
+                f"<td><code>{html.escape(_params_text(adata, name) or _step_params_text(r.get('params', '')))}</code></td></tr>"
             )
     table = ('<table class="tbl"><tr><th>step</th><th>status</th><th>seconds</th><th>method</th><th>parameters</th></tr>'
              + "".join(rows) + "</table>") if rows else ""  # fmt: skip
@@ -632,6 +682,116 @@ def _therapy_tables(adata: AnnData, sample: str | None, sample_key: str) -> str:
     return out
 
 
+def _report_body(ctx: dict[str, Any], sample: str | None, figs: list[Figure]) -> str:
+    """The HTML body of the cohort page (``sample=None``) or of one sample's page."""
+    adata, sample_key, mal, pheno = ctx["adata"], ctx["sample_key"], ctx["mal"], ctx["pheno"]
+    cats, methods, tables = ctx["cats"], ctx["methods"], ctx["tables"]
+    o, u = adata.obs, adata.uns
+    m = (o[sample_key].astype(str) == sample).to_numpy() if sample is not None else np.ones(adata.n_obs, bool)
+    n = int(m.sum())
+    mrow = mal[mal["sample"] == sample] if sample is not None and len(mal) else mal
+    cards = [("cells", f"{n:,}")]
+    if sample is None:
+        cards.append(("samples", str(len(cats))))
+    if len(mrow):
+        n_mal, n_all = int(mrow["n_malignant"].sum()), int(mrow["n_cells"].sum())
+        if sample is not None:
+            r = mrow.iloc[0]
+            cards.append(
+                (
+                    "malignant fraction (95% interval)",
+                    f"{r['malignant_fraction']:.1%} ({r['ci_low']:.1%}-{r['ci_high']:.1%})",
+                )
+            )
+            cards.append(("CNV subclones", str(int(r["n_clones"]))))
+        else:
+            cards.append(("malignant cells", f"{n_mal:,} ({n_mal / max(n_all, 1):.1%})"))
+    if isinstance(pheno, pd.DataFrame) and len(pheno):
+        if sample is not None:
+            pr = pheno[pheno["sample"].astype(str) == sample]
+            if len(pr):
+                conf = pr.iloc[0].get("confidence", np.nan)
+                label = str(pr.iloc[0]["phenotype"])
+                if pd.notna(conf):
+                    label += f" (p = {float(conf):.2f})"
+                cards.append(("immune phenotype", label))
+        else:
+            vc = pheno["phenotype"].astype(str).value_counts()
+            cards.append(("immune phenotypes", ", ".join(f"{v} {k}" for k, v in vc.items())))
+    if OBS.niche in o:
+        cards.append(("niches", str(int(o.loc[m, OBS.niche].nunique()))))
+    parts = [f'<section id="summary"><h2>Summary</h2>{_cards(cards)}</section>']
+    # composition
+    comp = ""
+    if OBS.cell_type_major in o:
+        tab = pd.crosstab(
+            o.loc[m, sample_key].astype(str), o.loc[m, OBS.cell_type_major].astype(str), normalize="index"
+        )
+        tab.columns.name = None
+        comp = _table(
+            tab.reset_index().rename(columns={sample_key: "sample"}),
+            note="Fraction of cells per major type.",
+        )
+    qc = u.get(UNS.qc, {}).get("samples") if UNS.qc in u else None
+    if isinstance(qc, pd.DataFrame) and len(qc):
+        qc = qc[qc["sample"].astype(str) == sample] if sample is not None else qc
+        comp += "<h3>Quality control</h3>" + _table(
+            qc, note="Median counts, detected genes and mitochondrial share per sample; outliers (5 MADs) are "
+            "flagged in obs['qc_outlier'], not removed.")  # fmt: skip
+    parts.append(_section_html("composition", SECTIONS[0][1], figs, comp))
+    mal_html = _table(
+        mrow,
+        note=(
+            "95% interval: calibrated call uncertainty plus cell sampling (see tables/malignant_per_sample.csv)."
+        ),
+    )
+    if UNS.cnv_clones in u and isinstance(u[UNS.cnv_clones].get("clones"), pd.DataFrame):
+        cl = u[UNS.cnv_clones]["clones"]
+        cl = cl[cl["sample"].astype(str) == sample] if sample is not None else cl
+        mal_html += "<h3>Subclones</h3>" + _table(cl, max_rows=40)
+    parts.append(_section_html("malignant", SECTIONS[1][1], figs, mal_html))
+    prog = ""
+    if "stemness_per_clone" in (tables or {}):
+        st = pd.read_csv(tables["stemness_per_clone"])
+        st = st[st["sample"].astype(str) == sample] if sample is not None else st
+        prog += "<h3>Stemness per subclone</h3>" + _table(st, max_rows=40)
+    if UNS.checkpoint_interactions in u:
+        from . import get
+
+        ci = get.checkpoint_interactions(adata, sample=sample, max_padj=0.05)
+        ci = ci.sort_values("strength", ascending=False)
+        cols = [
+            c
+            for c in (
+                "sample",
+                "pair",
+                "sender",
+                "receiver",
+                "ligand_fraction",
+                "receptor_fraction",
+                "strength",
+                "padj",
+            )
+            if c in ci
+        ]
+        prog += "<h3>Strongest checkpoint interactions (FDR &lt; 0.05)</h3>" + (
+            _table(ci[cols], max_rows=15) if len(ci) else "<p>No checkpoint pair passes FDR 0.05.</p>"
+        )
+    parts.append(_section_html("programs", SECTIONS[2][1], figs, prog))
+    spatial = ""
+    if isinstance(pheno, pd.DataFrame) and len(pheno):
+        pr = pheno[pheno["sample"].astype(str) == sample] if sample is not None else pheno
+        spatial += "<h3>Immune phenotype (CD8 T cells per mm<sup>2</sup>)</h3>" + _table(pr)
+    if UNS.niches in u and isinstance(u[UNS.niches].get("summary"), pd.DataFrame):
+        spatial += "<h3>Niches</h3>" + _table(_niche_counts(adata, m, u[UNS.niches]["summary"]), max_rows=15)
+    if OBSM.spatial not in adata.obsm:
+        spatial = "<p>No spatial coordinates (<code>obsm['spatial']</code>) in this dataset: spatial steps not run.</p>"
+    parts.append(_section_html("spatial", SECTIONS[3][1], figs, spatial))
+    parts.append(_section_html("therapy", SECTIONS[4][1], figs, _therapy_tables(adata, sample, sample_key)))
+    parts.append(f'<section id="methods"><h2>Methods</h2>{methods}</section>')
+    return "".join(p for p in parts if p)
+
+
 def write_reports(
     adata: AnnData,
     folder: Path,
@@ -664,123 +824,16 @@ def write_reports(
         ("#methods", "Methods")
     ]
 
-    def body_for(sample: str | None, figs: list[Figure]) -> str:
-        m = (
-            (o[sample_key].astype(str) == sample).to_numpy()
-            if sample is not None
-            else np.ones(adata.n_obs, bool)
-        )
-        n = int(m.sum())
-        mrow = mal[mal["sample"] == sample] if sample is not None and len(mal) else mal
-        cards = [("cells", f"{n:,}")]
-        if sample is None:
-            cards.append(("samples", str(len(cats))))
-        if len(mrow):
-            n_mal, n_all = int(mrow["n_malignant"].sum()), int(mrow["n_cells"].sum())
-            if sample is not None:
-                r = mrow.iloc[0]
-                cards.append(
-                    (
-                        "malignant fraction (95% interval)",
-                        f"{r['malignant_fraction']:.1%} ({r['ci_low']:.1%}-{r['ci_high']:.1%})",
-                    )
-                )
-                cards.append(("CNV subclones", str(int(r["n_clones"]))))
-            else:
-                cards.append(("malignant cells", f"{n_mal:,} ({n_mal / max(n_all, 1):.1%})"))
-        if isinstance(pheno, pd.DataFrame) and len(pheno):
-            if sample is not None:
-                pr = pheno[pheno["sample"].astype(str) == sample]
-                if len(pr):
-                    conf = pr.iloc[0].get("confidence", np.nan)
-                    label = str(pr.iloc[0]["phenotype"])
-                    if pd.notna(conf):
-                        label += f" (p = {float(conf):.2f})"
-                    cards.append(("immune phenotype", label))
-            else:
-                vc = pheno["phenotype"].astype(str).value_counts()
-                cards.append(("immune phenotypes", ", ".join(f"{v} {k}" for k, v in vc.items())))
-        if OBS.niche in o:
-            cards.append(("niches", str(int(o.loc[m, OBS.niche].nunique()))))
-        parts = [f'<section id="summary"><h2>Summary</h2>{_cards(cards)}</section>']
-        # composition
-        comp = ""
-        if OBS.cell_type_major in o:
-            tab = pd.crosstab(
-                o.loc[m, sample_key].astype(str), o.loc[m, OBS.cell_type_major].astype(str), normalize="index"
-            )
-            tab.columns.name = None
-            comp = _table(
-                tab.reset_index().rename(columns={sample_key: "sample"}),
-                note="Fraction of cells per major type.",
-            )
-        qc = u.get(UNS.qc, {}).get("samples") if UNS.qc in u else None
-        if isinstance(qc, pd.DataFrame) and len(qc):
-            qc = qc[qc["sample"].astype(str) == sample] if sample is not None else qc
-            comp += "<h3>Quality control</h3>" + _table(
-                qc, note="Median counts, detected genes and mitochondrial share per sample; outliers (5 MADs) are "
-                "flagged in obs['qc_outlier'], not removed.")  # fmt: skip
-        parts.append(_section_html("composition", SECTIONS[0][1], figs, comp))
-        mal_html = _table(
-            mrow,
-            note=(
-                "95% interval: calibrated call uncertainty plus cell sampling (see tables/malignant_per_sample.csv)."
-            ),
-        )
-        if UNS.cnv_clones in u and isinstance(u[UNS.cnv_clones].get("clones"), pd.DataFrame):
-            cl = u[UNS.cnv_clones]["clones"]
-            cl = cl[cl["sample"].astype(str) == sample] if sample is not None else cl
-            mal_html += "<h3>Subclones</h3>" + _table(cl, max_rows=40)
-        parts.append(_section_html("malignant", SECTIONS[1][1], figs, mal_html))
-        prog = ""
-        if "stemness_per_clone" in (tables or {}):
-            st = pd.read_csv(tables["stemness_per_clone"])
-            st = st[st["sample"].astype(str) == sample] if sample is not None else st
-            prog += "<h3>Stemness per subclone</h3>" + _table(st, max_rows=40)
-        if UNS.checkpoint_interactions in u:
-            from . import get
-
-            ci = get.checkpoint_interactions(adata, sample=sample, max_padj=0.05)
-            ci = ci.sort_values("strength", ascending=False)
-            cols = [
-                c
-                for c in (
-                    "sample",
-                    "pair",
-                    "sender",
-                    "receiver",
-                    "ligand_fraction",
-                    "receptor_fraction",
-                    "strength",
-                    "padj",
-                )
-                if c in ci
-            ]
-            prog += "<h3>Strongest checkpoint interactions (FDR &lt; 0.05)</h3>" + (
-                _table(ci[cols], max_rows=15) if len(ci) else "<p>No checkpoint pair passes FDR 0.05.</p>"
-            )
-        parts.append(_section_html("programs", SECTIONS[2][1], figs, prog))
-        spatial = ""
-        if isinstance(pheno, pd.DataFrame) and len(pheno):
-            pr = pheno[pheno["sample"].astype(str) == sample] if sample is not None else pheno
-            spatial += "<h3>Immune phenotype (CD8 T cells per mm<sup>2</sup>)</h3>" + _table(pr)
-        if UNS.niches in u and isinstance(u[UNS.niches].get("summary"), pd.DataFrame):
-            spatial += "<h3>Niches</h3>" + _table(u[UNS.niches]["summary"], max_rows=15)
-        if OBSM.spatial not in adata.obsm:
-            spatial = "<p>No spatial coordinates (<code>obsm['spatial']</code>) in this dataset: spatial steps not run.</p>"
-        parts.append(_section_html("spatial", SECTIONS[3][1], figs, spatial))
-        parts.append(
-            _section_html("therapy", SECTIONS[4][1], figs, _therapy_tables(adata, sample, sample_key))
-        )
-        parts.append(f'<section id="methods"><h2>Methods</h2>{methods}</section>')
-        return "".join(p for p in parts if p)
-
-    links = "".join(f'<li><a href="{html.escape(_slug(s))}.html">{html.escape(s)}</a></li>' for s in cats)
+    ctx = {"adata": adata, "sample_key": sample_key, "mal": mal, "pheno": pheno, "cats": cats, "methods": methods,
+           "tables": tables}  # fmt: skip
+    body_for = partial(_report_body, ctx)
+    pages = safe_names(cats, reserved=["index"])
+    links = "".join(f'<li><a href="{html.escape(pages[s])}.html">{html.escape(s)}</a></li>' for s in cats)
     cohort_body = f'<section id="patients"><h2>Patient reports</h2><ul>{links}</ul></section>' + body_for(
         None, figures.get("cohort", [])
     )
     path = folder / "index.html"
-    path.write_text(_page("tmeatlas cohort report", f"{adata.n_obs:,} cells, {len(cats)} samples; {when}; tmeatlas {__version__}",
+    path.write_text(_page("tmeatlas cohort report", f"{adata.n_obs:,} cells, {len(cats)} sample{'s' if len(cats) != 1 else ''}; {when}; tmeatlas {__version__}",
                           [("#patients", "Patients"), ("#summary", "Summary"), *nav_sections], cohort_body), encoding="utf-8")  # fmt: skip
     written.append(path)
     for s in cats:
@@ -788,7 +841,7 @@ def write_reports(
         n = int((o[sample_key].astype(str) == s).sum())
         page = _page(f"tmeatlas report: {s}", f"{n:,} cells; {when}; tmeatlas {__version__}",
                      [("index.html", "Cohort"), ("#summary", "Summary"), *nav_sections], body_for(s, figs))  # fmt: skip
-        p = folder / f"{_slug(s)}.html"
+        p = folder / f"{pages[s]}.html"
         p.write_text(page, encoding="utf-8")
         written.append(p)
     return written

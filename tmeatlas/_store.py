@@ -22,7 +22,7 @@ from ._version import __version__
 if TYPE_CHECKING:
     from anndata import AnnData
 
-__all__ = ["h5ad_safe", "store"]
+__all__ = ["h5ad_safe", "plain", "read_params", "store"]
 
 
 def h5ad_safe(value: Any) -> Any:
@@ -61,10 +61,39 @@ def h5ad_safe(value: Any) -> Any:
             return np.asarray(items, dtype=str)
         if all(isinstance(v, bool | np.bool_) for v in items):
             return np.asarray(items, dtype=bool)
-        if all(isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) for v in items):
+        if all(
+            isinstance(v, int | float | np.integer | np.floating) and not isinstance(v, bool) for v in items
+        ):
             return np.asarray(items)
         return {str(i): h5ad_safe(v) for i, v in enumerate(items)}
     return repr(value)
+
+
+def plain(value: Any) -> Any:
+    """A value read back from ``uns`` (possibly after an h5ad round trip) as plain Python: the inverse
+    of :func:`h5ad_safe` where it can be inverted. Numpy scalars and 0-d arrays become Python
+    scalars, bytes become text, the string ``"None"`` becomes ``None``, arrays and lists become lists
+    of plain values, mappings become dicts."""
+    if isinstance(value, np.ndarray):
+        value = value.item() if value.ndim == 0 else [plain(v) for v in value.tolist()]
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if value is None or (isinstance(value, str) and value == "None"):
+        return None
+    return value
+
+
+def read_params(adata: AnnData, uns_key: str) -> dict[str, Any]:
+    """``adata.uns[uns_key]["params"]`` as plain Python values (:func:`plain`); ``{}`` when absent."""
+    entry = adata.uns.get(uns_key)
+    params = entry.get("params") if isinstance(entry, Mapping) else None
+    return {str(k): plain(v) for k, v in params.items()} if isinstance(params, Mapping) else {}
 
 
 def store(
@@ -88,11 +117,16 @@ def store(
     for slot, values in (("obs", obs), ("var", var)):
         if values is None:
             continue
+        items = list(values.items())
+        added.extend(_keep_users_columns(adata, slot, [k for k, _ in items], tool))
         frame = getattr(adata, slot)
-        items = values.items() if isinstance(values, Mapping) else values.items()
         new = {}
         for key, col in items:
-            col = col.to_numpy() if isinstance(col, pd.Series) and not isinstance(col.dtype, pd.CategoricalDtype) else col
+            col = (
+                col.to_numpy()
+                if isinstance(col, pd.Series) and not isinstance(col.dtype, pd.CategoricalDtype)
+                else col
+            )
             new[key] = col.values if isinstance(col, pd.Series) else col
             added.append(f"{slot}[{key!r}]")
         if len(new) <= 8:
@@ -100,7 +134,11 @@ def store(
                 frame[key] = col
         else:  # many columns (e.g. one per signature): one concat, not a fragmented frame
             block = pd.DataFrame(new, index=frame.index)
-            setattr(adata, slot, pd.concat([frame.drop(columns=[k for k in new if k in frame.columns]), block], axis=1))
+            setattr(
+                adata,
+                slot,
+                pd.concat([frame.drop(columns=[k for k in new if k in frame.columns]), block], axis=1),
+            )
     for slot, values in (("obsm", obsm), ("obsp", obsp)):
         if values is None:
             continue
@@ -119,6 +157,43 @@ def store(
     if added:
         logger.info("%s added %s", tool, ", ".join(added))
     return added
+
+
+#: suffix of the name under which a user's column is kept when a tool writes a column of that name
+USER_SUFFIX = "_user"
+
+
+def _ours(adata: AnnData, slot: str, key: str) -> bool:
+    """Whether tmeatlas wrote ``slot[key]`` (it is named in ``uns["tmeatlas_log"]``)."""
+    log = adata.uns.get(UNS.log)
+    if not isinstance(log, pd.DataFrame) or "added" not in log.columns:
+        return False
+    return any(f"{slot}[{key!r}]" in str(a) for a in log["added"])
+
+
+def _keep_users_columns(adata: AnnData, slot: str, keys: list[str], tool: str) -> list[str]:
+    """Columns of ``obs``/``var`` that ``tool`` is about to write but that tmeatlas did not write (the
+    user's own, e.g. the authors' ``obs["malignant"]``) are kept under ``<key>_user`` (or
+    ``<key>_user2``, ...), with a warning; return what was moved, for the log."""
+    frame = getattr(adata, slot)
+    moved = []
+    for key in keys:
+        if key not in frame.columns or _ours(adata, slot, key):
+            continue
+        new, i = f"{key}{USER_SUFFIX}", 2
+        while new in frame.columns:
+            new, i = f"{key}{USER_SUFFIX}{i}", i + 1
+        frame[new] = frame[key]
+        logger.warning(
+            "%s writes %s[%r], which held your own values: they are kept in %s[%r].",
+            tool,
+            slot,
+            key,
+            slot,
+            new,
+        )
+        moved.append(f"{slot}[{new!r}] (your {slot}[{key!r}], kept)")
+    return moved
 
 
 def _append_log(adata: AnnData, tool: str, added: list[str]) -> None:

@@ -9,6 +9,11 @@ from pathlib import Path
 __all__ = ["main"]
 
 
+#: exit status of ``tmeatlas``: bad arguments or input (argparse uses 2 too), and a failed step
+EXIT_BAD_INPUT = 2
+EXIT_STEP_FAILED = 3
+
+
 def _list(text: str | None) -> list[str] | None:
     if text is None:
         return None
@@ -16,6 +21,7 @@ def _list(text: str | None) -> list[str] | None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from ._readers import KINDS
     from ._version import __version__
 
     p = argparse.ArgumentParser(
@@ -29,7 +35,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Run tm.run on INPUT.h5ad. When --out already holds atlas.h5ad of the same cells, the run resumes "
         "from it and skips the steps done with the same parameters (use --force to redo them).",
     )
-    r.add_argument("input", help="input .h5ad (raw counts preferred, or log-normalised)")
+    r.add_argument(
+        "input",
+        help="input: .h5ad, 10x .h5 or matrix folder, Space Ranger folder, SpatialData store, or a cell table (CSV); see tm.read",
+    )
     r.add_argument("--sample-key", default=None,
                    help="obs column naming each cell's patient/sample (omit for a single sample)")  # fmt: skip
     r.add_argument("--out", required=True, help="output folder (created)")
@@ -65,6 +74,15 @@ def _parser() -> argparse.ArgumentParser:
         "--lazy", action="store_true",
         help="keep the matrix on disk (Dask arrays read in row blocks) for cohorts larger than memory",
     )  # fmt: skip
+    r.add_argument(
+        "--input-kind", default=None,
+        help=f"kind of INPUT (default: detected from the path): {', '.join(KINDS)}, or inform, halo, qupath, codex, xenium",
+    )  # fmt: skip
+    r.add_argument(
+        "--microns-per-unit", type=float, default=None,
+        help="microns per coordinate unit of INPUT (e.g. the pixel size for pixel coordinates); "
+        "default: what the format says (tm.read)",
+    )  # fmt: skip
     r.add_argument("--no-report", action="store_true", help="no HTML reports")
     r.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     r.add_argument("--n-jobs", type=int, default=None, help="threads")
@@ -86,6 +104,7 @@ def _run(args) -> None:
     from ._core.chunks import read_h5ad_lazy
     from ._errors import InvalidInputError
     from ._pipeline import run
+    from ._readers import read_input
 
     read = read_h5ad_lazy if args.lazy else ad.read_h5ad
     src = Path(args.input)
@@ -99,17 +118,9 @@ def _run(args) -> None:
         force_arg = True
     elif force:
         force_arg = _list(force) or False
+    adata = read_input(src, kind=args.input_kind, microns_per_unit=args.microns_per_unit, lazy=args.lazy)
     if previous.exists() and force_arg is not True:
-        new_obs = ad.read_h5ad(src, backed="r").obs_names
-        adata = read(previous)
-        if len(new_obs) != adata.n_obs or not (adata.obs_names == new_obs).all():
-            raise InvalidInputError(
-                f"{previous} holds results for other cells than {src}; pass a new --out, or --force to start over."
-            )
-        if not args.quiet:
-            print(f"tmeatlas run: resuming from {previous}", file=sys.stderr)
-    else:
-        adata = read(src)
+        adata = _resume(adata, previous, args, read)
     run(
         adata, sample_key=args.sample_key, spatial=args.spatial, spots=args.spots, therapies=_list(args.therapies), out=out,
         layer=args.layer, gene_symbols=args.gene_symbols, steps=_list(args.steps), skip=_list(args.skip) or (),
@@ -120,9 +131,45 @@ def _run(args) -> None:
         print(f"tmeatlas run: wrote {out}/ (report: {out / 'report' / 'index.html'})", file=sys.stderr)
 
 
+def _resume(adata, previous: Path, args, read):
+    """The atlas in ``--out`` when it was made from this same input (cell names and data fingerprint),
+    so the run resumes there; otherwise the new input, and the outputs are replaced."""
+    from ._errors import InvalidInputError, TmeatlasError
+    from ._pipeline import input_fingerprint
+
+    try:
+        old = read(previous)
+        recorded = str(old.uns["pipeline"]["input"].get("data_fingerprint", ""))
+    except Exception as e:  # any unreadable atlas means starting over
+        print(f"tmeatlas run: {previous} cannot be read ({type(e).__name__}: {str(e)[:200]}); starting over from "
+              "the input, and its outputs will be replaced", file=sys.stderr)  # fmt: skip
+        return adata
+    try:
+        now = input_fingerprint(
+            adata, sample_key=args.sample_key, layer=args.layer, gene_symbols=args.gene_symbols
+        )
+    except TmeatlasError:
+        now = None  # the run's own checks will say what is wrong with the input
+    if now is None or len(old.obs_names) != adata.n_obs or not (old.obs_names == adata.obs_names).all():
+        if now is not None:
+            raise InvalidInputError(
+                f"{previous} holds results for other cells than {args.input}; pass a new --out, or --force to start over."
+            )
+        return adata
+    if now != recorded:
+        if not args.quiet:
+            print(f"tmeatlas run: the input changed since {previous} was made (same cells, other data): starting "
+                  "over from the input; the outputs will be replaced", file=sys.stderr)  # fmt: skip
+        return adata
+    if not args.quiet:
+        print(f"tmeatlas run: resuming from {previous}", file=sys.stderr)
+    return old
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from ._errors import TmeatlasError
+    from ._pipeline import PipelineError
 
     try:
         if args.command == "demo":
@@ -137,9 +184,12 @@ def main(argv: list[str] | None = None) -> int:
             )
         elif args.command == "run":
             _run(args)
-    except TmeatlasError as e:
+    except PipelineError as e:  # a step failed: the other steps' results are written
         print(f"tmeatlas: error: {e}", file=sys.stderr)
-        return 2
+        return EXIT_STEP_FAILED
+    except TmeatlasError as e:  # bad arguments or input, found before any work
+        print(f"tmeatlas: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return 0
 
 

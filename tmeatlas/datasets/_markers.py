@@ -13,7 +13,10 @@ def markers(*, level: str | None = None) -> pd.DataFrame:
     One row per (cell type, gene): ``cell_type``, ``cell_type_major`` (the fixed major
     vocabulary), ``compartment``, ``level`` (``"major"``: scored to choose the major type;
     ``"fine"``: scored within a major type), ``gene`` (HGNC symbol), ``direction`` (``"+"``
-    expressed by the type, ``"-"`` must not be expressed), ``source`` (key of the primary
+    expressed by the type, ``"-"`` must not be expressed), ``role`` (of a positive major-level
+    marker: ``"defining"``, identifies the lineage on its own, or ``"supporting"``, shared with
+    other lineages; a type none of whose defining markers is measured is never predicted),
+    ``source`` (key of the primary
     publication) and ``citation`` / ``doi`` of that publication. The library was written for
     this package from the marker genes the cited tumour atlases report for each population
     (T cells: Zheng et al. 2021; myeloid cells: Cheng et al. 2021; fibroblasts: Elyada et al.

@@ -832,6 +832,67 @@ def _simulate_patients(var, props, type_lp, n_per, phenos_all, is_normal, stream
     return out
 
 
+def _check_composition(mesenchymal_tumour, tumour_fraction, immune_fraction) -> dict:
+    """The composition options that are on (``{}`` with the defaults), validated."""
+    out = {}
+    for name, v, off in (("mesenchymal_tumour", mesenchymal_tumour, 0.0), ("tumour_fraction", tumour_fraction, None),
+                         ("immune_fraction", immune_fraction, None)):  # fmt: skip
+        if v is None or (off is not None and v == off):
+            continue
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not 0 <= v <= 1:
+            raise InvalidParameterError(f"{name} must be a fraction between 0 and 1, got {v!r}.")
+        out[name] = float(v)
+    return out
+
+
+def _reshape_tumours(pat: dict, is_normal: list, opts: dict, rs: np.random.Generator) -> None:
+    """Tumour-majority, immune-poor and mesenchymal-tumour patients (in place, on the layouts).
+
+    Immune cells above ``immune_fraction`` and non-malignant cells drawn until ``tumour_fraction``
+    of the cells are malignant become malignant cells of their nearest malignant cell's clone; a
+    ``mesenchymal_tumour`` fraction of malignant cells gets a fibroblast-like profile (85 % of the
+    way from the malignant to the myCAF profile of the patient) that keeps the clone's copy number.
+    """
+    from scipy.spatial import cKDTree
+
+    immune_types = [i for i, t in enumerate(_FINE) if prg.CELL_TYPES[t][1] == "immune"]
+    mal_t = _FINE_IDX["Malignant"]
+    rows = pat["rows"]
+    for pi, L in enumerate(pat["layouts"]):
+        L["mesenchymal"] = np.zeros(len(L["ftype"]), bool)
+        if is_normal[pi] or not (L["ftype"] == mal_t).any():
+            continue
+        ft, n = L["ftype"], len(L["ftype"])
+        new = np.zeros(n, bool)
+        if "immune_fraction" in opts:
+            imm = np.flatnonzero(np.isin(ft, immune_types))
+            k = len(imm) - int(round(opts["immune_fraction"] * n))
+            if k > 0:
+                new[rs.choice(imm, k, replace=False)] = True
+        if "tumour_fraction" in opts:
+            k = int(round(opts["tumour_fraction"] * n)) - int((ft == mal_t).sum() + new.sum())
+            pool = np.flatnonzero((ft != mal_t) & ~new)
+            if k > 0 and len(pool):
+                new[rs.choice(pool, min(k, len(pool)), replace=False)] = True
+        mal = np.flatnonzero(ft == mal_t)
+        if new.any():
+            _, near = cKDTree(L["xy"][mal]).query(L["xy"][new])
+            L["clone"][new] = L["clone"][mal[near]]
+            ft[new] = mal_t
+        mal = np.flatnonzero(ft == mal_t)
+        L["mesenchymal"][mal] = rs.random(len(mal)) < opts.get("mesenchymal_tumour", 0.0)
+    if opts.get("mesenchymal_tumour"):
+        pat["mes_row"] = {}
+        for pi, tree in enumerate(pat["trees"]):
+            if tree is None:
+                continue
+            r0 = pat["type_row0"][pi]
+            shift = 0.85 * (rows[r0 + _FINE_IDX["myCAF"]] - rows[r0 + mal_t])
+            for c in tree["clones"]:
+                pat["mes_row"][c] = len(rows)
+                rows.append(rows[pat["clone_row"][c]] + shift)
+
+
 def _cell_states(pat: dict, n_per, phenos_all, rs: np.random.Generator) -> dict:
     """Per-cell arrays: type, niche, clone, profile row, library size, ambient fraction, activities."""
     lay, trees, rows = pat["layouts"], pat["trees"], pat["rows"]
@@ -856,6 +917,9 @@ def _cell_states(pat: dict, n_per, phenos_all, rs: np.random.Generator) -> dict:
         m = cl >= 0
         clone[idx[m]] = len(clone_names) + cl[m]
         pid[idx[m]] = np.array([pat["clone_row"][c] for c in tree["clones"]])[cl[m]]
+        if "mes_row" in pat:
+            mes = lay[pi]["mesenchymal"]
+            pid[idx[mes]] = np.array([pat["mes_row"][c] for c in tree["clones"]])[cl[mes]]
         clone_names += tree["clones"]
 
     # intermediates along the continua between related states (the dominant label is kept)
@@ -1056,6 +1120,9 @@ def simulate_tumor(
     n_genes: int = 8000,
     normal_patient: bool = False,
     immune_phenotypes: Sequence[str] | None = None,
+    mesenchymal_tumour: float = 0.0,
+    tumour_fraction: float | None = None,
+    immune_fraction: float | None = None,
     rng: RngLike = 0,
     chunk_size: int | None = None,
 ) -> AnnData:
@@ -1081,6 +1148,21 @@ def simulate_tumor(
     immune_phenotypes
         One of ``"inflamed"``, ``"excluded"``, ``"desert"`` per tumour patient; default cycles
         inflamed, excluded, desert.
+    mesenchymal_tumour
+        Fraction (0-1) of each tumour patient's malignant cells that look like stroma: their
+        profile moves 85 % of the way from the malignant to the myCAF profile (collagens,
+        ``LUM``, ``DCN``, no epithelial markers) while keeping their clone's copy-number
+        changes and patient program, as the fibroblast-like cancer cells of ovarian and other
+        carcinomas. Marked in ``obs["true_mesenchymal_tumour"]``. Default 0 (off).
+    tumour_fraction
+        Fraction (0-1) of each tumour patient's cells that are malignant (tumour-majority
+        samples, e.g. 0.75): non-malignant cells drawn at random become malignant cells of the
+        clone of their nearest malignant cell. ``None`` (default): as the tissue layout gives
+        (15-20 %). Applied after ``immune_fraction``.
+    immune_fraction
+        Largest fraction (0-1) of each tumour patient's cells that are immune cells (samples
+        with almost no normal immune cells, e.g. 0.01): the other immune cells become malignant
+        cells as above. ``None`` (default): as the layout gives.
     rng
         Seed (``int``), :class:`numpy.random.Generator` or ``None``; the resolved seed is
         recorded in ``uns["simulation"]["params"]["seed"]``.
@@ -1178,7 +1260,7 @@ def simulate_tumor(
     """
     from anndata import AnnData
 
-    from .._store import h5ad_safe
+    from .._store import _append_log, h5ad_safe
 
     n_cells, n_patients, n_genes, phenos, chunk = _check_params(
         n_cells, n_patients, spatial, n_genes, normal_patient, immune_phenotypes, chunk_size
@@ -1200,17 +1282,24 @@ def simulate_tumor(
     n_per[np.argsort(-(share - n_per), kind="stable")[: n_cells - n_per.sum()]] += 1
 
     pat = _simulate_patients(var, props, _type_profiles(n_genes), n_per, phenos_all, is_normal, streams[3:])
+    extra = _check_composition(mesenchymal_tumour, tumour_fraction, immune_fraction)
+    if extra:  # options off: no extra random draws, so default outputs are unchanged
+        _reshape_tumours(pat, is_normal, extra, np.random.default_rng([seed, 22]))
     cells = _cell_states(pat, n_per, phenos_all, make_rng(int(streams[1])))
     X = _counts(pat["rows"], cells, props, gidx, streams[2], chunk)
 
     adata = AnnData(X=X, obs=_obs(cells, pnames, n_per), var=var.copy())
+    if extra.get("mesenchymal_tumour"):
+        adata.obs["true_mesenchymal_tumour"] = np.concatenate([L["mesenchymal"] for L in pat["layouts"]])
     if spatial:
         adata.obsm[OBSM.spatial] = cells["xy"]
     params = {
         "n_cells": n_cells, "n_patients": n_patients, "spatial": bool(spatial), "n_genes": n_genes,
         "normal_patient": bool(normal_patient), "immune_phenotypes": list(phenos), "seed": seed,
-        "chunk_size": chunk, "spatial_units": "micron",
+        "chunk_size": chunk, "spatial_units": "micron", **extra,
     }  # fmt: skip
     adata.uns[UNS.simulation] = h5ad_safe(_truth(pat, cells, pnames, phenos_all, is_normal, n_per, params))
+    # the gene positions are tmeatlas's own (GRCh38 table): logged so that tools may replace them
+    _append_log(adata, "datasets.simulate_tumor", [f"var[{k!r}]" for k in var.columns])
     logger.info(f"simulate_tumor: {n_cells} cells x {n_genes} genes, {X.nnz} non-zero counts")
     return adata

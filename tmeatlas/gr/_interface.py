@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
+from .._errors import InvalidInputError, InvalidParameterError, MissingResultError, NotApplicableError
 from .._keys import OBS, OBSM, UNS
 from .._settings import logger
 from .._store import store
@@ -165,6 +165,12 @@ def _tumor_weights(adata: AnnData, tumor_key: str | None, tumor_value) -> tuple[
             )
         values = [tumor_value] if isinstance(tumor_value, str) else list(tumor_value)
         known = set(labels)
+        if default and known <= {"uncertain", "nan"}:
+            raise NotApplicableError(
+                f"every cell's obs[{tumor_key!r}] is 'uncertain' (the copy-number evidence cannot call malignant "
+                "cells here, e.g. a targeted panel), so tumour regions cannot be placed; pass `tumor_key=` and "
+                "`tumor_value=` naming tumour cells otherwise (e.g. a cell-type label)."
+            )
         if default and not any(str(v) in known for v in values):
             # the package's own calls, with no tumour cell anywhere (a normal sample, or a panel
             # too small for CNV calls): every sample is tumour-free, not a mistyped label
@@ -370,7 +376,7 @@ def _cd8_mask(adata: AnnData, cell_type_key: str | None, cd8_types) -> tuple[np.
     if cd8_types is None:
         cd8_types = [v for v in known if "cd8" in v.lower()]
         if not cd8_types:
-            raise InvalidInputError(
+            raise NotApplicableError(
                 f"no label of obs[{cell_type_key!r}] mentions CD8 ({', '.join(known[:12])}); "
                 "pass `cd8_types=` (the labels of CD8 T cells)."
             )
@@ -542,6 +548,12 @@ def immune_phenotype(
 MYOEPITHELIAL_GENES = ("KRT5", "KRT14", "KRT17", "TP63", "OXTR", "KRT15")
 #: fewest CNV reference spots per section (``tm.tl.infer_cnv``'s ``min_reference_cells``)
 MIN_CNV_REFERENCE = 10
+#: thresholds of an arm-level copy-number change, those of ``tm.tl.call_malignant`` (|median log
+#: fold change| of the arm's genes; Bonferroni-adjusted Mann-Whitney p)
+ARM_SHIFT = 0.15
+ARM_PVAL = 1e-3
+#: with a pooled reference, the same arm against the section's own reference spots (same sign)
+OWN_PVAL = 0.05
 
 
 def _robust_z(v: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -598,6 +610,170 @@ def _neighbour_mean(xy: np.ndarray, codes: np.ndarray, k: int):
     return sparse.diags(1.0 / deg) @ A
 
 
+def _expression_evidence(logx, var_names: pd.Index, codes: np.ndarray, total: np.ndarray | None) -> dict:
+    """The expression terms (robust z within each section): epithelial - myoepithelial, cellularity."""
+    from ..datasets import markers
+
+    mk = markers()
+    epi_genes = mk.loc[(mk["cell_type"] == "Epithelial") & (mk["direction"] == "+"), "gene"].tolist()
+    epi = _marker_share(logx, var_names, epi_genes)
+    if epi is None:
+        raise InvalidInputError(
+            "none of the epithelial marker genes (EPCAM, KRT8, KRT18, ...) is in var_names; the score "
+            "needs gene symbols (see `tm.pp.gene_positions` / var['gene_symbol'])."
+        )
+    myo = _marker_share(logx, var_names, MYOEPITHELIAL_GENES)
+    out = {"epithelial_minus_myoepithelial": _robust_z(epi - (0.0 if myo is None else myo), codes)}
+    if total is not None:
+        out["cellularity"] = _robust_z(np.log1p(total), codes)
+    return out
+
+
+def _normal_evidence(logx, var_names: pd.Index, codes: np.ndarray) -> np.ndarray:
+    """Immune/stromal evidence per spot: z(immune and stromal marker share) - z(epithelial share).
+
+    Marker shares on ``tm.tl.annotate``'s scale of the shipped major-level markers of the immune
+    and stromal compartments and of the epithelial compartment (robust z within each section).
+    """
+    from ..datasets import markers
+
+    mk = markers()
+    mk = mk[(mk["level"] == "major") & (mk["direction"] == "+")]
+    normal = _marker_share(
+        logx, var_names, mk.loc[mk["compartment"].isin(["immune", "stromal"]), "gene"].unique()
+    )
+    epi = _marker_share(logx, var_names, mk.loc[mk["compartment"] == "epithelial", "gene"].unique())
+    if normal is None:
+        return -_robust_z(epi, codes)
+    return _robust_z(normal, codes) - (0.0 if epi is None else _robust_z(epi, codes))
+
+
+def _cnv_reference(score: np.ndarray, codes: np.ndarray, quantile: float, minimum: int = 0) -> np.ndarray:
+    """The ``max(minimum, round(quantile * n))`` highest-``score`` spots of each section of ``n`` spots."""
+    ref = np.zeros(len(score), dtype=bool)
+    for s in np.unique(codes):
+        idx = np.flatnonzero(codes == s)
+        k = min(len(idx), max(int(minimum), int(round(quantile * len(idx)))))
+        ref[idx[np.argsort(-score[idx], kind="stable")[:k]]] = True
+    return ref
+
+
+def _cnv_term(
+    adata: AnnData, X, counts: bool, labels: np.ndarray, ref: np.ndarray, *, pooled: bool, n_jobs, seed: int
+):
+    """``tm.tl.infer_cnv`` of the spots with ``ref`` as the diploid reference (one reference pooled
+    over all sections when ``pooled``, else each section's own): ``(AnnData it ran on, profiles)``."""
+    import anndata as ad
+    from scipy import sparse
+
+    from .._keys import VAR
+    from ..tl import infer_cnv
+
+    cols = [c for c in (VAR.chromosome, VAR.start, VAR.end, VAR.arm) if c in adata.var.columns]
+    tmp = ad.AnnData(
+        X=sparse.csr_matrix(X, dtype=np.float32) if counts else X,
+        var=adata.var[cols].copy(),
+        obs=pd.DataFrame(
+            {"sample": pd.Categorical(labels), "ref": pd.Categorical(np.where(ref, "ref", "other"))},
+            index=adata.obs_names,
+        ),
+    )
+    infer_cnv(
+        tmp, sample_key=None if pooled else "sample", reference_key="ref", reference_cats="ref",
+        n_jobs=n_jobs, rng=seed,
+    )  # fmt: skip
+    return tmp, np.asarray(tmp.obsm[OBSM.cnv], dtype=np.float64)
+
+
+def _shifts(means: np.ndarray, cnt: np.ndarray, group: int, ref: slice, gene_arm, arm_labels) -> pd.DataFrame:
+    """:func:`~tmeatlas.tl._cnv_evidence.arm_shifts` of group ``group`` against the reference groups ``ref``."""
+    from ..tl._cnv_evidence import arm_shifts
+
+    m_ref = means[ref].sum(0) / max(cnt[ref].sum(), 1)
+    return arm_shifts(means[group] / max(cnt[group], 1), m_ref, gene_arm, arm_labels)
+
+
+def _arm_test(
+    tmp: AnnData, codes: np.ndarray, n_sections: int, top: np.ndarray, ref: np.ndarray, *, pooled: bool
+) -> pd.DataFrame:
+    """The tumour-free guard: do a section's top spots share arm-level CNV shifts?
+
+    The mean expression of each section's ``top`` spots is compared with that of the reference
+    spots (all sections' when ``pooled``, else the section's own) gene by gene, and every arm is
+    tested with ``tm.tl``'s :func:`~tmeatlas.tl._cnv_evidence.arm_shifts` (median centred log fold
+    change of the arm's genes, Mann-Whitney against the other genes), Bonferroni over arms, with
+    the thresholds of ``tm.tl.call_malignant`` (:data:`ARM_SHIFT`, :data:`ARM_PVAL`). The top spots
+    are chosen by expression, not by their CNV profiles, so all genes may test them.
+    """
+    from .._keys import UNS as _UNS
+    from ..tl._cnv_evidence import gene_arm_codes, group_means
+    from ..tl._malignant import _expression
+
+    X, mode, genes = _expression(tmp, _UNS.cnv)
+    bins = tmp.uns[_UNS.cnv]["bins"]
+    cols, gene_arm = gene_arm_codes(genes, bins)
+    arm_labels = np.asarray([a.split(":")[1] for a in pd.unique(bins["segment"].astype(str))])
+    grp = np.where(top, codes, np.where(ref, n_sections + codes, -1))
+    means, cnt = group_means(X, mode, grp, 2 * n_sections, cols)
+    rows = []
+    for s in range(n_sections):
+        own = slice(n_sections + s, n_sections + s + 1)
+        tab = _shifts(
+            means, cnt, s, slice(n_sections, 2 * n_sections) if pooled else own, gene_arm, arm_labels
+        )
+        padj = np.minimum(1.0, tab["pval"].to_numpy() * len(arm_labels))
+        sig = (tab["shift"].abs().to_numpy() >= ARM_SHIFT) & (padj <= ARM_PVAL)
+        if pooled and cnt[own].sum() >= MIN_CNV_REFERENCE:
+            # a pooled reference may hold another section's tumour cells: an arm counts only where the
+            # section's own reference spots see a shift of the same sign (p <= 0.05)
+            t_own = _shifts(means, cnt, s, own, gene_arm, arm_labels)
+            sig &= (np.sign(t_own["shift"].to_numpy()) == np.sign(tab["shift"].to_numpy())) & (
+                t_own["pval"].to_numpy() <= OWN_PVAL
+            )
+        best = int(np.argmin(padj)) if len(padj) else 0
+        rows.append({
+            "coherent_cnv": bool(sig.any()), "cnv_arms": ",".join(arm_labels[sig]),
+            "reason": "arm-level CNV shared by the top spots" if sig.any() else
+            f"no arm with |median log fold change| >= {ARM_SHIFT} and adjusted p <= {ARM_PVAL} in the top spots "
+            f"(closest: {arm_labels[best] if len(arm_labels) else '-'}, shift {tab['shift'].iloc[best] if len(tab) else 0:.3f}, "
+            f"adjusted p {padj[best] if len(padj) else 1:.2g})",
+        })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def _profile_correlation(C: np.ndarray, E: np.ndarray, codes: np.ndarray, quantile: float) -> np.ndarray:
+    """Correlation of each spot's CNV profile with the mean profile of its section's top ``quantile`` of ``E``."""
+    from ..tl._cnv_evidence import rowcorr
+
+    out = np.zeros(len(E))
+    for s in np.unique(codes):
+        m = codes == s
+        hi = m & (np.quantile(E[m], 1 - quantile) <= E)
+        out[m] = rowcorr(C[m], C[hi].mean(0))
+    return out
+
+
+def _guard(
+    S: np.ndarray, codes: np.ndarray, names, ref: np.ndarray, table: pd.DataFrame | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Put the scores of all sections on one scale: 0 = the median of the section's reference spots.
+
+    A section whose spots show no coherent CNV (``table["coherent_cnv"]`` False) is shifted so that
+    its highest spot sits at 0: no spot of it scores above the reference level of a section with
+    tumour. Returns ``(scores, tumour_free)``.
+    """
+    out = S.copy()
+    free = np.zeros(len(names), dtype=bool)
+    for s, name in enumerate(names):
+        m = codes == s
+        r = m & ref
+        out[m] = S[m] - np.median(S[r] if r.any() else S[m])
+        if table is not None and not bool(table.loc[str(name), "coherent_cnv"]):
+            free[s] = True
+            out[m] = S[m] - S[m].max()
+    return out, free
+
+
 def tumor_score(
     adata: AnnData,
     *,
@@ -605,7 +781,9 @@ def tumor_score(
     sample_key: str | None = None,
     spatial_key: str = OBSM.spatial,
     use_cnv: bool | None = None,
-    reference_quantile: float = 0.25,
+    cnv_reference: str = "pooled",
+    reference_quantile: float = 0.1,
+    top_quantile: float = 0.25,
     n_neighbors: int = 8,
     n_jobs: int | None = None,
     rng: int = 0,
@@ -614,28 +792,38 @@ def tumor_score(
 ) -> AnnData | None:
     r"""Spot-level tumour score for spot-based spatial data (ST, Visium): expression, copy number, neighbours.
 
-    Three pieces of evidence, each a robust z-score within its sample (median and 1.4826 MAD):
-
-    1. *Expression*: :math:`E = z(\text{epithelial} - \text{myoepithelial}) + z(\log n_\text{UMI})`.
-       The epithelial and myoepithelial terms are marker shares on ``tm.tl.annotate``'s scale
-       (mean over genes of :math:`\min(x_g / q_{0.9,g}, 1)` on log-normalised counts) of the
-       shipped ``Epithelial`` markers (Wu et al., Nat Genet 53:1334, 2021) and of
-       :data:`MYOEPITHELIAL_GENES` (the basal/myoepithelial layer that surrounds normal glands
-       and carcinoma in situ and is lost in invasive carcinoma); :math:`\log n_\text{UMI}`
-       measures cellularity (tumour nests are the most cell-dense tissue of a section; used
-       only when the matrix holds counts).
-    2. *Copy number* (``use_cnv``): ``tm.tl.infer_cnv`` with the spots whose smoothed
-       :math:`E` lies in the lowest ``reference_quantile`` of their sample as the diploid
-       reference; each spot's score is the Pearson correlation of its CNV profile with the
-       mean profile of the spots in the highest ``reference_quantile`` (infercnv's
-       "correlation to the tumour CNV profile", Tirosh et al., Science 352:189, 2016; the
-       spot version of Erickson et al., Nature 608:360, 2022). Without gene positions
-       (``tm.pp.gene_positions``), or when a section is too small for a reference of
-       :data:`MIN_CNV_REFERENCE` spots, this term is left out (``use_cnv=None``), with a log message.
-    3. *Neighbours*: tumour regions are contiguous, so the sum :math:`S` of the terms is
-       averaged with its ``n_neighbors`` nearest spots of the same sample,
-       :math:`S \leftarrow (S + \overline{S}_\text{nbrs}) / 2` (8: the first ring of a square
-       ST grid; the first ring plus two of a hexagonal Visium grid).
+    1. *Expression*: :math:`E = z(\text{epithelial} - \text{myoepithelial}) + z(\log n_\text{UMI})`,
+       robust z-scores within the section (median, 1.4826 MAD). The epithelial and myoepithelial
+       terms are marker shares on ``tm.tl.annotate``'s scale (mean over genes of
+       :math:`\min(x_g / q_{0.9,g}, 1)` on log-normalised counts) of the shipped ``Epithelial``
+       markers (Wu et al., Nat Genet 53:1334, 2021) and of :data:`MYOEPITHELIAL_GENES` (the
+       basal/myoepithelial layer around normal glands and carcinoma in situ, lost in invasive
+       carcinoma); :math:`\log n_\text{UMI}` measures cellularity (counts only).
+    2. *Copy number* (``use_cnv``): the diploid reference is the ``reference_quantile`` of each
+       section's spots with the strongest immune/stromal evidence (:math:`z(\text{immune and
+       stromal marker share}) - z(\text{epithelial share})`, smoothed), pooled over all sections
+       (``cnv_reference="pooled"``: a tumour-dominated section, whose most stromal spots still
+       hold tumour cells, borrows the normal spots of the others) or per section (``"section"``).
+       ``tm.tl.infer_cnv`` gives the CNV profiles. The CNV term is each spot's correlation with
+       the mean profile of its section's ``top_quantile`` of smoothed :math:`E` (infercnv's
+       "correlation to the tumour CNV profile", Tirosh et al., Science 352:189, 2016; the spot
+       version of Erickson et al., Nature 608:360, 2022), robust-scaled within the section.
+    3. *Tumour-free guard* (the spot version of ``tm.tl.call_malignant``'s): the mean expression of
+       those top spots is tested arm by arm against the reference (median centred log fold change
+       of the arm's genes, Mann-Whitney against the other genes, Bonferroni over arms; an arm
+       counts at :math:`|\text{shift}| \geq` :data:`ARM_SHIFT` and adjusted
+       :math:`p \leq` :data:`ARM_PVAL`, the single-cell thresholds; with a pooled reference the
+       shift must also be seen, same sign, :math:`p \leq` :data:`OWN_PVAL`, against the section's
+       own reference spots, so that tumour cells in another section's reference cannot make a
+       normal section look aneuploid). A section with no such arm has no coherent CNV.
+    4. *Neighbours*: the sum :math:`S` of the terms is averaged with its ``n_neighbors``
+       nearest spots of the same section, :math:`S \leftarrow (S + \overline{S}_\text{nbrs}) / 2`.
+    5. *One scale for all sections*: each section's scores are shifted so that its CNV reference
+       spots have median 0. A section without a coherent CNV is flagged tumour-free with a warning
+       and shifted so that its highest spot scores 0, instead of being re-centred like a section
+       with tumour (the ranking of spots within a section is never changed). Without gene positions
+       (``tm.pp.gene_positions``), or with a section too small for a reference of
+       :data:`MIN_CNV_REFERENCE` spots, the CNV term and the guard are left out (log message).
 
     Parameters
     ----------
@@ -648,17 +836,26 @@ def tumor_score(
     spatial_key
         Key of the spot coordinates in ``adata.obsm``.
     use_cnv
-        Add the copy-number term; ``None``: when gene positions are present and every section has
-        at least ``MIN_CNV_REFERENCE / reference_quantile`` spots (40 by default).
+        Add the copy-number term and the tumour-free guard; ``None``: when gene positions are present
+        and every section has at least ``MIN_CNV_REFERENCE / top_quantile`` spots (40 by default).
+    cnv_reference
+        ``"pooled"`` (the reference spots of all sections form one diploid reference) or
+        ``"section"`` (each section its own).
     reference_quantile
-        Share of spots (lowest and highest expression evidence per section) used as the CNV
-        reference and as the tumour CNV profile.
+        Share of each section's spots (strongest immune/stromal evidence) in the CNV reference, at
+        least :data:`MIN_CNV_REFERENCE` spots. It
+        must stay below the share of non-tumour spots: 0.1 keeps the reference out of the tumour in
+        sections up to about 85 % tumour spots (the reference of a section scored alone cannot be
+        better than its least tumour-like spots).
+    top_quantile
+        Share of each section's spots (highest expression evidence) whose mean CNV profile is the
+        tumour profile and which the tumour-free guard tests.
     n_neighbors
         Spots averaged with each spot (0: no smoothing).
     n_jobs
         Threads of ``tm.tl.infer_cnv``.
     rng
-        Seed passed to ``tm.tl.infer_cnv`` (recorded in ``params``).
+        Seed of ``tm.tl.infer_cnv`` and of the CNV clustering (recorded in ``params``).
     key_added
         Key of ``adata.uns`` for the parameters and per-section summary; the score goes to
         ``obs["tumor_score"]``.
@@ -667,22 +864,28 @@ def tumor_score(
 
     Returns
     -------
-    ``None`` or a copy. Writes ``obs["tumor_score"]`` (higher: more tumour; a sum of
-    z-scores, comparable within a section), ``obsm["X_tumor_score"]`` (the unsmoothed terms
-    per spot, a labelled table) and ``uns[key_added]`` with ``summary`` (per section: spots,
-    CNV reference spots, CNV used) and ``params``.
+    ``None`` or a copy. Writes ``obs["tumor_score"]`` (higher: more tumour; 0 is the level of the
+    section's reference spots, and every spot of a section flagged tumour-free scores <= 0),
+    ``obsm["X_tumor_score"]`` (the unsmoothed terms per spot, a labelled table) and
+    ``uns[key_added]`` with ``summary`` (per section: spots, CNV reference spots, CNV used,
+    ``coherent_cnv``, ``cnv_arms``, ``tumor_free``, ``reason``) and ``params``.
     """
+    import warnings
+
     from scipy import sparse
 
+    from .._keys import VAR
     from .._rng import resolve_seed
     from .._validation import get_matrix, looks_like_counts
-    from ..datasets import markers
 
     adata = start(adata, copy)
     if use_cnv is not None and not isinstance(use_cnv, bool):
         raise InvalidParameterError(f"use_cnv must be True, False or None, got {use_cnv!r}.")
-    if not _is_real(reference_quantile) or not 0 < reference_quantile <= 0.5:
-        raise InvalidParameterError(f"reference_quantile must be in (0, 0.5], got {reference_quantile!r}.")
+    if cnv_reference not in ("pooled", "section"):
+        raise InvalidParameterError(f"cnv_reference must be 'pooled' or 'section', got {cnv_reference!r}.")
+    for name, q in (("reference_quantile", reference_quantile), ("top_quantile", top_quantile)):
+        if not _is_real(q) or not 0 < q <= 0.5:
+            raise InvalidParameterError(f"{name} must be in (0, 0.5], got {q!r}.")
     if not _is_int(n_neighbors) or n_neighbors < 0:
         raise InvalidParameterError(f"n_neighbors must be an integer >= 0, got {n_neighbors!r}.")
     check_obs_key(adata, sample_key, what="sample_key")
@@ -699,23 +902,12 @@ def tumor_score(
     else:
         logx = X
     var_names = pd.Index(adata.var_names)
-    mk = markers()
-    epi_genes = mk.loc[(mk["cell_type"] == "Epithelial") & (mk["direction"] == "+"), "gene"].tolist()
-    epi = _marker_share(logx, var_names, epi_genes)
-    if epi is None:
-        raise InvalidInputError(
-            "none of the epithelial marker genes (EPCAM, KRT8, KRT18, ...) is in var_names; the score "
-            "needs gene symbols (see `tm.pp.gene_positions` / var['gene_symbol'])."
-        )
-    myo = _marker_share(logx, var_names, MYOEPITHELIAL_GENES)
-    components = {"epithelial_minus_myoepithelial": _robust_z(epi - (0.0 if myo is None else myo), codes)}
-    if counts:
-        components["cellularity"] = _robust_z(np.log1p(total), codes)
-    E = np.sum(list(components.values()), axis=0)
+    components = _expression_evidence(logx, var_names, codes, total if counts else None)
     A = _neighbour_mean(xy, codes, int(n_neighbors)) if n_neighbors > 0 else None
-    E_s = (E + A @ E) / 2 if A is not None else E
-
-    from .._keys import VAR
+    N = _normal_evidence(logx, var_names, codes)
+    ref = _cnv_reference(
+        (N + A @ N) / 2 if A is not None else N, codes, float(reference_quantile), MIN_CNV_REFERENCE
+    )
 
     have_positions = all(c in adata.var.columns for c in (VAR.chromosome, VAR.start, VAR.arm))
     do_cnv = have_positions if use_cnv is None else use_cnv
@@ -725,67 +917,56 @@ def tumor_score(
         )
     if use_cnv is None and not have_positions:
         logger.info("tumor_score: no gene positions, copy-number term left out (run tm.pp.gene_positions)")
-    n_ref = np.zeros(len(names), dtype=np.int64)
     smallest = int(np.bincount(codes).min())
-    if do_cnv and use_cnv is None and reference_quantile * smallest < MIN_CNV_REFERENCE:
+    if do_cnv and use_cnv is None and top_quantile * smallest < MIN_CNV_REFERENCE:
         logger.info(
             "tumor_score: a section has %d spots, too few for a %d-spot CNV reference; copy-number term left out",
             smallest,
             MIN_CNV_REFERENCE,
         )
         do_cnv = False
+    table = None
     if do_cnv:
-        import anndata as ad
-
-        from ..tl import infer_cnv
-
-        lo = np.zeros(adata.n_obs, dtype=bool)
-        hi = np.zeros(adata.n_obs, dtype=bool)
-        for s in range(len(names)):
-            m = codes == s
-            lo[m] = E_s[m] <= np.quantile(E_s[m], reference_quantile)
-            hi[m] = E_s[m] >= np.quantile(E_s[m], 1 - reference_quantile)
-            n_ref[s] = int(lo[m].sum())
-        tmp = ad.AnnData(
-            X=sparse.csr_matrix(X, dtype=np.float32) if counts else X,
-            var=adata.var[[VAR.chromosome, VAR.start, VAR.end, VAR.arm]].copy()
-            if VAR.end in adata.var.columns
-            else adata.var[[VAR.chromosome, VAR.start, VAR.arm]].copy(),
-            obs=pd.DataFrame(
-                {
-                    "sample": pd.Categorical(np.asarray(names)[codes]),
-                    "ref": pd.Categorical(np.where(lo, "ref", "other")),
-                },
-                index=adata.obs_names,
-            ),
-        )
-        infer_cnv(
-            tmp, sample_key="sample", reference_key="ref", reference_cats="ref", n_jobs=n_jobs, rng=seed
-        )
-        C = tmp.obsm[OBSM.cnv]
-        C = C.toarray() if sparse.issparse(C) else np.asarray(C, dtype=np.float64)
-        corr = np.zeros(adata.n_obs)
-        for s in range(len(names)):
-            m = codes == s
-            prof = C[hi & m].mean(0)
-            p = prof - prof.mean()
-            Cm = C[m] - C[m].mean(1, keepdims=True)
-            den = np.linalg.norm(Cm, axis=1) * np.linalg.norm(p)
-            corr[m] = np.where(den > 0, Cm @ p / np.where(den > 0, den, 1.0), 0.0)
+        labels = np.asarray(names).astype(str)[codes]
+        pooled = cnv_reference == "pooled"
+        tmp, C = _cnv_term(adata, X, counts, labels, ref, pooled=pooled, n_jobs=n_jobs, seed=seed)
+        E = np.sum(list(components.values()), axis=0)
+        E = (E + A @ E) / 2 if A is not None else E
+        top = _cnv_reference(E, codes, float(top_quantile)) & ~ref
+        table = _arm_test(tmp, codes, len(names), top, ref, pooled=pooled)
+        table.index = np.asarray(names).astype(str)
+        corr = _profile_correlation(C, E, codes, float(top_quantile))
         components["cnv_correlation"] = _robust_z(corr, codes)
     S = np.sum(list(components.values()), axis=0)
     if A is not None:
         S = (S + A @ S) / 2
+    S, free = _guard(S, codes, names, ref, table)
     summary = pd.DataFrame({
         "sample": names,
         "n_spots": np.bincount(codes, minlength=len(names)),
-        "n_cnv_reference": n_ref,
+        "n_cnv_reference": np.bincount(codes[ref], minlength=len(names)) if do_cnv else 0,
         "cnv": bool(do_cnv),
+        "coherent_cnv": [bool(table.loc[str(n), "coherent_cnv"]) for n in names] if do_cnv else False,
+        "cnv_arms": [str(table.loc[str(n), "cnv_arms"]) for n in names] if do_cnv else "",
+        "tumor_free": free,
+        "reason": [str(table.loc[str(n), "reason"]) for n in names] if do_cnv else "no CNV term",
     })  # fmt: skip
+    summary.index = summary.index.astype(str)
+    if free.any():
+        warnings.warn(
+            f"tumor_score: no coherent copy-number change in section(s) {', '.join(map(str, np.asarray(names)[free]))}: "
+            "flagged tumour-free (uns['tumor_score']['summary']) and scored <= 0 (the ranking within each section "
+            "is kept). A section that is mostly tumour has no clean reference of its own: score it together with "
+            "other sections (sample_key=) so that their immune/stromal spots are pooled into the reference; a "
+            "tumour with few arm-level changes cannot be confirmed at spot level (compare with use_cnv=False).",
+            stacklevel=2,
+        )
     params = {
         "layer": layer, "sample_key": sample_key, "spatial_key": spatial_key, "use_cnv": bool(do_cnv),
-        "reference_quantile": float(reference_quantile), "n_neighbors": int(n_neighbors),
-        "counts": bool(counts), "myoepithelial_genes": list(MYOEPITHELIAL_GENES), "rng": seed,
+        "cnv_reference": cnv_reference, "reference_quantile": float(reference_quantile),
+        "top_quantile": float(top_quantile),
+        "n_neighbors": int(n_neighbors), "counts": bool(counts), "myoepithelial_genes": list(MYOEPITHELIAL_GENES),
+        "rng": seed,
     }  # fmt: skip
     store(
         adata,

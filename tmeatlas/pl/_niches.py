@@ -68,24 +68,12 @@ def _result(adata: AnnData, uns_key: str) -> Mapping:
 
 
 def _param(adata: AnnData, uns_key: str, name: str, default: Any = None) -> Any:
-    """``adata.uns[uns_key]["params"][name]`` as a plain value; ``default`` when absent or ``None``.
+    """``adata.uns[uns_key]["params"][name]`` as a plain value (:func:`tmeatlas._store.read_params`);
+    ``default`` when absent or ``None``."""
+    from .._store import read_params
 
-    ``None`` is stored as the string ``"None"`` (h5ad-safe), and h5ad gives numpy scalars back.
-    """
-    entry = adata.uns.get(uns_key)
-    params = entry.get("params") if isinstance(entry, Mapping) else None
-    if not isinstance(params, Mapping) or name not in params:
-        return default
-    v = params[name]
-    if isinstance(v, np.ndarray) and v.ndim == 0:
-        v = v.item()
-    if isinstance(v, bytes):
-        v = v.decode()
-    if isinstance(v, np.generic):
-        v = v.item()
-    if v is None or (isinstance(v, str) and v == "None"):
-        return default
-    return v
+    v = read_params(adata, uns_key).get(name)
+    return default if v is None else v
 
 
 def _categories(col: pd.Series) -> list[str]:

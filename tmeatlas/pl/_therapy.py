@@ -15,6 +15,7 @@ import pandas as pd
 
 from .._errors import InvalidParameterError, MissingResultError
 from .._keys import UNS
+from .._store import plain
 from .._validation import check_adata, suggest_names
 from ._utils import CB_PALETTE, finish, new_axes
 
@@ -53,19 +54,6 @@ _RUN_COVER = (
 # --------------------------------------------------------------------------------------------
 # shared helpers
 # --------------------------------------------------------------------------------------------
-def _plain(v: Any) -> Any:
-    """A parameter read back from ``uns`` (possibly after h5ad) as a plain Python value."""
-    if isinstance(v, np.ndarray) and v.ndim == 0:
-        v = v.item()
-    if isinstance(v, bytes):
-        v = v.decode()
-    if isinstance(v, np.generic):
-        v = v.item()
-    if v is None or (isinstance(v, str) and v == "None"):
-        return None
-    return v
-
-
 def _check_key(key: Any) -> None:
     if not isinstance(key, str) or not key:
         raise InvalidParameterError(f"key must be a non-empty string (a key of adata.uns), got {key!r}.")
@@ -123,7 +111,7 @@ def _survival(adata: AnnData, key: str) -> tuple[pd.DataFrame, list[str], float]
         if listed is not None and not isinstance(listed, str):
             listed = [str(t) for t in np.asarray(listed).ravel()]
             order = [t for t in listed if t in set(order)] + [t for t in order if t not in set(listed)]
-        thr = _plain(params.get("threshold"))
+        thr = plain(params.get("threshold"))
         if isinstance(thr, int | float) and np.isfinite(thr):
             threshold = float(thr)
     return table.reset_index(drop=True), order, threshold
@@ -542,7 +530,7 @@ def combination_cover(
     cov = pd.DataFrame(res["coverage"]).copy()
     unc = pd.DataFrame(res.get("uncoverable", pd.DataFrame(columns=["sample", "group"])))
     params = res.get("params") if isinstance(res.get("params"), Mapping) else {}
-    max_drugs = _plain(params.get("max_drugs"))
+    max_drugs = plain(params.get("max_drugs"))
 
     fig, axes = new_axes(ax, panel_size=(6.0, 3.0))  # resized below when drawing a grid
     a = axes[0]
@@ -596,8 +584,8 @@ def combination_cover(
                 a.add_patch(seg)
     row_labels = []
     for r, combo in zip(sol.itertuples(index=False), combos):
-        obj = _plain(getattr(r, "objective", np.nan))
-        n_d = _plain(getattr(r, "n_drugs", len(combo)))
+        obj = plain(getattr(r, "objective", np.nan))
+        n_d = plain(getattr(r, "n_drugs", len(combo)))
         lab = "\n".join(textwrap.wrap(" + ".join(combo) or "(none)", width=40))
         row_labels.append(f"#{int(r.rank)}  {lab}\n{int(n_d)} drug{'s' if int(n_d) != 1 else ''}, "
                           f"objective {float(obj):.2f}")  # fmt: skip

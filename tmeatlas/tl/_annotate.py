@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._core.chunks import is_streamed, row_blocks, select_columns
+from .._core.chunks import is_streamed, row_blocks
 from .._errors import InvalidInputError, InvalidParameterError
 from .._keys import OBS, OBSM, UNS
 from .._settings import logger, settings
@@ -42,8 +42,9 @@ def marker_table(markers=None) -> pd.DataFrame:
     """The marker library as a tidy table, or a user's markers in the same shape.
 
     ``markers`` may be ``None`` (the shipped library), a DataFrame with the library's columns
-    (``cell_type``, ``cell_type_major``, ``level``, ``gene``, ``direction``; ``compartment``
-    and ``source`` optional), or a dict ``{cell_type: [genes]}`` / ``{cell_type: {"+": [...],
+    (``cell_type``, ``cell_type_major``, ``level``, ``gene``, ``direction``; ``compartment``,
+    ``source`` and ``role`` optional — without ``role``, no marker is defining and every positive
+    marker counts alike), or a dict ``{cell_type: [genes]}`` / ``{cell_type: {"+": [...],
     "-": [...]}}`` of major types (a dict's keys must be names of the fixed major vocabulary,
     or the cell types become both their own major and fine type).
     """
@@ -76,6 +77,8 @@ def marker_table(markers=None) -> pd.DataFrame:
         df["compartment"] = df["cell_type_major"].map(_MAJOR_COMPARTMENT).fillna("unassigned")
     if "source" not in df:
         df["source"] = "user"
+    if "role" not in df:  # no defining markers: every positive marker counts alike
+        df["role"] = ""
     return df.astype(str)
 
 
@@ -99,10 +102,13 @@ def _symbols(var_names: pd.Index) -> np.ndarray:
     return out
 
 
-def _normalised_markers(X, cols: np.ndarray, chunk: int) -> tuple[sparse.csr_matrix, str]:
-    """Log-normalised expression of genes ``cols``: ``log1p(CP10k)`` for counts, chunked over cells.
+def _marker_counts(X, cols: np.ndarray, chunk: int) -> tuple[sparse.csr_matrix, np.ndarray, str]:
+    """Marker genes ``cols`` as (pseudo-)counts and each cell's factor to the normalised scale.
 
-    ``X`` may be in memory or streamed (Dask, backed): it is read one row block at a time.
+    Returns ``(Y, f, mode)``: ``f * Y`` is counts per 10,000 for count input (``f = 1e4 / n_c``,
+    ``n_c`` the cell's total over all genes), ``expm1`` of log-normalised input (``f = 1``), or
+    linear normalised input as it is. ``X`` may be in memory or streamed (Dask, backed): it is
+    read one row block at a time.
     """
     from ._cnv import _input_mode
 
@@ -113,24 +119,76 @@ def _normalised_markers(X, cols: np.ndarray, chunk: int) -> tuple[sparse.csr_mat
             X = np.asarray(X)
         check_expression_values(X)
     mode = {0: "counts", 1: "log", 2: "linear"}[_input_mode(X)]
-    parts = []
+    parts, factors = [], []
     for _, _, B in row_blocks(X, chunk):
         if is_streamed(X):
             check_expression_values(B)
         for s in range(0, B.shape[0], chunk):
             Xc = sparse.csr_matrix(B[s : s + chunk], dtype=np.float64)
+            Y = sparse.csr_matrix(Xc[:, cols])
             if mode == "counts":
                 lib = np.asarray(Xc.sum(axis=1)).ravel()
-                scale = np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0)
-                Xm = sparse.csr_matrix(sparse.diags(scale) @ Xc[:, cols])
-                Xm.data = np.log1p(Xm.data)
+                factors.append(np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0))
             else:
-                Xm = sparse.csr_matrix(Xc[:, cols])
-                if mode == "linear":
-                    Xm.data = np.log1p(Xm.data)
-            Xm.eliminate_zeros()
-            parts.append(Xm)
-    return sparse.vstack(parts, format="csr"), mode
+                factors.append(np.ones(Xc.shape[0]))
+                if mode == "log":
+                    Y.data = np.expm1(Y.data)
+            Y.eliminate_zeros()
+            parts.append(Y)
+    return sparse.vstack(parts, format="csr"), np.concatenate(factors), mode
+
+
+def _log_normalised(Y: sparse.csr_matrix, f: np.ndarray) -> sparse.csr_matrix:
+    """``log1p(f * Y)``: the log-normalised expression of the marker genes."""
+    E = sparse.csr_matrix(sparse.diags(f) @ Y)
+    E.data = np.log1p(E.data)
+    E.eliminate_zeros()
+    return E
+
+
+def _background(Y: sparse.csr_matrix, f: np.ndarray, labels: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Background (ambient) level of every marker in every sample, on the normalised scale.
+
+    Cells are grouped by sample and provisional major type (``labels``, -1: none); the
+    background of a gene in a sample is the lower median, over the sample's groups of at least
+    ``MIN_SEEDS`` cells, of the group's mean normalised expression. A marker is expressed by a
+    minority of populations, so the middle group carries only what every droplet of the sample
+    picks up from the ambient pool (and what all populations share). Samples with fewer than
+    two groups get no background. Returns samples x genes.
+    """
+    n_s = int(samples.max()) + 1 if len(samples) else 0
+    out = np.zeros((n_s, Y.shape[1]))
+    keep = labels >= 0
+    if not keep.any():
+        return out
+    combo, uniq = pd.factorize(pd.MultiIndex.from_arrays([samples[keep], labels[keep]]))
+    size = np.bincount(combo)
+    G = sparse.csr_matrix((np.ones(keep.sum()), (combo, np.flatnonzero(keep))), shape=(len(uniq), Y.shape[0]))
+    means = np.asarray((G @ (sparse.diags(f) @ Y)).todense()) / size[:, None]
+    of_sample = np.asarray([s for s, _ in uniq])
+    for s in range(n_s):
+        rows = np.flatnonzero((of_sample == s) & (size >= MIN_SEEDS))
+        if len(rows) >= 2:
+            out[s] = np.sort(means[rows], axis=0)[(len(rows) - 1) // 2]
+    return out
+
+
+def _decontaminate(Y: sparse.csr_matrix, f: np.ndarray, bg: np.ndarray, samples: np.ndarray) -> sparse.csr_matrix:
+    """Subtract each cell's expected background, ``max(y_gc - b_gs / f_c, 0)`` (b: :func:`_background`)."""
+    Yd = Y.tocsr(copy=True)
+    row = np.repeat(np.arange(Y.shape[0]), np.diff(Yd.indptr))
+    inv = np.divide(1.0, f, out=np.zeros_like(f), where=f > 0)
+    Yd.data = np.maximum(Yd.data - bg[samples[row], Yd.indices] * inv[row], 0.0)
+    Yd.eliminate_zeros()
+    return Yd
+
+
+def _on_scale(E: sparse.csr_matrix, quantile: float) -> sparse.csr_matrix:
+    """``u_gc = min(x_gc / q_g, 1)`` with ``q_g`` the ``quantile`` of the gene's non-zero values."""
+    q = _on_levels(E, quantile)
+    U = E.copy()
+    U.data = np.minimum(U.data / np.where(q > 0, q, 1.0)[U.indices], 1.0)
+    return U
 
 
 def _on_levels(E: sparse.csr_matrix, quantile: float) -> np.ndarray:
@@ -147,17 +205,23 @@ def _on_levels(E: sparse.csr_matrix, quantile: float) -> np.ndarray:
 def _scores(U: sparse.csr_matrix, table: pd.DataFrame, gene_col: dict[str, int], types: list[str]):
     """Per cell and type: mean on-ness of the positive markers minus that of the negative ones.
 
-    Returns ``(S, coverage)``: scores (cells x types) and, per type, the fraction of its
-    positive markers that were measured.
+    Returns ``(S, coverage, decisive, defining)``: scores (cells x types); per type, the
+    fraction of its positive markers that were measured; whether the type can be decided at all
+    (False when it lists defining markers, ``role == "defining"``, and none of them was
+    measured: supporting markers that other lineages share cannot identify it); and per cell
+    and type the on-ness of its most expressed defining marker (1 for a type without any).
     """
     n = len(gene_col)
     Wp = np.zeros((n, len(types)))
     Wn = np.zeros((n, len(types)))
     coverage = np.zeros(len(types))
+    decisive = np.ones(len(types), dtype=bool)
+    gates: dict[int, list[int]] = {}
     for k, t in enumerate(types):
         sub = table[table["cell_type"] == t]
         pos = sub.loc[sub["direction"] == "+", "gene"].unique()
         neg = sub.loc[sub["direction"] == "-", "gene"].unique()
+        dfn = sub.loc[(sub["direction"] == "+") & (sub["role"] == "defining"), "gene"].unique()
         pj = [gene_col[g] for g in pos if g in gene_col]
         nj = [gene_col[g] for g in neg if g in gene_col]
         coverage[k] = len(pj) / max(len(pos), 1)
@@ -165,8 +229,15 @@ def _scores(U: sparse.csr_matrix, table: pd.DataFrame, gene_col: dict[str, int],
             Wp[pj, k] = 1.0 / len(pj)
         if nj:
             Wn[nj, k] = 1.0 / len(nj)
+        if len(dfn):
+            gates[k] = [gene_col[g] for g in dfn if g in gene_col]
+            decisive[k] = bool(gates[k])
     S = np.asarray(U @ Wp) - np.asarray(U @ Wn)
-    return S, coverage
+    D = np.ones_like(S)
+    Uc = U.tocsc()
+    for k, dj in gates.items():
+        D[:, k] = Uc[:, dj].max(axis=1).toarray().ravel() if dj else 0.0
+    return S, coverage, decisive, D
 
 
 def _pick(S: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -258,12 +329,25 @@ def annotate(
     min_score: float = 0.1,
     min_markers: int = 2,
     on_quantile: float = 0.9,
+    background: bool = True,
     refine: bool = True,
     chunk_size: int | None = None,
     key_added: str = UNS.annotate,
     copy: bool = False,
 ) -> AnnData | None:
     r"""Place every cell in a compartment, a major type and a fine type, with a confidence.
+
+    **Background.** Droplets carry ambient RNA: immunoglobulin transcripts of plasma cells,
+    tryptase of mast cells and collagen of fibroblasts appear at low level in every cell of a
+    sample. With ``background`` (default), each sample's background level of every marker is
+    estimated from the sample's own cells, grouped by their provisional major type (the
+    scores below, before any correction): the lower median over the groups of the group's mean
+    expression, ``b_gs`` (a marker is expressed by a minority of populations, so the middle group
+    holds only what every droplet picks up; SoupX, Young & Behjati, GigaScience 9:giaa151, 2020,
+    estimates the ambient pool from the same idea). Marker evidence is what a cell holds beyond
+    it: counts ``max(y_gc - b_gs n_c / 10^4, 0)`` (``n_c`` the cell's library size). The scores and
+    the choice of training cells use this evidence; the classifier learns the rest of the
+    ambient profile per class from the counts as they are.
 
     **Marker scores.** Expression is ``log1p`` of counts per 10,000 (log-normalised input is
     used as is). Each marker gene ``g`` is put on a common scale by its "on" level ``q_g``, the
@@ -280,13 +364,24 @@ def annotate(
     ``obsp["connectivities"]``, e.g. from ``sc.pp.neighbors``) scores are averaged with the
     cell's neighbours, ``S <- (S + A S) / 2`` with ``A`` the row-normalised graph.
 
+    **Defining markers.** The library marks the markers that identify a lineage on their own
+    (``role == "defining"``: CD3D/E/G and the TCR constant chains for T cells; MS4A1, CD19,
+    CD79B, BANK1, PAX5 for B cells against MZB1, JCHAIN, TNFRSF17, DERL3, SDC1 for plasma cells,
+    never immunoglobulin counts; TPSAB1/TPSB2, CPA3, KIT, MS4A2, HDC for mast cells; RGS5, KCNJ8,
+    ABCC9, HIGD1B for pericytes against DCN, LUM, PDGFRA and collagens for fibroblasts; ...) from
+    the supporting markers that other lineages share (GATA2, HPGDS, XBP1, PRDM1, NOTCH3, ...). A
+    type none of whose defining markers is measured is never predicted, and a cell trains the
+    classifier for a type only when one of its defining markers and at least ``min_markers`` of
+    its markers (all of them when fewer are measured) are above background.
+
     **Major type.** Each cell takes the major type with the highest score (``Unassigned``
     below ``min_score``). With ``refine`` (default), the major type is then decided by a
     classifier of the cell's whole marker profile trained on the cells the markers label most
     clearly, as Garnett does with marker-selected training cells (Pliner et al., Nat Methods
     16:983, 2019): a multinomial naive Bayes over the measured marker genes, one class per
     fine type (a major type such as Myeloid holds several populations), trained on the half
-    of each type's marker-labelled cells with the largest score margin, with equal class
+    of each type's marker-labelled cells with the largest score margin (among those with the
+    corroborated evidence above), with equal class
     priors; the major type is that of the most likely class. It learns how strongly each
     marker is expressed, and how much it leaks into other cells, in this data set. A cell is
     ``Unassigned`` when it fits nothing: far less likely under its class than that class's
@@ -316,12 +411,16 @@ def annotate(
     relative margin, times the square root of the fraction of the chosen types' positive
     markers that were measured; in [0, 1].
 
-    **Validation** (``tests/test_annotate.py``; ``benchmarks/annotate.py``): simulated cohorts
-    (with CNV calls) major-type accuracy 0.984-0.993, compartment 0.987-0.994, fine-type macro-F1
-    0.91-0.94;
-    MERFISH lung (479 genes, 64 transcripts per cell) balanced accuracy 0.59 against the
+    **Validation** (``tests/test_annotate.py``; ``benchmarks/annotate_accuracy.py``): simulated
+    cohorts (with CNV calls) major-type accuracy 0.981-0.992, compartment 0.983-0.993, fine-type
+    macro-F1 0.90-0.94;
+    MERFISH lung (479 genes, 64 transcripts per cell) balanced accuracy 0.60 against the
     authors' seven broad types, where a supervised classifier trained on those labels reaches
-    0.72 (cross-validated; ``benchmarks/annotate_accuracy.py``).
+    0.72 (cross-validated); ovarian cancer 10x (Qian 2020, 4 samples) balanced accuracy 0.92
+    against the authors' six types (0.93 without CNV calls; supervised ceiling 0.99), B-lineage
+    recall 0.93, and no carcinoma cell of three of the four samples is called an immune or
+    stromal type; in the fourth, cancer cells in a mesenchymal state (collagens, no epithelial
+    marker) are called fibroblasts unless copy number calls them malignant.
 
     Parameters
     ----------
@@ -334,7 +433,8 @@ def annotate(
         ``None`` for the shipped library (:func:`tmeatlas.datasets.markers`), a table of the
         same shape, or a dict ``{major type: [genes]}``.
     sample_key
-        Column with the sample (patient), recorded and used for per-sample summaries.
+        Column with the sample (patient, 10x channel): each sample's background is estimated on
+        its own; also used for per-sample summaries.
     layer
         Layer to use instead of ``adata.X``.
     malignant_key
@@ -345,9 +445,13 @@ def annotate(
     min_score
         Lowest best major-type score for a label (share of markers on): below it, Unassigned.
     min_markers
-        Fewest measured positive markers for a type to be predicted.
+        Fewest measured positive markers for a type to be predicted, and fewest above
+        background for a cell to train the classifier.
     on_quantile
         Quantile of a marker's non-zero values that counts as fully on.
+    background
+        Score markers against each sample's background (ambient) level (see Method); the
+        samples are those of ``sample_key`` (the whole data set is one sample without it).
     refine
         Relabel cells with a classifier of whole expression profiles trained on the cells the
         markers label most clearly (see Method). Not used with ``groupby``.
@@ -378,7 +482,7 @@ def annotate(
     table = marker_table(markers)
     chunk = int(chunk_size or settings.chunk_size)
 
-    # --- markers measured in the data ------------------------------------------------------
+    # --- markers measured in the data, background removed ------------------------------------
     sym = _symbols(adata.var_names)
     first = pd.Series(np.arange(len(sym))).groupby(sym).first()
     genes = [g for g in pd.unique(table["gene"]) if g in first.index]
@@ -388,27 +492,104 @@ def annotate(
             "or Ensembl IDs (or pass `markers=` that match your genes)."
         )
     cols = first.reindex(genes).to_numpy().astype(np.int64)
-    gene_col = {g: j for j, g in enumerate(genes)}
-    E, mode = _normalised_markers(get_matrix(adata, layer), cols, chunk)
-    q = _on_levels(E, on_quantile)
-    U = E.copy()
-    U.data = np.minimum(U.data / np.where(q > 0, q, 1.0)[U.indices], 1.0)
-
-    major_tab = table[table["level"] == "major"]
-    fine_tab = table[table["level"] == "fine"]
-    majors = [m for m in MAJOR_TYPES if m in set(major_tab["cell_type"])]
-    majors += [m for m in pd.unique(major_tab["cell_type"]) if m not in majors]
-    fines = list(pd.unique(fine_tab["cell_type"]))
-    fine_major = fine_tab.groupby("cell_type")["cell_type_major"].first().reindex(fines).to_numpy()
-    Sm, cov_m = _scores(U, major_tab, gene_col, majors)
-    Sf, cov_f = _scores(U, fine_tab, gene_col, fines)
-    n_pos = lambda tab, types: np.array(  # noqa: E731
-        [tab[(tab["cell_type"] == t) & (tab["direction"] == "+")]["gene"].isin(gene_col).sum() for t in types]
+    lib = _Library(table, {g: j for j, g in enumerate(genes)}, int(min_markers), float(on_quantile))
+    Y, f, mode = _marker_counts(get_matrix(adata, layer), cols, chunk)
+    samples = (
+        pd.factorize(adata.obs[sample_key].astype(str))[0] if sample_key else np.zeros(adata.n_obs, np.int64)
     )
-    ok_m = n_pos(major_tab, majors) >= min_markers
-    ok_f = n_pos(fine_tab, fines) >= min_markers
+    Yd = Y
+    if background:
+        Sm0, _, _, ok0 = lib.major_scores(_log_normalised(Y, f))
+        b0, t0, _ = _pick(Sm0, np.broadcast_to(ok0, Sm0.shape))
+        Yd = _decontaminate(Y, f, _background(Y, f, np.where(t0 >= min_score, b0, -1), samples), samples)
+    Sm, cov_m, U, ok_m = lib.major_scores(_log_normalised(Yd, f))
+    Sf, cov_f, ok_f = lib.fine_scores(U)
+    Sm_use, Sf_use, graph = _smoothed(adata, smooth, groupby, Sm, Sf)
 
-    # --- smoothing over a neighbour graph / cluster consensus ------------------------------
+    # --- major type (markers, then the classifier trained on the clearest cells) ------------
+    mal_calls = adata.obs[malignant_key].astype(str).to_numpy() if malignant_key in adata.obs else None
+    # without CNV calls, the malignant (carcinoma) program competes inside the epithelial type
+    parent = np.where((lib.fine_major == "Malignant") & (mal_calls is None), "Epithelial", lib.fine_major)
+    major, conf_m, refined = _major_calls(
+        Y, U, lib, Sm_use, Sf_use, cov_m, ok_m, ok_f, parent, float(min_score), refine and groupby is None, chunk
+    )
+
+    # --- fine type within the major type, malignant precedence -------------------------------
+    allowed_f = (parent[None, :] == major[:, None]) & ok_f[None, :]
+    has_fine = allowed_f.any(axis=1)
+    bf, top_f, marg_f = _pick(Sf_use, np.where(has_fine[:, None], allowed_f, True))
+    fine = np.where(has_fine, np.asarray(lib.fines, dtype=object)[bf], major)
+    cov_fine = np.where(has_fine, cov_f[bf], 1.0)
+    rel_f = np.where(
+        allowed_f.sum(axis=1) > 1,
+        np.clip(np.divide(marg_f, top_f, out=np.zeros_like(top_f), where=top_f > 0), 0, 1),
+        1.0,
+    )
+    conf = conf_m * np.where(has_fine, rel_f * np.sqrt(cov_fine), 1.0)
+    malignant_source = _malignant_precedence(adata, malignant_key, mal_calls, major, fine, conf)
+    fine[major == UNASSIGNED] = UNASSIGNED
+
+    _store_annotation(
+        adata, lib, major, fine, conf, Sf_use, cov_m, cov_f, ok_m, ok_f, sample_key,
+        uns={"malignant_source": malignant_source, "input": mode, "smoothed_over": graph or "none",
+             "refined": refined, "background": bool(background)},
+        params={
+            "groupby": groupby, "markers": "tmeatlas" if markers is None else "user", "sample_key": sample_key,
+            "layer": layer, "malignant_key": malignant_key, "smooth": smooth, "background": bool(background),
+            "min_score": float(min_score), "min_markers": int(min_markers), "on_quantile": float(on_quantile),
+            "refine": bool(refine), "key_added": key_added,
+        },
+        key_added=key_added,
+    )  # fmt: skip
+    return adata if copy else None
+
+
+class _Library:
+    """The marker table split into major and fine types, with the genes measured in the data."""
+
+    def __init__(self, table: pd.DataFrame, gene_col: dict[str, int], min_markers: int, on_quantile: float):
+        self.gene_col, self.on_quantile, self.min_markers = gene_col, on_quantile, min_markers
+        self.major_tab = table[table["level"] == "major"]
+        self.fine_tab = table[table["level"] == "fine"]
+        majors = [m for m in MAJOR_TYPES if m in set(self.major_tab["cell_type"])]
+        self.majors = majors + [m for m in pd.unique(self.major_tab["cell_type"]) if m not in majors]
+        self.fines = list(pd.unique(self.fine_tab["cell_type"]))
+        self.fine_major = (
+            self.fine_tab.groupby("cell_type")["cell_type_major"].first().reindex(self.fines).to_numpy()
+        )
+        self.n_pos_m = self.n_pos(self.major_tab, self.majors)
+        self.n_pos_f = self.n_pos(self.fine_tab, self.fines)
+        self.ok_m0 = (self.n_pos_m >= min_markers) & (np.asarray(self.majors) != "Malignant")
+        self.ok_f0 = self.n_pos_f >= min_markers
+
+    def n_pos(self, tab: pd.DataFrame, types: list[str]) -> np.ndarray:
+        """Measured positive markers per type."""
+        return np.array([tab[(tab["cell_type"] == t) & (tab["direction"] == "+")]["gene"].isin(self.gene_col).sum()
+                         for t in types])  # fmt: skip
+
+    def major_scores(self, E: sparse.csr_matrix):
+        """``(S, coverage, U, predictable)`` of the major types from log-normalised markers ``E``."""
+        U = _on_scale(E, self.on_quantile)
+        S, cov, dec, self.defining_on = _scores(U, self.major_tab, self.gene_col, self.majors)
+        return S, cov, U, self.ok_m0 & dec
+
+    def n_on(self, U: sparse.csr_matrix, best: np.ndarray) -> np.ndarray:
+        """Per cell, how many positive markers of major type ``majors[best]`` are above background."""
+        P = np.zeros((U.shape[1], len(self.majors)))
+        pos = self.major_tab[self.major_tab["direction"] == "+"]
+        for k, t in enumerate(self.majors):
+            P[[self.gene_col[g] for g in pos.loc[pos["cell_type"] == t, "gene"] if g in self.gene_col], k] = 1.0
+        on = sparse.csr_matrix((U > 0).astype(np.float64))
+        return np.asarray(on @ P)[np.arange(U.shape[0]), best]
+
+    def fine_scores(self, U: sparse.csr_matrix):
+        """``(S, coverage, predictable)`` of the fine types."""
+        S, cov, dec, _ = _scores(U, self.fine_tab, self.gene_col, self.fines)
+        return S, cov, self.ok_f0 & dec
+
+
+def _smoothed(adata: AnnData, smooth: str | None, groupby: str | None, Sm: np.ndarray, Sf: np.ndarray):
+    """Scores averaged with the neighbour graph, or per ``groupby`` group: ``(Sm, Sf, graph used)``."""
     graph = None
     if smooth is not None and groupby is None:
         gkey = "connectivities" if smooth == "auto" else smooth
@@ -426,32 +607,38 @@ def annotate(
         G = sparse.csr_matrix((np.ones(adata.n_obs), (codes, np.arange(adata.n_obs))), shape=(len(uniq), adata.n_obs))
         size = np.asarray(G.sum(axis=1)).ravel()
         Gm = sparse.diags(1.0 / size) @ G
-        Sm_use, Sf_use = (Gm @ Sm)[codes], (Gm @ Sf)[codes]
-    else:
-        Sm_use, Sf_use = Sm, Sf
+        Sm, Sf = (Gm @ Sm)[codes], (Gm @ Sf)[codes]
+    return Sm, Sf, graph
 
-    # --- major type ------------------------------------------------------------------------
-    mal_calls = adata.obs[malignant_key].astype(str).to_numpy() if malignant_key in adata.obs else None
-    allowed_m = np.broadcast_to(ok_m & (np.asarray(majors) != "Malignant"), Sm_use.shape)
-    bm, top_m, marg_m = _pick(Sm_use, allowed_m)
+
+def _major_calls(Y, U, lib: _Library, Sm, Sf, cov_m, ok_m, ok_f, parent, min_score: float, refine: bool, chunk: int):
+    """Major type per cell from the marker scores, then (``refine``) from the classifier.
+
+    Returns ``(major, confidence, refined)``.
+    """
+    majors, fines = lib.majors, lib.fines
+    bm, top_m, marg_m = _pick(Sm, np.broadcast_to(ok_m, Sm.shape))
     major = np.asarray(majors, dtype=object)[bm]
     major[top_m < min_score] = UNASSIGNED
     rel_m = np.clip(np.divide(marg_m, top_m, out=np.zeros_like(top_m), where=top_m > 0), 0, 1)
     conf_m = rel_m * np.sqrt(cov_m[bm])
     refined = False
-    if refine and groupby is None:
-        # whole-profile classifier over the measured markers, trained on the clearest cells
-        Xm = select_columns(get_matrix(adata, layer), cols, chunk)
+    if refine:
         # seeds per fine type (classes of one major type can be several populations)
-        par0 = np.where((fine_major == "Malignant") & (mal_calls is None), "Epithelial", fine_major)
-        al0 = (par0[None, :] == major[:, None]) & ok_f[None, :]
+        al0 = (parent[None, :] == major[:, None]) & ok_f[None, :]
         hf0 = al0.any(axis=1)
-        b0, t0, mg0 = _pick(Sf_use, np.where(hf0[:, None], al0, True))
+        b0, t0, mg0 = _pick(Sf, np.where(hf0[:, None], al0, True))
         f0 = np.where(hf0, np.asarray(fines, dtype=object)[b0], major)
         f0[major == UNASSIGNED] = UNASSIGNED
+        # a training cell needs corroborated evidence: min_markers of its type's markers above
+        # background (all of them when fewer are measured), one of them defining
+        need = np.minimum(lib.min_markers, lib.n_pos_m[bm])
+        defining = lib.defining_on[np.arange(len(bm)), bm] > 0
+        f0[(lib.n_on(U, bm) < need) | ~defining] = UNASSIGNED
         r0 = np.clip(np.divide(mg0, t0, out=np.zeros_like(t0), where=t0 > 0), 0, 1)
-        sub_major = dict(zip(fines, par0)) | {m: m for m in majors}
-        out = _refine_major(Xm, mode, major, f0, np.minimum(rel_m, np.where(al0.sum(1) > 1, r0, 1.0)), sub_major, majors, cov_m, chunk)
+        sub_major = dict(zip(fines, parent)) | {m: m for m in majors}
+        margin = np.minimum(rel_m, np.where(al0.sum(1) > 1, r0, 1.0))
+        out = _refine_major(Y, "counts", major, f0, margin, sub_major, majors, cov_m, chunk)
         if out is not None:
             was_unassigned = major == UNASSIGNED
             major, conf_m = out
@@ -459,29 +646,18 @@ def annotate(
             # a cell no marker set claimed stays unassigned unless the classifier's type is
             # at least half-way to the labelling threshold on its own markers
             col = {m: j for j, m in enumerate(majors)}
-            s_new = np.array([Sm_use[i, col[m]] if m in col else 1.0 for i, m in enumerate(major)])
+            s_new = np.array([Sm[i, col[m]] if m in col else 1.0 for i, m in enumerate(major)])
             major[was_unassigned & (s_new < 0.5 * min_score)] = UNASSIGNED
     conf_m[major == UNASSIGNED] = 0.0
+    return major, conf_m, refined
 
-    # --- fine type within the major type ---------------------------------------------------
-    # fine types compete within their major type; without CNV calls, the malignant (carcinoma)
-    # program competes with normal epithelium inside the epithelial major type
-    parent = np.where((fine_major == "Malignant") & (mal_calls is None), "Epithelial", fine_major)
-    allowed_f = (parent[None, :] == major[:, None]) & ok_f[None, :]
-    has_fine = allowed_f.any(axis=1)
-    bf, top_f, marg_f = _pick(Sf_use, np.where(has_fine[:, None], allowed_f, True))
-    fine = np.where(has_fine, np.asarray(fines, dtype=object)[bf], major)
-    cov_fine = np.where(has_fine, cov_f[bf], 1.0)
-    n_allowed_f = allowed_f.sum(axis=1)
-    rel_f = np.where(
-        n_allowed_f > 1, np.clip(np.divide(marg_f, top_f, out=np.zeros_like(top_f), where=top_f > 0), 0, 1), 1.0
-    )
-    conf = conf_m * np.where(has_fine, rel_f * np.sqrt(cov_fine), 1.0)
 
-    # --- malignant precedence ----------------------------------------------------------------
-    malignant_source = "none"
+def _malignant_precedence(adata: AnnData, malignant_key: str, mal_calls, major, fine, conf) -> str:
+    """CNV calls override the markers (in place); without them, marker-only carcinoma calls warn.
+
+    Returns the source of the malignant labels: ``"cnv"``, ``"markers"`` or ``"none"``.
+    """
     if mal_calls is not None:
-        malignant_source = "cnv"
         is_mal = mal_calls == "malignant"
         major[is_mal] = "Malignant"
         fine[is_mal] = "Malignant"
@@ -492,35 +668,41 @@ def annotate(
         epi_cells = (major == "Epithelial") & ~is_mal
         fine[epi_cells & (mal_calls == "uncertain")] = EPI_UNCERTAIN
         fine[epi_cells & (mal_calls == "non-malignant")] = "normal epithelium"
-    else:
-        marker_mal = (major == "Epithelial") & (fine == "Malignant")
-        if marker_mal.any():
-            malignant_source = "markers"
-            major[marker_mal] = "Malignant"
-            warnings.warn(
-                f"{int(marker_mal.sum())} epithelial cells look malignant by markers only (no CNV calls in "
-                f"obs[{malignant_key!r}]); run `tm.tl.infer_cnv` and `tm.tl.call_malignant` to call malignancy "
-                "from copy number.",
-                UserWarning,
-                stacklevel=2,
-            )
-    compartment = np.asarray([_MAJOR_COMPARTMENT.get(m, "unassigned") for m in major], dtype=object)
-    fine[major == UNASSIGNED] = UNASSIGNED
+        return "cnv"
+    marker_mal = (major == "Epithelial") & (fine == "Malignant")
+    if not marker_mal.any():
+        return "none"
+    major[marker_mal] = "Malignant"
+    warnings.warn(
+        f"{int(marker_mal.sum())} epithelial cells look malignant by markers only (no CNV calls in "
+        f"obs[{malignant_key!r}]); run `tm.tl.infer_cnv` and `tm.tl.call_malignant` to call malignancy "
+        "from copy number.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return "markers"
 
-    # --- results -----------------------------------------------------------------------------
+
+def _store_annotation(adata, lib: _Library, major, fine, conf, Sf, cov_m, cov_f, ok_m, ok_f, sample_key,
+                      *, uns: dict, params: dict, key_added: str) -> None:  # fmt: skip
+    """Write labels, scores, the markers used and per-sample counts (one ``store`` call)."""
+    from ..pl._utils import compartment_palette, major_palette
+
+    majors, fines = lib.majors, lib.fines
+    compartment = np.asarray([_MAJOR_COMPARTMENT.get(m, "unassigned") for m in major], dtype=object)
     fine_cats = [f for f in fines if f in set(fine)] + [c for c in (EPI_UNCERTAIN, UNASSIGNED) if c in set(fine)]
     fine_cats += [c for c in pd.unique(fine) if c not in fine_cats]
     major_cats = MAJOR_TYPES + [m for m in majors if m not in MAJOR_TYPES]
-    scores = pd.DataFrame(np.asarray(Sf_use, dtype=np.float32), index=adata.obs_names, columns=fines)
+    scores = pd.DataFrame(np.asarray(Sf, dtype=np.float32), index=adata.obs_names, columns=fines)
     used = pd.DataFrame(
         {
             "cell_type": majors + fines,
             "level": ["major"] * len(majors) + ["fine"] * len(fines),
-            "cell_type_major": majors + list(fine_major),
-            "n_markers_measured": np.concatenate([n_pos(major_tab, majors), n_pos(fine_tab, fines)]).astype(int),
+            "cell_type_major": majors + list(lib.fine_major),
+            "n_markers_measured": np.concatenate([lib.n_pos_m, lib.n_pos_f]).astype(int),
             "n_markers_listed": [
                 int(((tab["cell_type"] == t) & (tab["direction"] == "+")).sum())
-                for tab, types in ((major_tab, majors), (fine_tab, fines))
+                for tab, types in ((lib.major_tab, majors), (lib.fine_tab, fines))
                 for t in types
             ],
             "coverage": np.concatenate([cov_m, cov_f]),
@@ -534,12 +716,10 @@ def annotate(
         lab[sample_key] = adata.obs[sample_key].astype(str).to_numpy()
     counts = lab.groupby([*by, "cell_type_major", "cell_type"], observed=True).size().rename("n_cells").reset_index()
     counts.index = counts.index.astype(str)
-    from ..pl._utils import compartment_palette, major_palette
-
     logger.info(
         "annotate: %d cells, %d unassigned; markers measured for %d/%d types",
         adata.n_obs, int((major == UNASSIGNED).sum()), int(used["predictable"].sum()), len(used),
-    )
+    )  # fmt: skip
     store(
         adata,
         tool="tl.annotate",
@@ -551,25 +731,11 @@ def annotate(
         },
         obsm={OBSM.cell_type_scores: scores},
         uns_key=key_added,
-        uns={"markers_used": used, "counts": counts, "malignant_source": malignant_source, "input": mode,
-             "smoothed_over": graph or "none", "refined": refined},
-        params={
-            "groupby": groupby,
-            "markers": "tmeatlas" if markers is None else "user",
-            "sample_key": sample_key,
-            "layer": layer,
-            "malignant_key": malignant_key,
-            "smooth": smooth,
-            "min_score": float(min_score),
-            "min_markers": int(min_markers),
-            "on_quantile": float(on_quantile),
-            "refine": bool(refine),
-            "key_added": key_added,
-        },
+        uns={"markers_used": used, "counts": counts, **uns},
+        params=params,
     )
     adata.uns[f"{OBS.compartment}_colors"] = [compartment_palette()[c] for c in COMPARTMENTS]
     adata.uns[f"{OBS.cell_type_major}_colors"] = [major_palette()[c] for c in major_cats]
-    return adata if copy else None
 
 
 #: share of a type's marker-labelled cells (highest relative margin first) that train the classifier

@@ -11,7 +11,7 @@ from numba import njit
 from scipy import sparse
 
 from .._core.chunks import is_streamed, row_block
-from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
+from .._errors import InvalidInputError, InvalidParameterError, MissingResultError, NotApplicableError
 from .._keys import OBSM, UNS
 from .._rng import make_rng, resolve_seed, spawn_seeds
 from .._settings import logger, settings
@@ -383,7 +383,7 @@ def checkpoint_interactions(
     table["measured"] = [not m for m in missing]
     table["missing"] = [",".join(dict.fromkeys(m)) for m in missing]
     if not table["measured"].any():
-        raise InvalidInputError(
+        raise NotApplicableError(
             f"no receptor–ligand pair has all its genes in adata.var_names (looked for {all_genes[:10]}"
             f"{'...' if len(all_genes) > 10 else ''}); check that var_names are human gene symbols or "
             "Ensembl IDs, or pass `pairs=` naming genes of the data."

@@ -11,7 +11,7 @@ from scipy import sparse
 
 from .._core.chunks import is_streamed, iter_chunks, row_block, row_blocks, row_subset_blocks
 from .._core.cnv import bin_layout, gene_sums, smooth_chunk
-from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
+from .._errors import InvalidInputError, InvalidParameterError, MissingResultError, NotApplicableError
 from .._keys import OBS, UNS, VAR
 from .._resources import NUCLEAR_CHROMOSOMES
 from .._rng import make_rng, resolve_seed
@@ -40,6 +40,8 @@ NORMAL_PROGRAMS: dict[str, list[str]] = {
     "endothelial": ["PECAM1", "VWF", "CDH5", "CLDN5", "PLVAP", "EMCN", "RAMP2"],
     "pericyte": ["RGS5", "PDGFRB", "KCNJ8", "NOTCH3", "HIGD1B"],
 }
+#: lineages of haematopoietic (PTPRC+) cells: the anchor of the automatic reference in solid tumours
+IMMUNE_LINEAGES = ("T and NK", "B and plasma", "myeloid", "mast")
 _INPUT_MODES = {0: "counts", 1: "log", 2: "linear"}
 #: an arm with fewer usable genes than this is smoothed together with the other arm
 MIN_ARM_GENES = 20
@@ -85,7 +87,16 @@ def infer_cnv(
     and of no other; a first CNV pass then drops candidates whose CNV amplitude (mean square)
     is an outlier among candidates (> median + 3 MAD) or which sit in a CNV cluster made mostly of
     non-candidates (malignant cells expressing a normal program, doublets), and the profiles are
-    recomputed with the refined reference. With ``sample_key``
+    recomputed with the refined reference. Immune (PTPRC+) cells are the anchor: the first pass
+    uses them alone, and the candidates of every lineage (fibroblast, endothelial, ... and the
+    immune lineages themselves) are clustered per sample and tested at gene level against the
+    sample's immune cells (arm-level median log fold changes, as in
+    :func:`~tmeatlas.tl.call_malignant`, both raw and net of the lineage's own expression program
+    estimated across its clusters); clusters with arm-level shifts are malignant cells with a
+    stromal program (or doublets) and leave the reference. What the checks found is recorded in
+    ``uns["cnv"]["reference"]`` (``verified``, ``lineage_checks``); without enough immune cells
+    the reference is unverified, with a warning, and :func:`~tmeatlas.tl.call_malignant` marks
+    the calls uncertain. With ``sample_key``
     each sample gets its own reference where it has at least ``min_reference_cells`` reference
     cells of a group (else the pooled group mean), which removes patient and batch effects.
 
@@ -225,17 +236,11 @@ def infer_cnv(
             ref_codes = np.zeros(X.shape[0], dtype=np.int64)
             ref_names = ["all cells"]
             how = "all cells (fallback)"
-        n_dropped = 0
+        n_dropped, checks = 0, {}
         if how == "automatic":
-            # first pass on the candidates and a sample of the other cells, to confirm the candidates
-            cand = ref_codes >= 0
-            rows = _refine_rows(cand, samples, REFINE_OTHER_CELLS, seed)
-            keep_rows = _refine_reference(_profiles(ref_codes, rows), cand[rows], samples[rows], seed=seed)
-            keep = np.zeros(X.shape[0], bool)
-            keep[rows] = keep_rows
-            n_dropped = int((cand & ~keep).sum())
-            if keep.sum() >= min_reference_cells:
-                ref_codes = np.where(keep, ref_codes, -1)
+            ref_codes, n_dropped, checks = _confirm_reference(
+                X, mode, ref_codes, ref_names, samples, layout, _profiles, min_reference_cells, seed, chunk
+            )
         cnv = _profiles(ref_codes)
     finally:
         numba.set_num_threads(old_threads)
@@ -263,6 +268,7 @@ def infer_cnv(
                 "n_cells": int(is_ref.sum()),
                 "n_candidates": n_candidates,
                 "n_dropped_by_cnv": n_dropped,
+                **_reference_diagnostics(checks, adata, sample_key, ref_names),
             },
         },
         params={
@@ -360,7 +366,7 @@ def _gene_layout(adata, gene_mean, min_mean, exclude, step, window) -> dict:
     ok &= gene_mean >= min_mean
     idx = np.flatnonzero(ok)
     if len(idx) < 2 * step or len(idx) < 50:
-        raise InvalidInputError(
+        raise NotApplicableError(
             f"only {len(idx)} genes are placed on the genome and expressed (mean >= {min_mean}); of {adata.n_vars} "
             f"genes, {n_placed} have positions. CNV inference needs hundreds of genes across the genome: run "
             "`tm.pp.gene_positions(adata)`, or lower min_mean; targeted panels are too small."
@@ -383,7 +389,7 @@ def _gene_layout(adata, gene_mean, min_mean, exclude, step, window) -> dict:
     seg_key = df["chromosome"].astype(str) + ":" + np.where(arm_size >= MIN_ARM_GENES, df["arm"], other)
     seg_id = pd.factorize(seg_key)[0]
     if len(np.unique(df["chromosome"])) < 2:
-        raise InvalidInputError(
+        raise NotApplicableError(
             f"all {len(df)} usable genes lie on {df['chromosome'].iloc[0]}; CNV profiles are centred per cell "
             "across the genome and need genes on several chromosomes."
         )
@@ -515,3 +521,67 @@ def _refine_rows(cand: np.ndarray, samples: np.ndarray, max_other: int, seed: in
         k = max(1, int(round(frac * len(o))))
         picked.append(gen.choice(o, min(k, len(o)), replace=False))
     return np.sort(np.concatenate([np.flatnonzero(cand), *picked]))
+
+
+def _confirm_reference(X, mode, ref_codes, ref_names, samples, layout, profiles, min_cells, seed, chunk):
+    """Candidates of the automatic reference that the CNV signal confirms: ``(codes, n_dropped, checks)``.
+
+    A first pass profiles the candidates and a sample of the other cells against the immune
+    (PTPRC+) candidates alone, the most trustworthy diploid cells of a solid tumour (all
+    candidates when there are fewer than ``min_cells`` immune ones: the reference is then
+    unverified). :func:`_refine_reference` drops amplitude outliers and candidates in clusters of
+    other cells; :func:`~tmeatlas.tl._cnv_evidence.lineage_checks` then tests every cluster of
+    every lineage in every sample at gene level against the sample's immune cells, and drops
+    clusters with arm-level shifts (malignant cells expressing a fibroblast, endothelial or
+    immune program).
+    """
+    from ._cnv_evidence import arm_matrix, gene_arm_codes, lineage_checks
+
+    cand = ref_codes >= 0
+    immune = np.isin(ref_codes, [ref_names.index(n) for n in IMMUNE_LINEAGES if n in ref_names]) & cand
+    verified = int(immune.sum()) >= min_cells
+    rows = _refine_rows(cand, samples, REFINE_OTHER_CELLS, seed)
+    P = profiles(np.where(immune, ref_codes, -1) if verified else ref_codes, rows)
+    keep_rows = _refine_reference(P, cand[rows], samples[rows], seed=seed)
+    table = None
+    if verified:
+        cols, gene_arm = gene_arm_codes(layout["genes"], layout["bins"])
+        arm_labels = np.asarray([s.split(":")[1] for s in pd.unique(layout["bins"]["segment"].astype(str))])
+        lin = np.where(keep_rows, ref_codes[rows], -1)
+        A = arm_matrix(P, layout["bins"])[0]  # clusters on arm means: arm-level changes are what is tested
+        ok, table = lineage_checks(
+            X, mode, A, rows, lin, immune[rows] & keep_rows, samples[rows], cols, gene_arm, arm_labels, seed, chunk=chunk
+        )
+        keep_rows &= ok
+    keep = np.zeros(X.shape[0], bool)
+    keep[rows] = keep_rows
+    n_dropped = int((cand & ~keep).sum())
+    if keep.sum() >= min_cells:
+        ref_codes = np.where(keep, ref_codes, -1)
+    return ref_codes, n_dropped, {"verified": verified, "table": table, "candidates": cand, "kept": ref_codes >= 0}
+
+
+def _reference_diagnostics(checks: dict, adata, sample_key, ref_names) -> dict:
+    """What the automatic reference's checks found, for ``uns["cnv"]["reference"]`` (warns when unverified)."""
+    if not checks:
+        return {}
+    out = {"verified": bool(checks["verified"])}
+    if not checks["verified"]:
+        warnings.warn(
+            "fewer immune (PTPRC+) cells than min_reference_cells: the automatic reference (stromal/endothelial "
+            "cells) could not be checked for copy-number changes against immune cells, and malignant cells "
+            "with a stromal program would pass as normal; call_malignant marks the calls uncertain. Pass "
+            "reference_key/reference_cats with cells you know are normal.",
+            stacklevel=3,
+        )
+        return out
+    tab = checks["table"].copy()
+    if len(tab):
+        names = pd.Categorical(adata.obs[sample_key].astype(str)).categories if sample_key is not None else ["all"]
+        tab["sample"] = np.asarray(names, dtype=object)[tab["sample"].to_numpy().astype(int)]
+    tab["lineage"] = np.asarray(ref_names, dtype=object)[tab["lineage"].to_numpy().astype(int)] if len(tab) else []
+    tab["sample"] = tab["sample"].astype(str)
+    tab.index = tab.index.astype(str)
+    out["lineage_checks"] = tab
+    out["n_dropped_by_lineage_check"] = int(tab.loc[tab["cnv"].astype(bool), "n_cells"].sum()) if len(tab) else 0
+    return out

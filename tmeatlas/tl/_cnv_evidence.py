@@ -58,17 +58,23 @@ def group_means(X, mode: int, codes: np.ndarray, n_groups: int, cols: np.ndarray
     return sums[:, cols], cnt
 
 
-def arm_shifts(m_group: np.ndarray, m_ref: np.ndarray, gene_arm: np.ndarray, arm_labels: np.ndarray) -> pd.DataFrame:
+def arm_shifts(
+    m_group: np.ndarray, m_ref: np.ndarray, gene_arm: np.ndarray, arm_labels: np.ndarray, baseline: np.ndarray | None = None
+) -> pd.DataFrame:
     """Arm-level copy-number evidence of a group against the reference, from gene means.
 
     Returns one row per arm: ``shift`` (median centred log fold change of the arm's genes),
     ``n_genes`` and ``pval`` (two-sided Mann-Whitney U test of the arm's genes against all
-    other genes, normal approximation; arms with < 10 genes get shift 0, p 1).
+    other genes, normal approximation; arms with < 10 genes get shift 0, p 1). ``baseline``
+    (per gene) is subtracted from the log fold changes first: the expression program that a
+    group's cell type has against the reference, so that only copy-number changes remain.
     """
     from scipy.stats import norm, rankdata
 
     keep = ((m_group >= MIN_GENE_MEAN) | (m_ref >= MIN_GENE_MEAN)) & (gene_arm >= 0)
     lfc = np.log((m_group + PSEUDO) / (m_ref + PSEUDO))
+    if baseline is not None:
+        lfc = lfc - baseline
     k = np.flatnonzero(keep)
     n_arms = len(arm_labels)
     shift = np.zeros(n_arms)
@@ -206,3 +212,78 @@ def linear_normalised(X, mode: int, cols: np.ndarray, chunk: int = 20_000, rows:
     elif mode == 1:
         Xc.data = np.expm1(Xc.data)
     return Xc
+
+
+def gene_arm_codes(genes: pd.DataFrame, bins: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of the genes infer_cnv used and the code of each gene's arm segment (order of ``bins``)."""
+    seg_codes = {s: j for j, s in enumerate(pd.unique(bins["segment"].astype(str)))}
+    gene_arm = genes["segment"].astype(str).map(seg_codes).fillna(-1).to_numpy().astype(np.int64)
+    return genes["col"].to_numpy().astype(np.int64), gene_arm
+
+
+def lineage_checks(
+    X, mode: int, P: np.ndarray, rows: np.ndarray, lineage: np.ndarray, anchor: np.ndarray, samples: np.ndarray,
+    cols: np.ndarray, gene_arm: np.ndarray, arm_labels: np.ndarray, seed: int, *,
+    min_arm_shift: float = 0.15, max_pval: float = 1e-3, chunk: int = 20_000,
+) -> tuple[np.ndarray, pd.DataFrame]:
+    """Copy-number coherence of reference candidates with the anchor (immune) cells of their sample.
+
+    ``P`` holds the profiles (or their arm means) of cells ``rows`` (sorted) against the anchor cells; ``lineage``,
+    ``anchor`` and ``samples`` are per row (``lineage`` -1: not a candidate). The candidates of
+    each lineage in each sample are clustered on their profiles (:func:`cnv_clusters`) and every
+    cluster is tested at gene level against the sample's anchor cells (the pooled anchor cells
+    where the sample has fewer than 10): :func:`arm_shifts`, Bonferroni over arms and clusters.
+    A cluster with an arm ``|shift| >= min_arm_shift`` and adjusted ``p <= max_pval`` carries
+    copy-number changes that the anchor cells do not: it is not normal. Returns the rows that
+    pass (non-candidates: True) and one table row per cluster.
+    """
+    n = X.shape[0]
+    cand = lineage >= 0
+    out_keep = np.ones(len(rows), bool)
+    cols_tab = ["sample", "lineage", "cnv_cluster", "n_cells", "max_abs_shift", "cnv_arms", "cnv"]
+    if not cand.any() or anchor.sum() < 5:
+        return out_keep, pd.DataFrame(columns=cols_tab)
+    grp = samples.astype(np.int64) * (lineage.max() + 1) + lineage
+    cl = np.full(len(rows), -1, dtype=np.int64)
+    cl[cand] = cnv_clusters(P[cand].astype(np.float64), grp[cand], seed)
+    n_cl = int(cl.max()) + 1
+    s_codes, s_names = pd.factorize(samples)
+    full = np.full(n, -1, dtype=np.int64)
+    full[rows] = np.where(cand, cl, np.where(anchor, n_cl + s_codes, -1))
+    means, cnt = group_means(X, mode, full, n_cl + len(s_names), cols, chunk)
+    pooled = means[n_cl:].sum(axis=0) / max(cnt[n_cl:].sum(), 1)
+    first = [np.flatnonzero(cl == c)[0] for c in range(n_cl)]
+    m_refs = np.vstack([means[n_cl + s] / cnt[n_cl + s] if cnt[n_cl + s] >= 10 else pooled for s in s_codes[first]])
+    m_cl = means[:n_cl] / np.maximum(cnt[:n_cl], 1)[:, None]
+    program = _lineage_programs(np.log((m_cl + PSEUDO) / (m_refs + PSEUDO)), lineage[first], cnt[:n_cl])
+    n_tests = 2 * len(arm_labels) * max(1, n_cl)
+    rows_tab = []
+    for c in range(n_cl):
+        idx = np.flatnonzero(cl == c)
+        s = s_codes[idx[0]]
+        sig = np.zeros(len(arm_labels), bool)
+        # against the anchor cells, and net of the lineage's own program where it can be estimated
+        for base in [None] + ([] if program[c] is None else [program[c]]):
+            tab = arm_shifts(m_cl[c], m_refs[c], gene_arm, arm_labels, base)
+            sig |= ((tab["shift"].abs() >= min_arm_shift) & (np.minimum(1.0, tab["pval"] * n_tests) <= max_pval)).to_numpy()
+        if sig.any():
+            out_keep[idx] = False
+        rows_tab.append((s_names[s], int(lineage[idx[0]]), c, len(idx), float(tab["shift"].abs().max()),
+                         ",".join(arm_labels[sig]), bool(sig.any())))  # fmt: skip
+    return out_keep, pd.DataFrame(rows_tab, columns=cols_tab)
+
+
+def _lineage_programs(lfc: np.ndarray, lineage: np.ndarray, n_cells: np.ndarray, min_clusters: int = 3) -> list:
+    """Per cluster, the gene-level program of its lineage against the anchor cells: the median log
+    fold change over the lineage's clusters of >= 10 cells in all samples (``None`` with fewer than
+    ``min_clusters`` of them). Copy-number changes differ between patients and clones, so at any
+    arm most clusters of a lineage are diploid and the median keeps the lineage's expression only."""
+    out = [None] * len(lfc)
+    for lin in np.unique(lineage):
+        mine = np.flatnonzero(lineage == lin)
+        big = mine[n_cells[mine] >= 10]
+        if len(big) >= min_clusters:
+            med = np.median(lfc[big], axis=0)
+            for c in mine:
+                out[c] = med
+    return out

@@ -22,6 +22,20 @@ if TYPE_CHECKING:
 __all__ = ["call_malignant"]
 
 MALIGNANT, NON_MALIGNANT, UNCERTAIN = "malignant", "non-malignant", "uncertain"
+#: fewest genes that copy-number calls are made from: with fewer (targeted panels), every cell is
+#: uncertain. ``benchmarks/cnv_panel.py --no-floor`` (random panels of the three shared labelled sets,
+#: three draws per size): from up to 2,000 genes no draw found the malignant cells (F1 0 in 36 of 36;
+#: 3 of them confidently called every cell non-malignant); from 3,000-4,500 genes F1 ranged from 0 to
+#: 0.996 with the draw, from 6,000 genes 0.35-1.0; whole transcriptomes (9,400-9,600 genes) 0.986-1.0.
+MIN_CNV_GENES = 3000
+#: below this many genes, calls are made but a warning says they were unstable in that benchmark
+STABLE_CNV_GENES = 6000
+#: a sample whose two mixture components are closer than this (Ashman's D on the Fisher-z CNV
+#: correlation; D > 2 is the usual criterion of a clean separation) gets uncertain calls
+MIN_SEPARATION = 2.0
+#: a sample where more than this fraction of the reference cells carries the tumour's CNV
+#: profile (correlation > 0.5) has a suspect reference: its calls are uncertain
+MAX_REFERENCE_TUMOUR_LIKE = 0.1
 
 
 def call_malignant(
@@ -112,8 +126,26 @@ def call_malignant(
         adata, groups, cnv_key=cnv_key, min_arm_shift=min_arm_shift, max_pval=max_pval, min_cells=min_cells, seed=resolve_seed(rng)
     )
     prob = res["prob"]
+    n_genes = int(adata.uns[cnv_key].get("n_genes_used", MIN_CNV_GENES))
+    if n_genes < MIN_CNV_GENES:
+        warnings.warn(
+            f"infer_cnv used {n_genes:,} genes, fewer than the {MIN_CNV_GENES:,} that copy-number calls need "
+            "(targeted panels are smaller; benchmarks/cnv_panel.py): every cell is marked uncertain. Label tumour "
+            "cells another way (cell types, a pathologist's regions).",
+            stacklevel=2,
+        )
+        prob = np.full(adata.n_obs, np.nan)
+        res["table"]["reason"] = f"too few genes for copy-number calls ({n_genes:,} < {MIN_CNV_GENES:,})"
+    elif n_genes < STABLE_CNV_GENES:
+        warnings.warn(
+            f"infer_cnv used {n_genes:,} genes: copy-number calls from fewer than {STABLE_CNV_GENES:,} genes were "
+            "unstable on random gene panels of real tumours (F1 0-1 by panel; benchmarks/cnv_panel.py). Check "
+            "the calls against markers or histology.",
+            stacklevel=2,
+        )
     calls = np.where(prob > hi_t, MALIGNANT, np.where(prob < lo_t, NON_MALIGNANT, UNCERTAIN))
     calls[np.isnan(prob)] = UNCERTAIN
+    calls[_guard_samples(res["table"], groups, adata.uns[cnv_key].get("reference", {}))] = UNCERTAIN
     calls = pd.Categorical(calls, categories=[MALIGNANT, NON_MALIGNANT, UNCERTAIN])
     table = res["table"]
     frac = pd.Series(np.asarray(calls == MALIGNANT)).groupby(groups).mean()
@@ -143,6 +175,44 @@ def call_malignant(
         },
     )
     return adata if copy else None
+
+
+def _guard_samples(table: pd.DataFrame, groups: np.ndarray, reference: dict) -> np.ndarray:
+    """Cells whose calls cannot be trusted (marked uncertain, with a warning and the reason in ``table``).
+
+    A sample is not trusted when its reference is suspect (the automatic reference could not be
+    checked against immune cells, or more than :data:`MAX_REFERENCE_TUMOUR_LIKE` of its reference
+    cells carry the tumour's CNV profile) or when its CNV evidence does not separate two groups
+    of cells (separation < :data:`MIN_SEPARATION`): a confident call there could be wrong either way.
+    """
+    for col in ("separation", "reference_tumour_like"):
+        if col not in table:
+            table[col] = np.nan
+    table["trusted"] = True
+    unverified = reference.get("verified", True) is False
+    sep = table["separation"].astype(float)
+    like = table["reference_tumour_like"].astype(float)
+    bad_sep = table["coherent_cnv"].astype(bool) & (sep < MIN_SEPARATION)
+    bad_ref = like > MAX_REFERENCE_TUMOUR_LIKE
+    why = pd.Series("", index=table.index, dtype=object)
+    why[bad_sep] = f"CNV evidence does not separate the cells (separation {MIN_SEPARATION:g} needed)"
+    why[bad_ref] = "suspect reference: reference cells carry the tumour's CNV profile"
+    if unverified:
+        why[:] = "suspect reference: not checked against immune cells"
+    bad = why != ""
+    if not bad.any():
+        return np.zeros(len(groups), bool)
+    table.loc[bad, "trusted"] = False
+    table.loc[bad, "reason"] = why[bad] + " (" + table.loc[bad, "reason"].astype(str) + ")"
+    names = table.loc[bad, "sample"].astype(str).tolist()
+    warnings.warn(
+        f"malignant calls of {len(names)} sample(s) ({', '.join(names[:10])}) are marked uncertain: "
+        + "; ".join(sorted(set(why[bad]))) + ". See uns['malignant']['samples'] (separation, "
+        "reference_tumour_like) and uns['cnv']['reference']; pass reference_key/reference_cats to "
+        "`tm.tl.infer_cnv` with cells you know are normal (e.g. immune cells).",
+        stacklevel=3,
+    )
+    return np.isin(groups.astype(str), names)
 
 
 def _groups(adata: AnnData, sample_key: str | None, min_cells: int) -> np.ndarray:
@@ -310,16 +380,38 @@ def cnv_evidence(
         dosage = np.einsum("ij,ij->i", A[both] - base, W) / np.einsum("ij,ij->i", W, W)
         feats = np.column_stack([np.arctanh(np.clip(cb, -0.999, 0.999)), dosage])
         init = np.concatenate([in_mal, np.zeros(len(extra), bool)]) & ~rb
-        prob[idx] = _mixture_posterior(feats, init_pos=init, fixed_neg=rb)[: len(idx)]
+        post = _mixture_posterior(feats, init_pos=init, fixed_neg=rb)
+        prob[idx] = post[: len(idx)]
         arms_any = np.any([sig_of[c][0] for c in mal], axis=0)
         rows.append({"sample": g, "n_cells": len(idx), "coherent_cnv": True, "cnv_arms": ",".join(arm_labels[arms_any]),
-                     "n_malignant_clusters": len(mal), "max_abs_arm_shift": max_shift, "reason": "coherent CNV profile"})
+                     "n_malignant_clusters": len(mal), "max_abs_arm_shift": max_shift, "reason": "coherent CNV profile",
+                     **_separability(feats[:, 0], post, cb[: len(idx)], r)})
     cols_out = ["sample", "cnv_cluster", "n_cells", "arm", "shift", "n_genes", "pval", "padj", "cnv"]
     arms = pd.concat(tabs, ignore_index=True)[cols_out] if tabs else pd.DataFrame(columns=cols_out)
     arms.index = arms.index.astype(str)
     table = pd.DataFrame(rows)
     table.index = table.index.astype(str)
     return {"score": score, "corr": corr, "prob": prob, "table": table, "arms": arms, "cluster": cluster}
+
+
+def _separability(z: np.ndarray, post: np.ndarray, corr: np.ndarray, ref: np.ndarray) -> dict:
+    """How well the CNV evidence of a sample separates two groups of cells.
+
+    ``separation``: Ashman's D of the two mixture components on the Fisher-z correlation,
+    ``sqrt(2) |m1 - m0| / sqrt(s1^2 + s0^2)`` with posterior weights (D > 2: clean separation;
+    Ashman et al., J Bioinform Comput Biol 1994). ``reference_tumour_like``: fraction of the
+    sample's reference cells whose profile correlates > 0.5 with the tumour consensus (the
+    threshold of the consensus rounds): normal cells do not carry the tumour's profile.
+    """
+    w1, w0 = post.sum(), (1 - post).sum()
+    if w1 < 2 or w0 < 2:
+        d = np.nan
+    else:
+        m1, m0 = post @ z / w1, (1 - post) @ z / w0
+        v1, v0 = post @ (z - m1) ** 2 / w1, (1 - post) @ (z - m0) ** 2 / w0
+        d = float(np.sqrt(2) * abs(m1 - m0) / np.sqrt(max(v1 + v0, 1e-12)))
+    like = float((corr[ref] > 0.5).mean()) if ref.sum() >= 5 else np.nan
+    return {"separation": d, "reference_tumour_like": like}
 
 
 def _mixture_posterior(F: np.ndarray, *, init_pos: np.ndarray, fixed_neg: np.ndarray, n_iter: int = 100) -> np.ndarray:

@@ -25,7 +25,7 @@ from scipy import sparse
 
 from .._core.chunks import row_block
 from .._core.cnv import _row_norm_log, _transform
-from .._errors import InvalidInputError, InvalidParameterError
+from .._errors import InvalidInputError, InvalidParameterError, NotApplicableError
 from .._keys import OBSM, SIGNATURE_PREFIX, UNS
 from .._rng import RngLike, resolve_seed
 from .._settings import logger, settings
@@ -49,6 +49,8 @@ _INPUT = {
     _MODE_LOG: "log-normalised: used as given",
     _MODE_LINEAR: "linear (non-integer, max > 50, e.g. TPM): log1p applied on the fly",
 }
+#: what is recorded for input with negative values (scaled or batch-corrected): used as given
+SCALED_INPUT = "scaled or centred (negative values): used as given; scores compare centred genes"
 _UNIQUE_CAP = 256  # distinct values per cell ranked through a small table (else a partial sort)
 _SUM_BLOCK = 1024  # rows per private accumulator of the gene sums (fixed: results do not depend on threads)
 
@@ -503,8 +505,9 @@ def _chunks(X, chunk: int):
         yield Xc.indptr, Xc.indices, Xc.data, 0, e - s, s
 
 
-def _input_mode(X, method: str, chunk: int) -> int:
-    """Check the matrix (finite; non-negative for ranks) and detect counts / linear / log scale."""
+def _input_mode(X, method: str, chunk: int) -> tuple[int, bool]:
+    """Check the matrix (finite; non-negative for ranks) and detect counts / linear / log scale; also
+    whether it holds negative values (scaled)."""
     finite, lo, hi = True, np.inf, -np.inf
     if sparse.issparse(X):
         finite, lo, hi = _scan(np.asarray(X.data))
@@ -532,10 +535,17 @@ def _input_mode(X, method: str, chunk: int) -> int:
                 "the expression matrix has negative values (scaled data?); the rank method needs non-negative "
                 "expression: pass counts or log-normalised data (e.g. `layer='counts'`)."
             )
-        return _MODE_LOG
+        warnings.warn(
+            "the expression matrix has negative values (scaled or batch-corrected data): it is used as given, so "
+            "scores compare centred genes, not expression levels; pass the counts or log-normalised layer "
+            "(`layer=`) for scores comparable across datasets.",
+            UserWarning,
+            stacklevel=3,
+        )
+        return _MODE_LOG, True
     if looks_like_counts(X):
-        return _MODE_COUNTS
-    return _MODE_LINEAR if hi > 50 else _MODE_LOG
+        return _MODE_COUNTS, False
+    return (_MODE_LINEAR if hi > 50 else _MODE_LOG), False
 
 
 @contextmanager
@@ -736,7 +746,7 @@ def score_signatures(
     chunk = int(chunk_size or settings.chunk_size)
     table = _resolve(signatures)
     X = get_matrix(adata, layer)
-    mode = _input_mode(X, method, chunk)
+    mode, scaled = _input_mode(X, method, chunk)
     n_genes = adata.n_vars
     rank_cap = int(min(max_rank, n_genes))
 
@@ -812,7 +822,7 @@ def score_signatures(
         )
         warnings.warn(msg, UserWarning, stacklevel=2)
     if not scored:
-        raise InvalidInputError(
+        raise NotApplicableError(
             f"no signature has at least min_genes={min_genes} genes in adata.var_names (best: "
             f"{int(summary['n_present'].max())} genes). Check that var_names are gene symbols or Ensembl IDs of "
             "the signatures' species, or lower min_genes."
@@ -846,7 +856,8 @@ def score_signatures(
         uns_key=key_added,
         uns={
             "method": method,
-            "input": _INPUT[mode] if method != "rank" else "ranks within each cell (no normalisation needed)",
+            "input": (SCALED_INPUT if scaled else _INPUT[mode]) if method != "rank"
+            else "ranks within each cell (no normalisation needed)",
             "summary": summary,
             "genes": genes_report,
             "obs_columns": list(obs),

@@ -9,7 +9,7 @@ import pandas as pd
 from scipy import sparse
 
 from .._core.chunks import is_streamed, row_blocks
-from .._errors import InvalidInputError, InvalidParameterError
+from .._errors import InvalidInputError, InvalidParameterError, NotApplicableError
 from .._keys import OBS, UNS
 from .._settings import logger, settings
 from .._store import store
@@ -414,7 +414,7 @@ def stemness(
         cols = _gene_columns(adata.var_names, genes)
         sig_cols = np.unique(cols[cols >= 0])
         if len(sig_cols) < 5:
-            raise InvalidInputError(
+            raise NotApplicableError(
                 f"only {len(sig_cols)} of the {len(genes)} stemness signature genes are in adata.var_names; "
                 "check the gene identifiers or pass `signatures=`."
             )

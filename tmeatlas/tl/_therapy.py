@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import sparse
 
 from .._core.chunks import is_streamed, row_blocks, row_subset_blocks
-from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
+from .._errors import InvalidInputError, InvalidParameterError, MissingResultError, NotApplicableError
 from .._keys import OBS, SURVIVAL_PREFIX, UNS
 from .._rng import RngLike, make_rng, resolve_seed, spawn_seeds
 from .._settings import logger, settings
@@ -626,7 +626,7 @@ def therapy_survival(
     gcol = adata.obs[groupby]
     has_group = gcol.notna().to_numpy()
     if not (mal & has_group).any():
-        raise InvalidInputError(
+        raise NotApplicableError(
             f"groupby {groupby!r} has no malignant cells ({mal_rule}: {int(mal.sum())} cells; none of them has a "
             f"{groupby!r} label). Group by a column that labels malignant cells (e.g. 'cnv_clone' after "
             "`tm.tl.cnv_clones`), or set malignant_key=/malignant_value=."
