@@ -227,21 +227,29 @@ def main(names: list[str]) -> None:
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps({"date": datetime.now(UTC).isoformat(timespec="seconds"), "machine": f"{os.cpu_count()} cores",
                                    "datasets": rows}, indent=1))  # fmt: skip
+    print(_write_readme(rows))
+
+
+def _write_readme(rows: list[dict]) -> str:
+    """Put the table of ``rows`` between the ``realdata`` markers of README.md; return it."""
     text = README.read_text(encoding="utf-8")
     table = _table(rows)
-    new = re.sub(r"(<!-- realdata:start -->\n).*?(\n<!-- realdata:end -->)", lambda m: m.group(1) + table + m.group(2),
+    new = re.sub(r"(<!-- realdata:start -->\n).*?(<!-- realdata:end -->)", lambda m: m.group(1) + table + "\n" + m.group(2),
                  text, flags=re.S)  # fmt: skip
     if new != text:
         README.write_text(new, encoding="utf-8")
-    print(table)
+    return table
 
 
 if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="*", help="datasets (default: all present)")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--readme-only", action="store_true", help="rewrite the README table from the results file")
     args = p.parse_args()
     if args.one:
         print(json.dumps(one(args.one)))
+    elif args.readme_only:
+        print(_write_readme(json.loads(RESULTS.read_text())["datasets"]))
     else:
         main(args.names or datasets())
