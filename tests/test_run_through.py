@@ -498,3 +498,17 @@ def test_scores_on_scaled_data_say_so():
     with pytest.warns(UserWarning, match="negative values"):
         tm.tl.score_signatures(a, method="mean")
     assert a.uns["signatures"]["input"].startswith("scaled")
+
+
+def test_cells_without_counts_are_uncertain(caplog):
+    """A cell with no count in any CNV gene has no copy-number evidence: uncertain, not non-malignant."""
+    a = _sim(n_cells=400, spatial=False)
+    X = a.X.tolil()
+    X[:5] = 0
+    a.X = X.tocsr()
+    tm.pp.gene_positions(a)
+    tm.tl.infer_cnv(a, sample_key="sample")
+    with caplog.at_level("WARNING", logger="tmeatlas"):
+        tm.tl.call_malignant(a, sample_key="sample")
+    assert (a.obs["malignant"].iloc[:5] == "uncertain").all() and a.obs["malignant_prob"].iloc[:5].isna().all()
+    assert "5 cells have no count" in caplog.text

@@ -146,6 +146,14 @@ def call_malignant(
     calls = np.where(prob > hi_t, MALIGNANT, np.where(prob < lo_t, NON_MALIGNANT, UNCERTAIN))
     calls[np.isnan(prob)] = UNCERTAIN
     calls[_guard_samples(res["table"], groups, adata.uns[cnv_key].get("reference", {}))] = UNCERTAIN
+    empty = _empty_cells(adata, cnv_key)
+    if empty.any():  # no count in any CNV gene: no evidence either way
+        logger.warning(
+            "call_malignant: %d cells have no count in the %d genes of the CNV inference; they are uncertain.",
+            int(empty.sum()), len(adata.uns[cnv_key]["genes"]),
+        )  # fmt: skip
+        calls[empty] = UNCERTAIN
+        prob = np.where(empty, np.nan, prob)
     calls = pd.Categorical(calls, categories=[MALIGNANT, NON_MALIGNANT, UNCERTAIN])
     table = res["table"]
     frac = pd.Series(np.asarray(calls == MALIGNANT)).groupby(groups).mean()
@@ -220,6 +228,25 @@ def _groups(adata: AnnData, sample_key: str | None, min_cells: int) -> np.ndarra
     uniq, counts = np.unique(samples, return_counts=True)
     small = uniq[counts < min_cells]
     return np.where(np.isin(samples, small), "pooled small samples", samples).astype(object)
+
+
+def _empty_cells(adata: AnnData, cnv_key: str) -> np.ndarray:
+    """Cells with no count in any gene that ``infer_cnv`` used (read by row blocks)."""
+    from scipy import sparse
+
+    from .._core.chunks import row_blocks
+    from .._settings import settings
+
+    info = adata.uns[cnv_key]
+    layer = info.get("params", {}).get("layer", "None")
+    X = get_matrix(adata, None if layer in ("None", None) else layer)
+    cols = info["genes"]["col"].to_numpy().astype(np.int64)
+    out = np.zeros(adata.n_obs, dtype=bool)
+    for s, e, B in row_blocks(X, int(settings.chunk_size)):
+        B = sparse.csr_matrix(B)[:, cols]
+        B.eliminate_zeros()
+        out[s:e] = np.diff(B.indptr) == 0
+    return out
 
 
 def _expression(adata: AnnData, cnv_key: str):
