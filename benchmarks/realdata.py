@@ -46,18 +46,21 @@ REAL = ROOT.parent / "shared" / "data" / "real"
 RESULTS = ROOT / "benchmarks" / "results" / "realdata.json"
 README = ROOT / "README.md"
 
-#: tmeatlas ``cell_type_major`` -> the authors' class, per labelled dataset; a type missing from a
-#: map counts as a wrong call
+
 def _annotate_benchmark():
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("annotate_accuracy", ROOT / "benchmarks" / "annotate_accuracy.py")
+    spec = importlib.util.spec_from_file_location(
+        "annotate_accuracy", ROOT / "benchmarks" / "annotate_accuracy.py"
+    )
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod
 
 
 _ANN = _annotate_benchmark()
+#: tmeatlas ``cell_type_major`` -> the authors' class, per labelled dataset; a type missing from a
+#: map counts as a wrong call
 MAPS = {
     # benchmarks/annotate_accuracy.py: the authors' B_cell population is mostly plasma cells (B lineage)
     "qian2020_ovarian": _ANN.QIAN_MAP,
@@ -245,7 +248,9 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("names", nargs="*", help="datasets (default: all present)")
     p.add_argument("--one", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--readme-only", action="store_true", help="rewrite the README table from the results file")
+    p.add_argument(
+        "--readme-only", action="store_true", help="rewrite the README table from the results file"
+    )
     args = p.parse_args()
     if args.one:
         print(json.dumps(one(args.one)))

@@ -510,5 +510,7 @@ def test_cells_without_counts_are_uncertain(caplog):
     tm.tl.infer_cnv(a, sample_key="sample")
     with caplog.at_level("WARNING", logger="tmeatlas"):
         tm.tl.call_malignant(a, sample_key="sample")
-    assert (a.obs["malignant"].iloc[:5] == "uncertain").all() and a.obs["malignant_prob"].iloc[:5].isna().all()
+    assert (a.obs["malignant"].iloc[:5] == "uncertain").all() and a.obs["malignant_prob"].iloc[
+        :5
+    ].isna().all()
     assert "5 cells have no count" in caplog.text
