@@ -165,7 +165,7 @@ def check_input(
         raise InvalidInputError("adata.X is empty; pass `layer=` naming the layer with counts.")
     _check_matrix(adata, X)
     _check_sample_values(adata, sample_key)
-    spacing = _check_coordinates(adata, sample_key)
+    spacing, spots = _check_coordinates(adata, sample_key)
     if sparse.issparse(X):
         data = X.data
     else:  # dense, backed or Dask: the first rows
@@ -217,7 +217,7 @@ def check_input(
         )
     spatial = OBSM.spatial in adata.obsm and np.asarray(adata.obsm[OBSM.spatial]).shape[1] >= 2
     return {
-        "spots": bool(spatial) and _looks_like_spots(adata, sample_key),
+        "spots": bool(spatial) and spots,
         "median_spacing": spacing,
         "counts": bool(counts),
         "counts_in": counts_in,
@@ -270,15 +270,16 @@ def _check_sample_values(adata: AnnData, sample_key: str | None) -> None:
         )
 
 
-def _check_coordinates(adata: AnnData, sample_key: str | None) -> float | None:
+def _check_coordinates(adata: AnnData, sample_key: str | None) -> tuple[float | None, bool]:
     """Coordinates with missing values, or with a third axis that varies, are refused (the spatial steps
     measure distances and areas in a 2-D section); coordinates whose spacing is not that of cells or
-    spots in microns (pixels, array indices) give a warning. Return the median spacing."""
+    spots in microns (pixels, array indices) give a warning. Return the median spacing and whether the
+    coordinates are a spot grid (:func:`_looks_like_spots`)."""
     from ._readers import PLAUSIBLE_SPACING_UM, median_spacing
     from ._settings import logger
 
     if OBSM.spatial not in adata.obsm:
-        return None
+        return None, False
     xy = np.asarray(adata.obsm[OBSM.spatial], dtype=float)
     if xy.ndim != 2 or xy.shape[1] < 2:
         raise InvalidInputError(
@@ -308,7 +309,7 @@ def _check_coordinates(adata: AnnData, sample_key: str | None) -> float | None:
             "(`adata.obsm['spatial'] = xy * microns_per_pixel`; `tm.read(..., microns_per_unit=)`).",
             spacing, low, high,
         )  # fmt: skip
-    return spacing
+    return spacing, spots
 
 
 def check_output(out: str | Path | None) -> Path | None:
@@ -559,12 +560,6 @@ def run(
     return adata if copy else None
 
 
-#: statuses of a step in ``uns["pipeline"]["steps"]``: ``done`` (ran now), ``skipped`` (done earlier
-#: with the same inputs, reused), ``not applicable`` (the data cannot support it, ``reason`` says
-#: why; also every step that needs it), ``failed`` (``error``), ``not run`` (a step it needs failed)
-STATUSES = ("done", "skipped", "not applicable", "failed", "not run")
-
-
 def _execute(adata, wanted: list[_Step], *, prints: dict[str, str], forced: set[str], shown: _Display,
              progress: bool, sample_key: str) -> tuple[dict[str, dict], bool]:  # fmt: skip
     """Run the planned steps in order; return the record of this run and whether any step ran.
@@ -574,7 +569,9 @@ def _execute(adata, wanted: list[_Step], *, prints: dict[str, str], forced: set[
     run is itself not applicable / not run, with the reason. A tool's
     :class:`~tmeatlas.NotApplicableError` makes its step not applicable; any other exception makes
     it failed, and the run goes on with the steps that do not need it. The record is saved into
-    ``adata`` after every step, so an interrupt keeps the finished steps.
+    ``adata`` after every step, so an interrupt keeps the finished steps. Statuses: ``done`` (ran
+    now), ``skipped`` (done earlier with the same inputs, reused), ``not applicable`` (``reason``),
+    ``failed`` (``error``), ``not run`` (a step it needs failed).
     """
     record = _load_record(adata)
     now: dict[str, dict] = {}
