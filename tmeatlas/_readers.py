@@ -238,8 +238,7 @@ def read_input(
     kind: str | None = None,
     microns_per_unit: float | None = None,
     lazy: bool = False,
-    names_only: bool = False,
-) -> AnnData | pd.Index:
+) -> AnnData:
     """What ``tmeatlas run`` reads: an ``.h5ad`` as anndata does (lazily with ``lazy``), the rest by :func:`read`.
 
     Parameters
@@ -252,24 +251,16 @@ def read_input(
         As for :func:`read`; for an ``.h5ad`` it multiplies ``obsm["spatial"]``.
     lazy
         Keep the matrix of an ``.h5ad`` on disk (Dask arrays); other kinds are read into memory.
-    names_only
-        Return only the cell names (an ``.h5ad`` is then opened backed, not read).
     """
     import anndata as ad
 
     mpu = _check_microns_per_unit(microns_per_unit)
     kind, src = detect_kind(path, kind=kind)
     if kind != "h5ad":
-        if lazy and not names_only:
+        if lazy:
             logger.warning("read: --lazy keeps .h5ad matrices on disk only; %s is read into memory", src)
-        adata = read(src, kind=kind, microns_per_unit=mpu)
-        return adata.obs_names if names_only else adata
+        return read(src, kind=kind, microns_per_unit=mpu)
     _check_hdf5(src, "h5ad")
-    if names_only:
-        backed = ad.read_h5ad(src, backed="r")
-        names = backed.obs_names.copy()
-        backed.file.close()
-        return names
     if lazy:
         from ._core.chunks import read_h5ad_lazy
 
