@@ -129,6 +129,19 @@ def _simulated(sim):
     return a
 
 
+#: a small drug-target table and signature for tl.drug_screen
+_DRUGS = {"trastuzumab": ["ERBB2", "GRB7"], "cetuximab": ["EGFR"], "anti_CD52": ["CD52", "PTPRC"],
+          "sig": {"up": ["MKI67", "TOP2A", "ERBB2"], "down": ["ESR1", "TACSTD2", "NECTIN4"]}}  # fmt: skip
+_SCREEN = {"drugs": _DRUGS, "groupby": "true_clone", "sample_key": "sample", "malignant_key": "true_compartment",
+           "malignant_value": "malignant", "n_perms": 50}  # fmt: skip
+
+
+def _screened(sim):
+    a = sim.copy()
+    tm.tl.drug_screen(a, **_SCREEN)
+    return a
+
+
 #: labelled reference for tl.transfer_labels (same n_genes as _sim, hence the same genes)
 _REFERENCE = tm.datasets.simulate_tumor(n_cells=200, n_patients=1, n_genes=3000, spatial=False, rng=5)
 
@@ -144,6 +157,10 @@ CASES = {
     "pl.clone_tree": (lambda sim: _cnv(sim, 3), {"show": False}),
     "pl.spatial": (lambda sim: sim.copy(), {"color": "true_niche", "show": False}),
     "datasets.simulate_tumor": (None, {"n_cells": 300, "n_patients": 2, "n_genes": 1500}),
+    "datasets.simulate_checkpoint_cohort": (
+        None,
+        {"n_patients": 3, "cells_per_patient": 60, "n_genes": 1500},
+    ),
     "datasets.markers": (None, {"level": "major"}),
     "datasets.simulate_spots": (None, {"sections": ["mixed", "free"], "grid": 8, "n_genes": 1500}),
     "tl.annotate": (lambda sim: _cnv(sim, 2), {"sample_key": "sample"}),
@@ -185,6 +202,8 @@ CASES = {
     "datasets.therapies": (None, {}),
     "tl.therapy_survival": (lambda sim: _cnv(sim, 3), {"therapies": _THER, "sample_key": "sample"}),
     "tl.combination_cover": (_survival, {}),
+    "tl.immunotherapy_benefit": (lambda sim: _cnv(sim, 2), {"sample_key": "sample", "n_boot": 20}),
+    "get.immunotherapy_benefit": (_survival, {"key": "therapy_survival"}),
     "get.therapy_survival": (_survival, {}),
     "get.combination_cover": (_covered, {}),
     "tl.simulate_therapy": (_survival, {"therapy": "trastuzumab"}),
@@ -192,11 +211,14 @@ CASES = {
     "pl.therapy_survival": (_survival, {"show": False}),
     "pl.survival_reasons": (_survival, {"therapy": "paclitaxel", "show": False}),
     "pl.combination_cover": (_covered, {"show": False}),
+    "tl.drug_screen": (lambda sim: sim.copy(), _SCREEN),
+    "get.drug_screen": (_screened, {}),
 }
 
 #: a bad argument for each dataset function
 BAD_DATASET_ARGS = {
     "datasets.simulate_tumor": {"n_cells": -5},
+    "datasets.simulate_checkpoint_cohort": {"setting": "nonsense"},
     "datasets.simulate_spots": {"sections": ["nonsense"]},
     "datasets.markers": {"level": "nonsense"},
     "datasets.signatures": {"category": "nonsense"},

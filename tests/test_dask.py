@@ -125,6 +125,22 @@ def test_checkpoint_interactions_on_dask_equal_in_memory(pair):
     assert np.allclose(got[num].to_numpy(float), want[num].to_numpy(float), rtol=0, atol=1e-9, equal_nan=True)
 
 
+def test_drug_screen_and_benefit_on_dask_equal_in_memory(pair):
+    a, lazy = _fresh(pair)
+    drugs = {"her2": ["ERBB2"], "trop2": ["TACSTD2"], "sig": {"up": ["MKI67", "TOP2A", "CDK1"], "down": []}}
+    for b in (a, lazy):
+        b.obs["malignant"] = np.where(b.obs["true_malignant"].astype(bool), "malignant", "non-malignant")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tm.tl.drug_screen(b, drugs=drugs, groupby="true_clone", sample_key="sample", n_perms=50, rng=1)
+            tm.tl.immunotherapy_benefit(b, sample_key="sample", cell_type_key="true_cell_type", n_boot=20)
+    for get in (tm.get.drug_screen, tm.get.immunotherapy_benefit):
+        got, want = get(lazy), get(a)
+        assert len(want) > 0 and got.shape == want.shape
+        num = want.select_dtypes("number").columns
+        assert np.allclose(got[num].to_numpy(float), want[num].to_numpy(float), rtol=0, atol=1e-9, equal_nan=True)
+
+
 @pytest.mark.slow
 def test_infer_cnv_on_a_local_cluster(pair):
     import distributed

@@ -41,23 +41,27 @@ def _reason(a, step) -> str:
 
 @pytest.mark.slow
 def test_immune_only_cohort_completes_with_reasons(tmp_path, capsys):
-    """T cells only: no malignant cell, so therapy and combinations are not applicable, with the
-    reason, and everything else (tables, figures, report) is still written."""
+    """T cells only: no malignant cell, so the immunotherapy is judged per sample from its benefit,
+    the other therapy is skipped with the reason, no combination is proposed, and everything else
+    (tables, figures, report) is still written."""
     a = _sim(n_cells=1500, spatial=False)
     a = a[a.obs["true_cell_type_major"].astype(str).isin(["T cell", "NK cell"])].copy()
     tm.run(a, sample_key="sample", therapies=["pembrolizumab", "paclitaxel"], out=tmp_path, n_perms=20)
     st = _status(a)
-    assert st["therapy"] == "not applicable" and "no malignant cells" in _reason(a, "therapy")
-    assert st["combinations"] == "not applicable" and "needs step 'therapy'" in _reason(a, "combinations")
+    assert st["immunotherapy"] == "done" and st["therapy"] == "done" and st["combinations"] == "done"
+    t = tm.get.therapy_survival(a)
+    assert list(t["therapy"].unique()) == ["pembrolizumab"] and (t["group"] == "(no malignant cells)").all()
+    assert (t["reasons"].str.len() > 0).all()
+    skipped = a.uns["therapy_survival"]["skipped"]
+    assert set(skipped["therapy"]) == {"paclitaxel"} and (skipped["reason"] == "no malignant cells in this sample").all()
+    assert not [k for k in a.uns if k.startswith("combination_cover")]
+    b = tm.get.immunotherapy_benefit(a)
+    assert (b["setting"] == "immune cells only").all()
     assert st["cell_types"] == "done" and st["signatures"] == "done"
-    assert (tmp_path / "report" / "index.html").exists() and (
-        tmp_path / "tables" / "pipeline_steps.csv"
-    ).exists()
-    steps = pd.read_csv(tmp_path / "tables" / "pipeline_steps.csv").set_index("step")
-    assert steps.loc["therapy", "status"] == "not applicable"
-    assert "not applicable" in (tmp_path / "report" / "index.html").read_text()
+    assert (tmp_path / "report" / "index.html").exists() and (tmp_path / "tables" / "immunotherapy_benefit.csv").exists()
+    assert "Immunotherapy benefit" in (tmp_path / "report" / "index.html").read_text()
     err = capsys.readouterr().err
-    assert "therapy: not applicable" in err
+    assert "immunotherapy: done" in err or "immunotherapy" in err
 
 
 def test_genes_on_one_chromosome_make_cnv_not_applicable():

@@ -19,7 +19,6 @@ from tmeatlas.get._therapy import therapy_survival as get_survival
 from tmeatlas.tl._therapy import (
     _cover_greedy,
     _cover_milp,
-    _immuno_table,
     _objective,
     _on_probability,
     _two_gaussians,
@@ -51,7 +50,7 @@ def _tiny(seed: int = 0) -> ad.AnnData:
             lam[genes.index("PTPRC")] = lam[genes.index("CD8A")] = 4.0
             lam[genes.index("TACSTD2")] = lam[genes.index("RB1")] = 0.0
             lam[7 + 180 : 7 + 240] = 6.0
-        rows.append(rs.poisson(lam, size=(n, len(genes))))
+        rows.append(rs.poisson(np.maximum(lam, 0.05), size=(n, len(genes))))  # ambient RNA in every cell
         mal = grp in ("A", "B", "C")
         obs += [{"sample": "S2" if grp == "imm2" else "S1", "clone": grp if mal else None,
                  "malignant": "malignant" if mal else "non-malignant",
@@ -76,36 +75,92 @@ def tiny():
     return a
 
 
-def _flag(a, therapy, group) -> bool:
+def _call(a, therapy, group) -> str:
     t = a.uns["therapy_survival"]["table"]
-    return bool(t.loc[(t["therapy"] == therapy) & (t["group"] == group), "survives"].iloc[0])
+    return t.loc[(t["therapy"] == therapy) & (t["group"] == group), "call"].iloc[0]
+
+
+def _why(a, therapy, group) -> str:
+    t = a.uns["therapy_survival"]["table"]
+    return t.loc[(t["therapy"] == therapy) & (t["group"] == group), "reasons"].iloc[0]
 
 
 def test_known_answers(tiny):
-    assert not _flag(tiny, ADC, "A")  # expresses the ADC target
-    assert _flag(tiny, ADC, "B") and _flag(tiny, ADC, "C")  # lacks it
-    assert _flag(tiny, CDK, "B")  # RB1 lost
-    assert not _flag(tiny, CDK, "A") and not _flag(tiny, CDK, "C")
+    assert _call(tiny, ADC, "A") == "responds"  # expresses the ADC target
+    assert _call(tiny, ADC, "B") == _call(tiny, ADC, "C") == "survives"  # lacks it (at ambient level)
+    assert _call(tiny, CDK, "B") == "survives"  # RB1 lost
+    # RB1 present and no sensitivity evidence measured: undetermined, not "killed"
+    assert _call(tiny, CDK, "A") == _call(tiny, CDK, "C") == "undetermined"
     s = tiny.obs[f"survival_{ADC}"]
     assert s[tiny.obs["malignant"] == "malignant"].between(0, 1).all()
     assert s[tiny.obs["malignant"] != "malignant"].isna().all()
+    assert _why(tiny, ADC, "B").startswith("survives: ")
+    assert "TACSTD2 present in 0% of cell neighbourhoods" in _why(tiny, ADC, "C") + _why(tiny, ADC, "B")
+    assert "(required) absent in" in _why(tiny, CDK, "B") and "[+survival]" in _why(tiny, CDK, "B")
+    assert _why(tiny, CDK, "A").startswith("undetermined: no measured evidence moves the prediction")
     t = tiny.uns["therapy_survival"]["table"]
-    why = t.loc[(t["therapy"] == ADC) & (t["group"] == "B"), "reasons"].iloc[0]
-    assert why.startswith("TACSTD2 not expressed in 100% of cells")
-    why = t.loc[(t["therapy"] == CDK) & (t["group"] == "B"), "reasons"].iloc[0]
-    assert "RB1 (required) lost" in why
+    assert t.loc[t["call"] == "undetermined", "surviving_fraction"].isna().any()  # no 0.500 without evidence
+    assert set(tiny.uns["therapy_survival"]["skipped"]["sample"]) == {"S2"}  # immune cells only
 
 
-def test_immunotherapy_table_for_immune_only_sample():
+def test_rows_decide_only_on_evidence_and_always_say_why(tiny):
+    t = tiny.uns["therapy_survival"]["table"]
+    assert (t["reasons"].str.len() > 0).all()
+    assert set(t["call"]) <= {"survives", "responds", "undetermined"}
+    assert (t["survives"] == (t["call"] == "survives")).all()
+    big = t[(t["n_cells"] >= 20) & t["ci_low"].notna()]
+    assert len(big) and (big["ci_high"] - big["ci_low"] > 0.01).all()  # no zero-width interval
+    decided = t[t["call"] != "undetermined"]
+    assert ((decided["ci_low"] > 0.5) | (decided["ci_high"] < 0.5)).all()
+
+
+def test_shallow_target_is_undetermined_not_absent():
+    # tumour cells at ~1 CP10k of the target and ~600 UMIs (detected in ~6% of cells): dropout, not
+    # absence (the HER2-low case); the same cells at 20x the depth show expression; a target at the
+    # ambient level in deep cells is absent
+    rs = np.random.default_rng(3)
+    genes = ["TACSTD2", "PTPRC", *[f"G{i}" for i in range(300)]]
+
+    def block(n, depth, rate, mal):
+        lam = np.full(len(genes), depth / len(genes))
+        lam[0] = depth * rate
+        lam[1] = 0.0 if mal else depth * 1e-3
+        return rs.poisson(lam, size=(n, len(genes)))
+
+    parts = {"shallow": block(200, 600, 1e-4, True), "deep": block(200, 12000, 1e-4, True),
+             "none": block(200, 12000, 2e-6, True), "imm": block(300, 3000, 2e-6, False)}  # fmt: skip
+    X = sparse.csr_matrix(np.vstack(list(parts.values())).astype(np.float32))
+    grp = np.repeat(list(parts), [len(v) for v in parts.values()])
+    obs = pd.DataFrame({"clone": np.where(grp == "imm", None, grp),
+                        "malignant": np.where(grp == "imm", "non-malignant", "malignant"),
+                        "cell_type_major": np.where(grp == "imm", "T cell", "Malignant")},
+                       index=[f"c{i}" for i in range(X.shape[0])])  # fmt: skip
+    a = ad.AnnData(X=X, obs=obs, var=pd.DataFrame(index=genes))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        therapy_survival(a, therapies=[ADC], groupby="clone", n_boot=50)
+    assert _call(a, ADC, "shallow") != "survives"
+    assert _call(a, ADC, "deep") == "responds"
+    assert _call(a, ADC, "none") == "survives"
+
+
+def test_immunotherapy_rows_for_immune_only_sample():
     a = _tiny()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        therapy_survival(a, therapies=["pembrolizumab"], groupby="clone", sample_key="sample", n_boot=10)
-    imm = a.uns["therapy_survival"]["immunotherapy"]
-    assert set(imm["sample"]) == {"S1", "S2"}
-    s2 = imm[imm["sample"] == "S2"].iloc[0]
-    assert s2["n_malignant"] == 0 and np.isnan(s2["ifng_malignant"]) and s2["cd8_fraction"] == 1.0
-    assert np.isfinite(imm["benefit"]).all()
+        therapy_survival(a, therapies=["pembrolizumab", ADC], groupby="clone", sample_key="sample", n_boot=10)
+    res = a.uns["therapy_survival"]
+    imm = res["immunotherapy"].set_index("sample")
+    assert imm.loc["S2", "setting"] == "immune cells only" and imm.loc["S1", "setting"] == "whole tumour"
+    # two samples cannot be standardised against a cohort: benefit undetermined, with the reason
+    assert imm["benefit"].isna().all() and "needs >= 3 that differ" in imm.loc["S1", "not_counted"]
+    t = res["table"]
+    s2 = t[t["sample"] == "S2"]
+    assert list(s2["therapy"]) == ["pembrolizumab"] and s2["group"].iloc[0] == "(no malignant cells)"
+    assert s2["call"].iloc[0] == "undetermined" and np.isnan(s2["fraction_of_sample"].iloc[0])
+    assert res["skipped"].to_dict("records") == [
+        {"therapy": ADC, "sample": "S2", "reason": "no malignant cells in this sample"}
+    ]
 
 
 def test_determinism_roundtrip_and_getter(tiny, tmp_path):
@@ -176,11 +231,13 @@ def test_combination_cover_on_tiny(tiny):
     with pytest.warns(UserWarning, match="cannot be covered"):
         combination_cover(a, min_fraction=0.0)
     res = a.uns["combination_cover"]
-    assert res["solutions"]["therapies"].iloc[0] == CDK
-    assert list(res["uncoverable"]["group"]) == ["B"]
+    # only decided rows kill: the ADC kills A; nothing is shown to kill B (lacks the target, RB1 lost)
+    # or C (lacks the target, CDK4/6 inhibition undetermined)
+    assert res["solutions"]["therapies"].iloc[0] == ADC
+    assert sorted(res["uncoverable"]["group"]) == ["B", "C"]
     df = get_cover(a)
     first = df[df["rank"] == 1].set_index("group")
-    assert not first.loc["B", "covered"] and first.loc["A", "covered"] and first.loc["C", "killed_by"] == CDK
+    assert first.loc["A", "covered"] and first.loc["A", "killed_by"] == ADC and not first.loc["C", "covered"]
 
 
 def _brute(killed, tox, max_drugs, w):
@@ -216,11 +273,11 @@ def test_milp_equals_brute_force(seed):
     assert not g or _objective(g[0], tox, w) >= best - 1e-9
 
 
-#: agreement measured on this cohort (seed 0, n_cells=3000, n_patients=4, spatial phenotype): 0.898 (97/108;
-#: 0.75 before neighbours within subpopulations, posterior target availability, reliability-shrunk program
-#: z-scores, target-gated modifiers and the excluded/desert cap); the 5-seed benchmark (benchmarks/therapy.py,
-#: benchmarks/results/therapy.json) is the reference; margin 0.08
-SIM_AGREEMENT = 0.898
+#: agreement of the decided calls with the simulated truth and the share of rows decided, seeds 0-9,
+#: spatial setting, program_reference="sample" (benchmarks/therapy.py, benchmarks/results/therapy.json:
+#: 0.909 and 0.634 over 1,656 pairs); margins 0.08 and 0.15 for one small cohort
+SIM_AGREEMENT_DECIDED = 0.909
+SIM_DECIDED = 0.634
 
 
 def test_simulator_agreement():
@@ -228,14 +285,16 @@ def test_simulator_agreement():
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-    from therapy import agreement, simulate
+    from therapy import agreement, simulate, summary
 
     a = simulate(0, 3000, 4, spatial=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = agreement(a, n_boot=50)
-    assert len(m) >= 60
-    assert m["agree"].mean() >= SIM_AGREEMENT - 0.08
+    res = summary(m)
+    assert res["n_pairs"] >= 60
+    assert res["agreement_decided"] >= SIM_AGREEMENT_DECIDED - 0.08
+    assert res["decided"] >= SIM_DECIDED - 0.15
 
 
 def test_combination_cover_per_sample(tiny):
@@ -282,7 +341,7 @@ def test_target_on_probability_is_monotone_posterior():
 
 
 def test_tcell_abundance_not_counted_when_excluded():
-    # four samples; S1 has the most CD8 T cells but is spatially excluded: its CD8 z counts as 0
+    # four samples; S1 has the most CD8 T cells but is spatially excluded: its infiltration z counts as 0
     n_cd8 = {"S1": 40, "S2": 10, "S3": 20, "S4": 30}
     pheno = {"S1": "excluded", "S2": "inflamed", "S3": "inflamed", "S4": "desert"}
     samples, types = [], []
@@ -291,13 +350,42 @@ def test_tcell_abundance_not_counted_when_excluded():
         types += ["CD8 T"] * k + ["Malignant"] * (100 - k)
     obs = pd.DataFrame({"sample": samples, "cell_type": types})
     obs["immune_phenotype"] = obs["sample"].map(pheno)
-    a = ad.AnnData(
-        X=np.zeros((len(obs), 1), np.float32), obs=obs.set_axis([f"c{i}" for i in range(len(obs))])
-    )
-    mal = (obs["cell_type"] == "Malignant").to_numpy()
-    imm = _immuno_table(a, pd.DataFrame(index=a.obs_names), obs["sample"].to_numpy(), mal,
-                        sparse.csr_matrix((a.n_obs, 0)), {}, "cell_type").set_index("sample")  # fmt: skip
-    assert "cd8_fraction=+1.3 (not counted: excluded)" in imm.loc["S1", "components"]
-    # benefit = (1 * 0 + 2 * (-1)) / 3 for S1: abundance does not offset exclusion
+    a = ad.AnnData(X=np.zeros((len(obs), 1), np.float32), obs=obs.set_axis([f"c{i}" for i in range(len(obs))]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tm.tl.immunotherapy_benefit(a, sample_key="sample", n_boot=20)
+    comp = tm.get.immunotherapy_benefit(a, components=True).set_index(["sample", "component"])
+    s1 = comp.loc[("S1", "cd8_infiltration")]
+    assert s1["z"] > 1 and s1["contribution"] == 0 and s1["reason"].startswith("positive part not counted")
+    imm = tm.get.immunotherapy_benefit(a).set_index("sample")
+    # S1: (1 * 0 + 2 * (-1)) / 3: abundance does not offset exclusion
     assert imm.loc["S1", "benefit"] == pytest.approx(-2 / 3)
-    assert "not counted" not in imm.loc["S3", "components"]  # inflamed: counted as measured
+    assert comp.loc[("S3", "cd8_infiltration"), "status"] == "counted"
+    assert comp.loc[("S3", "tcf7_cd8_share"), "status"] == "not measured"  # TCF7 not in the data
+
+
+#: pooled AUROC of the benefit on simulated sorted-T-cell cohorts, seeds 0-9 (benchmarks/immunotherapy.py,
+#: benchmarks/results/immunotherapy.json: 0.892; the simulator's true progenitor share, an oracle, 0.900);
+#: seeds 0-2 here (measured 0.884), margin 0.1
+BENEFIT_AUROC_T_CELLS = 0.892
+
+
+def test_benefit_on_t_cell_only_cohorts_ranks_responders():
+    from sklearn.metrics import roc_auc_score
+
+    ys, bs = [], []
+    for seed in (0, 1, 2):
+        a = tm.datasets.simulate_checkpoint_cohort(n_patients=20, setting="t_cells", rng=seed)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tm.tl.immunotherapy_benefit(a, sample_key="patient", n_boot=20, rng=seed)
+        t = tm.get.immunotherapy_benefit(a).set_index("sample")
+        assert (t["setting"] == "immune cells only").all() and t["benefit"].notna().all()
+        comp = tm.get.immunotherapy_benefit(a, components=True)
+        # whole-tumour biomarkers are not applied to sorted T cells, and say why
+        gep = comp[comp["component"] == "tcell_inflamed_gep"]
+        assert (gep["status"] == "not applicable").all() and gep["reason"].str.contains("whole tumours").all()
+        truth = a.uns["simulation"]["patients"].set_index("patient")
+        ys += list(truth.loc[t.index, "responder"].astype(bool))
+        bs += list(t["benefit"])
+    assert roc_auc_score(ys, bs) >= BENEFIT_AUROC_T_CELLS - 0.1

@@ -173,7 +173,7 @@ def _cohort(seed: int = 0) -> ad.AnnData:
         mal = grp != "imm"
         lam[0] = 6.0 if grp == "A" else 0.0
         lam[1] = lam[2] = 0.0 if mal else 4.0
-        rows.append(rs.poisson(lam, size=(n, len(genes))))
+        rows.append(rs.poisson(np.maximum(lam, 0.2), size=(n, len(genes))))  # ambient RNA in every cell
         obs += [{"sample": "S1", "clone": grp if mal else None,
                  "malignant": "malignant" if mal else "non-malignant"}] * n  # fmt: skip
     X = sparse.csr_matrix(np.vstack(rows).astype(np.float32))

@@ -50,13 +50,13 @@ SYMBOL_COLUMNS = (
 #: the order of the steps; spatial steps run only with coordinates
 STEP_ORDER = (
     "qc", "gene_positions", "normalize", "embedding", "cnv", "malignant", "clones", "cell_types", "signatures",
-    "stemness", "tumor_score", "interface", "immune_phenotype", "niches", "checkpoints", "therapy", "combinations",
-    "simulation",
+    "stemness", "tumor_score", "interface", "immune_phenotype", "niches", "checkpoints", "immunotherapy", "therapy",
+    "combinations", "simulation",
 )  # fmt: skip
 #: steps that need single cells: not planned for spot data (Visium, ST), where each observation
 #: mixes several cells
 CELL_STEPS = ("malignant", "clones", "cell_types", "stemness", "interface", "immune_phenotype", "niches",
-              "checkpoints", "therapy", "combinations", "simulation")  # fmt: skip
+              "checkpoints", "immunotherapy", "therapy", "combinations", "simulation")  # fmt: skip
 #: coordinates are a spot grid when at least this share of nearest-neighbour distances lies within
 #: SPOT_TOLERANCE of their median, per sample (spot arrays: 0.80-0.93 on the four her2st sections;
 #: cells: 0.32-0.35 on MERFISH, multiplex IF and the simulated tissues; tests/test_pipeline.py)
@@ -69,12 +69,14 @@ NEEDS = {
     "clones": ("malignant",), "cell_types": ("normalize",), "signatures": ("normalize",), "stemness": ("cell_types",),
     "tumor_score": ("gene_positions", "normalize"), "interface": ("malignant", "cell_types"),
     "immune_phenotype": ("interface",), "niches": ("cell_types",), "checkpoints": ("cell_types",),
-    "therapy": ("clones", "cell_types"), "combinations": ("therapy",), "simulation": ("therapy",),
+    "immunotherapy": ("cell_types",), "therapy": ("cell_types",), "combinations": ("therapy",),
+    "simulation": ("therapy",),
 }  # fmt: skip
 #: the steps whose results a step reads when they are present (a change there reruns it)
 USES = {
     "cell_types": ("malignant", "embedding"), "stemness": ("malignant",), "niches": ("interface",),
-    "checkpoints": ("interface", "niches"), "therapy": ("immune_phenotype", "signatures"),
+    "checkpoints": ("interface", "niches"), "immunotherapy": ("malignant", "immune_phenotype"),
+    "therapy": ("clones", "immune_phenotype", "signatures"),
 }  # fmt: skip
 #: median distance between neighbouring cells that is plausible in microns (real sections: MERFISH lung
 #: 6.6, multiplex IF 6.6, simulated tissue 8.8); outside it tm.run warns that the coordinates may be
@@ -875,7 +877,12 @@ def _outcome(name: str, a: AnnData, sample_key: str) -> str:
             from .get import therapy_survival
 
             t = therapy_survival(a)
-            return f"{int(t['survives'].sum())} of {len(t)} subclone-therapy pairs flagged as surviving"
+            n = t["call"].value_counts() if "call" in t else pd.Series(dtype=int)
+            return (f"{len(t)} rows: {int(n.get('responds', 0))} respond, {int(n.get('survives', 0))} survive, "
+                    f"{int(n.get('undetermined', 0))} undetermined")  # fmt: skip
+        if name == "immunotherapy":
+            t = a.uns[UNS.immunotherapy_benefit]["table"]
+            return f"benefit determined for {int(t['benefit'].notna().sum())} of {len(t)} samples"
     except (KeyError, AttributeError, TypeError, ValueError):
         return ""
     return ""
@@ -1124,20 +1131,33 @@ def _plan(
                                                             layer=layer, n_perms=n_perms, rng=rng, n_jobs=n_jobs),
                        {"n_perms": n_perms, "rng": rng, "spatial": spatial},
                        lambda a: UNS.checkpoint_interactions in a.uns))  # fmt: skip
+    steps.append(_Step("immunotherapy", "immunotherapy benefit per sample (published biomarkers)",
+                       lambda a: _quiet(tl.immunotherapy_benefit, a, sample_key=sample_key, layer=layer, rng=rng,
+                                        n_jobs=n_jobs),
+                       {"rng": rng}, lambda a: UNS.immunotherapy_benefit in a.uns))  # fmt: skip
+
+    def therapy(a: AnnData) -> None:
+        from ._errors import NotApplicableError
+        from .tl._cells import malignant_mask
+
+        has_call = OBS.malignant in a.obs or OBS.cell_type_major in a.obs
+        if OBS.cnv_clone not in a.obs and has_call and malignant_mask(a, None, None)[0].any():
+            raise NotApplicableError("needs CNV subclones of the malignant cells (step 'clones' gave none)")
+        _quiet(tl.therapy_survival, a, therapies=therapy_arg, groupby=OBS.cnv_clone, sample_key=sample_key,
+               layer=layer, rng=rng, n_jobs=n_jobs)  # fmt: skip
+
     steps.append(_Step("therapy", f"therapy survival of every CNV subclone ({len(therapies)} therap{'y' if len(therapies) == 1 else 'ies'})",
-                       lambda a: _quiet(tl.therapy_survival, a, therapies=therapy_arg, groupby=OBS.cnv_clone,
-                                        sample_key=sample_key, layer=layer, rng=rng, n_jobs=n_jobs),
-                       {"therapies": sorted(therapies), "rng": rng}, lambda a: UNS.therapy_survival in a.uns))  # fmt: skip
+                       therapy, {"therapies": sorted(therapies), "rng": rng}, lambda a: UNS.therapy_survival in a.uns))  # fmt: skip
 
     def combinations(a: AnnData) -> None:
-        # samples without malignant subpopulations (no survival rows) get no combination
-        have = set(a.uns[UNS.therapy_survival]["table"]["sample"].astype(str))
+        # samples without malignant subpopulations (no survival rows of a subclone) get no combination
+        have = _covered_samples(a)
         for s in a.obs[sample_key].cat.categories:
             if str(s) in have:
                 _quiet(tl.combination_cover, a, samples=str(s), key_added=combination_key(s))
 
     steps.append(_Step("combinations", "per-sample therapy combinations leaving no subclone behind", combinations,
-                       {}, lambda a: all(combination_key(s) in a.uns for s in set(a.uns[UNS.therapy_survival]["table"]["sample"].astype(str)))))  # fmt: skip
+                       {}, lambda a: all(combination_key(s) in a.uns for s in _covered_samples(a))))  # fmt: skip
     if simulate:
 
         def simulation(a: AnnData) -> None:
@@ -1376,6 +1396,12 @@ def _hvg_seurat(mean: np.ndarray, var: np.ndarray, n_top: int, n_bins: int = 20)
     n_top = min(n_top, x.size)
     cut = np.sort(x)[::-1][n_top - 1]
     return np.nan_to_num(norm, nan=-np.inf) >= cut
+
+
+def _covered_samples(a) -> set[str]:
+    """Samples with survival rows of a malignant subpopulation (the ones that get a combination)."""
+    t = a.uns[UNS.therapy_survival]["table"]
+    return set(t.loc[pd.to_numeric(t["fraction_of_sample"], errors="coerce").notna(), "sample"].astype(str))
 
 
 def combination_key(sample) -> str:

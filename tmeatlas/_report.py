@@ -83,11 +83,17 @@ METHODS = {
     "arm-level copy-number shift is flagged tumour-free and scored at or below 0.",
     "niches": "Niches by k-means on multi-scale neighbourhood composition and tumour proximity, pooled over "
     "samples; the number chosen by subsample stability (Lange T et al. Neural Comput 16:1299, 2004).",
-    "therapy": "Per-cell survival probability from the therapy's required targets (kNN-smoothed availability), "
-    "sensitivity and resistance programs (z-scores within sample) and, for immunotherapy, the microenvironment; "
-    "per subclone a surviving fraction with a bootstrap interval and ranked reasons. Therapy sources below.",
-    "combinations": "Smallest therapy sets after which no malignant subclone above 5% of its sample is flagged as "
-    "surviving, penalising targets expressed in normal compartments; exact integer programming (scipy milp).",
+    "immunotherapy": "Immunotherapy benefit per sample from published biomarkers, each in the cells and setting it "
+    "was validated in: TCF7+ and progenitor-exhausted shares of CD8 T cells (Sade-Feldman M et al. Cell 175:998, "
+    "2018), exhausted CD8 share, spatial immune phenotype (Chen DS & Mellman I, Nature 541:321, 2017) and, in whole "
+    "tumours only, CD8 infiltration, PD-L1+ tumour/myeloid share, T-cell-inflamed GEP (Ayers M et al. J Clin Invest "
+    "127:2930, 2017), MHC-I antigen presentation and TLS; standardised across samples, fixed literature weights.",
+    "therapy": "Per-cell survival probability from the therapy's targets (present or absent only where the "
+    "sequencing depth can tell, against the ambient level), sensitivity and resistance programs (relative to the "
+    "sample's malignant cells) and, for immunotherapy, the sample's benefit; per subclone a call (survives, "
+    "responds or undetermined) with an interval and ranked reasons. Therapy sources below.",
+    "combinations": "Smallest therapy sets after which every malignant subclone above 5% of its sample is shown to "
+    "respond, penalising targets expressed in normal compartments; exact integer programming (scipy milp).",
     "simulation": "Continuous vs adaptive dosing in a Lotka-Volterra competition model of the subclones "
     "(Gatenby RA et al. Cancer Res 69:4894, 2009; Zhang J et al. Nat Commun 8:1816, 2017).",
 }
@@ -97,7 +103,8 @@ STEP_UNS = {
     "qc": UNS.qc, "gene_positions": UNS.gene_positions, "cnv": UNS.cnv, "malignant": UNS.malignant,
     "clones": UNS.cnv_clones, "cell_types": UNS.annotate, "signatures": UNS.signatures, "stemness": UNS.stemness,
     "checkpoints": UNS.checkpoint_interactions, "interface": UNS.interface, "immune_phenotype": UNS.immune_phenotype,
-    "niches": UNS.niches, "therapy": UNS.therapy_survival, "simulation": UNS.therapy_simulation,
+    "niches": UNS.niches, "immunotherapy": UNS.immunotherapy_benefit, "therapy": UNS.therapy_survival,
+    "simulation": UNS.therapy_simulation,
     "tumor_score": UNS.tumor_score,
 }  # fmt: skip
 
@@ -242,6 +249,9 @@ def write_tables(adata: AnnData, folder: Path, *, sample_key: str) -> dict[str, 
     if UNS.niches in u:
         put("niche_composition", lambda: u[UNS.niches].get("composition"), index=True)
         put("niche_summary", lambda: u[UNS.niches].get("summary"))
+    if UNS.immunotherapy_benefit in u:
+        put("immunotherapy_benefit", lambda: get.immunotherapy_benefit(adata))
+        put("immunotherapy_components", lambda: get.immunotherapy_benefit(adata, components=True))
     if UNS.therapy_survival in u:
         put("therapy_survival", lambda: get.therapy_survival(adata))
     covers = [(s, k) for s, k in _cover_keys(adata, sample_key)]
@@ -651,13 +661,13 @@ def _therapy_tables(adata: AnnData, sample: str | None, sample_key: str) -> str:
     from . import get
 
     if UNS.therapy_survival not in adata.uns:
-        return ""
+        return _benefit_table(adata, sample)
     t = get.therapy_survival(adata)
     if sample is not None:
         t = t[t["sample"].astype(str) == sample]
         if t.empty:
             return ("<p>No malignant subpopulation was called in this sample, so no therapy-survival "
-                    "estimate or combination is given.</p>")  # fmt: skip
+                    "estimate or combination is given.</p>") + _benefit_table(adata, sample)  # fmt: skip
     flagged = t[t["survives"].astype(bool)].sort_values(
         ["sample", "group", "surviving_fraction"], ascending=[True, True, False]
     )
@@ -679,7 +689,21 @@ def _therapy_tables(adata: AnnData, sample: str | None, sample_key: str) -> str:
     if covers:
         out += "<h3>Proposed combinations</h3>" + _table(pd.concat(covers, ignore_index=True), max_rows=40,
                                                          note="Full table: tables/combination_cover.csv.")  # fmt: skip
-    return out
+    return out + _benefit_table(adata, sample)
+
+
+def _benefit_table(adata: AnnData, sample: str | None) -> str:
+    """The immunotherapy benefit of the sample (or of every sample), with what was and was not counted."""
+    from . import get
+
+    if UNS.immunotherapy_benefit not in adata.uns:
+        return ""
+    b = get.immunotherapy_benefit(adata)
+    if sample is not None:
+        b = b[b["sample"].astype(str) == sample]
+    cols = ["sample", "setting", "benefit", "ci_low", "ci_high", "call", "components", "not_counted"]
+    return ("<h3>Immunotherapy benefit (relative to the cohort)</h3>"
+            + _table(b[cols], max_rows=40, note="Components: tables/immunotherapy_components.csv."))  # fmt: skip
 
 
 def _report_body(ctx: dict[str, Any], sample: str | None, figs: list[Figure]) -> str:

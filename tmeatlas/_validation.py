@@ -125,3 +125,10 @@ def check_expression_values(X) -> None:
             "the expression matrix has negative values (scaled data?); pass raw counts or log-normalised "
             "expression (e.g. `layer='counts'`)."
         )
+
+
+def check_int(name: str, value: Any, minimum: int = 0) -> int:
+    """Raise unless ``value`` is an integer (not a bool) of at least ``minimum``; return it as ``int``."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+        raise InvalidParameterError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+    return int(value)

@@ -713,16 +713,17 @@ adata.uns["cnv_clones"]["clones"]
 
 For every malignant cell and therapy, `tm.tl.therapy_survival` adds up evidence terms on the
 logit scale with fixed, published-mechanism weights (stored in `uns["therapy_survival"]["weights"]`):
-absence of the target (averaged over the cell's nearest malignant neighbours so that dropouts
-do not read as absence), loss of required genes, resistance/sensitivity programs and genes
-(z-scored within each patient's malignant cells), and for checkpoint blockade the patient's
-immune benefit score and local antigen-presentation loss. With no evidence the prediction is
-0.5 and nothing is flagged. A subclone is flagged `survives` when the lower bound of the
-bootstrap interval of its surviving fraction is above 0.5.
+absence of the target (pooled over the cell's nearest malignant neighbours and called absent only
+where the sequencing depth can tell it from the ambient level, so that dropouts do not read as
+absence), loss of required genes, resistance/sensitivity programs and genes (relative to each
+patient's malignant cells), and for checkpoint blockade the patient's immunotherapy benefit
+(`tm.tl.immunotherapy_benefit`) and local antigen presentation. Each subclone gets a `call`:
+`survives` or `responds` when the interval of its surviving fraction excludes 0.5 and the
+evidence has odds of at least 4:1, else `undetermined` (with the reason first in `reasons`).
 
 Results: per-cell probabilities `obs["survival_<therapy>"]` and `uns["therapy_survival"]` with
-the `table` (read with `tm.get.therapy_survival`), the per-patient `immunotherapy` benefit
-components, the per-therapy `therapies` summary (target on-level, toxicity) and `params`.
+the `table` (read with `tm.get.therapy_survival`), the per-patient immunotherapy benefit
+(`tm.get.immunotherapy_benefit(adata, key="therapy_survival")`), the per-therapy `therapies` summary (target on-level, toxicity) and `params`.
 """),
     code("""
 THERAPIES = [
@@ -731,7 +732,8 @@ THERAPIES = [
 ]
 tm.tl.therapy_survival(adata, therapies=THERAPIES, groupby="cnv_clone", sample_key="sample", rng=0)
 table = tm.get.therapy_survival(adata)
-table[["therapy", "sample", "group", "n_cells", "surviving_fraction", "ci_low", "ci_high", "survives", "reasons"]].head(10)
+print(table["call"].value_counts())
+table[["therapy", "sample", "group", "n_cells", "surviving_fraction", "ci_low", "ci_high", "call", "reasons"]].head(10)
 """),
     code("""
 fig = tm.pl.therapy_survival(adata, return_fig=True)
@@ -746,12 +748,14 @@ fig = tm.pl.survival_reasons(adata, therapy="trastuzumab", return_fig=True)
 save_panel(fig, "survival_reasons_trastuzumab")
 """),
     md("""
-For checkpoint blockade the patient's immune context matters; its components (IFN-γ response,
-T-cell-inflamed profile, CD8 fraction, the spatial immune phenotype, ...) are in
-`uns["therapy_survival"]["immunotherapy"]`:
+For checkpoint blockade the patient's immune context matters: the benefit combines published
+biomarkers, each in the cells and setting it was validated in (TCF7+ and progenitor-exhausted
+shares of CD8 T cells, the spatial immune phenotype, CD8 infiltration, PD-L1, the T-cell-inflamed
+profile, antigen presentation, TLS), relative to the cohort, with what could not be measured and
+why:
 """),
     code("""
-adata.uns["therapy_survival"]["immunotherapy"][["sample", "immune_phenotype", "cd8_fraction", "tpex_fraction", "benefit", "components"]]
+tm.get.immunotherapy_benefit(adata, key="therapy_survival")[["sample", "setting", "benefit", "ci_low", "ci_high", "call", "components", "not_counted"]]
 """),
     md("""
 ### Check against the truth
@@ -759,7 +763,8 @@ adata.uns["therapy_survival"]["immunotherapy"][["sample", "immune_phenotype", "c
 The simulation decides each clone's response to one example drug per class by documented rules
 (`uns["simulation"]["therapy_rules"]`). We match each called subclone to the simulated clone
 most of its cells come from, look up the truth for the therapy's class, and cross-tabulate it
-with the `survives` flag (a *resistant* clone should be flagged, a *sensitive* one should not).
+with the `call` (a *resistant* clone should be called `survives`, a *sensitive* one `responds`;
+`undetermined` rows are counted apart).
 """),
     code("""
 sim = adata.uns["simulation"]
@@ -775,16 +780,18 @@ purity = mal.groupby("cnv_clone", observed=True)["true_clone"].agg(lambda s: s.a
 print(pd.DataFrame({"dominant true clone": dominant, "purity": purity.round(3)}))
 
 truth = sim["clone_therapy"].set_index(["clone", "therapy"])["response"]
-check = table[["therapy", "sample", "group", "surviving_fraction", "survives"]].copy()
+check = table[["therapy", "sample", "group", "surviving_fraction", "call", "survives"]].copy()
 check["true_clone"] = check["group"].astype(str).map(dominant)
 check["truth"] = [truth.get((c, therapy_class[t])) for c, t in zip(check["true_clone"], check["therapy"])]
-print(pd.crosstab(check["truth"], check["survives"], margins=True))
-agreement = ((check["truth"] == "resistant") == check["survives"]).mean()
-print(f"flag agrees with the simulated response for {agreement:.1%} of subclone x therapy pairs")
+print(pd.crosstab(check["truth"], check["call"], margins=True))
+decided = check[check["call"] != "undetermined"]
+agreement = ((decided["truth"] == "resistant") == decided["survives"]).mean()
+print(f"{len(decided)} of {len(check)} subclone x therapy pairs decided; the call agrees with the simulated "
+      f"response for {agreement:.1%} of them")
 """),
     code("""
 # where they disagree, and why the model decided so
-disagree = check[(check["truth"] == "resistant") != check["survives"]]
+disagree = decided[(decided["truth"] == "resistant") != decided["survives"]]
 disagree.merge(table[["therapy", "sample", "group", "reasons"]], on=["therapy", "sample", "group"])
 """),
     md("""
@@ -800,14 +807,14 @@ her2 = pd.DataFrame({
     "ERBB2 detected (fraction of cells)": detected.groupby(mal["cnv_clone"], observed=True).mean().round(3),
     "true ERBB2 state": dominant.map(erbb2_state),
 })
-her2.join(table[table["therapy"] == "trastuzumab"].set_index("group")[["surviving_fraction", "survives"]])
+her2.join(table[table["therapy"] == "trastuzumab"].set_index("group")[["surviving_fraction", "call"]])
 """),
     md("""
 ## 4. Combinations that leave no subclone behind
 
 `tm.tl.combination_cover` solves a set-cover integer program: the fewest therapies (at most
 `max_drugs`) such that every subclone above `min_fraction` of its patient's malignant cells is
-killed by (not flagged as surviving) at least one of them, with toxicity (the fraction of
+shown to respond (`call == "responds"`; undetermined rows kill nothing) to at least one of them, with toxicity (the fraction of
 non-malignant cells expressing the targets) as a tie-breaker. With `samples=` it covers one
 patient; we solve each patient separately and store each result under its own key. Results:
 `uns[key_added]` with `solutions`, `coverage` and `uncoverable`, read with
@@ -895,7 +902,7 @@ user_run = tm.tl.therapy_survival(
     adata, therapies=user_df, evidence=evidence, groupby="cnv_clone", sample_key="sample", rng=0, copy=True
 )
 print("knowledge base used:", user_run.uns["therapy_survival"]["params"]["knowledge_base_version"])
-tm.get.therapy_survival(user_run)[["therapy", "sample", "group", "surviving_fraction", "survives", "reasons"]]
+tm.get.therapy_survival(user_run)[["therapy", "sample", "group", "surviving_fraction", "call", "reasons"]]
 """),
     code("""
 fig = tm.pl.survival_reasons(user_run, therapy="my_trop2_adc", return_fig=True)

@@ -5,7 +5,16 @@ from __future__ import annotations
 from ._markers import markers
 from ._signatures import checkpoint_pairs, signatures
 from ._simulate import simulate_tumor
+from ._simulate_cohort import simulate_checkpoint_cohort
 from ._spots import simulate_spots
 from ._therapies import therapies
 
-__all__ = ["checkpoint_pairs", "markers", "signatures", "simulate_spots", "simulate_tumor", "therapies"]
+__all__ = [
+    "checkpoint_pairs",
+    "markers",
+    "signatures",
+    "simulate_checkpoint_cohort",
+    "simulate_spots",
+    "simulate_tumor",
+    "therapies",
+]

@@ -774,8 +774,16 @@ def _check_params(n_cells, n_patients, spatial, n_genes, normal_patient, immune_
     return n_cells, n_patients, n_genes, phenos, chunk
 
 
-def _simulate_patients(var, props, type_lp, n_per, phenos_all, is_normal, streams) -> dict:
-    """Per patient: sample effect, clones (tree, CNV, programs, therapy truth), malignant profiles, layout."""
+def _simulate_patients(
+    var, props, type_lp, n_per, phenos_all, is_normal, streams, antigen_presentation=None
+) -> dict:
+    """Per patient: sample effect, clones (tree, CNV, programs, therapy truth), malignant profiles, layout.
+
+    ``antigen_presentation`` (``None``, or per patient ``None``/``True``/``False``): ``True`` /
+    ``False`` set MHC class I antigen presentation intact / lost in every clone of the patient
+    (``tm.datasets.simulate_checkpoint_cohort``); this takes no random draws, so ``None``
+    gives the same output as before.
+    """
     G = len(var)
     gidx = {g: i for i, g in enumerate(var.index)}
     has_pos = props["table_pos"] >= 0
@@ -795,6 +803,9 @@ def _simulate_patients(var, props, type_lp, n_per, phenos_all, is_normal, stream
         out["type_row0"].append(len(rows))
         rows.extend(type_lp[t] + batch for t in range(len(_FINE)))
         tree = None if is_normal[pi] else _clone_tree(pname, rs, arm_ok)
+        if tree is not None and antigen_presentation is not None and antigen_presentation[pi] is not None:
+            for st in tree["states"].values():
+                st["antigen_presentation"] = bool(antigen_presentation[pi])
         if tree is not None:
             pat_prog = np.where(rs.random(G) < _PATIENT_FRAC, rs.normal(0.0, _PATIENT_SD, G), 0.0)
             pat_prog[props["is_mt"]] = 0.0

@@ -23,9 +23,9 @@ SOURCES_FILE = "therapies_sources.tsv"
 #: columns of the shipped table, in order
 FILE_COLUMNS = [
     "name", "display_name", "drug_class", "subclass", "modality", "molecular_targets", "targets",
-    "target_logic", "target_compartment", "required_genes", "requires_mutation", "sensitivity_genes",
-    "resistance_genes", "sensitivity_programs", "resistance_programs", "payload", "indication", "mechanism",
-    "evidence", "normal_expression_note", "sources",
+    "target_logic", "target_compartment", "target_level", "required_genes", "requires_mutation",
+    "sensitivity_genes", "resistance_genes", "sensitivity_programs", "resistance_programs", "payload",
+    "indication", "mechanism", "evidence", "normal_expression_note", "sources",
 ]  # fmt: skip
 #: columns holding lists (``;``-joined in the file, Python lists in the returned table)
 LIST_COLUMNS = [
@@ -39,9 +39,20 @@ PROGRAM_COLUMNS = ["sensitivity_programs", "resistance_programs"]
 #: columns of :func:`therapies`, in order
 COLUMNS = [*FILE_COLUMNS, "dois", "citation", "origin"]
 
-DRUG_CLASSES = ["chemotherapy", "targeted", "adc", "cell_therapy", "immunotherapy", "other"]
+#: allowed values of ``drug_class``
+DRUG_CLASSES = ["chemotherapy", "targeted", "epigenetic", "adc", "cell_therapy", "immunotherapy", "other"]
+#: allowed values of ``target_compartment``
 COMPARTMENTS = ["malignant", "immune", "stroma", "tme"]
+#: allowed values of ``target_logic`` (empty when a therapy has no ``targets``)
 TARGET_LOGIC = ["any", "all"]
+#: allowed values of ``target_level`` (empty when a therapy has no ``targets``): ``high`` when the label or
+#: pivotal trial requires overexpression or amplification of the target, ``any`` when any expression qualifies
+TARGET_LEVELS = ["any", "high"]
+#: allowed values of ``modality`` in the shipped table (user entries may name others)
+MODALITIES = [
+    "small_molecule", "monoclonal_antibody", "antibody_drug_conjugate", "car_t", "bispecific_antibody",
+    "tcr_bispecific", "peptide",
+]  # fmt: skip
 _NAME = re.compile(r"[A-Za-z0-9_]+")
 _VERSION = re.compile(r"#\s*version:\s*(\S+)")
 
@@ -186,6 +197,27 @@ def _check_programs(progs: list[str], field: str, name: str, known: list[str]) -
     )
 
 
+def _check_row(row: dict, name: str, known_programs: list[str]) -> None:
+    """The allowed values, genes and programs of one merged entry; a typed error naming the field."""
+    allowed = {"drug_class": DRUG_CLASSES, "target_compartment": COMPARTMENTS}
+    if row["targets"]:
+        allowed |= {"target_logic": TARGET_LOGIC, "target_level": TARGET_LEVELS}
+    for field, values in allowed.items():
+        if row[field] not in values:
+            raise InvalidParameterError(
+                f"extra[{name!r}][{field!r}] must be one of {values}, got {row[field]!r}."
+            )
+    if row["target_level"] and not row["targets"]:
+        raise InvalidParameterError(
+            f"extra[{name!r}]['target_level'] is {row['target_level']!r} but the entry has no 'targets'; give "
+            "the targets whose expression level it qualifies, or leave target_level out."
+        )
+    for field in GENE_COLUMNS:
+        _check_genes(row[field], field, name)
+    for field in PROGRAM_COLUMNS:
+        _check_programs(row[field], field, name, known_programs)
+
+
 def _merge(df: pd.DataFrame, extra) -> pd.DataFrame:
     rows = {r["name"]: dict(r) for r in df.to_dict("records")}
     known_programs = _signature_names()
@@ -220,27 +252,12 @@ def _merge(df: pd.DataFrame, extra) -> pd.DataFrame:
                 row[field] = value
             else:
                 raise InvalidParameterError(f"extra[{name!r}][{field!r}] must be a string, got {value!r}.")
-        if row["targets"] and not row["target_logic"]:
-            row["target_logic"] = "any"
-        if not row["targets"] and "target_logic" not in entry:
-            row["target_logic"] = ""
-        if row["drug_class"] not in DRUG_CLASSES:
-            raise InvalidParameterError(
-                f"extra[{name!r}]['drug_class'] must be one of {DRUG_CLASSES}, got {row['drug_class']!r}."
-            )
-        if row["target_compartment"] not in COMPARTMENTS:
-            raise InvalidParameterError(
-                f"extra[{name!r}]['target_compartment'] must be one of {COMPARTMENTS}, got "
-                f"{row['target_compartment']!r}."
-            )
-        if row["targets"] and row["target_logic"] not in TARGET_LOGIC:
-            raise InvalidParameterError(
-                f"extra[{name!r}]['target_logic'] must be one of {TARGET_LOGIC}, got {row['target_logic']!r}."
-            )
-        for field in GENE_COLUMNS:
-            _check_genes(row[field], field, name)
-        for field in PROGRAM_COLUMNS:
-            _check_programs(row[field], field, name, known_programs)
+        for field in ("target_logic", "target_level"):
+            if row["targets"] and not row[field]:
+                row[field] = "any"
+            if not row["targets"] and field not in entry:
+                row[field] = ""
+        _check_row(row, name, known_programs)
         row["origin"] = origin
         rows[name] = row
     return pd.DataFrame(list(rows.values()))
@@ -249,17 +266,27 @@ def _merge(df: pd.DataFrame, extra) -> pd.DataFrame:
 def therapies(*, species: str = "human", extra=None) -> pd.DataFrame:
     """The curated, cited and versioned therapy knowledge base shipped with tmeatlas.
 
-    One row per therapy (46 in version ``2026.11.0``): chemotherapies (platinum, taxanes,
+    One row per therapy (83 in version ``2026.12.0``): chemotherapies (platinum, taxanes,
     anthracyclines, antimetabolites), targeted drugs (EGFR, HER2, BRAF/MEK, PARP, CDK4/6, endocrine
-    ER and AR, KRAS G12C, angiogenesis), antibody-drug conjugates (ERBB2, TACSTD2, NECTIN4, FOLR1),
-    CAR T cells (CD19, BCMA), T-cell engagers and immune-checkpoint antibodies (PD-1, PD-L1,
-    CTLA-4, LAG-3). Columns: ``name`` (snake_case id), ``display_name``, ``drug_class``
-    (``chemotherapy``, ``targeted``, ``adc``, ``cell_therapy``, ``immunotherapy``), ``subclass``
-    (e.g. ``platinum``, ``her2``, ``anti_pd1``), ``modality``, ``molecular_targets`` (what the drug
+    ER and AR, KRAS G12C, angiogenesis, ALK, RET, NTRK, MET, KIT/ABL1, BCL-2, PI3K, mTOR),
+    epigenetic drugs (HDAC, EZH2, DNMT and BET inhibitors), microenvironment-targeting drugs (CSF1R,
+    TGF-beta receptor, CXCR4, FAP, CD73), antibody-drug conjugates (ERBB2, TACSTD2, NECTIN4, FOLR1,
+    F3, TNFRSF8, CD79B, CD22, CD33), CAR T cells (CD19, BCMA), T-cell engagers (BCMA, CD19, CD20,
+    GPRC5D, DLL3, gp100-HLA) and immune-checkpoint antibodies (PD-1, PD-L1, CTLA-4, LAG-3). Columns:
+    ``name`` (snake_case id), ``display_name``, ``drug_class`` (``chemotherapy``, ``targeted``,
+    ``epigenetic``, ``adc``, ``cell_therapy``, ``immunotherapy``, ``other``; microenvironment drugs
+    that are not checkpoint blockade are ``targeted``), ``subclass`` (e.g. ``platinum``, ``her2``,
+    ``hdac``, ``csf1r``, ``anti_pd1``), ``modality``, ``molecular_targets`` (what the drug
     binds), ``targets`` (genes whose *expression* the therapy needs; empty for cytotoxic
-    chemotherapy), ``target_logic`` (``any``/``all``), ``target_compartment`` (``malignant``,
+    chemotherapy and for drugs whose target is ubiquitous, such as HDAC or DNMT inhibitors),
+    ``target_logic`` (``any``/``all``), ``target_compartment`` (``malignant``,
     ``immune``, ``stroma`` or ``tme``: where the targets must be expressed, e.g. PD-1 on T cells,
-    VEGF-A across the microenvironment), ``required_genes`` (further genes whose loss confers
+    VEGF-A across the microenvironment), ``target_level`` (``high`` when the label or pivotal trial
+    requires overexpression or amplification of the target, e.g. trastuzumab, pertuzumab and
+    trastuzumab emtansine for HER2 IHC 3+ or ISH-amplified disease; ``any`` when any expression
+    qualifies, e.g. trastuzumab deruxtecan in HER2-low disease (DESTINY-Breast04) or endocrine
+    therapy at ER >= 1%; empty when there are no ``targets``; the ``evidence`` text says why),
+    ``required_genes`` (further genes whose loss confers
     resistance, e.g. RB1 for CDK4/6 inhibitors), ``requires_mutation`` (genomic requirement such as
     ``"BRAF V600E/K"`` or ``"KRAS G12C"``: expression data cannot see mutations, so a scorer can
     report but not test it), ``sensitivity_genes`` / ``resistance_genes`` (genes whose high
@@ -277,7 +304,8 @@ def therapies(*, species: str = "human", extra=None) -> pd.DataFrame:
     was checked) is ``tmeatlas/_data/therapies_sources.tsv``.
 
     Sources: pivotal trials such as Slamon et al., NEJM 2001 (trastuzumab), Reck et al., NEJM
-    2016 (pembrolizumab), Maude et al., NEJM 2018 (tisagenlecleucel); resistance and mechanism
+    2016 (pembrolizumab), Maude et al., NEJM 2018 (tisagenlecleucel), Modi et al., NEJM 2022
+    (trastuzumab deruxtecan in HER2-low disease), Tap et al., Lancet 2019 (pexidartinib); resistance and mechanism
     papers such as Holohan et al., Nat Rev Cancer 2013; Sharma et al., Cell 2010; Sharma et al.,
     Cell 2017; every row cites its own (``tmeatlas/_data/PROVENANCE.md``; built and checked by
     ``data/build_therapies.py``).
@@ -291,8 +319,10 @@ def therapies(*, species: str = "human", extra=None) -> pd.DataFrame:
         ``name`` column and any of the columns above (except ``dois``, ``citation``, ``origin``). A known name
         overrides only the fields given; a new name needs at least ``drug_class``. List fields
         take lists or ``;``-separated strings; genes must be HGNC symbols of the package's gene
-        table and programs names of :func:`tmeatlas.datasets.signatures`, else
-        :class:`tmeatlas.InvalidParameterError`.
+        table and programs names of :func:`tmeatlas.datasets.signatures`; ``drug_class``,
+        ``target_compartment``, ``target_logic`` and ``target_level`` must take the values above
+        (``target_logic`` and ``target_level`` default to ``"any"`` when ``targets`` are given);
+        otherwise :class:`tmeatlas.InvalidParameterError`.
 
     Returns
     -------

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from ._drug_screen import drug_screen
 from ._signatures import checkpoint_interactions, signature_summary, signature_test
 from ._tables import composition, gene_positions
-from ._therapy import combination_cover, therapy_survival
+from ._therapy import combination_cover, immunotherapy_benefit, therapy_survival
 
 __all__ = [
     "checkpoint_interactions",
     "combination_cover",
     "composition",
+    "drug_screen",
     "gene_positions",
+    "immunotherapy_benefit",
     "signature_summary",
     "signature_test",
     "therapy_survival",

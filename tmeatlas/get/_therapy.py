@@ -14,7 +14,7 @@ from .._validation import check_adata
 if TYPE_CHECKING:
     from anndata import AnnData
 
-__all__ = ["combination_cover", "therapy_survival"]
+__all__ = ["combination_cover", "immunotherapy_benefit", "therapy_survival"]
 
 #: default keys (``tmeatlas/_keys.py``)
 UNS_THERAPY_SURVIVAL = UNS.therapy_survival
@@ -36,8 +36,9 @@ def therapy_survival(adata: AnnData, *, key: str = UNS_THERAPY_SURVIVAL) -> pd.D
 
     One row per therapy, sample and group: ``n_cells``, ``fraction_of_sample``,
     ``surviving_fraction`` (mean predicted per-cell survival), ``ci_low``/``ci_high``
-    (bootstrap over cells), ``survives`` (``ci_low`` above the threshold) and ``reasons``
-    (ranked, ``"; "``-joined), joined with the therapy's ``drug_class``, ``model`` and
+    (95% interval of the fraction of its cells that survive), ``call`` ("survives", "responds"
+    or "undetermined"), ``survives`` (``call == "survives"``) and ``reasons`` (the call and why,
+    then the evidence, ranked, ``"; "``-joined), joined with the therapy's ``drug_class``, ``model`` and
     ``toxicity``. Method and citations: :func:`tmeatlas.tl.therapy_survival`.
 
     Parameters
@@ -102,3 +103,47 @@ def combination_cover(adata: AnnData, *, key: str = UNS_COMBINATION_COVER) -> pd
     cov["covered"] = cov["covered"].astype(str).isin(["True", "true", "1"])
     df = sol[cols].merge(cov, on="rank", how="left")
     return df.sort_values(["rank", "sample", "group"], kind="stable").reset_index(drop=True)
+
+
+def immunotherapy_benefit(
+    adata: AnnData, *, key: str = UNS.immunotherapy_benefit, components: bool = False
+) -> pd.DataFrame:
+    """The per-sample immunotherapy benefit of :func:`tmeatlas.tl.immunotherapy_benefit`, tidy.
+
+    One row per sample: ``setting`` (whole tumour / immune cells only), ``n_cells``, ``benefit``
+    (relative to the cohort, 0 = its average), ``ci_low``/``ci_high`` (bootstrap over cells),
+    ``call`` ("above cohort", "below cohort", "undetermined"), ``n_components`` and the counted
+    ``components`` and ``not_counted`` ones with their reasons, as text. With
+    ``components=True``: one row per sample and component (value, z, published direction,
+    weight, contribution, status, reason, the population it is measured in and its size, the
+    setting it was validated in, source). Method: :func:`tmeatlas.tl.immunotherapy_benefit`.
+
+    Parameters
+    ----------
+    adata
+        Annotated data matrix with the result of :func:`tmeatlas.tl.immunotherapy_benefit` (or of
+        :func:`tmeatlas.tl.therapy_survival`, whose ``immunotherapy`` entry is the same table).
+    key
+        Its ``adata.uns`` key (``"therapy_survival"`` reads the benefit that therapy_survival used).
+    components
+        Return the per-component table instead of the per-sample one.
+
+    Returns
+    -------
+    A new :class:`pandas.DataFrame`.
+    """
+    if not isinstance(components, bool):
+        raise InvalidParameterError(f"components must be True or False, got {components!r}.")
+    res = _entry(adata, key, "immunotherapy_benefit")
+    if "immunotherapy" in res:  # the benefit that therapy_survival used
+        res = {"table": res["immunotherapy"], "components": res.get("immunotherapy_components")}
+    part = "components" if components else "table"
+    if not isinstance(res, dict) or part not in res:
+        raise MissingResultError(
+            f"adata.uns[{key!r}] has no immunotherapy benefit '{part}'; run `tm.tl.immunotherapy_benefit(adata)`."
+        )
+    df = pd.DataFrame(res[part]).copy()
+    for c in ("n_cells", "n_components", "n_population", "direction"):
+        if c in df:
+            df[c] = pd.to_numeric(df[c]).astype(int)
+    return df.reset_index(drop=True)

@@ -198,7 +198,7 @@ def _luminance(rgba) -> float:
 
 
 def _flag_note(threshold: float) -> str:
-    return f"survives: lower 95% bound > {threshold:g}"
+    return f"survives: 95% interval > {threshold:g}, evidence decides; ?: no evidence"
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,9 +225,10 @@ def therapy_survival(
     the per-cell survival probability :math:`s_{id} = \\sigma(\\ell_{id})` of the tool's
     additive logistic evidence model, on a fixed [0, 1] scale (``cividis`` by default: a
     perceptually uniform map readable with colour-vision deficiencies, Nuñez et al., PLoS ONE
-    13:e0199239, 2018). Cells flagged ``survives`` (lower bound of the 95% bootstrap interval
-    above the tool's ``threshold``) get a bold black outline with a white halo, noted in the
-    legend; with ``annotate`` each cell shows its value (bold when flagged). Cells are vector
+    13:e0199239, 2018). Cells called ``survives`` (interval above the tool's ``threshold`` with
+    deciding evidence) get a bold black outline with a white halo, noted in the legend; with
+    ``annotate`` each cell shows its value (bold when flagged), and a grey "?" where no evidence
+    was measured (call undetermined, no fraction). Cells are vector
     patches, so PDF/SVG output stays sharp. Why a subpopulation survives:
     :func:`survival_reasons`.
 
@@ -286,10 +287,12 @@ def therapy_survival(
     n_r, n_c = len(subs), len(order)
     vals = np.full((n_r, n_c), np.nan)
     flag = np.zeros((n_r, n_c), bool)
+    scored = np.zeros((n_r, n_c), bool)
     for r in table.itertuples(index=False):
         i, j = row_of[(r.sample, r.group)], col_of[r.therapy]
         vals[i, j] = r.surviving_fraction
         flag[i, j] = bool(r.survives)
+        scored[i, j] = True
 
     fig, axes = new_axes(ax, panel_size=(max(3.6, 0.55 * n_c + 3.0), max(2.6, 0.34 * n_r + 2.2)))
     a = axes[0]
@@ -312,6 +315,8 @@ def therapy_survival(
             color = "black" if _luminance(cm(float(vals[i, j]))) > 0.35 else "white"
             a.text(j, i, f"{vals[i, j]:.2f}", ha="center", va="center", color=color, fontsize=fs,
                    fontweight="bold" if flag[i, j] else "normal", zorder=4)  # fmt: skip
+        for i, j in zip(*np.nonzero(scored & ~np.isfinite(vals))):  # no evidence measured: undetermined
+            a.text(j, i, "?", ha="center", va="center", color="0.35", fontsize=fs, zorder=4)
     a.set_xlim(-0.5, n_c - 0.5)
     a.set_ylim(n_r - 0.5, -0.5)
     a.set_xticks(np.arange(n_c), order, rotation=45, ha="right", rotation_mode="anchor", fontsize="small")

@@ -6,6 +6,8 @@ from ._annotate import annotate
 from ._checkpoints import checkpoint_interactions
 from ._clones import cnv_clones
 from ._cnv import infer_cnv
+from ._drug_screen import drug_screen
+from ._immunotherapy import immunotherapy_benefit
 from ._integrate import integrate, transfer_labels
 from ._malignant import call_malignant
 from ._signatures import score_signatures
@@ -19,6 +21,8 @@ __all__ = [
     "checkpoint_interactions",
     "cnv_clones",
     "combination_cover",
+    "drug_screen",
+    "immunotherapy_benefit",
     "infer_cnv",
     "integrate",
     "score_signatures",

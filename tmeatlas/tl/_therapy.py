@@ -16,13 +16,24 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._core.chunks import is_streamed, row_blocks, row_subset_blocks
+from .._core.chunks import is_streamed, row_block, row_blocks, row_subset_blocks
 from .._errors import InvalidInputError, InvalidParameterError, MissingResultError, NotApplicableError
 from .._keys import OBS, SURVIVAL_PREFIX, UNS
 from .._rng import RngLike, make_rng, resolve_seed, spawn_seeds
 from .._settings import logger, settings
 from .._store import store
-from .._validation import check_obs_key, get_matrix, looks_like_counts, start, suggest_names
+from .._validation import (
+    check_int,
+    check_obs_key,
+    check_one_of,
+    get_matrix,
+    looks_like_counts,
+    start,
+    suggest_names,
+)
+from ._cells import gene_cols as _gene_cols
+from ._cells import malignant_mask as _malignant_mask
+from ._immunotherapy import _APM, IMMUNE_ONLY, _score, benefit_tables
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -37,13 +48,13 @@ OBS_IMMUNE_PHENOTYPE = OBS.immune_phenotype
 #: columns of ``uns[key_added]["table"]``
 TABLE_COLUMNS = [
     "therapy", "sample", "group", "n_cells", "fraction_of_sample", "surviving_fraction", "ci_low", "ci_high",
-    "survives", "reasons",
+    "call", "survives", "reasons",
 ]  # fmt: skip
-#: columns of ``uns[key_added]["immunotherapy"]``
-IMMUNO_COLUMNS = [
-    "sample", "n_cells", "n_malignant", "ifng_malignant", "apm_malignant", "tcell_inflamed_gep", "cd8_fraction",
-    "tpex_fraction", "pdl1_fraction", "immune_phenotype", "benefit", "components",
-]  # fmt: skip
+#: columns of ``uns[key_added]["therapies"]``
+THERAPY_COLUMNS = ["therapy", "drug_class", "model", "targets", "target_level", "bimodal", "on_level", "off_level",
+                   "background", "toxicity"]  # fmt: skip
+#: the group of the immunotherapy row of a sample without malignant cells
+_NO_MALIGNANT = "(no malignant cells)"
 
 #: fixed weights of the evidence terms on the logit scale (see :func:`therapy_survival`)
 WEIGHTS = {
@@ -55,34 +66,17 @@ WEIGHTS = {
     "gene": 1.0,  # per SD of a sensitivity / resistance gene
     "evidence": 1.5,  # per SD of a user drug-sensitivity signature
     "ici_benefit": 2.0,  # per SD of the sample's immunotherapy benefit score
-    "ici_antigen": 1.5,  # per SD of antigen-presentation loss in the cell's neighbourhood
+    "ici_antigen": 1.5,  # per SD of antigen presentation in the cell's neighbourhood (two-sided)
 }
-#: weights of the components of the per-sample immunotherapy benefit score (sign: + helps)
-BENEFIT_WEIGHTS = {
-    "ifng_malignant": 1.0,
-    "apm_malignant": 1.0,
-    "tcell_inflamed_gep": 1.0,
-    "cd8_fraction": 1.0,
-    "tpex_fraction": 1.0,
-    "pdl1_fraction": 1.0,
-    "immune_phenotype": 2.0,
-}
-#: spatial immune phenotype -> benefit component (Chen & Mellman, Nature 2017)
-PHENOTYPE_VALUE = {"inflamed": 1.0, "excluded": -1.0, "desert": -1.0}
-#: benefit components that measure T-cell abundance rather than infiltration; in a sample whose
-#: spatial immune phenotype is excluded or desert they can lower the benefit but not raise it
-_TCELL_ABUNDANCE = ("tcell_inflamed_gep", "cd8_fraction", "tpex_fraction")
-_NOT_INFILTRATED = ("excluded", "desert")
-#: immunotherapy signatures (library names)
-_IFNG, _APM, _GEP, _TPEX, _TEX = (
-    "AYERS_IFNG_6", "MHC1_APM_SENBABAOGLU", "AYERS_TCELL_INFLAMED_GEP_18", "TPEX_TSUI2022", "TEX_CHU2023",
-)  # fmt: skip
 _CYCLE = ("TIROSH_G2M", "TIROSH_G1S")  # excluded from the neighbour graph
 _Z_CLIP = 3.0
 _VAR_FLOOR_REL = 0.05  # variance floor of the mixture components: (5% of the 99th percentile)^2
 _ASHMAN_D = 2.0  # bimodality criterion (Ashman et al. 1994)
 _MIN_COMPONENT = 0.02
-_DETECT_FULL = 0.5  # unimodal target: detected in half of a neighbourhood counts as fully available
+_LEVEL_STEP = 4.0  # levels of the detection model: background; expressed (4x); overexpressed (4x expressed)
+_MIN_LINEAGE = 20  # fewest non-malignant cells of a lineage whose rate can serve as the background
+_SURE = 0.8  # availability at or above this: present (likelihood ratio 4:1); at or below 1 - this: absent
+_DECIDE = float(np.log(4.0))  # mean logit a call needs beyond the threshold's (odds 4:1, as _SURE)
 _MIX_MAX = 20_000  # cells used to fit the target mixture (an even stride beyond)
 _REASON_MIN = 0.25  # smallest mean logit contribution worth a reason
 _GREEDY_ABOVE = 200_000  # therapies x subpopulations above which method="auto" runs the greedy cover
@@ -143,32 +137,6 @@ def _kind(row) -> str:
 # --------------------------------------------------------------------------------------------
 # expression helpers
 # --------------------------------------------------------------------------------------------
-def _malignant_mask(adata, key, value) -> tuple[np.ndarray, str]:
-    obs = adata.obs
-    if key is not None:
-        check_obs_key(adata, key, what="malignant_key")
-        candidates = [(key, value if value is not None else "malignant")]
-    else:
-        candidates = [
-            (OBS.malignant, "malignant"),
-            (OBS.compartment, "malignant"),
-            (OBS.cell_type_major, "Malignant"),
-        ]
-        if value is not None:
-            candidates = [(k, value) for k, _ in candidates]
-    for k, v in candidates:
-        if k in obs.columns:
-            col = obs[k]
-            if pd.api.types.is_bool_dtype(col):
-                return col.to_numpy(bool), f"obs[{k!r}] is True"
-            return (col.astype(str) == str(v)).to_numpy(), f"obs[{k!r}] == {v!r}"
-    raise MissingResultError(
-        "no malignant calls: none of obs['malignant'], obs['compartment'], obs['cell_type_major'] exists. Run "
-        "`tm.tl.call_malignant(adata)` or `tm.tl.annotate(adata)` first, or name your own column with "
-        "`malignant_key=` and `malignant_value=`."
-    )
-
-
 def _lognorm_rows(X, rows: np.ndarray, chunk: int) -> sparse.csr_matrix:
     """Log-normalised expression of ``rows`` (CSR): ``log1p`` CP10k for counts, else as stored."""
     counts = looks_like_counts(X)
@@ -321,101 +289,302 @@ def _on_probability(x: np.ndarray, mu: np.ndarray, var: np.ndarray, w: np.ndarra
     return np.where(x <= mu[0], 0.0, np.where(x >= mu[1], 1.0, p))
 
 
-def _gene_cols(var_names, genes) -> dict[str, int]:
-    from ._signatures import _gene_columns
-
-    genes = list(dict.fromkeys(genes))
-    if not genes:
-        return {}
-    cols = _gene_columns(var_names, genes)
-    return {g: int(c) for g, c in zip(genes, cols) if c >= 0}
-
-
-def _score(adata_like, signatures, seed: int, n_jobs) -> pd.DataFrame:
-    """Control scores (Tirosh) of ``signatures`` on every cell of a light AnnData; unscorable ones dropped."""
-    from ._signatures import score_signatures
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            score_signatures(adata_like, signatures=signatures, method="control", rng=seed, n_jobs=n_jobs,
-                             key_added="_therapy_scores", prefix="_ts_")  # fmt: skip
-        except InvalidInputError:
-            return pd.DataFrame(index=adata_like.obs_names)
-    cols = [c for c in adata_like.obs.columns if str(c).startswith("_ts_")]
-    return adata_like.obs[cols].rename(columns=lambda c: str(c)[4:]).astype(np.float64)
-
-
 # --------------------------------------------------------------------------------------------
-# immunotherapy benefit per sample
+# evidence terms
 # --------------------------------------------------------------------------------------------
-def _immuno_table(adata, scores, samples, mal, E_all, cols, cell_type_key) -> pd.DataFrame:
-    """Per-sample components of the immunotherapy benefit score and the score itself."""
-    labels = None
-    if cell_type_key is not None:
-        labels = adata.obs[cell_type_key].astype(str).str.contains("CD8", case=False).to_numpy()
-    cd8 = labels
-    if cd8 is None:
-        c8 = [cols[g] for g in ("CD8A", "CD8B") if g in cols]
-        cd8 = (np.asarray((E_all[:, c8] > 0).sum(axis=1)).ravel() > 0) if c8 else np.zeros(adata.n_obs, bool)
-    cd8 = cd8 & ~mal
-    pdl1 = np.asarray(E_all[:, cols["CD274"]].todense()).ravel() > 0 if "CD274" in cols else None
-    pheno = (
-        adata.obs[OBS_IMMUNE_PHENOTYPE].astype(str).to_numpy() if OBS_IMMUNE_PHENOTYPE in adata.obs else None
-    )
+class _Ctx:
+    """What every therapy's terms read: malignant cells, their neighbourhoods, scores and counts."""
 
-    def col(name):
-        return scores[name].to_numpy() if name in scores.columns else None
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
 
-    ifng, apm, gep, tpex, tex = (col(n) for n in (_IFNG, _APM, _GEP, _TPEX, _TEX))
-    rows = []
-    for s in pd.unique(samples):
-        m = samples == s
-        mm = m & mal
-        c8 = m & cd8
-        row = {"sample": s, "n_cells": int(m.sum()), "n_malignant": int(mm.sum())}
-        row["ifng_malignant"] = float(np.mean(ifng[mm])) if ifng is not None and mm.any() else np.nan
-        row["apm_malignant"] = float(np.mean(apm[mm])) if apm is not None and mm.any() else np.nan
-        row["tcell_inflamed_gep"] = float(np.mean(gep[m])) if gep is not None else np.nan
-        row["cd8_fraction"] = float(c8.sum() / m.sum())
-        row["tpex_fraction"] = (
-            float(np.mean(tpex[c8] > tex[c8]))
-            if tpex is not None and tex is not None and c8.sum() >= 5
-            else np.nan
+
+def _target_counts(X, cols: np.ndarray, chunk: int) -> tuple[sparse.csc_matrix, np.ndarray]:
+    """Stored values of the genes ``cols`` for every cell (CSC) and every cell's library size (row sum)."""
+    parts, libs = [], []
+    for s in range(0, X.shape[0], chunk):
+        Xc = sparse.csr_matrix(row_block(X, s, min(X.shape[0], s + chunk)), dtype=np.float64)
+        libs.append(np.asarray(Xc.sum(axis=1)).ravel())
+        parts.append(sparse.csr_matrix(Xc[:, cols]))
+    C = sparse.vstack(parts, format="csc") if parts else sparse.csc_matrix((0, len(cols)))
+    return C, np.concatenate(libs) if libs else np.zeros(0)
+
+
+def _background(C: sparse.csc_matrix, lib: np.ndarray, non_mal: np.ndarray, lineage) -> np.ndarray:
+    """Per gene, the median over the non-malignant lineages (>= 20 cells; all non-malignant cells pooled
+    when none has 20) of its rate (counts per count): the level of a cell that does not express the gene
+    (ambient RNA, mis-mapping), robust to the few lineages that do express it. Floored at half a count
+    over all non-malignant cells; NaN without any."""
+    if not non_mal.any() or lib[non_mal].sum() <= 0:
+        return np.full(C.shape[1], np.nan)
+    groups = [non_mal]
+    if lineage is not None:
+        groups = [non_mal & (lineage == g) for g in pd.unique(lineage[non_mal])]
+        groups = [m for m in groups if m.sum() >= _MIN_LINEAGE] or [non_mal]
+    rates = np.vstack([np.asarray(C[m].sum(axis=0)).ravel() / max(lib[m].sum(), 1.0) for m in groups])
+    return np.maximum(np.median(rates, axis=0), 0.5 / lib[non_mal].sum())
+
+
+def _llr_availability(C: np.ndarray, L: np.ndarray, off: float, on: float) -> np.ndarray:
+    """Posterior (even prior) that pooled counts ``C`` over ``L`` counted molecules come from rate ``on``
+    rather than ``off`` (Poisson likelihood ratio): ~0.5 where the depth cannot tell them apart."""
+    llr = C * np.log(on / off) - L * (on - off)
+    return 1.0 / (1.0 + np.exp(-np.clip(llr, -50, 50)))
+
+
+def _pooled(ctx, v: np.ndarray) -> np.ndarray:
+    """Sum of ``v`` over each malignant cell's neighbourhood (the averaging operator times its size)."""
+    return (ctx.Ssm @ v) / np.maximum(ctx.w2, 1e-12)
+
+
+def _availability(ctx, genes: list[str], logic: str, level: str):
+    """Per malignant cell: probability its neighbourhood has the target, detection, and how it was judged."""
+    M = np.column_stack([ctx.expr(g) for g in genes])
+    x = M.max(axis=1) if logic == "any" else M.min(axis=1)
+    det = (M > 0).any(axis=1) if logic == "any" else (M > 0).all(axis=1)
+    xs = ctx.Ssm @ x
+    bimodal, mu, var, w = _two_gaussians(xs)
+    info = {"bimodal": bimodal, "on_level": float(mu[1]) if bimodal else np.nan,
+            "off_level": float(mu[0]) if bimodal else np.nan, "target_level": level, "background": np.nan}  # fmt: skip
+    if level == "high" and bimodal:
+        return _on_probability(xs, mu, var, w), det, info, "mixture"
+    b = np.array([ctx.background.get(g, np.nan) for g in genes])
+    if not ctx.counts or not np.isfinite(b).all():
+        why = (
+            "input is not raw counts"
+            if not ctx.counts
+            else "no non-malignant cells to measure the background"
         )
-        row["pdl1_fraction"] = float(np.mean(pdl1[m])) if pdl1 is not None else np.nan
-        if pheno is not None:
-            vals = pd.Series(pheno[m]).value_counts()
-            row["immune_phenotype"] = str(vals.index[0]) if len(vals) else ""
+        return np.full(len(x), 0.5), det, info, f"untestable: {why}"
+    info["background"] = float(b.max() * 1e4)
+    L = _pooled(ctx, ctx.lib)
+    rates = []
+    for bg in b:
+        expressed = _LEVEL_STEP * bg
+        rates.append((bg, expressed) if level != "high" else (expressed, _LEVEL_STEP * expressed))
+    A = np.column_stack(
+        [_llr_availability(_pooled(ctx, ctx.count(g)), L, off, on) for g, (off, on) in zip(genes, rates)]
+    )
+    return (A.max(axis=1) if logic == "any" else A.min(axis=1)), det, info, "depth"
+
+
+def _target_term(row, ctx, terms, caveats, info):
+    """Target availability term; returns the gate (availability) or None when the therapy has no target."""
+    tg = [g for g in row["targets"] if g in ctx.gcols]
+    missing = [g for g in row["targets"] if g not in ctx.gcols]
+    if missing and (row["target_logic"] == "all" or not tg):
+        caveats.append(f"target(s) {', '.join(missing)} not measured")
+    if not tg:
+        return None
+    logic = row["target_logic"] or "any"
+    level = row.get("target_level") or "any"
+    key = (tuple(tg), logic, level)
+    if key not in ctx.target_cache:
+        a, det, tinfo, how = _availability(ctx, tg, logic, level)
+        Mn = np.column_stack([ctx.all_detected(g)[ctx.non_mal] for g in tg])
+        tinfo["toxicity"] = (
+            float((Mn.any(axis=1) if logic == "any" else Mn.all(axis=1)).mean()) if ctx.non_mal.any() else 0.0
+        )
+        ctx.target_cache[key] = (a, det, tinfo, how)
+    a, det, tinfo, how = ctx.target_cache[key]
+    info.update(tinfo)
+    if how.startswith("untestable"):
+        caveats.append(f"target {'/'.join(tg)} {how}: absence not tested")
+    t = WEIGHTS["target_absent"] * (1 - a) - WEIGHTS["target_present"] * a
+    terms["target"] = (t, (" and " if logic == "all" else "/").join(tg), (det, a, level, how))
+    return a
+
+
+def _centred(v: np.ndarray, codes: np.ndarray | None) -> np.ndarray:
+    """``v`` minus its mean over the reference (each sample's malignant cells, or all)."""
+    out = v.astype(float).copy()
+    groups = [np.arange(len(v))] if codes is None else [np.flatnonzero(codes == c) for c in np.unique(codes)]
+    for idx in groups:
+        out[idx] -= out[idx].mean()
+    return out
+
+
+def _modifier_terms(row, ctx, terms, caveats, kind):
+    """Required genes, sensitivity / resistance programs and genes (all relative to the reference)."""
+    W = WEIGHTS
+    for g in row["required_genes"]:
+        if g not in ctx.gcols:
+            caveats.append(f"required gene {g} not measured")
+            continue
+        a, det, _, how = _availability(ctx, [g], "any", "any")
+        if how.startswith("untestable"):
+            caveats.append(f"required gene {g} {how}: loss not tested")
+        terms[f"required:{g}"] = (W["required_lost"] * np.maximum(0.0, 1.0 - 2.0 * a), g, (det, a))
+    for col, sign, key, weight, source in (
+        ("sensitivity_programs", -1, "sens_programs", W["program"], ctx.zprog),
+        ("resistance_programs", 1, "res_programs", W["program"], ctx.zprog),
+        ("sensitivity_genes", -1, "sens_genes", W["gene"], None),
+        ("resistance_genes", 1, "res_genes", W["gene"], None),
+    ):
+        if source is not None:
+            avail = [p for p in row[col] if p in source]
+            caveats += [f"program {p} not scored (too few genes)" for p in row[col] if p not in source]
+            Z = np.column_stack([source[p] for p in avail]) if avail else None
         else:
-            row["immune_phenotype"] = ""
-        rows.append(row)
-    df = pd.DataFrame(rows)
-    num = np.zeros(len(df))
-    den = np.zeros(len(df))
-    used = [[] for _ in range(len(df))]
-    for comp, w in BENEFIT_WEIGHTS.items():
-        if comp == "immune_phenotype":
-            z = df[comp].map(PHENOTYPE_VALUE).to_numpy(dtype=float)
-        else:
-            v = df[comp].to_numpy(dtype=float)
-            ok = np.isfinite(v)
-            z = np.full(len(v), np.nan)
-            if ok.sum() >= 3 and np.std(v[ok]) > 1e-12:
-                z[ok] = np.clip((v[ok] - v[ok].mean()) / v[ok].std(), -_Z_CLIP, _Z_CLIP)
-        for i in np.flatnonzero(np.isfinite(z)):
-            zi = z[i]
-            note = ""
-            if comp in _TCELL_ABUNDANCE and zi > 0 and df["immune_phenotype"].iloc[i] in _NOT_INFILTRATED:
-                # T cells kept out of the tumour bed do not add benefit (Chen & Mellman 2017)
-                note = f" (not counted: {df['immune_phenotype'].iloc[i]})"
-                zi = 0.0
-            num[i] += w * zi
-            den[i] += w
-            used[i].append(f"{comp}={z[i]:+.1f}{note}")
-    df["benefit"] = np.where(den > 0, num / np.maximum(den, 1e-12), 0.0)
-    df["components"] = ["; ".join(u) if u else "no component measurable (benefit 0)" for u in used]
-    return df[IMMUNO_COLUMNS]
+            avail = [g for g in row[col] if g in ctx.gcols]
+            Z = np.column_stack([ctx.smooth_z(ctx.expr(g)) for g in avail]) if avail else None
+        if Z is None:
+            continue
+        if sign < 0:  # sensitivity: the mean z, two-sided
+            terms[key] = (-weight * Z.mean(axis=1), avail, Z)
+        else:  # resistance: any one mechanism (the highest z), centred on the reference so an average cell is 0
+            terms[key] = (weight * _centred(Z.max(axis=1), ctx.zcodes), avail, Z)
+    if kind == "tme":
+        caveats.append(f"acts on the {row['target_compartment']} ({';'.join(row['targets'])}); judged by tumour "
+                       "programs only")  # fmt: skip
+
+
+def _ici_terms(ctx, terms, caveats):
+    """Immune-checkpoint blockade: the sample's benefit and antigen presentation around the cell."""
+    b = np.array([ctx.benefit.get(s, np.nan) for s in ctx.samples[ctx.mal_idx]])
+    if np.isnan(b).any():
+        caveats.append("immunotherapy benefit undetermined in some samples (see uns[...]['immunotherapy'])")
+    terms["ici_benefit"] = (-WEIGHTS["ici_benefit"] * np.nan_to_num(b), None, b)
+    if _APM in ctx.zprog:
+        terms["ici_antigen"] = (-WEIGHTS["ici_antigen"] * ctx.zprog[_APM], _APM, ctx.zprog[_APM])
+    else:
+        caveats.append(f"antigen presentation ({_APM}) not scored")
+
+
+def _therapy_logit(row, ctx):
+    """Per-cell logit of survival, its terms (contribution, label, evidence) and caveats for one therapy."""
+    kind = _kind(row)
+    terms: dict[str, tuple] = {}
+    caveats: list[str] = []
+    info = {"therapy": row["name"], "drug_class": row["drug_class"], "model": kind, "targets": ";".join(row["targets"]),
+            "target_level": row.get("target_level", ""), "bimodal": False, "on_level": np.nan, "off_level": np.nan,
+            "background": np.nan, "toxicity": 0.0}  # fmt: skip
+    gate = _target_term(row, ctx, terms, caveats, info) if kind == "target" and row["targets"] else None
+    if kind in ("target", "tme"):
+        _modifier_terms(row, ctx, terms, caveats, kind)
+    else:
+        _ici_terms(ctx, terms, caveats)
+    if row["name"] in ctx.zev:
+        terms["evidence"] = (-WEIGHTS["evidence"] * ctx.zev[row["name"]], "user drug-sensitivity signature",
+                             ctx.zev[row["name"]])  # fmt: skip
+    if row["requires_mutation"]:
+        caveats.append(
+            f"requires {row['requires_mutation']}: not measurable from expression, check the genotype"
+        )
+    if gate is not None:  # modifiers act only where the drug reaches its target
+        terms = {
+            k: ((t * gate, lab, ex) if k != "target" else (t, lab, ex)) for k, (t, lab, ex) in terms.items()
+        }
+    logit = WEIGHTS["intercept"] + sum((t for t, _, _ in terms.values()), np.zeros(ctx.n_mal))
+    return logit, terms, caveats, info
+
+
+# --------------------------------------------------------------------------------------------
+# per subpopulation: interval, call, reasons
+# --------------------------------------------------------------------------------------------
+def _bootstrap(s: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
+    """95% interval of the fraction of a group's cells that survive: cells resampled with replacement,
+    each survives with its probability, and the fraction given the survivors drawn from its Jeffreys
+    posterior Beta(k + 1/2, n - k + 1/2), so a finite group never gets a zero-width interval."""
+    if n_boot == 0 or len(s) == 0:
+        m = float(s.mean()) if len(s) else np.nan
+        return m, m
+    gen = make_rng(seed)
+    n = len(s)
+    vals = np.empty(n_boot)
+    step = max(1, 2_000_000 // n)
+    for b0 in range(0, n_boot, step):
+        b1 = min(n_boot, b0 + step)
+        idx = gen.integers(0, n, size=(b1 - b0, n))
+        k = (gen.random((b1 - b0, n)) < s[idx]).sum(axis=1)
+        vals[b0:b1] = gen.beta(k + 0.5, n - k + 0.5)
+    lo, hi = np.quantile(vals, [0.025, 0.975])
+    return float(lo), float(hi)
+
+
+def _call(mean_logit: float, lo: float, hi: float, threshold: float, measured: bool) -> tuple[str, str]:
+    """``survives`` / ``responds`` when the interval excludes the threshold and the evidence is strong
+    enough (mean logit at least 1 from the threshold's), else ``undetermined`` with the reason."""
+    if not measured:
+        return (
+            "undetermined",
+            "undetermined: no measured evidence moves the prediction for this subpopulation",
+        )
+    gap = mean_logit - float(np.log(threshold / (1 - threshold)))
+    if lo > threshold and gap >= _DECIDE:
+        return "survives", f"survives: {100 * lo:.0f}-{100 * hi:.0f}% of cells predicted to survive"
+    if hi < threshold and gap <= -_DECIDE:
+        return "responds", f"responds: {100 * lo:.0f}-{100 * hi:.0f}% of cells predicted to survive"
+    why = (f"the interval {100 * lo:.0f}-{100 * hi:.0f}% contains {100 * threshold:.0f}%" if lo <= threshold <= hi
+           else f"the evidence is weak (mean logit {gap:+.2f} from the threshold's; deciding needs +-{_DECIDE:g})")  # fmt: skip
+    return "undetermined", f"undetermined: {why}"
+
+
+def _hl(z: float) -> str:
+    return "high" if z > 0 else "low"
+
+
+def _target_text(label, extra, idx) -> str:
+    det, avail, level, how = extra[0][idx], extra[1][idx], extra[2], extra[3]
+    pres, absent = 100 * float((avail >= _SURE).mean()), 100 * float((avail <= 1 - _SURE).mean())
+    basis = {"mixture": "on vs off level of the data's two expression levels",
+             "depth": f"{'overexpression' if level == 'high' else 'expression'} vs background, at each "
+                      "neighbourhood's depth"}.get(how, how)  # fmt: skip
+    return (f"{label} present in {pres:.0f}% of cell neighbourhoods, absent in {absent:.0f}%, undetermined in "
+            f"{100 - pres - absent:.0f}% ({basis}; detected in {100 * float(det.mean()):.0f}% of cells)")  # fmt: skip
+
+
+def _resistance_text(key, label, Z, c) -> str:
+    top, zmax = Z.argmax(axis=1), Z.max(axis=1)
+    what = "resistance program" if key == "res_programs" else "resistance gene"
+    j = int(np.bincount(top, minlength=len(label)).argmax())
+    where = "above" if c > 0 else "below"
+    most = f" (most often {label[j]})" if len(label) > 1 else f" {label[0]}"
+    return f"{what}{'s' if len(label) > 1 else ''}{most} {where} the reference average (mean highest z={float(zmax.mean()):.1f})"
+
+
+def _term_text(key, label, extra, idx, c, benefit, immuno, sample) -> str:
+    if key == "target":
+        return _target_text(label, extra, idx)
+    if key.startswith("required:"):
+        det, avail = extra[0][idx], extra[1][idx]
+        return (f"{label} (required) absent in {100 * float((avail <= 1 - _SURE).mean()):.0f}% of cell neighbourhoods "
+                f"(detected in {100 * float(det.mean()):.0f}% of cells)")  # fmt: skip
+    if key in ("sens_programs", "sens_genes"):
+        z = float(extra[idx].mean())
+        return f"{'sensitivity program' if key == 'sens_programs' else 'sensitivity gene'} {'/'.join(label)} {_hl(z)} (z={z:.1f})"
+    if key in ("res_programs", "res_genes"):
+        return _resistance_text(key, label, np.asarray(extra[idx], dtype=float), c)
+    if key == "ici_benefit":
+        r = immuno.loc[immuno["sample"] == sample, "components"]
+        return f"sample's immunotherapy benefit {'low' if benefit < 0 else 'high'} (score={benefit:+.2f}: {r.iloc[0] if len(r) else ''})"
+    if key == "ici_antigen":
+        z = float(extra[idx].mean())
+        return f"antigen presentation ({label}) {_hl(z)} (mean z={z:.1f})"
+    z = float(extra[idx].mean())
+    return f"{label} {_hl(z)} (z={z:.1f})"
+
+
+def _reasons(terms, caveats, idx, benefit, immuno, sample) -> str:
+    """Terms by the size of their mean logit contribution (those above 0.25, else the largest), then caveats."""
+    contrib = [
+        (abs(float(np.mean(t[idx]))), float(np.mean(t[idx])), key, lab, ex)
+        for key, (t, lab, ex) in terms.items()
+    ]
+    contrib.sort(key=lambda x: -x[0])
+    shown = [x for x in contrib if x[0] >= _REASON_MIN] or contrib[:1]
+    out = []
+    for size, c, key, lab, ex in shown:
+        txt = _term_text(key, lab, ex, idx, c, benefit, immuno, sample)
+        effect = (
+            "no effect"
+            if size < 1e-9
+            else f"{'+' if c > 0 else '-'}survival{'' if size >= _REASON_MIN else ', small'}"
+        )
+        out.append(f"{txt} [{effect}]")
+    if not contrib:
+        out.append("no evidence term applies to this therapy here")
+    return "; ".join(out + [f"caveat: {c}" for c in caveats])
 
 
 # --------------------------------------------------------------------------------------------
@@ -445,97 +614,81 @@ def therapy_survival(
 
     **Model.** Every malignant cell :math:`i` gets, for each therapy :math:`d`, a survival
     probability :math:`s_{id} = \sigma(\ell_{id})`, :math:`\sigma(x) = 1 / (1 + e^{-x})`, with the
-    logit a sum of evidence terms, each a standardised quantity times a fixed weight
-    (:data:`WEIGHTS`; set from the arguments below, not fitted to outcomes: a term at one
-    standard deviation moves the odds of survival by :math:`e^{w}`):
+    logit a sum of evidence terms, each a quantity relative to a stated reference times a fixed
+    weight (:data:`WEIGHTS`; not fitted to outcomes: a term at one standard deviation moves the
+    odds of survival by :math:`e^{w}`):
 
     .. math:: \ell_{id} = b_0 + T_{id} + a_{id}\,(R_{id} + P_{id} + G_{id} + U_{id}) \;(+ I_{id}).
 
-    * :math:`b_0 = 0`: with no evidence the prediction is 0.5 and the subpopulation is not
-      flagged (survival must be shown, not assumed).
-    * **Neighbourhoods.** Every per-cell quantity below is first averaged over the cell's
-      ``n_neighbors`` nearest malignant neighbours *of the same sample and subpopulation*
-      (``groupby``; self included; 20 principal components of the 1,000 most variable genes,
-      cell-cycle genes excluded; k = 30 as in scVelo's moments, Bergen et al., Nat Biotechnol
-      2020; a subpopulation smaller than k is averaged whole), so that dropout in one cell is not
-      read as absence and a small clone is not diluted by its neighbours' clones.
-    * **Target availability** :math:`T` (therapies acting on the malignant cell: ADCs,
-      antibodies, CAR T cells, T-cell engagers, endocrine drugs, kinase inhibitors; the
-      knowledge base's ``targets`` with ``target_compartment == "malignant"``). The target
-      expression :math:`x_i` (log-normalised; several targets combined by ``target_logic``:
-      ``any`` = max, ``all`` = min), neighbour-averaged to :math:`\tilde x_i`. The on-level is
-      learned from the data without labels: a two-component Gaussian mixture of :math:`\tilde x`
-      over all malignant cells (EM, variances floored at (5% of the 99th percentile)^2); when it
-      is bimodal (Ashman's :math:`D \ge 2`, Ashman et al., J Classif 1994) availability
-      :math:`a_i` is the posterior probability of the on component (made monotone: 0 at or below
-      the off mean, 1 at or above the on mean), so a clone whose target is sparsely detected
-      but clearly above the off level counts as target-positive; otherwise (one population)
-      :math:`a_i = \min(1, \tilde p_i / 0.5)` with :math:`\tilde p_i` the neighbourhood's
-      detection rate. Then :math:`T = 4(1 - a_i) - 4 a_i`: target expression is necessary
-      (Slamon et al., NEJM 2001; Bardia et al., NEJM 2021), and the weights are symmetric so that
-      an uncertain target (:math:`a_i = 0.5`) is no evidence either way, as :math:`b_0` requires.
-      The modifiers :math:`R, P, G, U` are multiplied by :math:`a_i`: they act only where the
-      drug reaches its target (high proliferation does not sensitise a cell that lacks the ADC's
-      antigen; a resistance program adds nothing to a cell the drug cannot bind). Presence is not
-      sufficient: resistance evidence in target-positive cells still raises survival.
-    * **Required genes lost** :math:`R = 3 \ell_i`, with
-      :math:`\ell_i = 1 - \min(1, \tilde x_i / (0.5\, m))` and :math:`m` the median of
-      :math:`\tilde x` over malignant cells (e.g. RB1 loss for CDK4/6 inhibitors; Finn et al.,
-      Breast Cancer Res 2009).
+    * :math:`b_0 = 0`: with no evidence the prediction is 0.5 and the row is "undetermined"
+      (survival must be shown, not assumed). Every term is zero for an average cell of its
+      reference, so no term leans one way by construction.
+    * **Neighbourhoods.** Every per-cell quantity below is first averaged (counts: pooled) over
+      the cell's ``n_neighbors`` nearest malignant neighbours *of the same sample and
+      subpopulation* (``groupby``; self included; 20 principal components of the 1,000 most
+      variable genes, cell-cycle genes excluded; k = 30 as in scVelo's moments, Bergen et al.,
+      Nat Biotechnol 2020; a subpopulation smaller than k is pooled whole).
+    * **Target availability** :math:`T` (therapies acting on the malignant cell; the knowledge
+      base's ``targets``, several combined by ``target_logic``: ``any`` = max, ``all`` = min).
+      Absence is called only when the depth allows it (a detection model given library size):
+      a neighbourhood's pooled target counts :math:`C` over its pooled library :math:`L` are
+      compared, by the Poisson likelihood ratio, between a rate at which the gene is expressed
+      and one at which it is not; :math:`a_i` is the posterior (even prior). The "not
+      expressed" rate :math:`\beta` is the gene's rate in the non-malignant lineages (median over
+      the ``obs["cell_type_major"]`` lineages with >= 20 cells: ambient RNA, robust to the few
+      lineages that express it); the "expressed" rate is :math:`\epsilon = 4\beta` (a fourfold
+      step per level: two log2 units). The knowledge base's ``target_level`` sets
+      the two rates: ``any`` (any expression qualifies, e.g. the HER2-low trial of trastuzumab
+      deruxtecan, Modi et al., NEJM 2022): :math:`\beta` vs :math:`\epsilon`; ``high``
+      (overexpression or amplification, e.g. trastuzumab): the data's own on and off levels
+      when the neighbourhood-averaged expression is bimodal (two-component Gaussian mixture,
+      Ashman's :math:`D \ge 2`, Ashman et al., J Classif 1994), else :math:`\epsilon` vs
+      :math:`4\epsilon` (a fourfold step per level). At shallow depth both rates
+      fit and :math:`a_i \approx 0.5`: dropout is not read as absence. Without raw counts (or
+      without non-malignant cells) absence is not tested (:math:`a_i = 0.5` unless bimodal; a
+      caveat says so). Then :math:`T = 4(1 - a_i) - 4 a_i` (target expression is necessary:
+      Slamon et al., NEJM 2001; Bardia et al., NEJM 2021). The modifiers :math:`R, P, G, U` are
+      multiplied by :math:`a_i`: they act only where the drug reaches its target.
+    * **Required genes lost** :math:`R = 3 \max(0, 1 - 2 a_i)` with :math:`a_i` the same test for
+      the gene (``any`` level): only a loss the depth can show adds survival (e.g. RB1 for CDK4/6
+      inhibitors; Finn et al., Breast Cancer Res 2009).
     * **Programs** :math:`P`: signature scores of the knowledge base's ``sensitivity_programs``
       and ``resistance_programs`` (Tirosh control score, :func:`tmeatlas.tl.score_signatures`),
-      neighbour-averaged and z-scored across the malignant cells of each sample
-      (``program_reference="sample"``: subpopulations are compared with the rest of their own
-      tumour, free of between-patient shifts; ``"all"``: across the whole dataset). A z-score
-      of neighbour averages is large even when cells differ only by sampling noise, so it is
-      shrunk by :math:`\sqrt{\rho}`, the reliability of the averages (empirical Bayes):
-      :math:`\rho = \max(0, 1 - \sigma^2_{null} / \sigma^2_{obs})`, with :math:`\sigma^2_{obs}`
-      the variance of the averages over the reference cells and :math:`\sigma^2_{null}` what
-      averages of randomly permuted cells would have (per-cell variance times the mean of
-      :math:`\sum_j w_{ij}^2` over the averaging weights). A program that varies no more than
-      chance then contributes ~0 instead of ranking clones by noise; one with real differences
-      keeps :math:`\rho \approx 1`. Clipped at :math:`\pm 3`: :math:`P = -1.5\,\overline{z}_{sens}
-      + 1.5 \max(0, \max z_{res})`. Sensitivity is two-sided (low proliferation protects from
-      cytotoxics: chemotherapy kills dividing cells); any one resistance mechanism suffices
-      (max), a low one does not sensitise (Holohan et al., Nat Rev Cancer 2013; Sharma et al.,
-      Cell 2010).
-    * **Genes** :math:`G`: the same for ``sensitivity_genes`` / ``resistance_genes``
-      (expression, weight 1.0), e.g. ABCB1 for taxanes.
+      neighbour-averaged and z-scored across the reference, the malignant cells of each sample
+      (``program_reference="sample"``) or of the whole dataset (``"all"``), and shrunk by
+      :math:`\sqrt{\rho}`, the reliability of the averages (empirical Bayes:
+      :math:`\rho = \max(0, 1 - \sigma^2_{null} / \sigma^2_{obs})` with :math:`\sigma^2_{null}`
+      what averages of permuted cells would have), clipped at :math:`\pm 3`:
+      :math:`P = -1.5\,\overline{z}_{sens} + 1.5\,(m_i - \overline{m})`, with
+      :math:`m_i = \max z_{res}` (any one resistance mechanism suffices; Holohan et al., Nat Rev
+      Cancer 2013) centred on its reference mean :math:`\overline{m}`, so resistance, like
+      sensitivity, is two-sided and zero for an average cell.
+    * **Genes** :math:`G`: the same for ``sensitivity_genes`` / ``resistance_genes`` (weight 1).
     * **User evidence** :math:`U = -1.5\, z_{sig}`: a drug-sensitivity signature
       ``{"up": genes high in sensitive cells, "down": genes high in resistant ones}`` (e.g.
-      derived from GDSC/CTRP; Iorio et al., Cell 2016; Rees et al., Nat Chem Biol 2016), scored
-      and standardised like a program.
-    * **Mutations** (``requires_mutation``) cannot be seen in expression: reported as a caveat
-      reason, no effect on the number.
-    * **Immune-checkpoint blockade** (immunotherapies whose target is on immune cells or the
-      microenvironment) replaces :math:`T, R, P, G` by
-      :math:`I = -2 B_s + 1.5 \max(0, -z^{APM}_i)`: the sample's immunotherapy benefit score
-      :math:`B_s` and the loss of MHC-I antigen presentation in the cell's neighbourhood (B2M /
-      HLA loss, Sade-Feldman et al., Nat Commun 2017). :math:`B_s` is the weighted mean of
-      cohort-standardised per-sample components (each z-scored across samples when at least
-      three samples have it, else left out): IFN-gamma response (Ayers et al., JCI 2017) and
-      MHC-I antigen presentation (Senbabaoglu et al., Genome Biol 2016) of the malignant
-      cells, the T-cell-inflamed expression profile of all cells (Ayers 2017), the CD8 T-cell
-      fraction, the fraction of CD8 T cells in the progenitor-exhausted rather than terminal
-      state (Miller et al., Nat Immunol 2019; Sade-Feldman et al., Cell 2018; a cell counts when its
-      TPEX_TSUI2022 score exceeds its TEX_CHU2023 score), the fraction of
-      cells expressing PD-L1 (CD274), and (weight 2) the spatial immune phenotype
-      ``obs["immune_phenotype"]`` of :func:`tmeatlas.gr.immune_phenotype` (inflamed +1,
-      excluded or desert -1; Chen & Mellman, Nature 2017). In an excluded or desert sample the
-      T-cell abundance components (CD8 fraction, progenitor-exhausted fraction, T-cell-inflamed
-      profile) can lower the benefit but not raise it (a positive z counts as 0, and the
-      components text says so): T cells kept out of the tumour bed are not evidence of benefit
-      (Chen & Mellman 2017; Mariathasan et al., Nature 2018). It is reported for every sample,
-      including one with only immune cells.
-    * Therapies acting on the stroma or vasculature (bevacizumab, ramucirumab) get programs
-      only, with a caveat.
+      derived from GDSC/CTRP; Iorio et al., Cell 2016), scored and standardised like a program.
+    * **Mutations** (``requires_mutation``) cannot be seen in expression: a caveat only.
+    * **Immune-checkpoint blockade** (immunotherapies whose target is on immune cells) replaces
+      :math:`T, R, P, G` by :math:`I = -2 B_s - 1.5\, z^{APM}_i`: the sample's benefit
+      :math:`B_s` of :func:`tmeatlas.tl.immunotherapy_benefit` (published biomarkers, each in
+      the population and setting it was validated in; relative to the cohort; undetermined
+      counts 0 with a caveat) and MHC-I antigen presentation around the cell (B2M / HLA loss,
+      Sade-Feldman et al., Nat Commun 2017), two-sided. Samples without malignant cells (sorted
+      immune cells) get one immunotherapy row each, from :math:`B_s` alone (group
+      ``"(no malignant cells)"``, ``fraction_of_sample`` NaN so :func:`combination_cover`
+      ignores it); their other therapies are listed in ``skipped`` with the reason.
+    * Therapies acting on the stroma or vasculature get programs only, with a caveat.
 
     **Per subpopulation** (group x sample): ``surviving_fraction`` is the mean of
-    :math:`s_{id}` over its malignant cells; ``ci_low``/``ci_high`` the 2.5/97.5% percentiles of
-    ``n_boot`` bootstrap means over cells (one random stream per subpopulation from
-    ``rng``; the interval reflects cell sampling, not the uncertainty of the weights).
-    ``survives`` is ``ci_low > threshold``. ``reasons`` lists the terms by the size of their
-    mean contribution to the logit (those above 0.25), in words, then caveats.
+    :math:`s_{id}` over its cells; ``ci_low``/``ci_high`` a 95% interval of the fraction of its
+    cells that survive (``n_boot`` resamples of the cells, each surviving with its probability,
+    the fraction drawn from its Jeffreys posterior: a finite group never gets a zero-width
+    interval). ``call`` is ``"survives"`` / ``"responds"`` when the interval lies above / below
+    ``threshold`` and the mean logit is at least :math:`\log 4` from the threshold's (odds 4:1), else
+    ``"undetermined"`` (``surviving_fraction`` NaN when no evidence was measured at all);
+    ``survives`` is ``call == "survives"``. ``reasons`` starts with the call and why, then the
+    terms by the size of their mean contribution (those above 0.25; else the largest one), then
+    caveats: never empty.
 
     This is a transparent prior model from published mechanisms, not a trained predictor; it
     ranks and explains rather than forecasts response rates.
@@ -550,7 +703,8 @@ def therapy_survival(
         knowledge base as in ``tm.datasets.therapies(extra=...)``; all of its rows are scored).
     groupby
         Column of ``adata.obs`` with the subpopulations (CNV clone, cluster, cell state); the
-        per-cell averaging takes its neighbours within the cell's own subpopulation.
+        per-cell averaging takes its neighbours within the cell's own subpopulation. Not needed
+        when no cell is malignant and only immunotherapies are asked for.
     sample_key
         Column of ``adata.obs`` with the sample; ``None``: one sample.
     layer
@@ -561,16 +715,16 @@ def therapy_survival(
         Column and value that mark malignant cells (default: ``obs["malignant"] == "malignant"``,
         else ``obs["compartment"] == "malignant"``, else ``obs["cell_type_major"] == "Malignant"``).
     cell_type_key
-        Column with cell types; labels containing ``"CD8"`` mark CD8 T cells for the benefit
-        score. Default: ``obs["cell_type"]`` when present, else CD8A/CD8B expression.
+        Column with cell types for the benefit (CD8 T and myeloid cells); default
+        ``obs["cell_type"]`` when present, else marker genes.
     program_reference
         ``"sample"`` (z-scores within each sample's malignant cells) or ``"all"`` (over all).
     n_neighbors
         Neighbours of the per-cell averaging, within each sample and subpopulation (1: none).
     threshold
-        ``survives`` when the lower bootstrap bound of the surviving fraction exceeds this.
+        Survival probability the interval must exclude for a call.
     n_boot
-        Bootstrap resamples of each subpopulation's cells (0: no interval).
+        Resamples of each subpopulation's cells (0: no interval, every row undetermined).
     rng
         Seed of the bootstrap, the signature control genes and the PCA (recorded in ``params``).
     n_jobs
@@ -584,24 +738,81 @@ def therapy_survival(
     -------
     ``None`` or a copy. Writes ``obs["survival_<therapy>"]`` (float32; NaN outside malignant
     cells) and ``uns[key_added]`` with ``table`` (:data:`TABLE_COLUMNS`, one row per therapy,
-    sample and group), ``immunotherapy`` (per-sample benefit components and score),
-    ``therapies`` (therapy, drug_class, model, targets, target on-level, bimodal, toxicity: the
-    fraction of non-malignant cells expressing the targets, used by
-    :func:`combination_cover`), ``weights`` and ``params``.
+    sample and group), ``immunotherapy`` and ``immunotherapy_components`` (the per-sample benefit
+    and its components, as :func:`tmeatlas.get.immunotherapy_benefit`), ``skipped`` (therapy,
+    sample, reason), ``therapies`` (therapy, drug_class, model, targets, target_level, mixture
+    levels, background, toxicity: the fraction of non-malignant cells expressing the targets,
+    used by :func:`combination_cover`), ``weights`` and ``params``.
     """
-    from anndata import AnnData
-
     adata = start(adata, copy)
     seed = resolve_seed(rng)
-    for name, val, lo in (("n_boot", n_boot, 0), ("n_neighbors", n_neighbors, 1)):
-        if isinstance(val, bool) or not isinstance(val, int | np.integer) or val < lo:
-            raise InvalidParameterError(f"{name} must be an integer >= {lo}, got {val!r}.")
+    kb = _check_survival_args(adata, therapies, evidence, n_boot, n_neighbors, threshold, program_reference,
+                              key_added, sample_key, cell_type_key)  # fmt: skip
+    X = get_matrix(adata, layer)
+    if cell_type_key is None and OBS.cell_type in adata.obs.columns:
+        cell_type_key = OBS.cell_type
+    mal, mal_rule = _malignant_mask(adata, malignant_key, malignant_value)
+    has_group, groups = _groups(adata, groupby, mal, mal_rule, kb)
+    samples = (
+        adata.obs[sample_key].astype(str).to_numpy()
+        if sample_key is not None
+        else np.full(adata.n_obs, "all", object)
+    )
+    chunk, n_threads = int(settings.chunk_size), settings.resolve_n_jobs(n_jobs)
+    scores, ev_scores = _all_scores(adata, X, kb, evidence, seed, n_threads)
+    imm, imm_comp = benefit_tables(adata, X, samples=samples, mal=mal, cell_type_key=cell_type_key, seed=seed,
+                                   n_jobs=n_threads, n_boot=n_boot, chunk=chunk, scores=scores)  # fmt: skip
+    surv, contribs, ther_rows = {}, {}, []
+    ctx = None
+    if (mal & has_group).any():
+        ctx = _context(adata, X, kb, mal, samples, groups, scores, ev_scores, program_reference, n_neighbors, seed,
+                       chunk)  # fmt: skip
+        ctx.benefit = dict(zip(imm["sample"], imm["benefit"]))
+        for row in kb.to_dict("records"):
+            logit, terms, caveats, info = _therapy_logit(row, ctx)
+            surv[row["name"]] = (1.0 / (1.0 + np.exp(-logit)), logit)
+            contribs[row["name"]] = (terms, caveats)
+            ther_rows.append(info)
+    table = _survival_table(kb, ctx, surv, contribs, has_group, threshold, n_boot, seed, imm)
+    extra, skipped = _immune_only_rows(kb, imm, samples, mal, threshold)
+    table = pd.concat([table, extra], ignore_index=True) if len(extra) else table
+    if table.empty:
+        why = "; ".join(sorted(set(skipped["reason"]))) or "no subpopulation to judge"
+        raise NotApplicableError(
+            f"no therapy can be judged: {why}. Call malignant cells first (tm.tl.call_malignant)."
+        )
+    num = ["n_cells", "fraction_of_sample", "surviving_fraction", "ci_low", "ci_high"]
+    table[num] = table[num].apply(pd.to_numeric).astype({"n_cells": int})
+    table["survives"] = table["survives"].astype(bool)
+    obs = {}
+    for name, (s, _) in surv.items():
+        col = np.full(adata.n_obs, np.nan, dtype=np.float32)
+        col[ctx.mal_idx] = s
+        obs[f"{SURVIVAL_PREFIX}{name}"] = col
+    params = {
+        "therapies": list(kb["name"]), "groupby": groupby, "sample_key": sample_key, "layer": layer,
+        "evidence": sorted(evidence) if evidence else [], "malignant": mal_rule, "cell_type_key": cell_type_key,
+        "program_reference": program_reference, "n_neighbors": int(n_neighbors), "threshold": float(threshold),
+        "n_boot": int(n_boot), "rng": seed, "n_jobs": n_threads, "key_added": key_added,
+        "knowledge_base_version": kb.attrs.get("version", ""),
+    }  # fmt: skip
+    logger.info("therapy_survival: %d therapies, %d rows", len(kb), len(table))
+    store(adata, tool="tl.therapy_survival", obs=obs, uns_key=key_added,
+          uns={"table": table, "immunotherapy": imm, "immunotherapy_components": imm_comp, "skipped": skipped,
+               "therapies": pd.DataFrame(ther_rows, columns=THERAPY_COLUMNS),
+               "weights": pd.DataFrame({"term": list(WEIGHTS), "weight": list(WEIGHTS.values())})},
+          params=params)  # fmt: skip
+    return adata if copy else None
+
+
+def _check_survival_args(adata, therapies, evidence, n_boot, n_neighbors, threshold, program_reference, key_added,
+                         sample_key, cell_type_key) -> pd.DataFrame:  # fmt: skip
+    """Every argument checked before any work; returns the therapies' knowledge-base rows."""
+    check_int("n_boot", n_boot, 0)
+    check_int("n_neighbors", n_neighbors, 1)
     if isinstance(threshold, bool) or not isinstance(threshold, int | float) or not 0 < threshold < 1:
         raise InvalidParameterError(f"threshold must be a number in (0, 1), got {threshold!r}.")
-    if program_reference not in ("all", "sample"):
-        raise InvalidParameterError(
-            f"program_reference must be 'all' or 'sample', got {program_reference!r}."
-        )
+    check_one_of("program_reference", program_reference, ("all", "sample"))
     if not isinstance(key_added, str) or not key_added or "/" in key_added:
         raise InvalidParameterError(f"key_added must be a non-empty string without '/', got {key_added!r}.")
     kb = _resolve_therapies(therapies)
@@ -611,358 +822,170 @@ def therapy_survival(
         extra = set(evidence) - set(kb["name"])
         if extra:
             raise InvalidParameterError(f"evidence names therapies that are not scored: {sorted(extra)}.")
-    X = get_matrix(adata, layer)
-    hint = "Run `tm.tl.cnv_clones(adata)` first." if groupby == OBS.cnv_clone else ""
-    if not isinstance(groupby, str):
-        raise InvalidParameterError(f"groupby must be the name of a column of adata.obs, got {groupby!r}.")
-    check_obs_key(adata, groupby, what="groupby", hint=hint)
+        for t, spec in evidence.items():
+            if not isinstance(spec, dict) or not set(spec) <= {"up", "down"} or not spec:
+                raise InvalidParameterError(f'evidence[{t!r}] must be {{"up": [genes], "down": [genes]}}.')
     if sample_key is not None:
         check_obs_key(adata, sample_key, what="sample_key")
     if cell_type_key is not None:
         check_obs_key(adata, cell_type_key, what="cell_type_key")
-    elif OBS.cell_type in adata.obs.columns:
-        cell_type_key = OBS.cell_type
-    mal, mal_rule = _malignant_mask(adata, malignant_key, malignant_value)
+    return kb
+
+
+def _groups(adata, groupby, mal, mal_rule, kb) -> tuple[np.ndarray, np.ndarray]:
+    """Which cells have a subpopulation label, and the labels; immune-only data need none."""
+    if not isinstance(groupby, str):
+        raise InvalidParameterError(f"groupby must be the name of a column of adata.obs, got {groupby!r}.")
+    has_ici = any(_kind(r) == "ici" for r in kb.to_dict("records"))
+    if groupby not in adata.obs.columns and not mal.any() and has_ici:
+        return np.zeros(adata.n_obs, bool), np.full(adata.n_obs, "", object)
+    hint = "Run `tm.tl.cnv_clones(adata)` first." if groupby == OBS.cnv_clone else ""
+    check_obs_key(adata, groupby, what="groupby", hint=hint)
     gcol = adata.obs[groupby]
     has_group = gcol.notna().to_numpy()
-    if not (mal & has_group).any():
+    if not (mal & has_group).any() and not has_ici:
         raise NotApplicableError(
             f"groupby {groupby!r} has no malignant cells ({mal_rule}: {int(mal.sum())} cells; none of them has a "
             f"{groupby!r} label). Group by a column that labels malignant cells (e.g. 'cnv_clone' after "
-            "`tm.tl.cnv_clones`), or set malignant_key=/malignant_value=."
+            "`tm.tl.cnv_clones`), set malignant_key=/malignant_value=, or ask for immunotherapies only (they are "
+            "judged per sample, also on immune cells alone)."
         )
-    samples = (
-        adata.obs[sample_key].astype(str).to_numpy()
-        if sample_key is not None
-        else np.full(adata.n_obs, "all", object)
-    )
-    groups = gcol.astype(str).to_numpy()
-    chunk = int(settings.chunk_size)
-    n_threads = settings.resolve_n_jobs(n_jobs)
+    return has_group, gcol.astype(str).to_numpy()
 
-    # --- signatures: programs, immunotherapy, cell cycle, user evidence ----------------------
+
+def _all_scores(adata, X, kb, evidence, seed, n_threads) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Program scores of every cell (knowledge-base programs, benefit signatures, cell cycle) and user evidence."""
     from ..datasets._signatures import _library
+    from ._immunotherapy import _SIGNATURES, _light
 
     lib_names = set(_library()["name"])
     progs = {p for col in ("sensitivity_programs", "resistance_programs") for ps in kb[col] for p in ps}
-    progs |= {_IFNG, _APM, _GEP, _TPEX, _TEX, *_CYCLE}
-    progs = sorted(p for p in progs if p in lib_names)
-    light = AnnData(
-        X=X, obs=pd.DataFrame(index=adata.obs_names.copy()), var=pd.DataFrame(index=adata.var_names.copy())
-    )
-    scores = _score(light, progs, seed, n_threads)
+    progs = sorted(p for p in progs | {_APM, *_SIGNATURES, *_CYCLE} if p in lib_names)
+    scores = _score(_light(adata, X), progs, seed, n_threads)
     ev_scores = pd.DataFrame(index=adata.obs_names)
     if evidence:
-        sigs = {}
-        for t, spec in evidence.items():
-            if not isinstance(spec, dict) or not set(spec) <= {"up", "down"} or not spec:
-                raise InvalidParameterError(f'evidence[{t!r}] must be {{"up": [genes], "down": [genes]}}.')
-            sigs[f"EVIDENCE_{t}"] = {"up": list(spec.get("up", [])), "down": list(spec.get("down", []))}
-        light2 = AnnData(
-            X=X,
-            obs=pd.DataFrame(index=adata.obs_names.copy()),
-            var=pd.DataFrame(index=adata.var_names.copy()),
-        )
-        ev_scores = _score(light2, sigs, seed, n_threads)
+        sigs = {
+            f"EVIDENCE_{t}": {"up": list(s.get("up", [])), "down": list(s.get("down", []))}
+            for t, s in evidence.items()
+        }
+        ev_scores = _score(_light(adata, X), sigs, seed, n_threads)
         missing = [t for t in evidence if f"EVIDENCE_{t}" not in ev_scores.columns]
         if missing:
             raise InvalidInputError(
                 f"evidence signatures of {missing} have fewer than 3 of their genes in adata.var_names; check the "
                 "gene identifiers (HGNC symbols or Ensembl IDs) or give longer signatures."
             )
+    return scores, ev_scores
 
-    # --- malignant expression, neighbour averaging ------------------------------------------
+
+def _context(
+    adata, X, kb, mal, samples, groups, scores, ev_scores, program_reference, n_neighbors, seed, chunk
+):
+    """Malignant expression, neighbourhoods, standardised programs and target counts for every therapy."""
+    from ..datasets._signatures import _library
+
     mal_idx = np.flatnonzero(mal)
-    n_mal = len(mal_idx)
     E = _lognorm_rows(X, mal_idx, chunk)
     s_codes = pd.factorize(samples[mal_idx])[0]
-    # neighbours come from the cell's own sample and subpopulation (unlabelled cells: their sample's)
     sg_codes = pd.factorize(pd.Series(samples[mal_idx]) + "\x00" + pd.Series(groups[mal_idx]))[0]
-    from ..datasets._signatures import _library as lib
-
-    L = lib()
+    L = _library()
     cyc_cols = list(_gene_cols(adata.var_names, L.loc[L["name"].isin(_CYCLE), "gene"]).values())
     Ssm = _smoother(E, sg_codes, np.asarray(cyc_cols, dtype=np.int64), int(n_neighbors), 20, 1000, seed)
     zcodes = s_codes if program_reference == "sample" else None
-
     w2 = np.asarray(Ssm.multiply(Ssm).sum(axis=1)).ravel()  # sum of squared averaging weights per cell
-
-    def smooth_z(v):
-        return _zscore(Ssm @ v, zcodes, raw=v, w2=w2)
-
-    zprog = {p: smooth_z(scores[p].to_numpy()[mal_idx]) for p in scores.columns}
-    zev = {c[len("EVIDENCE_") :]: smooth_z(ev_scores[c].to_numpy()[mal_idx]) for c in ev_scores.columns}
     all_genes = {g for col in ("targets", "required_genes", "sensitivity_genes", "resistance_genes") for gs in kb[col]
                  for g in gs}  # fmt: skip
-    gcols = _gene_cols(adata.var_names, sorted(all_genes | {"CD274", "CD8A", "CD8B"}))
-
-    def expr(g):
-        return np.asarray(E[:, gcols[g]].todense()).ravel()
-
-    # --- per-sample immunotherapy benefit ---------------------------------------------------
-    from ._checkpoints import _pair_expression
-
-    imm_genes = [g for g in ("CD274", "CD8A", "CD8B") if g in gcols]
-    tgt_all = sorted({g for gs in kb["targets"] for g in gs if g in gcols})
-    need = list(dict.fromkeys(imm_genes + tgt_all))
-    E_all, _ = (
-        _pair_expression(X, np.asarray([gcols[g] for g in need], dtype=np.int64), chunk)
-        if need
-        else (sparse.csr_matrix((adata.n_obs, 0)), "")
-    )
+    gcols = _gene_cols(adata.var_names, sorted(all_genes))
+    need = sorted({g for col in ("targets", "required_genes") for gs in kb[col] for g in gs if g in gcols})
+    C, lib = _target_counts(X, np.asarray([gcols[g] for g in need], dtype=np.int64), chunk)
     loc = {g: j for j, g in enumerate(need)}
-    immuno = _immuno_table(adata, scores, samples, mal, E_all, loc, cell_type_key)
-    benefit = dict(zip(immuno["sample"], immuno["benefit"]))
-
-    # --- per therapy -------------------------------------------------------------------------
-    W = WEIGHTS
-    surv = {}
-    contribs: dict[str, dict[str, tuple[np.ndarray, object]]] = {}
-    ther_rows = []
-    target_cache: dict = {}
     non_mal = ~mal
-    for row in kb.to_dict("records"):
-        name = row["name"]
-        kind = _kind(row)
-        logit = np.full(n_mal, W["intercept"])
-        terms: dict[str, tuple[np.ndarray, object]] = {}
-        caveats: list[str] = []
-        info = {"therapy": name, "drug_class": row["drug_class"], "model": kind,
-                "targets": ";".join(row["targets"]), "bimodal": False, "on_level": np.nan, "off_level": np.nan,
-                "toxicity": 0.0}  # fmt: skip
-        tg = [g for g in row["targets"] if g in gcols]
-        gate = None
-        if (
-            row["targets"]
-            and kind == "target"
-            and len(tg) < len(row["targets"])
-            and (row["target_logic"] == "all" or not tg)
-        ):
-            caveats.append(f"target(s) {', '.join(g for g in row['targets'] if g not in gcols)} not measured")
-        if row["targets"] and tg and kind == "target":
-            logic = row["target_logic"] or "any"
-            key = (tuple(tg), logic)
-            if key not in target_cache:
-                M = np.column_stack([expr(g) for g in tg])
-                x = M.max(axis=1) if logic == "any" else M.min(axis=1)
-                det = (M > 0).any(axis=1) if logic == "any" else (M > 0).all(axis=1)
-                xs = Ssm @ x
-                bimodal, mu_t, var_t, w_t = _two_gaussians(xs)
-                off, on = float(mu_t[0]), float(mu_t[1])
-                if bimodal:
-                    a = _on_probability(xs, mu_t, var_t, w_t)
-                else:
-                    a = np.minimum(1.0, (Ssm @ det.astype(float)) / _DETECT_FULL)
-                Mn = np.column_stack(
-                    [np.asarray(E_all[:, loc[g]].todense()).ravel()[non_mal] > 0 for g in tg]
-                )
-                tox = (
-                    float((Mn.any(axis=1) if logic == "any" else Mn.all(axis=1)).mean())
-                    if non_mal.any()
-                    else 0.0
-                )
-                target_cache[key] = (a, det, bimodal, off, on, tox)
-            a, det, bimodal, off, on, tox = target_cache[key]
-            info.update(bimodal=bimodal, on_level=on if bimodal else np.nan, off_level=off if bimodal else np.nan,
-                        toxicity=tox)  # fmt: skip
-            t = W["target_absent"] * (1 - a) - W["target_present"] * a
-            terms["target"] = (t, (" and " if logic == "all" else "/").join(tg), (det, a))
-            logit += t
-            gate = a
-        if kind in ("target", "tme"):
-            for g in row["required_genes"]:
-                if g not in gcols:
-                    caveats.append(f"required gene {g} not measured")
-                    continue
-                x = expr(g)
-                xs = Ssm @ x
-                m = np.median(xs)
-                lost = 1 - np.minimum(1.0, xs / (0.5 * m)) if m > 0 else np.ones(n_mal)
-                t = W["required_lost"] * lost
-                terms[f"required:{g}"] = (t, g, x > 0)
-                logit += t
-            for col, sign in (("sensitivity_programs", -1), ("resistance_programs", 1)):
-                avail = [p for p in row[col] if p in zprog]
-                caveats += [f"program {p} not scored (too few genes)" for p in row[col] if p not in zprog]
-                if not avail:
-                    continue
-                Z = np.column_stack([zprog[p] for p in avail])
-                if sign < 0:
-                    t = -W["program"] * Z.mean(axis=1)
-                    terms["sens_programs"] = (t, avail, Z)
-                else:
-                    t = W["program"] * np.maximum(0.0, Z.max(axis=1))
-                    terms["res_programs"] = (t, avail, Z)
-                logit += t
-            for col, sign in (("sensitivity_genes", -1), ("resistance_genes", 1)):
-                avail = [g for g in row[col] if g in gcols]
-                if not avail:
-                    continue
-                Z = np.column_stack([smooth_z(expr(g)) for g in avail])
-                if sign < 0:
-                    t = -W["gene"] * Z.mean(axis=1)
-                    terms["sens_genes"] = (t, avail, Z)
-                else:
-                    t = W["gene"] * np.maximum(0.0, Z.max(axis=1))
-                    terms["res_genes"] = (t, avail, Z)
-                logit += t
-            if kind == "tme":
-                caveats.append(f"acts on the {row['target_compartment']} ({';'.join(row['targets'])}); judged by "
-                               "tumour programs only")  # fmt: skip
-        else:  # immune-checkpoint blockade
-            b = np.array([benefit[s] for s in samples[mal_idx]])
-            t = -W["ici_benefit"] * b
-            terms["ici_benefit"] = (t, None, b)
-            logit += t
-            if _APM in zprog:
-                t = W["ici_antigen"] * np.maximum(0.0, -zprog[_APM])
-                terms["ici_antigen"] = (t, _APM, zprog[_APM])
-                logit += t
-            else:
-                caveats.append(f"antigen presentation ({_APM}) not scored")
-        if name in zev:
-            t = -W["evidence"] * zev[name]
-            terms["evidence"] = (t, "user drug-sensitivity signature", zev[name])
-            logit += t
-        if row["requires_mutation"]:
-            caveats.append(
-                f"requires {row['requires_mutation']}: not measurable from expression, check the genotype"
-            )
-        if gate is not None:  # modifiers act only where the drug reaches its target
-            for k in [k for k in terms if k != "target"]:
-                t0, lab, ex = terms[k]
-                terms[k] = (t0 * gate, lab, ex)
-            logit = W["intercept"] + sum(t for t, _, _ in terms.values())
-        surv[name] = 1.0 / (1.0 + np.exp(-logit))
-        contribs[name] = (terms, caveats)
-        ther_rows.append(info)
+    lineage = (
+        adata.obs[OBS.cell_type_major].astype(str).to_numpy() if OBS.cell_type_major in adata.obs else None
+    )
+    counts = looks_like_counts(X)
+    bg = _background(C, lib, non_mal, lineage) if counts else np.full(len(need), np.nan)
+    ctx = _Ctx(mal_idx=mal_idx, n_mal=len(mal_idx), samples=samples, Ssm=Ssm, w2=w2, zcodes=zcodes, gcols=gcols,
+               counts=counts, lib=lib[mal_idx], non_mal=non_mal, background=dict(zip(need, bg)), target_cache={})  # fmt: skip
+    ctx.expr = lambda g: np.asarray(E[:, gcols[g]].todense()).ravel()
+    ctx.count = lambda g: np.asarray(C[:, loc[g]].todense()).ravel()[mal_idx]
+    ctx.all_detected = lambda g: np.asarray(C[:, loc[g]].todense()).ravel() > 0
+    ctx.smooth_z = lambda v: _zscore(Ssm @ v, zcodes, raw=v, w2=w2)
+    ctx.zprog = {p: ctx.smooth_z(scores[p].to_numpy()[mal_idx]) for p in scores.columns}
+    ctx.zev = {
+        c[len("EVIDENCE_") :]: ctx.smooth_z(ev_scores[c].to_numpy()[mal_idx]) for c in ev_scores.columns
+    }
+    ctx.groups = groups[mal_idx]
+    return ctx
 
-    # --- per group and sample: bootstrap and reasons -----------------------------------------
-    mal_samples, mal_groups = samples[mal_idx], groups[mal_idx]
-    ok = has_group[mal_idx]
+
+def _survival_table(kb, ctx, surv, contribs, has_group, threshold, n_boot, seed, imm) -> pd.DataFrame:
+    """One row per therapy, sample and labelled group of malignant cells: fraction, interval, call, reasons."""
+    if ctx is None:
+        return pd.DataFrame(columns=TABLE_COLUMNS)
+    mal_samples, mal_groups = ctx.samples[ctx.mal_idx], ctx.groups
+    ok = has_group[ctx.mal_idx]
     keys = pd.DataFrame({"sample": mal_samples[ok], "group": mal_groups[ok]}).drop_duplicates()
     keys = keys.sort_values(["sample", "group"], kind="stable").reset_index(drop=True)
     seeds = spawn_seeds(seed, max(1, len(keys)))
     n_sample_mal = pd.Series(mal_samples).value_counts()
-    members = []
-    for k in keys.itertuples():
-        members.append(np.flatnonzero(ok & (mal_samples == k.sample) & (mal_groups == k.group)))
+    members = [
+        np.flatnonzero(ok & (mal_samples == k.sample) & (mal_groups == k.group)) for k in keys.itertuples()
+    ]
     rows = []
     for name in kb["name"]:
-        s_all = surv[name]
+        s_all, logit = surv[name]
         terms, caveats = contribs[name]
         for j, k in enumerate(keys.itertuples()):
             idx = members[j]
-            s = s_all[idx]
-            mean = float(s.mean())
-            lo_ci, hi_ci = _bootstrap(s, n_boot, int(seeds[j]))
+            measured = any(np.abs(t[idx]).max() > 1e-9 for t, _, _ in terms.values())
+            lo, hi = _bootstrap(s_all[idx], n_boot, int(seeds[j]))
+            call, why = _call(float(logit[idx].mean()), lo, hi, threshold, measured)
+            mean = float(s_all[idx].mean()) if measured else np.nan
+            if not measured:
+                lo = hi = np.nan
+            text = _reasons(terms, caveats, idx, ctx.benefit.get(k.sample, np.nan), imm, k.sample)
             rows.append({"therapy": name, "sample": k.sample, "group": k.group, "n_cells": len(idx),
-                         "fraction_of_sample": len(idx) / int(n_sample_mal[k.sample]),
-                         "surviving_fraction": mean, "ci_low": lo_ci, "ci_high": hi_ci,
-                         "survives": bool(lo_ci > threshold),
-                         "reasons": _reasons(terms, caveats, idx, benefit.get(k.sample, 0.0), immuno, k.sample)})  # fmt: skip
-    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
-    obs = {}
-    for name, s in surv.items():
-        col = np.full(adata.n_obs, np.nan, dtype=np.float32)
-        col[mal_idx] = s
-        obs[f"{SURVIVAL_PREFIX}{name}"] = col
-    params = {
-        "therapies": list(kb["name"]), "groupby": groupby, "sample_key": sample_key, "layer": layer,
-        "evidence": sorted(evidence) if evidence else [], "malignant": mal_rule, "cell_type_key": cell_type_key,
-        "program_reference": program_reference, "n_neighbors": int(n_neighbors), "threshold": float(threshold),
-        "n_boot": int(n_boot), "rng": seed, "n_jobs": n_threads, "key_added": key_added,
-        "knowledge_base_version": kb.attrs.get("version", ""),
-    }  # fmt: skip
-    logger.info("therapy_survival: %d therapies x %d subpopulations", len(kb), len(keys))
-    store(
-        adata,
-        tool="tl.therapy_survival",
-        obs=obs,
-        uns_key=key_added,
-        uns={
-            "table": table,
-            "immunotherapy": immuno,
-            "therapies": pd.DataFrame(ther_rows),
-            "weights": pd.DataFrame({"term": list(WEIGHTS), "weight": list(WEIGHTS.values())}),
-        },  # fmt: skip
-        params=params,
-    )
-    return adata if copy else None
+                         "fraction_of_sample": len(idx) / int(n_sample_mal[k.sample]), "surviving_fraction": mean,
+                         "ci_low": lo, "ci_high": hi, "call": call, "survives": call == "survives",
+                         "reasons": "; ".join(x for x in (why, text) if x)})  # fmt: skip
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS)
 
 
-def _bootstrap(s: np.ndarray, n_boot: int, seed: int) -> tuple[float, float]:
-    """Percentile interval (2.5%, 97.5%) of the mean of ``s`` over ``n_boot`` resamples of its cells."""
-    if n_boot == 0 or len(s) < 2:
-        m = float(s.mean())
-        return m, m
-    gen = make_rng(seed)
-    n = len(s)
-    means = np.empty(n_boot)
-    step = max(1, 2_000_000 // n)
-    for b0 in range(0, n_boot, step):
-        b1 = min(n_boot, b0 + step)
-        idx = gen.integers(0, n, size=(b1 - b0, n))
-        means[b0:b1] = s[idx].mean(axis=1)
-    lo, hi = np.quantile(means, [0.025, 0.975])
-    return float(lo), float(hi)
-
-
-def _hl(z: float) -> str:
-    return "high" if z > 0 else "low"
-
-
-def _reasons(terms, caveats, idx, benefit, immuno, sample) -> str:
-    """Ranked plain-English reasons for one subpopulation (mean logit contribution > 0.25), then caveats."""
-    out = []
-    for key, (t, label, extra) in terms.items():
-        c = float(np.mean(t[idx]))
-        if abs(c) < _REASON_MIN:
+def _immune_only_rows(kb, imm, samples, mal, threshold) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Samples without malignant cells: one row per immunotherapy from the sample's benefit; the rest skipped."""
+    rows, skipped = [], []
+    for s in pd.unique(samples):
+        if mal[samples == s].any():
             continue
-        if key == "target":
-            det, avail = extra[0][idx], extra[1][idx]
-            on = 100 * float((avail > 0.5).mean())
-            txt = (f"{label} not expressed in {100 * (1 - det.mean()):.0f}% of cells (at the on-level in {on:.0f}% "
-                   "of cell neighbourhoods)" if c > 0
-                   else f"{label} at the on-level (target available) in {on:.0f}% of cell neighbourhoods "
-                   f"(detected in {100 * det.mean():.0f}% of cells)")  # fmt: skip
-        elif key.startswith("required:"):
-            txt = f"{label} (required) lost: not detected in {100 * (1 - extra[idx].mean()):.0f}% of cells"
-        elif key in ("sens_programs", "sens_genes"):
-            what = "sensitivity program" if key == "sens_programs" else "sensitivity gene"
-            z = float(extra[idx].mean())
-            txt = f"{what} {'/'.join(label)} {_hl(z)} (z={z:.1f})"
-        elif key in ("res_programs", "res_genes"):
-            # the term is each cell's highest resistance z (when above the sample average): say how
-            # many cells have one above average, which one most often, and how high on average
-            Z = np.asarray(extra[idx], dtype=float)
-            top, zmax = Z.argmax(axis=1), Z.max(axis=1)
-            pos = zmax > 0
-            what = "resistance programs" if key == "res_programs" else "resistance genes"
-            if len(label) == 1:
-                txt = f"{what[:-1]} {label[0]} above the sample average in {100 * pos.mean():.0f}% of cells (mean z={float(Z[:, 0].mean()):.1f})"
-            else:
-                j = (
-                    int(np.bincount(top[pos], minlength=len(label)).argmax())
-                    if pos.any()
-                    else int(np.argmax(Z.mean(axis=0)))
+        r = imm[imm["sample"] == s].iloc[0]
+        b, lo_b, hi_b = float(r["benefit"]), float(r["ci_low"]), float(r["ci_high"])
+        for row in kb.to_dict("records"):
+            if (
+                r["setting"] != IMMUNE_ONLY
+            ):  # a tumour whose malignant cells were not called: nothing to judge
+                skipped.append({"therapy": row["name"], "sample": s, "reason": "no malignant cell called in this "
+                                "whole-tumour sample (calls absent or uncertain)"})  # fmt: skip
+                continue
+            if _kind(row) != "ici":
+                skipped.append(
+                    {"therapy": row["name"], "sample": s, "reason": "no malignant cells in this sample"}
                 )
-                txt = (f"{what} above the sample average in {100 * pos.mean():.0f}% of cells (most often {label[j]}; "
-                       f"mean of each cell's highest z={float(zmax[pos].mean()) if pos.any() else 0.0:.1f})")  # fmt: skip
-        elif key == "ici_benefit":
-            r = immuno.loc[immuno["sample"] == sample, "components"]
-            comp = r.iloc[0] if len(r) else ""
-            txt = f"sample's immunotherapy benefit {'low' if benefit < 0 else 'high'} (score={benefit:.1f}: {comp})"
-        elif key == "ici_antigen":
-            zc = extra[idx]
-            # the term only adds survival, through the cells whose antigen presentation is below average
-            txt = f"antigen presentation ({label}) low in {100 * float((zc < 0).mean()):.0f}% of cells (mean z={float(zc.mean()):.1f})"
-        else:
-            z = float(extra[idx].mean())
-            txt = f"{label} {_hl(z)} (z={z:.1f})"
-        out.append((abs(c), f"{txt} [{'+' if c > 0 else '-'}survival]"))
-    out.sort(key=lambda x: -x[0])
-    return "; ".join([t for _, t in out] + [f"caveat: {c}" for c in caveats])
+                continue
+            w = WEIGHTS["ici_benefit"]
+            measured = bool(np.isfinite(b))
+            frac, lo, hi = (float(1 / (1 + np.exp(w * v))) for v in (b, hi_b, lo_b))
+            call, why = _call(-w * b if measured else 0.0, lo, hi, threshold, measured)
+            text = (f"sample's immunotherapy benefit {b:+.2f} (95% interval {lo_b:+.2f} to {hi_b:+.2f}) relative to "
+                    f"the cohort, {r['setting']}: {r['components']}" if measured
+                    else f"sample's immunotherapy benefit undetermined ({r['not_counted']})")  # fmt: skip
+            rows.append({"therapy": row["name"], "sample": s, "group": _NO_MALIGNANT, "n_cells": int(r["n_cells"]),
+                         "fraction_of_sample": np.nan, "surviving_fraction": frac if measured else np.nan,
+                         "ci_low": lo if measured else np.nan, "ci_high": hi if measured else np.nan, "call": call,
+                         "survives": call == "survives", "reasons": f"{why}; {text}"})  # fmt: skip
+    return pd.DataFrame(rows, columns=TABLE_COLUMNS), pd.DataFrame(
+        skipped, columns=["therapy", "sample", "reason"]
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1046,8 +1069,11 @@ def combination_cover(
 
     From the flags of :func:`therapy_survival` (``uns[key]["table"]``): a subpopulation
     :math:`g` (group within a sample) with at least ``min_fraction`` of its sample's malignant
-    cells is *killed* by therapy :math:`d` when it is not flagged as surviving it. A combination
-    must kill every such subpopulation. With binary :math:`x_d` (therapy chosen) the exact
+    cells is *killed* by therapy :math:`d` only when its evidence decides that it responds
+    (``call == "responds"``; a row that survives or is undetermined kills nothing, so a
+    combination never rests on a row without evidence). A combination must kill every such
+    subpopulation; rows of samples without malignant cells (``fraction_of_sample`` NaN) are not
+    subpopulations to cover. With binary :math:`x_d` (therapy chosen) the exact
     set-cover integer program (Karp 1972; solved by HiGHS through :func:`scipy.optimize.milp`) is
 
     .. math:: \min_x \sum_d x_d + \lambda \sum_d \tau_d x_d \quad \text{s.t.}\quad
@@ -1114,6 +1140,8 @@ def combination_cover(
         )
     table = pd.DataFrame(res["table"])
     table["survives"] = table["survives"].astype(str).isin(["True", "true", "1"])
+    # killed only where the evidence decides that the subpopulation responds (old results: not flagged)
+    table["killed"] = table["call"].astype(str).eq("responds") if "call" in table else ~table["survives"]
     if samples is not None:
         wanted = [samples] if isinstance(samples, str) else [str(x) for x in samples]
         have = set(table["sample"].astype(str))
@@ -1134,17 +1162,18 @@ def combination_cover(
     tox_map = dict(zip(tox_tab["therapy"], pd.to_numeric(tox_tab["toxicity"], errors="coerce").fillna(0.0)))
     tox = np.array([float(tox_map.get(t, 0.0)) for t in names])
     table = table[table["therapy"].isin(names)]
-    table["fraction_of_sample"] = pd.to_numeric(table["fraction_of_sample"])
+    table["fraction_of_sample"] = pd.to_numeric(table["fraction_of_sample"], errors="coerce")
     sub = table[["sample", "group", "fraction_of_sample"]].drop_duplicates(["sample", "group"])
     sub = sub[sub["fraction_of_sample"] >= min_fraction].reset_index(drop=True)
-    piv = table.pivot_table(index=["sample", "group"], columns="therapy", values="survives", aggfunc="first")
+    piv = table.pivot_table(index=["sample", "group"], columns="therapy", values="killed", aggfunc="first")
     piv = piv.reindex(index=pd.MultiIndex.from_frame(sub[["sample", "group"]]), columns=names)
-    killed = ~(piv.fillna(True).to_numpy(bool))
+    killed = piv.fillna(False).to_numpy(bool)
     can = killed.any(axis=1)
     uncoverable = sub.loc[~can].reset_index(drop=True)
     if len(uncoverable):
         warnings.warn(
-            f"{len(uncoverable)} subpopulation(s) survive every candidate therapy and cannot be covered; see "
+            f"{len(uncoverable)} subpopulation(s) are not shown to respond to any candidate therapy (they survive "
+            "it or the evidence is undetermined) and cannot be covered; see "
             f"adata.uns[{key_added!r}]['uncoverable'].",
             UserWarning,
             stacklevel=2,
