@@ -338,7 +338,12 @@ def _pooled(ctx, v: np.ndarray) -> np.ndarray:
 
 
 def _availability(ctx, genes: list[str], logic: str, level: str):
-    """Per malignant cell: probability its neighbourhood has the target, detection, and how it was judged."""
+    """Per malignant cell: probability its neighbourhood has the target, detection, and how it was judged.
+
+    ``level``: ``"any"`` (expressed above the ambient level), ``"high"`` (overexpressed: only a
+    bimodal population whose on level is at least fourfold its off level can show it; otherwise
+    presence is capped at 0.5, undetermined, while absence is still tested), ``"required"`` (a gene
+    normal cells express: lost when below a sixteenth of its level in the non-malignant cells)."""
     M = np.column_stack([ctx.expr(g) for g in genes])
     x = M.max(axis=1) if logic == "any" else M.min(axis=1)
     det = (M > 0).any(axis=1) if logic == "any" else (M > 0).all(axis=1)
@@ -346,7 +351,8 @@ def _availability(ctx, genes: list[str], logic: str, level: str):
     bimodal, mu, var, w = _two_gaussians(xs)
     info = {"bimodal": bimodal, "on_level": float(mu[1]) if bimodal else np.nan,
             "off_level": float(mu[0]) if bimodal else np.nan, "target_level": level, "background": np.nan}  # fmt: skip
-    if level == "high" and bimodal:
+    step = bimodal and np.expm1(mu[1]) >= _LEVEL_STEP * max(np.expm1(mu[0]), 1e-12)
+    if level == "high" and step:
         return _on_probability(xs, mu, var, w), det, info, "mixture"
     b = np.array([ctx.background.get(g, np.nan) for g in genes])
     if not ctx.counts or not np.isfinite(b).all():
@@ -358,14 +364,17 @@ def _availability(ctx, genes: list[str], logic: str, level: str):
         return np.full(len(x), 0.5), det, info, f"untestable: {why}"
     info["background"] = float(b.max() * 1e4)
     L = _pooled(ctx, ctx.lib)
-    rates = []
-    for bg in b:
-        expressed = _LEVEL_STEP * bg
-        rates.append((bg, expressed) if level != "high" else (expressed, _LEVEL_STEP * expressed))
+    # (not expressed, expressed) rates: the ambient level and 4x it; for required genes, a sixteenth and
+    # a quarter of the level in non-malignant cells (which express them)
+    k = _LEVEL_STEP
+    rates = [(bg / k**2, bg / k) if level == "required" else (bg, k * bg) for bg in b]
     A = np.column_stack(
         [_llr_availability(_pooled(ctx, ctx.count(g)), L, off, on) for g, (off, on) in zip(genes, rates)]
     )
-    return (A.max(axis=1) if logic == "any" else A.min(axis=1)), det, info, "depth"
+    a = A.max(axis=1) if logic == "any" else A.min(axis=1)
+    if level == "high":  # expression is shown, overexpression is not: presence stays undetermined
+        return np.minimum(a, 0.5), det, info, "depth (overexpression not testable without two levels)"
+    return a, det, info, "depth"
 
 
 def _target_term(row, ctx, terms, caveats, info):
@@ -411,7 +420,7 @@ def _modifier_terms(row, ctx, terms, caveats, kind):
         if g not in ctx.gcols:
             caveats.append(f"required gene {g} not measured")
             continue
-        a, det, _, how = _availability(ctx, [g], "any", "any")
+        a, det, _, how = _availability(ctx, [g], "any", "required")
         if how.startswith("untestable"):
             caveats.append(f"required gene {g} {how}: loss not tested")
         terms[f"required:{g}"] = (W["required_lost"] * np.maximum(0.0, 1.0 - 2.0 * a), g, (det, a))
@@ -525,11 +534,12 @@ def _hl(z: float) -> str:
 
 
 def _target_text(label, extra, idx) -> str:
-    det, avail, level, how = extra[0][idx], extra[1][idx], extra[2], extra[3]
+    det, avail, how = extra[0][idx], extra[1][idx], extra[3]
     pres, absent = 100 * float((avail >= _SURE).mean()), 100 * float((avail <= 1 - _SURE).mean())
-    basis = {"mixture": "on vs off level of the data's two expression levels",
-             "depth": f"{'overexpression' if level == 'high' else 'expression'} vs background, at each "
-                      "neighbourhood's depth"}.get(how, how)  # fmt: skip
+    basis = {"mixture": "on vs off level of the data's two expression levels, at least fourfold apart",
+             "depth": "expression vs the ambient level, at each neighbourhood's depth",
+             "depth (overexpression not testable without two levels)": "expression vs the ambient level at each "
+             "neighbourhood's depth; overexpression needs two expression levels in the data"}.get(how, how)  # fmt: skip
     return (f"{label} present in {pres:.0f}% of cell neighbourhoods, absent in {absent:.0f}%, undetermined in "
             f"{100 - pres - absent:.0f}% ({basis}; detected in {100 * float(det.mean()):.0f}% of cells)")  # fmt: skip
 
@@ -572,7 +582,7 @@ def _reasons(terms, caveats, idx, benefit, immuno, sample) -> str:
         for key, (t, lab, ex) in terms.items()
     ]
     contrib.sort(key=lambda x: -x[0])
-    shown = [x for x in contrib if x[0] >= _REASON_MIN] or contrib[:1]
+    shown = [x for x in contrib if x[0] >= _REASON_MIN or x[2] == "target"] or contrib[:1]  # the target always
     out = []
     for size, c, key, lab, ex in shown:
         txt = _term_text(key, lab, ex, idx, c, benefit, immuno, sample)
@@ -640,17 +650,20 @@ def therapy_survival(
       step per level: two log2 units). The knowledge base's ``target_level`` sets
       the two rates: ``any`` (any expression qualifies, e.g. the HER2-low trial of trastuzumab
       deruxtecan, Modi et al., NEJM 2022): :math:`\beta` vs :math:`\epsilon`; ``high``
-      (overexpression or amplification, e.g. trastuzumab): the data's own on and off levels
-      when the neighbourhood-averaged expression is bimodal (two-component Gaussian mixture,
-      Ashman's :math:`D \ge 2`, Ashman et al., J Classif 1994), else :math:`\epsilon` vs
-      :math:`4\epsilon` (a fourfold step per level). At shallow depth both rates
+      (overexpression or amplification, e.g. trastuzumab): the data's own on and off levels when
+      the neighbourhood-averaged expression is bimodal (two-component Gaussian mixture, Ashman's
+      :math:`D \ge 2`, Ashman et al., J Classif 1994) with the on level at least fourfold the off
+      level; otherwise overexpression cannot be shown (expression above ambient is not
+      amplification), so presence stays undetermined (:math:`a_i \le 0.5`) and only absence is
+      tested. At shallow depth both rates
       fit and :math:`a_i \approx 0.5`: dropout is not read as absence. Without raw counts (or
       without non-malignant cells) absence is not tested (:math:`a_i = 0.5` unless bimodal; a
       caveat says so). Then :math:`T = 4(1 - a_i) - 4 a_i` (target expression is necessary:
       Slamon et al., NEJM 2001; Bardia et al., NEJM 2021). The modifiers :math:`R, P, G, U` are
       multiplied by :math:`a_i`: they act only where the drug reaches its target.
-    * **Required genes lost** :math:`R = 3 \max(0, 1 - 2 a_i)` with :math:`a_i` the same test for
-      the gene (``any`` level): only a loss the depth can show adds survival (e.g. RB1 for CDK4/6
+    * **Required genes lost** :math:`R = 3 \max(0, 1 - 2 a_i)` with :math:`a_i` the same test
+      between a sixteenth and a quarter of the gene's level in the non-malignant cells (which
+      express such genes): only a loss the depth can show adds survival (e.g. RB1 for CDK4/6
       inhibitors; Finn et al., Breast Cancer Res 2009).
     * **Programs** :math:`P`: signature scores of the knowledge base's ``sensitivity_programs``
       and ``resistance_programs`` (Tirosh control score, :func:`tmeatlas.tl.score_signatures`),
