@@ -136,6 +136,12 @@ _SCREEN = {"drugs": _DRUGS, "groupby": "true_clone", "sample_key": "sample", "ma
            "malignant_value": "malignant", "n_perms": 50}  # fmt: skip
 
 
+def _heterogeneity(sim):
+    a = _cnv(sim, 3)
+    tm.tl.heterogeneity(a, sample_key="sample", n_boot=20)
+    return a
+
+
 def _screened(sim):
     a = sim.copy()
     tm.tl.drug_screen(a, **_SCREEN)
@@ -213,6 +219,8 @@ CASES = {
     "pl.combination_cover": (_covered, {"show": False}),
     "tl.drug_screen": (lambda sim: sim.copy(), _SCREEN),
     "get.drug_screen": (_screened, {}),
+    "tl.heterogeneity": (lambda sim: _cnv(sim, 3), {"sample_key": "sample", "n_boot": 20}),
+    "get.heterogeneity": (_heterogeneity, {}),
 }
 
 #: a bad argument for each dataset function

@@ -264,7 +264,10 @@ def test_errors():
         with pytest.raises(tm.InvalidParameterError):
             simulate_therapy(b, therapy="drugx", **kw)
     assert "therapy_simulation" not in b.uns
-    bad = _hand({"A": (1.0, np.nan)})
+    undetermined = _hand({"A": (1.0, np.nan)})  # no evidence: nothing to simulate, said so
+    with pytest.raises(tm.NotApplicableError, match="undetermined"):
+        simulate_therapy(undetermined, therapy="drugx")
+    bad = _hand({"A": (1.0, 1.5)})
     with pytest.raises(tm.InvalidInputError, match="surviving_fraction"):
         simulate_therapy(bad, therapy="drugx")
 

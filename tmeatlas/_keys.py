@@ -110,6 +110,7 @@ UNS = SimpleNamespace(
     therapy_simulation="therapy_simulation",
     immunotherapy_benefit="immunotherapy_benefit",
     drug_screen="drug_screen",
+    heterogeneity="heterogeneity",
     pipeline="pipeline",
     qc="qc",
     log="tmeatlas_log",

@@ -504,9 +504,14 @@ def _fill_counts(start, stop, key, pid, lib, amb, sid, act, P, logPM, Z, mod_idx
 # ---------------------------------------------------------------------------------------------
 # patients: clones, copy numbers, programs, therapy truth
 # ---------------------------------------------------------------------------------------------
-def _clone_tree(pname: str, rs: np.random.Generator, arms_ok: list[str]) -> dict:
-    """Clones of one patient: tree, CNV events (truncal + private) and program/target states."""
-    n_clones = int(rs.integers(2, 5))
+def _clone_tree(pname: str, rs: np.random.Generator, arms_ok: list[str], n_clones: int | None = None) -> dict:
+    """Clones of one patient: tree, CNV events (truncal + private) and program/target states.
+
+    ``n_clones`` (1-6) overrides the number drawn (2-4); the draw is made either way, so ``None``
+    gives the same tree as before the option existed.
+    """
+    n_drawn = int(rs.integers(2, 5))
+    n_clones = n_drawn if n_clones is None else int(n_clones)
     clones = [f"{pname}_c{i + 1}" for i in range(n_clones)]
     parents = [f"{pname}_root"] + [
         clones[int(rs.integers(0, i))] if rs.random() < 0.75 else f"{pname}_root" for i in range(1, n_clones)
@@ -533,7 +538,10 @@ def _clone_tree(pname: str, rs: np.random.Generator, arms_ok: list[str]) -> dict
     her2 = rs.random() < 0.35
     her2_clone = None
     if her2:
-        her2_clone = f"{pname}_root" if rs.random() < 0.6 else clones[int(rs.integers(1, n_clones))]
+        # (a single clone: truncal; ``rs.random()`` is drawn first either way)
+        her2_clone = (
+            f"{pname}_root" if rs.random() < 0.6 or n_clones == 1 else clones[int(rs.integers(1, n_clones))]
+        )
 
     def ancestry(c):
         out = [c]
@@ -620,8 +628,14 @@ def _discs_depth(xy, nx, centers, radii, reach, depth=None, which=None, first=0)
     return depth, which
 
 
-def _layout(n: int, phenotype: str, is_normal: bool, n_clones: int, rs: np.random.Generator) -> dict:
-    """Cells of one patient's tissue section: coordinates, niches, cell types, clones, hypoxia."""
+def _layout(
+    n: int, phenotype: str, is_normal: bool, n_clones: int, rs: np.random.Generator, shares=None
+) -> dict:
+    """Cells of one patient's tissue section: coordinates, niches, cell types, clones, hypoxia.
+
+    ``shares``: ``None`` (clone territories from the nests), or ``(fractions, generator)``: the
+    clones' target fractions of the malignant cells, laid out as bands (:func:`_clone_bands`).
+    """
     nx = max(int(math.ceil(math.sqrt(n))), 1)
     col, row = np.arange(n) % nx, np.arange(n) // nx
     xy = np.column_stack([col, row]).astype(float) * _SPACING + _SPACING / 2
@@ -702,7 +716,9 @@ def _layout(n: int, phenotype: str, is_normal: bool, n_clones: int, rs: np.rando
     # clones: each nest belongs to one clone territory (spatially segregated), 4% mixing
     clone = np.full(n, -1)
     mal = np.flatnonzero(ftype == _FINE_IDX["Malignant"])
-    if len(mal):
+    if len(mal) and shares is not None:
+        clone[mal] = _clone_bands(xy[mal], *shares)
+    elif len(mal):
         if n_nests >= n_clones:
             seeds = rs.choice(n_nests, size=n_clones, replace=False)
             dist = np.hypot(*(centers[:, None, :] - centers[seeds][None, :, :]).transpose(2, 0, 1))
@@ -720,6 +736,64 @@ def _layout(n: int, phenotype: str, is_normal: bool, n_clones: int, rs: np.rando
 
 
 NICHE_IDX = {nm: i for i, nm in enumerate(prg.NICHES)}
+
+
+def _clone_bands(xy: np.ndarray, fractions: np.ndarray, gen: np.random.Generator) -> np.ndarray:
+    """Clone of each malignant cell at ``xy``: parallel bands across the tumour bed (a random
+    direction) holding ``fractions`` of the cells, then 4 % of the cells relabelled with a clone
+    drawn from ``fractions`` (the mixing of the nest layout, keeping the expected fractions)."""
+    th = gen.uniform(0, 2 * np.pi)
+    order = np.argsort(xy[:, 0] * np.cos(th) + xy[:, 1] * np.sin(th), kind="stable")
+    cuts = np.round(np.cumsum(fractions)[:-1] * len(xy)).astype(np.int64)
+    lab = np.empty(len(xy), np.int64)
+    lab[order] = np.searchsorted(cuts, np.arange(len(xy)), side="right")
+    mix = gen.random(len(xy)) < 0.04
+    lab[mix] = gen.choice(len(fractions), size=int(mix.sum()), p=fractions)
+    return lab
+
+
+#: geometric ratio of successive clone fractions under ``clone_skew="skewed"``
+_SKEW_RATIO = 0.5
+_MAX_CLONES = 6
+
+
+def _check_clones(n_clones, clone_skew, n_patients: int) -> dict:
+    """``{}`` with the defaults, else the per-patient clone numbers (or ``None``) and the skew."""
+    if n_clones is None and clone_skew is None:
+        return {}
+    per = None
+    if n_clones is not None:
+        vals = [n_clones] * n_patients if isinstance(n_clones, int | np.integer) else n_clones
+        if isinstance(vals, str) or not hasattr(vals, "__len__"):
+            raise InvalidParameterError(
+                f"n_clones must be an integer or one integer per patient, got {n_clones!r}."
+            )
+        if len(vals) != n_patients:
+            raise InvalidParameterError(f"n_clones has {len(vals)} entries but n_patients is {n_patients}.")
+        per = [_check_int("n_clones", v, 1) for v in vals]
+        if max(per) > _MAX_CLONES:
+            raise InvalidParameterError(f"n_clones must be between 1 and {_MAX_CLONES}, got {n_clones!r}.")
+    if clone_skew is not None:
+        ok_str = isinstance(clone_skew, str) and clone_skew in ("even", "skewed")
+        ok_num = isinstance(clone_skew, int | float | np.integer | np.floating) and not isinstance(
+            clone_skew, bool
+        )
+        if not (ok_str or (ok_num and np.isfinite(clone_skew) and clone_skew > 0)):
+            raise InvalidParameterError(
+                f"clone_skew must be 'even', 'skewed' or a positive Dirichlet concentration, got {clone_skew!r}."
+            )
+        clone_skew = clone_skew if ok_str else float(clone_skew)
+    return {"n_clones": per, "clone_skew": clone_skew}
+
+
+def _clone_fractions(k: int, skew, gen: np.random.Generator) -> np.ndarray:
+    """Target fractions of ``k`` clones: equal, geometric (ratio 0.5, first clone largest) or Dirichlet."""
+    if skew == "even":
+        return np.full(k, 1.0 / k)
+    if skew == "skewed":
+        w = _SKEW_RATIO ** np.arange(k)
+        return w / w.sum()
+    return gen.dirichlet(np.full(k, float(skew)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -775,15 +849,17 @@ def _check_params(n_cells, n_patients, spatial, n_genes, normal_patient, immune_
 
 
 def _simulate_patients(
-    var, props, type_lp, n_per, phenos_all, is_normal, streams, antigen_presentation=None
+    var, props, type_lp, n_per, phenos_all, is_normal, streams, antigen_presentation=None, clones=None
 ) -> dict:
     """Per patient: sample effect, clones (tree, CNV, programs, therapy truth), malignant profiles, layout.
 
     ``antigen_presentation`` (``None``, or per patient ``None``/``True``/``False``): ``True`` /
     ``False`` set MHC class I antigen presentation intact / lost in every clone of the patient
     (``tm.datasets.simulate_checkpoint_cohort``); this takes no random draws, so ``None``
-    gives the same output as before.
+    gives the same output as before. ``clones`` (:func:`_check_clones`; ``None`` or ``{}``: off)
+    sets the clone numbers and their fractions (from a generator of its own per patient).
     """
+    clones = clones or {}
     G = len(var)
     gidx = {g: i for i, g in enumerate(var.index)}
     has_pos = props["table_pos"] >= 0
@@ -802,7 +878,8 @@ def _simulate_patients(
         batch = rs.normal(0.0, 0.08, G)  # mild sample effect on every gene
         out["type_row0"].append(len(rows))
         rows.extend(type_lp[t] + batch for t in range(len(_FINE)))
-        tree = None if is_normal[pi] else _clone_tree(pname, rs, arm_ok)
+        n_set = clones["n_clones"][pi] if clones.get("n_clones") and not is_normal[pi] else None
+        tree = None if is_normal[pi] else _clone_tree(pname, rs, arm_ok, n_set)
         if tree is not None and antigen_presentation is not None and antigen_presentation[pi] is not None:
             for st in tree["states"].values():
                 st["antigen_presentation"] = bool(antigen_presentation[pi])
@@ -839,7 +916,12 @@ def _simulate_patients(
                 out["tree"].append((pname, c, parent, len(tree["ancestry"][c]) - 1))
         out["trees"].append(tree)
         n_cl = len(tree["clones"]) if tree else 0
-        out["layouts"].append(_layout(int(n_per[pi]), phenos_all[pi], is_normal[pi], n_cl, rs))
+        shares = None
+        if tree is not None and clones.get("clone_skew") is not None:
+            gen = np.random.default_rng([int(streams[pi]), 24])
+            shares = (_clone_fractions(n_cl, clones["clone_skew"], gen), gen)
+            tree["target_fraction"] = shares[0]
+        out["layouts"].append(_layout(int(n_per[pi]), phenos_all[pi], is_normal[pi], n_cl, rs, shares))
     return out
 
 
@@ -1123,6 +1205,26 @@ def _truth(pat, cells, pnames, phenos_all, is_normal, n_per, params) -> dict:
     }  # fmt: skip
 
 
+def _clone_truth(truth: dict, pat: dict, cells: dict) -> None:
+    """With ``n_clones``/``clone_skew``: each patient's true clone Shannon diversity (natural log, of
+    the malignant cells' clone fractions) in ``patients``, the target fractions in ``clone_tree``."""
+    sizes = np.bincount(cells["clone"], minlength=len(cells["clone_names"]))
+    names = cells["clone_names"]
+    shannon = []
+    for tree in pat["trees"]:
+        if tree is None:
+            shannon.append(np.nan)
+            continue
+        n = np.array([sizes[names.index(c)] for c in tree["clones"]], float)
+        p = n[n > 0] / max(n.sum(), 1.0)
+        shannon.append(float(0.0 - (p * np.log(p)).sum()) if len(p) else np.nan)
+    truth["patients"]["clone_shannon"] = shannon
+    target = {c: float(f) for t in pat["trees"] if t and "target_fraction" in t
+              for c, f in zip(t["clones"], t["target_fraction"])}  # fmt: skip
+    if target and len(truth["clone_tree"]):
+        truth["clone_tree"]["target_fraction"] = truth["clone_tree"]["clone"].map(target).astype(float)
+
+
 def simulate_tumor(
     *,
     n_cells: int = 5000,
@@ -1134,6 +1236,8 @@ def simulate_tumor(
     mesenchymal_tumour: float = 0.0,
     tumour_fraction: float | None = None,
     immune_fraction: float | None = None,
+    n_clones: int | Sequence[int] | None = None,
+    clone_skew: float | str | None = None,
     rng: RngLike = 0,
     chunk_size: int | None = None,
 ) -> AnnData:
@@ -1174,6 +1278,21 @@ def simulate_tumor(
         Largest fraction (0-1) of each tumour patient's cells that are immune cells (samples
         with almost no normal immune cells, e.g. 0.01): the other immune cells become malignant
         cells as above. ``None`` (default): as the layout gives.
+    n_clones
+        Number of clones (1-6) of every tumour patient, or one number per tumour patient, so that
+        clone numbers vary between patients with a known truth (e.g. for
+        :func:`tmeatlas.tl.heterogeneity`). ``None`` (default): 2-4 drawn per patient.
+    clone_skew
+        Clone fractions of the malignant cells: ``"even"`` (equal), ``"skewed"`` (each clone half
+        the size of the one before, the first largest: 67/33 % for two clones, 51/25/13/6/3/2 % for
+        six) or a float, the concentration of a symmetric Dirichlet drawn per patient (0.5: often
+        one dominant clone; 20: nearly even). The clones then lie in parallel bands across the
+        tumour bed (a random direction), cut to these fractions, with 4 % of the cells relabelled
+        at random (drawn from the fractions). ``None`` (default): as the nests fall (each nest one
+        clone territory). With either option ``uns["simulation"]["patients"]`` gains
+        ``clone_shannon``: the true Shannon diversity -sum_c p_c ln p_c of the patient's
+        malignant cells over clones, and ``clone_tree`` the ``target_fraction`` (with
+        ``clone_skew``). With both ``None`` the output is identical to earlier versions.
     rng
         Seed (``int``), :class:`numpy.random.Generator` or ``None``; the resolved seed is
         recorded in ``uns["simulation"]["params"]["seed"]``.
@@ -1232,8 +1351,8 @@ def simulate_tumor(
     0.73-0.83, the malignant cells splitting by patient as in real tumours.
 
     **Malignant cells.** Per patient: a patient-specific program (random log fold changes,
-    sd 0.6, of 3 % of genes) and 2-4 clones forming a tree under an unobserved common ancestor
-    (``<patient>_root``) that carries 3-6 truncal arm-level events drawn from frequent
+    sd 0.6, of 3 % of genes) and 2-4 clones (``n_clones``: 1-6) forming a tree under an unobserved
+    common ancestor (``<patient>_root``) that carries 3-6 truncal arm-level events drawn from frequent
     carcinoma events (Taylor et al., Cancer Cell 2018); each clone adds 1-3 private events.
     Loss multiplies expression of the arm's genes by 0.5, gain by 1.5, amplification by 2
     (copy number 1, 3, 4), with gene-level dosage sensitivity ``s`` in 0.6-1
@@ -1257,7 +1376,8 @@ def simulate_tumor(
     (T cells held in the margin and stroma), *desert* (few T cells anywhere). Hypoxia rises
     with depth inside nests (half-maximal at 100 um, or 70 % of the largest nest radius in
     small sections) and drives the hypoxia program and the
-    SPP1+ vs C1Q+ macrophage balance. Each nest belongs to one clone territory.
+    SPP1+ vs C1Q+ macrophage balance. Each nest belongs to one clone territory (with
+    ``clone_skew``: bands cut to the clone fractions).
 
     **Randomness.** Every cell has its own counter-based random stream (splitmix64 of seed,
     cell and gene), so the counts do not depend on ``chunk_size`` or the thread count.
@@ -1292,8 +1412,10 @@ def simulate_tumor(
     n_per = np.floor(share).astype(int)
     n_per[np.argsort(-(share - n_per), kind="stable")[: n_cells - n_per.sum()]] += 1
 
-    pat = _simulate_patients(var, props, _type_profiles(n_genes), n_per, phenos_all, is_normal, streams[3:])
     extra = _check_composition(mesenchymal_tumour, tumour_fraction, immune_fraction)
+    clones = _check_clones(n_clones, clone_skew, n_patients)
+    pat = _simulate_patients(var, props, _type_profiles(n_genes), n_per, phenos_all, is_normal, streams[3:],
+                             clones=clones)  # fmt: skip
     if extra:  # options off: no extra random draws, so default outputs are unchanged
         _reshape_tumours(pat, is_normal, extra, np.random.default_rng([seed, 22]))
     cells = _cell_states(pat, n_per, phenos_all, make_rng(int(streams[1])))
@@ -1309,7 +1431,12 @@ def simulate_tumor(
         "normal_patient": bool(normal_patient), "immune_phenotypes": list(phenos), "seed": seed,
         "chunk_size": chunk, "spatial_units": "micron", **extra,
     }  # fmt: skip
-    adata.uns[UNS.simulation] = h5ad_safe(_truth(pat, cells, pnames, phenos_all, is_normal, n_per, params))
+    if clones:  # options off: params and truth tables as before
+        params.update({k: v for k, v in clones.items() if v is not None})
+    truth = _truth(pat, cells, pnames, phenos_all, is_normal, n_per, params)
+    if clones:
+        _clone_truth(truth, pat, cells)
+    adata.uns[UNS.simulation] = h5ad_safe(truth)
     # the gene positions are tmeatlas's own (GRCh38 table): logged so that tools may replace them
     _append_log(adata, "datasets.simulate_tumor", [f"var[{k!r}]" for k in var.columns])
     logger.info(f"simulate_tumor: {n_cells} cells x {n_genes} genes, {X.nnz} non-zero counts")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ._drug_screen import drug_screen
+from ._heterogeneity import heterogeneity
 from ._signatures import checkpoint_interactions, signature_summary, signature_test
 from ._tables import composition, gene_positions
 from ._therapy import combination_cover, immunotherapy_benefit, therapy_survival
@@ -13,6 +14,7 @@ __all__ = [
     "composition",
     "drug_screen",
     "gene_positions",
+    "heterogeneity",
     "immunotherapy_benefit",
     "signature_summary",
     "signature_test",

@@ -7,6 +7,7 @@ from ._checkpoints import checkpoint_interactions
 from ._clones import cnv_clones
 from ._cnv import infer_cnv
 from ._drug_screen import drug_screen
+from ._heterogeneity import heterogeneity
 from ._immunotherapy import immunotherapy_benefit
 from ._integrate import integrate, transfer_labels
 from ._malignant import call_malignant
@@ -22,6 +23,7 @@ __all__ = [
     "cnv_clones",
     "combination_cover",
     "drug_screen",
+    "heterogeneity",
     "immunotherapy_benefit",
     "infer_cnv",
     "integrate",

@@ -75,6 +75,7 @@ _ASHMAN_D = 2.0  # bimodality criterion (Ashman et al. 1994)
 _MIN_COMPONENT = 0.02
 _LEVEL_STEP = 4.0  # levels of the detection model: background; expressed (4x); overexpressed (4x expressed)
 _MIN_LINEAGE = 20  # fewest non-malignant cells of a lineage whose rate can serve as the background
+_AMPLIFIED = 2.0  # on/off fold change a target needs to count as overexpressed (HER2/CEP17 >= 2.0, ASCO/CAP)
 _SURE = 0.8  # availability at or above this: present (likelihood ratio 4:1); at or below 1 - this: absent
 _DECIDE = float(np.log(4.0))  # mean logit a call needs beyond the threshold's (odds 4:1, as _SURE)
 _MIX_MAX = 20_000  # cells used to fit the target mixture (an even stride beyond)
@@ -337,11 +338,22 @@ def _pooled(ctx, v: np.ndarray) -> np.ndarray:
     return (ctx.Ssm @ v) / np.maximum(ctx.w2, 1e-12)
 
 
+def _level_ratio(ctx, genes, xs, mu, var, w) -> float:
+    """Fold change between the on and off cells of a bimodal target (pooled counts per molecule when the
+    input is counts, else the component means back on the linear scale)."""
+    on = _on_probability(xs, mu, var, w) > 0.5
+    if ctx.counts and on.any() and (~on).any():
+        c = np.sum([ctx.count(g) for g in genes], axis=0)
+        hi, lo = c[on].sum() / max(ctx.lib[on].sum(), 1.0), c[~on].sum() / max(ctx.lib[~on].sum(), 1.0)
+        return float(hi / max(lo, 0.5 / max(ctx.lib[~on].sum(), 1.0)))
+    return float(np.expm1(mu[1]) / max(np.expm1(mu[0]), 1e-12))
+
+
 def _availability(ctx, genes: list[str], logic: str, level: str):
     """Per malignant cell: probability its neighbourhood has the target, detection, and how it was judged.
 
     ``level``: ``"any"`` (expressed above the ambient level), ``"high"`` (overexpressed: only a
-    bimodal population whose on level is at least fourfold its off level can show it; otherwise
+    bimodal population whose on level is at least twice its off level can show it; otherwise
     presence is capped at 0.5, undetermined, while absence is still tested), ``"required"`` (a gene
     normal cells express: lost when below a sixteenth of its level in the non-malignant cells)."""
     M = np.column_stack([ctx.expr(g) for g in genes])
@@ -351,8 +363,7 @@ def _availability(ctx, genes: list[str], logic: str, level: str):
     bimodal, mu, var, w = _two_gaussians(xs)
     info = {"bimodal": bimodal, "on_level": float(mu[1]) if bimodal else np.nan,
             "off_level": float(mu[0]) if bimodal else np.nan, "target_level": level, "background": np.nan}  # fmt: skip
-    step = bimodal and np.expm1(mu[1]) >= _LEVEL_STEP * max(np.expm1(mu[0]), 1e-12)
-    if level == "high" and step:
+    if level == "high" and bimodal and _level_ratio(ctx, genes, xs, mu, var, w) >= _AMPLIFIED:
         return _on_probability(xs, mu, var, w), det, info, "mixture"
     b = np.array([ctx.background.get(g, np.nan) for g in genes])
     if not ctx.counts or not np.isfinite(b).all():
@@ -536,7 +547,7 @@ def _hl(z: float) -> str:
 def _target_text(label, extra, idx) -> str:
     det, avail, how = extra[0][idx], extra[1][idx], extra[3]
     pres, absent = 100 * float((avail >= _SURE).mean()), 100 * float((avail <= 1 - _SURE).mean())
-    basis = {"mixture": "on vs off level of the data's two expression levels, at least fourfold apart",
+    basis = {"mixture": "on vs off level of the data's two expression levels, at least twofold apart",
              "depth": "expression vs the ambient level, at each neighbourhood's depth",
              "depth (overexpression not testable without two levels)": "expression vs the ambient level at each "
              "neighbourhood's depth; overexpression needs two expression levels in the data"}.get(how, how)  # fmt: skip
@@ -582,7 +593,9 @@ def _reasons(terms, caveats, idx, benefit, immuno, sample) -> str:
         for key, (t, lab, ex) in terms.items()
     ]
     contrib.sort(key=lambda x: -x[0])
-    shown = [x for x in contrib if x[0] >= _REASON_MIN or x[2] == "target"] or contrib[:1]  # the target always
+    shown = [x for x in contrib if x[0] >= _REASON_MIN or x[2] == "target"] or contrib[
+        :1
+    ]  # the target always
     out = []
     for size, c, key, lab, ex in shown:
         txt = _term_text(key, lab, ex, idx, c, benefit, immuno, sample)
@@ -652,8 +665,9 @@ def therapy_survival(
       deruxtecan, Modi et al., NEJM 2022): :math:`\beta` vs :math:`\epsilon`; ``high``
       (overexpression or amplification, e.g. trastuzumab): the data's own on and off levels when
       the neighbourhood-averaged expression is bimodal (two-component Gaussian mixture, Ashman's
-      :math:`D \ge 2`, Ashman et al., J Classif 1994) with the on level at least fourfold the off
-      level; otherwise overexpression cannot be shown (expression above ambient is not
+      :math:`D \ge 2`, Ashman et al., J Classif 1994) with the on cells' pooled rate at least
+      twice the off cells' (the amplification criterion of in-situ hybridisation, HER2/CEP17
+      :math:`\ge 2.0`; Wolff et al., J Clin Oncol 36:2105, 2018); otherwise overexpression cannot be shown (expression above ambient is not
       amplification), so presence stays undetermined (:math:`a_i \le 0.5`) and only absence is
       tested. At shallow depth both rates
       fit and :math:`a_i \approx 0.5`: dropout is not read as absence. Without raw counts (or

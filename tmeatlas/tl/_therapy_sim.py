@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
+from .._errors import InvalidInputError, InvalidParameterError, MissingResultError, NotApplicableError
 from .._keys import UNS
 from .._settings import logger
 from .._store import store
@@ -422,7 +422,7 @@ def simulate_therapy(
             )
         samples = list(dict.fromkeys(samples))
 
-    traj, summ, comp, treat = [], [], [], []
+    traj, summ, comp, treat, skipped = [], [], [], [], []
     for s in samples:
         sub = table[table["sample"] == s].drop_duplicates("group")
         sub = sub[sub["fraction_of_sample"].fillna(0) > 0]
@@ -431,10 +431,16 @@ def simulate_therapy(
                 f"sample {s!r} has no malignant subpopulation with cells in the survival table of {therapy!r}; "
                 "at least one is needed. Pick another sample with `sample=`."
             )
+        if sub["surviving_fraction"].isna().any():  # undetermined: no evidence to simulate a response from
+            und = sub.loc[sub["surviving_fraction"].isna(), "group"].tolist()
+            skipped.append(
+                {"sample": s, "reason": f"surviving fraction undetermined (no evidence) for {und}"}
+            )
+            continue
         bad = sub.loc[~sub["surviving_fraction"].between(0, 1), "group"].tolist()
         if bad:
             raise InvalidInputError(
-                f"surviving_fraction of subpopulation(s) {bad} of sample {s!r} is missing or outside [0, 1]; "
+                f"surviving_fraction of subpopulation(s) {bad} of sample {s!r} is outside [0, 1]; "
                 "rerun `tm.tl.therapy_survival`."
             )
         groups = sub["group"].tolist()
@@ -481,6 +487,16 @@ def simulate_therapy(
                 f"progression at t={res['ttp']:.1f}" if progressed else f"no progression by t={t_max:g}",
             )  # fmt: skip
 
+    skipped = pd.DataFrame(skipped, columns=["sample", "reason"])
+    if not traj:
+        raise NotApplicableError(
+            f"no sample can be simulated for {therapy!r}: "
+            + "; ".join(f"{r.sample}: {r.reason}" for r in skipped.itertuples())
+            + ". Simulate a therapy whose survival the evidence decides (see tm.get.therapy_survival(adata)['call'])."
+        )
+    if len(skipped):
+        warnings.warn(f"{len(skipped)} sample(s) not simulated (survival undetermined); see "
+                      f"adata.uns[{key_added!r}]['skipped'].", UserWarning, stacklevel=2)  # fmt: skip
     trajectory = pd.concat(traj, ignore_index=True)[TRAJECTORY_COLUMNS]
     summary = pd.DataFrame(summ, columns=SUMMARY_COLUMNS)
     composition = pd.DataFrame(comp, columns=COMPOSITION_COLUMNS)
@@ -494,6 +510,6 @@ def simulate_therapy(
         "n_points": int(n_points), "key_added": key_added,
     }  # fmt: skip
     store(adata, tool="tl.simulate_therapy", uns_key=key_added,
-          uns={"trajectory": trajectory, "summary": summary, "composition": composition, "treatment": treatment},
-          params=params)  # fmt: skip
+          uns={"trajectory": trajectory, "summary": summary, "composition": composition, "treatment": treatment,
+               "skipped": skipped}, params=params)  # fmt: skip
     return adata if copy else None
