@@ -35,8 +35,8 @@ def test_demo_writes_outputs(tmp_path, capsys):
               "tables/therapy_survival.csv", "figures/therapy_survival.pdf", "figures/therapy_simulation.png"):
         assert (out / f).stat().st_size > 0, f
     err = capsys.readouterr().err
-    assert "simulating a cohort of 1,500 cells" in err and "[1/22] QC" in err and "[22/22] write" in err
-    assert [s["status"] for s in summary["steps"]] == ["done"] * 18
+    assert "simulating a cohort of 1,500 cells" in err and "[1/23] QC" in err and "[23/23] write" in err
+    assert [s["status"] for s in summary["steps"]] == ["done"] * 19
 
 
 def test_demo_bad_arguments(tmp_path, capsys):

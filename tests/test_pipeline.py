@@ -53,8 +53,8 @@ def test_run_writes_every_result_and_output(done):
     a, out = done
     steps = a.uns["pipeline"]["steps"]
     expected = {"qc", "gene_positions", "normalize", "embedding", "cnv", "malignant", "clones", "cell_types", "signatures",
-                "stemness", "interface", "immune_phenotype", "niches", "checkpoints", "immunotherapy", "therapy", "combinations",
-                "simulation"}  # fmt: skip
+                "stemness", "interface", "immune_phenotype", "niches", "heterogeneity", "checkpoints", "immunotherapy", "therapy",
+                "combinations", "simulation"}  # fmt: skip
     assert set(steps["step"]) == expected
     assert (steps["status"] == "done").all()
     for col in (

@@ -50,13 +50,13 @@ SYMBOL_COLUMNS = (
 #: the order of the steps; spatial steps run only with coordinates
 STEP_ORDER = (
     "qc", "gene_positions", "normalize", "embedding", "cnv", "malignant", "clones", "cell_types", "signatures",
-    "stemness", "tumor_score", "interface", "immune_phenotype", "niches", "checkpoints", "immunotherapy", "therapy",
-    "combinations", "simulation",
+    "stemness", "tumor_score", "interface", "immune_phenotype", "niches", "heterogeneity", "checkpoints",
+    "immunotherapy", "therapy", "combinations", "simulation",
 )  # fmt: skip
 #: steps that need single cells: not planned for spot data (Visium, ST), where each observation
 #: mixes several cells
 CELL_STEPS = ("malignant", "clones", "cell_types", "stemness", "interface", "immune_phenotype", "niches",
-              "checkpoints", "immunotherapy", "therapy", "combinations", "simulation")  # fmt: skip
+              "heterogeneity", "checkpoints", "immunotherapy", "therapy", "combinations", "simulation")  # fmt: skip
 #: coordinates are a spot grid when at least this share of nearest-neighbour distances lies within
 #: SPOT_TOLERANCE of their median, per sample (spot arrays: 0.80-0.93 on the four her2st sections;
 #: cells: 0.32-0.35 on MERFISH, multiplex IF and the simulated tissues; tests/test_pipeline.py)
@@ -68,7 +68,8 @@ NEEDS = {
     "embedding": ("normalize",), "cnv": ("gene_positions", "normalize"), "malignant": ("cnv",),
     "clones": ("malignant",), "cell_types": ("normalize",), "signatures": ("normalize",), "stemness": ("cell_types",),
     "tumor_score": ("gene_positions", "normalize"), "interface": ("malignant", "cell_types"),
-    "immune_phenotype": ("interface",), "niches": ("cell_types",), "checkpoints": ("cell_types",),
+    "immune_phenotype": ("interface",), "niches": ("cell_types",), "heterogeneity": ("clones",),
+    "checkpoints": ("cell_types",),
     "immunotherapy": ("cell_types",), "therapy": ("cell_types",), "combinations": ("therapy",),
     "simulation": ("therapy",),
 }  # fmt: skip
@@ -380,10 +381,13 @@ def run(
     8. ``checkpoints``: :func:`tmeatlas.tl.checkpoint_interactions` between major cell types per
        sample (spatial neighbours only when coordinates exist).
     9. ``interface``, ``immune_phenotype``, ``niches`` (with coordinates in ``obsm["spatial"]``).
-    10. ``therapy``, ``combinations``: :func:`tmeatlas.tl.therapy_survival` per CNV subclone
-        and sample, and :func:`tmeatlas.tl.combination_cover` per sample (key
-        ``"combination_cover_<sample>"``).
-    11. ``simulation`` (only with ``simulate=``): :func:`tmeatlas.tl.simulate_therapy` per therapy.
+    10. ``heterogeneity``: :func:`tmeatlas.tl.heterogeneity` per sample (needs CNV subclones);
+        ``immunotherapy``: :func:`tmeatlas.tl.immunotherapy_benefit` per sample (also for samples
+        of immune cells only).
+    11. ``therapy``, ``combinations``: :func:`tmeatlas.tl.therapy_survival` per CNV subclone
+        and sample (immunotherapy rows for samples of immune cells only), and
+        :func:`tmeatlas.tl.combination_cover` per sample (key ``"combination_cover_<sample>"``).
+    12. ``simulation`` (only with ``simulate=``): :func:`tmeatlas.tl.simulate_therapy` per therapy.
 
     With ``out``, writes ``out/atlas.h5ad``, ``out/tables/*.csv``, ``out/figures/*.png|pdf``
     and self-contained HTML reports ``out/report/index.html`` (cohort) and
@@ -1131,6 +1135,10 @@ def _plan(
                                                             layer=layer, n_perms=n_perms, rng=rng, n_jobs=n_jobs),
                        {"n_perms": n_perms, "rng": rng, "spatial": spatial},
                        lambda a: UNS.checkpoint_interactions in a.uns))  # fmt: skip
+    steps.append(_Step("heterogeneity", "tumour heterogeneity per sample (clones, states, spatial mixing)",
+                       lambda a: _quiet(tl.heterogeneity, a, sample_key=sample_key, layer=layer, rng=rng,
+                                        n_jobs=n_jobs),
+                       {"rng": rng}, lambda a: UNS.heterogeneity in a.uns))  # fmt: skip
     steps.append(_Step("immunotherapy", "immunotherapy benefit per sample (published biomarkers)",
                        lambda a: _quiet(tl.immunotherapy_benefit, a, sample_key=sample_key, layer=layer, rng=rng,
                                         n_jobs=n_jobs),

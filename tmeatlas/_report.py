@@ -83,6 +83,9 @@ METHODS = {
     "arm-level copy-number shift is flagged tumour-free and scored at or below 0.",
     "niches": "Niches by k-means on multi-scale neighbourhood composition and tumour proximity, pooled over "
     "samples; the number chosen by subsample stability (Lange T et al. Neural Comput 16:1299, 2004).",
+    "heterogeneity": "Per-sample heterogeneity of the malignant cells with cell-resampling intervals: Shannon "
+    "diversity of the CNV subclones (Miller-Madow corrected) and the effective number of clones, the diversity of "
+    "program states and the share of it between clones, and the spatial mixing of clones.",
     "immunotherapy": "Immunotherapy benefit per sample from published biomarkers, each in the cells and setting it "
     "was validated in: TCF7+ and progenitor-exhausted shares of CD8 T cells (Sade-Feldman M et al. Cell 175:998, "
     "2018), exhausted CD8 share, spatial immune phenotype (Chen DS & Mellman I, Nature 541:321, 2017) and, in whole "
@@ -103,7 +106,8 @@ STEP_UNS = {
     "qc": UNS.qc, "gene_positions": UNS.gene_positions, "cnv": UNS.cnv, "malignant": UNS.malignant,
     "clones": UNS.cnv_clones, "cell_types": UNS.annotate, "signatures": UNS.signatures, "stemness": UNS.stemness,
     "checkpoints": UNS.checkpoint_interactions, "interface": UNS.interface, "immune_phenotype": UNS.immune_phenotype,
-    "niches": UNS.niches, "immunotherapy": UNS.immunotherapy_benefit, "therapy": UNS.therapy_survival,
+    "niches": UNS.niches, "heterogeneity": UNS.heterogeneity, "immunotherapy": UNS.immunotherapy_benefit,
+    "therapy": UNS.therapy_survival,
     "simulation": UNS.therapy_simulation,
     "tumor_score": UNS.tumor_score,
 }  # fmt: skip
@@ -249,6 +253,8 @@ def write_tables(adata: AnnData, folder: Path, *, sample_key: str) -> dict[str, 
     if UNS.niches in u:
         put("niche_composition", lambda: u[UNS.niches].get("composition"), index=True)
         put("niche_summary", lambda: u[UNS.niches].get("summary"))
+    if UNS.heterogeneity in u:
+        put("heterogeneity", lambda: get.heterogeneity(adata))
     if UNS.immunotherapy_benefit in u:
         put("immunotherapy_benefit", lambda: get.immunotherapy_benefit(adata))
         put("immunotherapy_components", lambda: get.immunotherapy_benefit(adata, components=True))
