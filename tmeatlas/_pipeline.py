@@ -1139,6 +1139,25 @@ def _plan(
                        lambda a: _quiet(tl.heterogeneity, a, sample_key=sample_key, layer=layer, rng=rng,
                                         n_jobs=n_jobs),
                        {"rng": rng}, lambda a: UNS.heterogeneity in a.uns))  # fmt: skip
+    steps += _therapy_steps(sample_key=sample_key, layer=layer, therapies=therapies, therapy_arg=therapy_arg,
+                            simulate=simulate, rng=rng, n_jobs=n_jobs)  # fmt: skip
+    if facts.get("spots"):
+        steps = [s for s in steps if s.name not in CELL_STEPS]
+        if spatial:
+            steps.append(_Step("tumor_score", "spot tumour score (expression, copy number, neighbours)",
+                               lambda a: gr.tumor_score(a, layer=layer, sample_key=sample_key, rng=rng, n_jobs=n_jobs),
+                               {"layer": str(layer), "rng": rng}, lambda a: OBS.tumor_score in a.obs))  # fmt: skip
+    order = {n: i for i, n in enumerate(STEP_ORDER)}
+    for s in steps:
+        s.needs, s.uses = NEEDS.get(s.name, ()), USES.get(s.name, ())
+    return sorted(steps, key=lambda s: order[s.name])
+
+
+def _therapy_steps(*, sample_key, layer, therapies, therapy_arg, simulate, rng, n_jobs) -> list[_Step]:
+    """The steps ``immunotherapy``, ``therapy``, ``combinations`` and (with ``simulate``) ``simulation``."""
+    from . import tl
+
+    steps: list[_Step] = []
     steps.append(_Step("immunotherapy", "immunotherapy benefit per sample (published biomarkers)",
                        lambda a: _quiet(tl.immunotherapy_benefit, a, sample_key=sample_key, layer=layer, rng=rng,
                                         n_jobs=n_jobs),
@@ -1176,16 +1195,7 @@ def _plan(
 
         steps.append(_Step("simulation", f"continuous vs adaptive dosing of {', '.join(simulate)}", simulation,
                            {"therapies": list(simulate)}, lambda a: UNS.therapy_simulation in a.uns or len(simulate) > 1))  # fmt: skip
-    if facts.get("spots"):
-        steps = [s for s in steps if s.name not in CELL_STEPS]
-        if spatial:
-            steps.append(_Step("tumor_score", "spot tumour score (expression, copy number, neighbours)",
-                               lambda a: gr.tumor_score(a, layer=layer, sample_key=sample_key, rng=rng, n_jobs=n_jobs),
-                               {"layer": str(layer), "rng": rng}, lambda a: OBS.tumor_score in a.obs))  # fmt: skip
-    order = {n: i for i, n in enumerate(STEP_ORDER)}
-    for s in steps:
-        s.needs, s.uses = NEEDS.get(s.name, ()), USES.get(s.name, ())
-    return sorted(steps, key=lambda s: order[s.name])
+    return steps
 
 
 def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: int = 50) -> None:

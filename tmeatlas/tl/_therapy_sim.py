@@ -257,6 +257,53 @@ def _competition(value, groups: list[str], sample: str) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # public
 # --------------------------------------------------------------------------------------------
+def _schedule_rows(s, sched, groups, n0, r, k, sf, res) -> tuple[pd.DataFrame, dict, list[dict], list[dict]]:
+    """The trajectory, summary row, per-subpopulation composition rows and treatment segments of one run."""
+    times, sizes, doses = res["times"], res["sizes"], res["doses"]
+    burden = sizes.sum(axis=1)
+    nt, ng = sizes.shape
+    traj = pd.DataFrame({
+        "sample": s, "schedule": sched, "time": np.repeat(times, ng), "group": np.tile(groups, nt),
+        "size": sizes.ravel(), "burden": np.repeat(burden, ng), "dose": np.repeat(doses, ng),
+    })  # fmt: skip
+    progressed = bool(np.isfinite(res["ttp"]))
+    at_ttp = res["at_ttp"]
+    final = sizes[-1]
+    on_time = sum(b - a for a, b, d in res["segments"] if d > 0)
+    row = {
+        "sample": s, "schedule": sched, "progressed": progressed, "time_to_progression": res["ttp"],
+        "dominant_at_progression": groups[int(np.argmax(at_ttp))] if progressed else "",
+        "burden_at_end": float(final.sum()), "dominant_at_end": groups[int(np.argmax(final))],
+        "time_on_treatment": float(on_time),
+        "cumulative_dose": float(sum((b - a) * d for a, b, d in res["segments"])),
+        "n_cycles": int(sum(d > 0 for _, _, d in res["segments"])),
+    }  # fmt: skip
+    comp = [{
+        "sample": s, "schedule": sched, "group": g, "surviving_fraction": float(sf[j]),
+        "growth_rate": float(r[j]), "kill_rate": float(k[j]), "initial_size": float(n0[j]),
+        "size_at_progression": float(at_ttp[j]) if progressed else np.nan,
+        "final_size": float(final[j]), "final_fraction": float(final[j] / max(final.sum(), 1e-300)),
+    } for j, g in enumerate(groups)]  # fmt: skip
+    treat = [{"sample": s, "schedule": sched, "start": float(a), "end": float(b), "dose": float(d)}
+             for a, b, d in res["segments"]]  # fmt: skip
+    return traj, row, comp, treat
+
+
+def _skipped(rows: list[dict], therapy: str, key_added: str, *, simulated: bool) -> pd.DataFrame:
+    """Samples not simulated (survival undetermined): a warning, or ``NotApplicableError`` when none was."""
+    skipped = pd.DataFrame(rows, columns=["sample", "reason"])
+    if not simulated:
+        raise NotApplicableError(
+            f"no sample can be simulated for {therapy!r}: "
+            + "; ".join(f"{r.sample}: {r.reason}" for r in skipped.itertuples())
+            + ". Simulate a therapy whose survival the evidence decides (see tm.get.therapy_survival(adata)['call'])."
+        )
+    if len(skipped):
+        warnings.warn(f"{len(skipped)} sample(s) not simulated (survival undetermined); see "
+                      f"adata.uns[{key_added!r}]['skipped'].", UserWarning, stacklevel=3)  # fmt: skip
+    return skipped
+
+
 def simulate_therapy(
     adata: AnnData,
     *,
@@ -454,49 +501,17 @@ def simulate_therapy(
         for sched in schedules:
             res = _simulate(n0, r, k, A, K, adaptive=sched == "adaptive", dose=dose, lower=lower, upper=upper,
                             progression=progression, t_max=t_max, n_points=int(n_points))  # fmt: skip
-            times, sizes, doses = res["times"], res["sizes"], res["doses"]
-            burden = sizes.sum(axis=1)
-            nt, ng = sizes.shape
-            traj.append(pd.DataFrame({
-                "sample": s, "schedule": sched, "time": np.repeat(times, ng), "group": np.tile(groups, nt),
-                "size": sizes.ravel(), "burden": np.repeat(burden, ng), "dose": np.repeat(doses, ng),
-            }))  # fmt: skip
-            progressed = bool(np.isfinite(res["ttp"]))
-            at_ttp = res["at_ttp"]
-            final = sizes[-1]
-            on_time = sum(b - a for a, b, d in res["segments"] if d > 0)
-            summ.append({
-                "sample": s, "schedule": sched, "progressed": progressed, "time_to_progression": res["ttp"],
-                "dominant_at_progression": groups[int(np.argmax(at_ttp))] if progressed else "",
-                "burden_at_end": float(final.sum()), "dominant_at_end": groups[int(np.argmax(final))],
-                "time_on_treatment": float(on_time),
-                "cumulative_dose": float(sum((b - a) * d for a, b, d in res["segments"])),
-                "n_cycles": int(sum(d > 0 for _, _, d in res["segments"])),
-            })  # fmt: skip
-            for j, g in enumerate(groups):
-                comp.append({
-                    "sample": s, "schedule": sched, "group": g, "surviving_fraction": float(sf[j]),
-                    "growth_rate": float(r[j]), "kill_rate": float(k[j]), "initial_size": float(n0[j]),
-                    "size_at_progression": float(at_ttp[j]) if progressed else np.nan,
-                    "final_size": float(final[j]), "final_fraction": float(final[j] / max(final.sum(), 1e-300)),
-                })  # fmt: skip
-            treat += [{"sample": s, "schedule": sched, "start": float(a), "end": float(b), "dose": float(d)}
-                      for a, b, d in res["segments"]]  # fmt: skip
+            t_df, row, comp_rows, treat_rows = _schedule_rows(s, sched, groups, n0, r, k, sf, res)
+            traj.append(t_df)
+            summ.append(row)
+            comp += comp_rows
+            treat += treat_rows
             logger.info(
                 "simulate_therapy: %s, sample %s, %s: %s", therapy, s, sched,
-                f"progression at t={res['ttp']:.1f}" if progressed else f"no progression by t={t_max:g}",
+                f"progression at t={res['ttp']:.1f}" if row["progressed"] else f"no progression by t={t_max:g}",
             )  # fmt: skip
 
-    skipped = pd.DataFrame(skipped, columns=["sample", "reason"])
-    if not traj:
-        raise NotApplicableError(
-            f"no sample can be simulated for {therapy!r}: "
-            + "; ".join(f"{r.sample}: {r.reason}" for r in skipped.itertuples())
-            + ". Simulate a therapy whose survival the evidence decides (see tm.get.therapy_survival(adata)['call'])."
-        )
-    if len(skipped):
-        warnings.warn(f"{len(skipped)} sample(s) not simulated (survival undetermined); see "
-                      f"adata.uns[{key_added!r}]['skipped'].", UserWarning, stacklevel=2)  # fmt: skip
+    skipped = _skipped(skipped, therapy, key_added, simulated=bool(traj))
     trajectory = pd.concat(traj, ignore_index=True)[TRAJECTORY_COLUMNS]
     summary = pd.DataFrame(summ, columns=SUMMARY_COLUMNS)
     composition = pd.DataFrame(comp, columns=COMPOSITION_COLUMNS)
