@@ -386,9 +386,12 @@ def _sample_table(comp, scores, ci, setting, samples) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def benefit_tables(adata, X, *, samples, mal, cell_type_key, seed, n_jobs, n_boot, chunk, scores=None):
-    """The per-sample benefit table and the per-sample x component table (the core of the public tool)."""
-    det = _detected(adata, X, chunk)
+def benefit_tables(
+    adata, X, *, samples, mal, cell_type_key, seed, n_jobs, n_boot, chunk, scores=None, detected=None
+):
+    """The per-sample benefit table and the per-sample x component table (the core of the public tool);
+    ``scores`` / ``detected`` when the caller has read them already (no second pass over the matrix)."""
+    det = _detected(adata, X, chunk) if detected is None else detected
     masks = _cell_masks(adata, det, mal, cell_type_key)
     if scores is None or not set(_SIGNATURES) <= set(scores.columns):
         scores = _score(_light(adata, X), list(_SIGNATURES), seed, n_jobs)

@@ -33,7 +33,7 @@ from .._validation import (
 )
 from ._cells import gene_cols as _gene_cols
 from ._cells import malignant_mask as _malignant_mask
-from ._immunotherapy import _APM, IMMUNE_ONLY, _score, benefit_tables
+from ._immunotherapy import _APM, _GENES, IMMUNE_ONLY, _score, benefit_tables
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -43,7 +43,6 @@ __all__ = ["SURVIVAL_PREFIX", "TABLE_COLUMNS", "WEIGHTS", "combination_cover", "
 # key names (from tmeatlas/_keys.py; per-cell columns are ``obs[SURVIVAL_PREFIX + therapy]``)
 UNS_THERAPY_SURVIVAL = UNS.therapy_survival
 UNS_COMBINATION_COVER = UNS.combination_cover
-OBS_IMMUNE_PHENOTYPE = OBS.immune_phenotype
 
 #: columns of ``uns[key_added]["table"]``
 TABLE_COLUMNS = [
@@ -787,13 +786,17 @@ def therapy_survival(
     )
     chunk, n_threads = int(settings.chunk_size), settings.resolve_n_jobs(n_jobs)
     scores, ev_scores = _all_scores(adata, X, kb, evidence, seed, n_threads)
+    counts = _gene_counts(adata, X, kb, chunk)  # one pass for the targets and the benefit's genes
+    detected = {
+        g: np.asarray((counts[0][:, j] > 0).todense()).ravel() for g, j in counts[2].items() if g in _GENES
+    }
     imm, imm_comp = benefit_tables(adata, X, samples=samples, mal=mal, cell_type_key=cell_type_key, seed=seed,
-                                   n_jobs=n_threads, n_boot=n_boot, chunk=chunk, scores=scores)  # fmt: skip
+                                   n_jobs=n_threads, n_boot=n_boot, chunk=chunk, scores=scores, detected=detected)  # fmt: skip
     surv, contribs, ther_rows = {}, {}, []
     ctx = None
     if (mal & has_group).any():
         ctx = _context(adata, X, kb, mal, samples, groups, scores, ev_scores, program_reference, n_neighbors, seed,
-                       chunk)  # fmt: skip
+                       chunk, counts)  # fmt: skip
         ctx.benefit = dict(zip(imm["sample"], imm["benefit"]))
         for row in kb.to_dict("records"):
             logit, terms, caveats, info = _therapy_logit(row, ctx)
@@ -905,8 +908,21 @@ def _all_scores(adata, X, kb, evidence, seed, n_threads) -> tuple[pd.DataFrame, 
     return scores, ev_scores
 
 
+def _gene_counts(adata, X, kb, chunk) -> tuple[sparse.csc_matrix, np.ndarray, dict[str, int], dict[str, int]]:
+    """Stored values of the knowledge base's targets and required genes and of the benefit's marker genes
+    for every cell, in one pass over the matrix: (values, library sizes, gene -> column of the values,
+    gene -> column of ``adata``)."""
+    genes = {g for col in ("targets", "required_genes", "sensitivity_genes", "resistance_genes") for gs in kb[col]
+             for g in gs}  # fmt: skip
+    gcols = _gene_cols(adata.var_names, sorted(genes | set(_GENES)))
+    need = sorted({g for col in ("targets", "required_genes") for gs in kb[col] for g in gs} | set(_GENES))
+    need = [g for g in need if g in gcols]
+    C, lib = _target_counts(X, np.asarray([gcols[g] for g in need], dtype=np.int64), chunk)
+    return C, lib, {g: j for j, g in enumerate(need)}, gcols
+
+
 def _context(
-    adata, X, kb, mal, samples, groups, scores, ev_scores, program_reference, n_neighbors, seed, chunk
+    adata, X, kb, mal, samples, groups, scores, ev_scores, program_reference, n_neighbors, seed, chunk, counts
 ):
     """Malignant expression, neighbourhoods, standardised programs and target counts for every therapy."""
     from ..datasets._signatures import _library
@@ -920,12 +936,8 @@ def _context(
     Ssm = _smoother(E, sg_codes, np.asarray(cyc_cols, dtype=np.int64), int(n_neighbors), 20, 1000, seed)
     zcodes = s_codes if program_reference == "sample" else None
     w2 = np.asarray(Ssm.multiply(Ssm).sum(axis=1)).ravel()  # sum of squared averaging weights per cell
-    all_genes = {g for col in ("targets", "required_genes", "sensitivity_genes", "resistance_genes") for gs in kb[col]
-                 for g in gs}  # fmt: skip
-    gcols = _gene_cols(adata.var_names, sorted(all_genes))
-    need = sorted({g for col in ("targets", "required_genes") for gs in kb[col] for g in gs if g in gcols})
-    C, lib = _target_counts(X, np.asarray([gcols[g] for g in need], dtype=np.int64), chunk)
-    loc = {g: j for j, g in enumerate(need)}
+    C, lib, loc, gcols = counts
+    need = list(loc)
     non_mal = ~mal
     lineage = (
         adata.obs[OBS.cell_type_major].astype(str).to_numpy() if OBS.cell_type_major in adata.obs else None
@@ -1152,9 +1164,8 @@ def combination_cover(
     and ``params``. No solution within ``max_drugs``: empty ``solutions`` and a warning.
     """
     adata = start(adata, copy)
-    for name, val, lo in (("max_drugs", max_drugs, 1), ("n_solutions", n_solutions, 1)):
-        if isinstance(val, bool) or not isinstance(val, int | np.integer) or val < lo:
-            raise InvalidParameterError(f"{name} must be an integer >= {lo}, got {val!r}.")
+    check_int("max_drugs", max_drugs, 1)
+    check_int("n_solutions", n_solutions, 1)
     for name, val in (("min_fraction", min_fraction), ("toxicity_weight", toxicity_weight)):
         if isinstance(val, bool) or not isinstance(val, int | float) or not np.isfinite(val) or val < 0:
             raise InvalidParameterError(f"{name} must be a non-negative number, got {val!r}.")
