@@ -420,15 +420,12 @@ def _pvalues(obs_z: np.ndarray, pool: np.ndarray, tail: np.ndarray, n_in_pool: n
 
 
 def _bh(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values of one family (NaN entries left out)."""
+    """Benjamini-Hochberg adjusted p-values of one family (NaN entries left out; the checkpoint tool's BH)."""
+    from ._checkpoints import _bh as bh
+
     out = np.full(len(p), np.nan)
-    ok = np.flatnonzero(np.isfinite(p))
-    if not len(ok):
-        return out
-    order = ok[np.argsort(p[ok], kind="stable")]
-    m = len(ok)
-    adj = p[order] * m / np.arange(1, m + 1)
-    out[order] = np.minimum(1.0, np.minimum.accumulate(adj[::-1])[::-1])
+    ok = np.isfinite(p)
+    out[ok] = bh(p[ok])
     return out
 
 
