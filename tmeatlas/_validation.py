@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from scipy import sparse
 
+from ._core.expression import looks_like_counts
 from ._errors import InvalidInputError, InvalidParameterError, MissingResultError
 
 if TYPE_CHECKING:
@@ -98,21 +99,6 @@ def check_one_of(name: str, value: Any, allowed: Iterable[Any]) -> None:
     allowed = list(allowed)
     if value not in allowed:
         raise InvalidParameterError(f"{name} must be one of {allowed}, got {value!r}.")
-
-
-def looks_like_counts(X, *, n_check: int = 2000) -> bool:
-    """True when the stored values are non-negative integers (raw counts), checked on a sample."""
-    if sparse.issparse(X):
-        data = X.data[:n_check * 50] if X.nnz else np.zeros(1)
-    else:  # dense, backed or Dask: look at the first rows only
-        from ._core.chunks import row_block
-
-        block = row_block(X, 0, min(X.shape[0], n_check))
-        data = block.data if sparse.issparse(block) else block.ravel()
-    data = np.asarray(data, dtype=np.float64)
-    if data.size == 0:
-        return True
-    return bool(np.all(data >= 0) and np.all(np.abs(data - np.round(data)) < 1e-6))
 
 
 def check_expression_values(X) -> None:
