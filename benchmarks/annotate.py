@@ -32,7 +32,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "annotate.json"
 
-WORKER = r'''
+WORKER = r"""
 import json, resource, sys, time, warnings
 warnings.simplefilter("ignore")
 import anndata as ad, numpy as np
@@ -68,7 +68,7 @@ out["seconds"] = round(time.perf_counter() - t0, 2)
 out["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
 out["major_accuracy"] = round(float((major == truth_major).mean()), 4)
 print(json.dumps(out))
-'''
+"""
 
 
 def main() -> None:
@@ -90,18 +90,29 @@ def main() -> None:
             del a
             for tool in args.tools:
                 try:
-                    p = subprocess.run([sys.executable, "-c", WORKER, str(path), tool],
-                                       capture_output=True, text=True, timeout=args.timeout)
-                    res = (json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0
-                           else {"tool": tool, "n_cells": n, "error": p.stderr.strip().splitlines()[-1:]})
+                    p = subprocess.run(
+                        [sys.executable, "-c", WORKER, str(path), tool],
+                        capture_output=True,
+                        text=True,
+                        timeout=args.timeout,
+                    )
+                    res = (
+                        json.loads(p.stdout.strip().splitlines()[-1])
+                        if p.returncode == 0
+                        else {"tool": tool, "n_cells": n, "error": p.stderr.strip().splitlines()[-1:]}
+                    )
                 except subprocess.TimeoutExpired:
                     res = {"tool": tool, "n_cells": n, "error": f"timeout after {args.timeout} s"}
                 print(json.dumps(res), file=sys.stderr)
                 runs.append(res)
     out = {
         "benchmark": "cell-type annotation, tmeatlas vs scanpy score_genes with the same markers",
-        "machine": {"date": datetime.now(UTC).isoformat(timespec="seconds"), "platform": platform.platform(),
-                    "cpu_count": os.cpu_count(), "python": platform.python_version()},
+        "machine": {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+        },
         "n_genes": args.n_genes,
         "runs": runs,
     }

@@ -36,7 +36,9 @@ from pathlib import Path
 import numpy as np
 
 RESULTS = Path(__file__).resolve().parent / "results" / "annotate_accuracy.json"
-MERFISH = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "chen2024_nsclc_merfish.h5ad"
+MERFISH = (
+    Path(__file__).resolve().parents[1].parent / "shared" / "data" / "real" / "chen2024_nsclc_merfish.h5ad"
+)
 MAP = {
     "T cell": "Lymphocyte", "NK cell": "Lymphocyte", "B cell": "Lymphocyte", "Plasma cell": "Plasma",
     "Myeloid": "Myeloid", "Mast cell": "Mast", "Fibroblast": "Fibroblast", "Endothelial": "Vascular",
@@ -63,10 +65,23 @@ def simulated(seed: int) -> dict:
     labels = sorted(o["true_cell_type"].astype(str).unique())
     return {
         "seed": seed,
-        "major_accuracy": round(float((o["cell_type_major"].astype(str) == o["true_cell_type_major"].astype(str)).mean()), 4),
-        "compartment_accuracy": round(float((o["compartment"].astype(str) == o["true_compartment"].astype(str)).mean()), 4),
-        "fine_macro_f1": round(float(f1_score(o["true_cell_type"].astype(str), o["cell_type"].astype(str),
-                                              average="macro", labels=labels)), 4),
+        "major_accuracy": round(
+            float((o["cell_type_major"].astype(str) == o["true_cell_type_major"].astype(str)).mean()), 4
+        ),
+        "compartment_accuracy": round(
+            float((o["compartment"].astype(str) == o["true_compartment"].astype(str)).mean()), 4
+        ),
+        "fine_macro_f1": round(
+            float(
+                f1_score(
+                    o["true_cell_type"].astype(str),
+                    o["cell_type"].astype(str),
+                    average="macro",
+                    labels=labels,
+                )
+            ),
+            4,
+        ),
     }
 
 
@@ -170,8 +185,11 @@ def qian() -> dict:
 
 def main() -> None:
     warnings.simplefilter("ignore")
-    out = {"benchmark": "tm.tl.annotate accuracy", "date": datetime.now(UTC).isoformat(timespec="seconds"),
-           "simulated": [simulated(s) for s in (0, 2, 4)]}
+    out = {
+        "benchmark": "tm.tl.annotate accuracy",
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "simulated": [simulated(s) for s in (0, 2, 4)],
+    }
     if MERFISH.exists():
         out["merfish_nsclc"] = merfish()
     if QIAN.exists():

@@ -41,18 +41,36 @@ def oracle_ari(a, cells, seed) -> float:
 
     X, mode, genes = _expression(a, "cnv")
     seg = list(dict.fromkeys(a.uns["cnv"]["bins"]["segment"].astype(str)))
-    garm = genes["segment"].astype(str).map({s: j for j, s in enumerate(seg)}).fillna(-1).to_numpy().astype(np.int64)
+    garm = (
+        genes["segment"]
+        .astype(str)
+        .map({s: j for j, s in enumerate(seg)})
+        .fillna(-1)
+        .to_numpy()
+        .astype(np.int64)
+    )
     ref = a.obs["cnv_reference"].to_numpy(bool)
-    F = arm_features(X, mode, genes["col"].to_numpy().astype(np.int64), garm, len(seg), ref,
-                     a.obs["sample"].astype(str).to_numpy())
+    F = arm_features(
+        X,
+        mode,
+        genes["col"].to_numpy().astype(np.int64),
+        garm,
+        len(seg),
+        ref,
+        a.obs["sample"].astype(str).to_numpy(),
+    )
     y = a.obs["true_clone"].astype(str).to_numpy()[cells]
     if len(set(y)) < 2:
         return 1.0
     n_splits = int(min(5, np.bincount(np.unique(y, return_inverse=True)[1]).min()))
     if n_splits < 2:
         return float("nan")
-    pred = cross_val_predict(LinearDiscriminantAnalysis(), F[cells], y,
-                             cv=StratifiedKFold(n_splits, shuffle=True, random_state=seed))
+    pred = cross_val_predict(
+        LinearDiscriminantAnalysis(),
+        F[cells],
+        y,
+        cv=StratifiedKFold(n_splits, shuffle=True, random_state=seed),
+    )
     return float(adjusted_rand_score(y, pred))
 
 
@@ -76,13 +94,20 @@ def run(seed: int, n_genes: int) -> list[dict]:
             continue
         truth = a.obs["true_clone"].astype(str).to_numpy()[cells]
         pred = a.obs["cnv_clone"].astype(str).to_numpy()[cells]
-        rows.append({
-            "seed": seed, "n_genes": n_genes, "patient": s, "n_malignant": len(cells),
-            "n_true_clones": len(set(truth)), "n_called_clones": len(set(pred) - {"non-malignant"}),
-            "ari": round(float(adjusted_rand_score(truth, pred)), 3),
-            "oracle_ari": round(oracle_ari(a, cells, seed), 3),
-            "cnv_seconds": round(t1 - t0, 2), "clone_seconds": round(t2 - t1, 2),
-        })
+        rows.append(
+            {
+                "seed": seed,
+                "n_genes": n_genes,
+                "patient": s,
+                "n_malignant": len(cells),
+                "n_true_clones": len(set(truth)),
+                "n_called_clones": len(set(pred) - {"non-malignant"}),
+                "ari": round(float(adjusted_rand_score(truth, pred)), 3),
+                "oracle_ari": round(oracle_ari(a, cells, seed), 3),
+                "cnv_seconds": round(t1 - t0, 2),
+                "clone_seconds": round(t2 - t1, 2),
+            }
+        )
         print(rows[-1], flush=True)
     return rows
 

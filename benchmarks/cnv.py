@@ -35,7 +35,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cnv.json"
 
-WORKER = r'''
+WORKER = r"""
 import json, resource, sys, time, warnings
 warnings.simplefilter("ignore")
 import anndata as ad, numpy as np
@@ -83,7 +83,7 @@ out.update({
     "n_true_malignant": int(truth.sum()),
 })
 print(json.dumps(out))
-'''
+"""
 
 
 def main() -> None:
@@ -94,7 +94,9 @@ def main() -> None:
     ap.add_argument("--tools", nargs="+", default=["tmeatlas", "infercnvpy", "infercnvpy_oracle_reference"])
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per tool run")
     ap.add_argument("--out", default=str(RESULTS))
-    ap.add_argument("--merge", action="store_true", help="replace only the runs of the tools and sizes run now in --out")
+    ap.add_argument(
+        "--merge", action="store_true", help="replace only the runs of the tools and sizes run now in --out"
+    )
     args = ap.parse_args()
 
     import numpy as np
@@ -108,13 +110,20 @@ def main() -> None:
             a = tm.datasets.simulate_tumor(n_cells=n, n_patients=4, n_genes=args.n_genes, rng=0)
             path = Path(tmp) / f"cohort_{n}.h5ad"
             a.write_h5ad(path)
-            print(f"simulated {n} cells x {a.n_vars} genes in {time.perf_counter() - t:.0f} s "
-                  f"({int(np.median(np.diff(a.X.indptr)))} genes/cell)", file=sys.stderr)
+            print(
+                f"simulated {n} cells x {a.n_vars} genes in {time.perf_counter() - t:.0f} s "
+                f"({int(np.median(np.diff(a.X.indptr)))} genes/cell)",
+                file=sys.stderr,
+            )
             del a
             for tool in args.tools:
                 try:
-                    p = subprocess.run([sys.executable, "-c", WORKER, str(path), tool, str(args.n_jobs)],
-                                       capture_output=True, text=True, timeout=args.timeout)
+                    p = subprocess.run(
+                        [sys.executable, "-c", WORKER, str(path), tool, str(args.n_jobs)],
+                        capture_output=True,
+                        text=True,
+                        timeout=args.timeout,
+                    )
                     if p.returncode != 0:
                         res = {"tool": tool, "n_cells": n, "error": p.stderr.strip().splitlines()[-1:]}
                     else:
@@ -131,8 +140,13 @@ def main() -> None:
         runs.sort(key=lambda r: (r["n_cells"], args.tools.index(r["tool"]) if r["tool"] in args.tools else 9))
     out = {
         "benchmark": "CNV inference + malignant calls, tmeatlas vs infercnvpy",
-        "machine": {"date": datetime.now(UTC).isoformat(timespec="seconds"), "platform": platform.platform(),
-                    "cpu_count": os.cpu_count(), "python": platform.python_version(), "n_jobs": args.n_jobs},
+        "machine": {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "n_jobs": args.n_jobs,
+        },
         "n_genes": args.n_genes,
         "runs": runs,
     }
@@ -143,13 +157,18 @@ def main() -> None:
 
 def table(res: dict) -> str:
     """Markdown table of a results file (used for the README)."""
-    lines = ["| cells | tool | infer (s) | total (s) | peak RSS (GiB) | malignant F1 |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| cells | tool | infer (s) | total (s) | peak RSS (GiB) | malignant F1 |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in res["runs"]:
         if "error" in r:
             lines.append(f"| {r['n_cells']:,} | {r['tool']} | {r['error']} | | | |")
         else:
-            lines.append(f"| {r['n_cells']:,} | {r['tool']} | {r['infer_seconds']} | {r['total_seconds']} | "
-                         f"{r['peak_rss_gib']} | {r['f1']} |")
+            lines.append(
+                f"| {r['n_cells']:,} | {r['tool']} | {r['infer_seconds']} | {r['total_seconds']} | "
+                f"{r['peak_rss_gib']} | {r['f1']} |"
+            )
     return "\n".join(lines)
 
 

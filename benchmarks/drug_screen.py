@@ -96,7 +96,7 @@ def _planted(adata, label: str) -> dict:
         tr = truth[truth["therapy"] == therapy].set_index("clone")["response"]
         r = t[t["therapy"] == drug].set_index("group")
         both = pd.DataFrame({"truth": tr, "call": r["call"], "rank": r["rank"], "score": r["score"],
-                             "fdr": r["fdr"]}).dropna()  # fmt: skip
+                             "fdr": r["padj"]}).dropna()  # fmt: skip
         out[drug] = {
             f"{a} -> {b}": int(n) for (a, b), n in both[["truth", "call"]].value_counts().sort_index().items()
         }
@@ -126,7 +126,7 @@ def _run(tm, adata, drugs, label: str, n_jobs: int, planted: bool = False) -> di
                       malignant_value="True", n_jobs=n_jobs, key_added=label)  # fmt: skip
     sec = time.perf_counter() - t0
     t = adata.uns[label]["table"]
-    p = pd.to_numeric(t["pvalue"], errors="coerce").dropna()
+    p = pd.to_numeric(t["pval"], errors="coerce").dropna()
     res = {
         "seconds": round(sec, 2),
         "n_jobs": n_jobs,

@@ -74,7 +74,13 @@ def _run(a, key: str | None) -> tuple[float, list[str]]:
         warnings.simplefilter("always")
         tm.tl.infer_cnv(a, sample_key=key)
         tm.tl.call_malignant(a, sample_key=key)
-    msgs = sorted({str(x.message)[:300] for x in w if issubclass(x.category, UserWarning) and "kept in" not in str(x.message)})
+    msgs = sorted(
+        {
+            str(x.message)[:300]
+            for x in w
+            if issubclass(x.category, UserWarning) and "kept in" not in str(x.message)
+        }
+    )
     return round(time.perf_counter() - t0, 2), msgs
 
 
@@ -117,7 +123,9 @@ def real() -> dict:
             "reference": {k: v for k, v in ref.items() if not isinstance(v, pd.DataFrame)},
         }  # fmt: skip
         if "author_cell_type" in a.obs:
-            res["reference_by_author_label"] = a.obs.groupby("author_cell_type")["cnv_reference"].sum().astype(int).to_dict()
+            res["reference_by_author_label"] = (
+                a.obs.groupby("author_cell_type")["cnv_reference"].sum().astype(int).to_dict()
+            )
         if name.startswith("tirosh"):
             A, _, labels = arm_matrix(np.asarray(a.obsm["X_cnv"], dtype=np.float64), a.uns["cnv"]["bins"])
             d = A[truth].mean(axis=0) - A[~truth].mean(axis=0)
@@ -136,7 +144,9 @@ def simulated(seeds: list[int], n_cells: int) -> dict:
     for label, opts in SIM_CONFIGS.items():
         runs = []
         for seed in seeds:
-            a = tm.datasets.simulate_tumor(n_cells=n_cells, n_patients=3, normal_patient=True, rng=seed, **opts)
+            a = tm.datasets.simulate_tumor(
+                n_cells=n_cells, n_patients=3, normal_patient=True, rng=seed, **opts
+            )
             secs, msgs = _run(a, "sample")
             truth = a.obs["true_malignant"].to_numpy(bool)
             pred = (a.obs["malignant"] == "malignant").to_numpy()
@@ -145,8 +155,19 @@ def simulated(seeds: list[int], n_cells: int) -> dict:
                          "malignant_in_reference": int(a.obs["cnv_reference"].to_numpy()[truth].sum())})  # fmt: skip
         tumour = [v["f1"] for r in runs for v in r["per_patient"].values() if v["f1"] is not None]
         normal = [v["called_fraction"] for r in runs for v in r["per_patient"].values() if v["n_true"] == 0]
-        out[label] = {"options": opts, "runs": runs, "min_patient_f1": min(tumour), "max_normal_called": max(normal)}
-        print(label, out[label]["min_patient_f1"], out[label]["max_normal_called"], [r["f1"] for r in runs], flush=True)
+        out[label] = {
+            "options": opts,
+            "runs": runs,
+            "min_patient_f1": min(tumour),
+            "max_normal_called": max(normal),
+        }
+        print(
+            label,
+            out[label]["min_patient_f1"],
+            out[label]["max_normal_called"],
+            [r["f1"] for r in runs],
+            flush=True,
+        )
     return out
 
 

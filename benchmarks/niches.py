@@ -48,10 +48,10 @@ DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "real"
 PHENOTYPES = ["inflamed", "excluded", "desert"]
 
 
-def _features(a, cluster_key="true_cell_type"):
+def _features(a, groupby="true_cell_type"):
     import tmeatlas as tm
 
-    tm.gr.neighborhoods(a, cluster_key=cluster_key, sample_key="sample", n_neighbors=15, scales=[15, 50],
+    tm.gr.neighborhoods(a, groupby=groupby, sample_key="sample", n_neighbors=15, scales=[15, 50],
                         include_self=True, key_added="oracle_nh")  # fmt: skip
     reg = pd.get_dummies(a.obs["tumor_region"]).astype(float)
     d = np.clip(np.nan_to_num(a.obs["tumor_distance"].to_numpy(float), nan=300.0), -300, 300)
@@ -92,7 +92,7 @@ def accuracy(n_cohorts: int, n_cells: int, n_genes: int) -> dict:
                     b, tumor_key="true_cell_type_major", tumor_value="Malignant", sample_key="sample"
                 )
                 tm.gr.immune_phenotype(b, sample_key="sample", cell_type_key="true_cell_type")
-                tm.gr.niches(b, cluster_key="true_cell_type", sample_key="sample")
+                tm.gr.niches(b, groupby="true_cell_type", sample_key="sample")
             table = b.uns["immune_phenotype"]["table"]
             got = dict(zip(table["sample"].astype(str), table["phenotype"]))
             res[mode] = {
@@ -182,7 +182,7 @@ def section_sizes(sizes: list[str], n_seeds: int, n_genes: int) -> dict:
             t = a.obs["true_niche"].astype(str).to_numpy()
             rows.append({"seed": seed, "n_niches": int(a.uns["niches"]["params"]["n_niches"]),
                          "niche_ari": round(float(adjusted_rand_score(t, a.obs["niche"])), 4)})  # fmt: skip
-            feats.append(_features(a, cluster_key="cell_type"))  # the package's own types
+            feats.append(_features(a, groupby="cell_type"))  # the package's own types
             truths.append(t)
         X = pd.concat(feats, ignore_index=True).fillna(0.0).to_numpy(float)  # groups absent in a run: 0
         y, g = np.concatenate(truths), np.repeat(np.arange(len(feats)), [len(f) for f in feats])
@@ -255,7 +255,7 @@ t = time.perf_counter()
 tm.gr.interface(a, sample_key="sample")
 out["interface_seconds"] = round(time.perf_counter() - t, 1)
 t = time.perf_counter()
-tm.gr.neighborhoods(a, cluster_key="cell_type", sample_key="sample", n_neighbors=15, scales=[15, 50], include_self=True)
+tm.gr.neighborhoods(a, groupby="cell_type", sample_key="sample", n_neighbors=15, scales=[15, 50], include_self=True)
 out["neighborhoods_seconds"] = round(time.perf_counter() - t, 1)
 t = time.perf_counter()
 tm.gr.niches(a, sample_key="sample")

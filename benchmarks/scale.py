@@ -178,7 +178,7 @@ def prepare(a):
         tm.pp.gene_positions(a)
     if tool in ("squidpy_enrichment", "tmeatlas_enrichment"):
         a.obs["type"] = a.obs["true_cell_type_major"].astype("category")
-        tm.gr.neighborhoods(a, cluster_key="type", sample_key="sample")
+        tm.gr.neighborhoods(a, groupby="type", sample_key="sample")
         G = a.obsp["spatial_connectivities"]  # squidpy's numba kernel takes int32 indices only
         G.indices, G.indptr = G.indices.astype(np.int32), G.indptr.astype(np.int32)
 
@@ -203,7 +203,7 @@ def run(a):
         sq.gr.nhood_enrichment(a, cluster_key="type", library_key="sample", connectivity_key="spatial", n_perms=n_perms, seed=0, n_jobs=1,
                                show_progress_bar=False)
     elif tool == "tmeatlas_enrichment":
-        tm.gr.enrichment(a, cluster_key="type", sample_key="sample", n_perms=n_perms, n_jobs=1)
+        tm.gr.enrichment(a, groupby="type", sample_key="sample", n_perms=n_perms, n_jobs=1)
 
 # warm-up on 2,000 cells (imports, numba compilation), not measured
 small = full[:2000].copy()
@@ -289,7 +289,11 @@ def _sub(code: str, *args) -> dict:
     env = dict(os.environ, PYTHONWARNINGS="ignore")
     with tempfile.TemporaryFile("w+") as out:
         p = subprocess.Popen(
-            [sys.executable, "-c", code, *map(str, args)], stdout=out, stderr=subprocess.PIPE, text=True, env=env
+            [sys.executable, "-c", code, *map(str, args)],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         tail = deque(maxlen=40)
         for line in p.stderr:

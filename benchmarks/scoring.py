@@ -46,7 +46,7 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results" / "scoring.json"
 GMT = Path(__file__).resolve().parents[2] / "shared" / "data" / "resources" / "msigdb_hallmark_50.gmt"
 
-WORKER = r'''
+WORKER = r"""
 import json, resource, sys, time, warnings
 warnings.simplefilter("ignore")
 import anndata as ad, numpy as np, pandas as pd
@@ -104,7 +104,7 @@ if "rss_before_call_gib" in out:
     out["extra_rss_during_call_gib"] = round(out["peak_rss_during_call_gib"] - out["rss_before_call_gib"], 3)
 np.save(out_path, S)
 print(json.dumps(out))
-'''
+"""
 
 
 def _gene_sets() -> tuple[dict[str, list[str]], str]:
@@ -204,11 +204,17 @@ def main() -> None:
                 runs.append(res)
             agr = {}
             if {"tmeatlas_control", "scanpy_score_genes"} <= set(scores):
-                agr["control_vs_score_genes"] = _agreement(scores["tmeatlas_control"], scores["scanpy_score_genes"], "pearson")
+                agr["control_vs_score_genes"] = _agreement(
+                    scores["tmeatlas_control"], scores["scanpy_score_genes"], "pearson"
+                )
             if {"tmeatlas_rank", "decoupler_aucell"} <= set(scores):
-                agr["rank_vs_aucell"] = _agreement(scores["tmeatlas_rank"], scores["decoupler_aucell"], "spearman")
+                agr["rank_vs_aucell"] = _agreement(
+                    scores["tmeatlas_rank"], scores["decoupler_aucell"], "spearman"
+                )
             if {"tmeatlas_control", "decoupler_ulm"} <= set(scores):
-                agr["control_vs_ulm"] = _agreement(scores["tmeatlas_control"], scores["decoupler_ulm"], "spearman")
+                agr["control_vs_ulm"] = _agreement(
+                    scores["tmeatlas_control"], scores["decoupler_ulm"], "spearman"
+                )
             agreement[str(n)] = agr
             print(json.dumps({k: {kk: vv for kk, vv in v.items() if kk != "per_set"} for k, v in agr.items()}),
                   file=sys.stderr, flush=True)  # fmt: skip
@@ -220,8 +226,12 @@ def main() -> None:
                               "score_genes loop", file=sys.stderr)  # fmt: skip
             out = {
                 "benchmark": "signature scoring of 50 Hallmark sets: tmeatlas vs scanpy score_genes loop and decoupler",
-                "machine": {"date": datetime.now(UTC).isoformat(timespec="seconds"), "platform": platform.platform(),
-                            "cpu_count": os.cpu_count(), "python": platform.python_version()},  # fmt: skip
+                "machine": {
+                    "date": datetime.now(UTC).isoformat(timespec="seconds"),
+                    "platform": platform.platform(),
+                    "cpu_count": os.cpu_count(),
+                    "python": platform.python_version(),
+                },  # fmt: skip
                 "n_genes": args.n_genes,
                 "gene_sets": {"source": source, "n_sets": len(sets)},
                 "timeout_s": args.timeout,

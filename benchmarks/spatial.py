@@ -33,7 +33,7 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results" / "spatial.json"
 
-WORKER = r'''
+WORKER = r"""
 import json, resource, sys, time, warnings
 warnings.simplefilter("ignore")
 import anndata as ad, numpy as np
@@ -41,7 +41,7 @@ path, tool, n_perms = sys.argv[1], sys.argv[2], int(sys.argv[3])
 a = ad.read_h5ad(path)
 import tmeatlas as tm
 t0 = time.perf_counter()
-tm.gr.neighborhoods(a, cluster_key="true_cell_type_major", sample_key="sample", n_neighbors=15)
+tm.gr.neighborhoods(a, groupby="true_cell_type_major", sample_key="sample", n_neighbors=15)
 t1 = time.perf_counter()
 out = {"tool": tool, "n_cells": a.n_obs, "neighborhoods_seconds": round(t1 - t0, 2)}
 if tool.endswith("_niches"):
@@ -63,7 +63,7 @@ if tool.endswith("_niches"):
     print(json.dumps(out))
     sys.exit(0)
 if tool == "tmeatlas":
-    tm.gr.enrichment(a, cluster_key="true_cell_type_major", sample_key="sample", n_perms=n_perms)
+    tm.gr.enrichment(a, groupby="true_cell_type_major", sample_key="sample", n_perms=n_perms)
     t2 = time.perf_counter()
     z = a.uns["enrichment"]["zscore"]
     z = z[z["sample"] == "pooled"]
@@ -80,7 +80,7 @@ else:
 out["enrichment_seconds"] = round(t2 - t1, 2)
 out["peak_rss_gib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20, 3)
 print(json.dumps(out))
-'''
+"""
 
 
 def main() -> None:
@@ -88,8 +88,12 @@ def main() -> None:
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--n-perms", type=int, default=1000)
     ap.add_argument("--timeout", type=int, default=3600)
-    ap.add_argument("--max-squidpy-niche-cells", type=int, default=200_000,
-                    help="largest size at which squidpy's calculate_niche runs (3.6 min at 100k cells here)")
+    ap.add_argument(
+        "--max-squidpy-niche-cells",
+        type=int,
+        default=200_000,
+        help="largest size at which squidpy's calculate_niche runs (3.6 min at 100k cells here)",
+    )
     args = ap.parse_args()
 
     import numpy as np
@@ -109,10 +113,17 @@ def main() -> None:
             if n <= args.max_squidpy_niche_cells:
                 tools.append("squidpy_niches")
             for tool in tools:
-                p = subprocess.run([sys.executable, "-c", WORKER, str(path), tool, str(args.n_perms)],
-                                   capture_output=True, text=True, timeout=args.timeout)
-                res[tool] = (json.loads(p.stdout.strip().splitlines()[-1]) if p.returncode == 0
-                             else {"tool": tool, "n_cells": n, "error": p.stderr.strip().splitlines()[-1:]})
+                p = subprocess.run(
+                    [sys.executable, "-c", WORKER, str(path), tool, str(args.n_perms)],
+                    capture_output=True,
+                    text=True,
+                    timeout=args.timeout,
+                )
+                res[tool] = (
+                    json.loads(p.stdout.strip().splitlines()[-1])
+                    if p.returncode == 0
+                    else {"tool": tool, "n_cells": n, "error": p.stderr.strip().splitlines()[-1:]}
+                )
             if all("pooled_z" in res.get(t, {}) for t in ("tmeatlas", "squidpy")):
                 keys = sorted(set(res["tmeatlas"]["pooled_z"]) & set(res["squidpy"]["pooled_z"]))
                 x = np.array([res["tmeatlas"]["pooled_z"][k] for k in keys])
@@ -120,15 +131,23 @@ def main() -> None:
                 ok = np.isfinite(x) & np.isfinite(y)
                 res["tmeatlas"]["spearman_pooled_z_vs_squidpy"] = round(float(spearmanr(x[ok], y[ok])[0]), 4)
                 res["tmeatlas"]["enrichment_speedup_vs_squidpy"] = round(
-                    res["squidpy"]["enrichment_seconds"] / max(res["tmeatlas"]["enrichment_seconds"], 1e-9), 1)
+                    res["squidpy"]["enrichment_seconds"] / max(res["tmeatlas"]["enrichment_seconds"], 1e-9), 1
+                )
             for r in res.values():
                 r.pop("pooled_z", None)
                 print(json.dumps(r), file=sys.stderr)
                 runs.append(r)
-    out = {"benchmark": "spatial neighbourhoods + enrichment, tmeatlas vs squidpy nhood_enrichment",
-           "machine": {"date": datetime.now(UTC).isoformat(timespec="seconds"), "platform": platform.platform(),
-                       "cpu_count": os.cpu_count(), "python": platform.python_version()},
-           "n_perms": args.n_perms, "runs": runs}
+    out = {
+        "benchmark": "spatial neighbourhoods + enrichment, tmeatlas vs squidpy nhood_enrichment",
+        "machine": {
+            "date": datetime.now(UTC).isoformat(timespec="seconds"),
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+        },
+        "n_perms": args.n_perms,
+        "runs": runs,
+    }
     if RESULTS.exists():  # rerunning some sizes keeps the runs of the others
         old = json.loads(RESULTS.read_text())
         if old.get("n_perms") == args.n_perms:

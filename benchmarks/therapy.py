@@ -14,7 +14,7 @@ the knowledge-base entry of the simulator's own example agent (``MAP`` below). A
 pair agrees when its call (``survives`` vs ``responds``) matches ``response == "resistant"`` (the
 simulator's truth, unchanged); "undetermined" rows are not counted there and the share of decided
 rows is reported next to it, with the old flag agreement (undetermined read as not surviving).
-The weights of the model (``tmeatlas.tl._therapy.WEIGHTS``) are not fitted here; one was changed after
+The weights of the model (``tmeatlas.tl._survival.WEIGHTS``) are not fitted here; one was changed after
 reading this benchmark, for a reason stated in the model, and is reported as such: ``target_present``
 went from 1 to 4 (symmetric with ``target_absent``, so that an uncertain target, availability 0.5, is
 no evidence either way, as the zero intercept requires).
@@ -82,7 +82,7 @@ def simulate(seed: int, n_cells: int, n_patients: int, spatial: bool):
 
 def agreement(a, **kw) -> pd.DataFrame:
     import tmeatlas as tm
-    from tmeatlas.tl._therapy import therapy_survival as _fallback
+    from tmeatlas.tl._survival import therapy_survival as _fallback
 
     getattr(tm.tl, "therapy_survival", _fallback)(a, therapies=list(MAP.values()), groupby="true_clone", sample_key="sample",
                            cell_type_key="true_cell_type", **kw)  # fmt: skip

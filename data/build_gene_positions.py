@@ -62,6 +62,8 @@ def _mito() -> pd.DataFrame:
     return df.assign(chromosome="chrM", arm="", band="", source="ensembl_mt")[
         ["symbol", "gene_id", "chromosome", "start", "end", "arm", "band", "source"]
     ]
+
+
 OUT = Path(__file__).resolve().parents[1] / "tmeatlas" / "_data"
 
 
@@ -91,7 +93,9 @@ def main() -> None:
     chrom["chromosome"] = "chr" + chrom["chromosome"].astype(str)
     cen["chromosome"] = "chr" + cen["CHROM"].astype(str)
     chrom = chrom.merge(
-        cen[["chromosome", "start", "end"]].rename(columns={"start": "centromere_start", "end": "centromere_end"}),
+        cen[["chromosome", "start", "end"]].rename(
+            columns={"start": "centromere_start", "end": "centromere_end"}
+        ),
         on="chromosome",
         how="left",
     )
@@ -151,7 +155,9 @@ def main() -> None:
     add.loc[add.gene_id.isin(set(x.gene_id)), "gene_id"] = ""
     genes = pd.concat([x, add, _mito()], ignore_index=True)
     order = {c: i for i, c in enumerate(ALL_CHROMS)}
-    genes = genes.sort_values(["chromosome", "start"], key=lambda s: s.map(order) if s.name == "chromosome" else s)
+    genes = genes.sort_values(
+        ["chromosome", "start"], key=lambda s: s.map(order) if s.name == "chromosome" else s
+    )
     genes = genes.reset_index(drop=True)
     symbols = set(genes.symbol)
     sym_of_id = {g: s for g, s in zip(genes.gene_id, genes.symbol) if g}
@@ -174,7 +180,9 @@ def main() -> None:
     legacy = legacy[legacy.GeneName.isin(amb.index[amb == 1])].drop_duplicates("GeneName")
     rows += [(a, "legacy", s) for a, s in zip(legacy.GeneName, legacy.symbol)]
     al = pd.read_csv(R / "gene_aliases_ncbi_orgHs_3.16.tsv.gz", sep="\t")
-    al = al[al.symbol.isin(symbols) & ~al.alias_symbol.isin(symbols) & ~al.alias_symbol.isin(set(legacy.GeneName))]
+    al = al[
+        al.symbol.isin(symbols) & ~al.alias_symbol.isin(symbols) & ~al.alias_symbol.isin(set(legacy.GeneName))
+    ]
     namb = al.groupby("alias_symbol").symbol.nunique()
     al = al[al.alias_symbol.isin(namb.index[namb == 1])].drop_duplicates("alias_symbol")
     rows += [(a, "alias", s) for a, s in zip(al.alias_symbol, al.symbol)]
@@ -186,8 +194,10 @@ def main() -> None:
     genes.to_csv(OUT / "genes_hg38.tsv.gz", sep="\t", index=False)
     names.to_csv(OUT / "gene_names_hg38.tsv.gz", sep="\t", index=False)
     chrom.to_csv(OUT / "chromosomes_hg38.tsv", sep="\t", index=False)
-    print(f"genes: {len(genes)} ({(genes.source == 'ncbi').sum()} from NCBI); names: "
-          + ", ".join(f"{k}={v}" for k, v in names.kind.value_counts().items()))
+    print(
+        f"genes: {len(genes)} ({(genes.source == 'ncbi').sum()} from NCBI); names: "
+        + ", ".join(f"{k}={v}" for k, v in names.kind.value_counts().items())
+    )
 
 
 if __name__ == "__main__":

@@ -34,8 +34,17 @@ def test_marker_library_is_complete_and_cited():
     from tmeatlas._resources import gene_table
 
     lib = tm.datasets.markers()
-    assert set(lib.columns) >= {"cell_type", "cell_type_major", "compartment", "level", "gene", "direction", "source",
-                                "citation", "doi"}
+    assert set(lib.columns) >= {
+        "cell_type",
+        "cell_type_major",
+        "compartment",
+        "level",
+        "gene",
+        "direction",
+        "source",
+        "citation",
+        "doi",
+    }
     assert set(lib["gene"]) <= set(gene_table().index), "every marker is a current GRCh38 HGNC symbol"
     assert lib["citation"].str.len().gt(20).all() and lib["doi"].str.startswith("10.").all()
     majors = set(lib.loc[lib["level"] == "major", "cell_type"])
@@ -52,8 +61,11 @@ def _toy(rng=0):
     """30 T cells, 30 B cells, 30 fibroblasts (stray marker counts at rate 0.05) and 6 cells
     expressing no marker at all."""
     r = np.random.default_rng(rng)
-    markers = {"T": ["CD3D", "CD3E", "CD2", "TRAC"], "B": ["MS4A1", "CD79A", "CD79B", "CD19"],
-               "F": ["COL1A1", "COL1A2", "DCN", "LUM"]}
+    markers = {
+        "T": ["CD3D", "CD3E", "CD2", "TRAC"],
+        "B": ["MS4A1", "CD79A", "CD79B", "CD19"],
+        "F": ["COL1A1", "COL1A2", "DCN", "LUM"],
+    }
     filler = [f"FILLER{i}" for i in range(30)]
     genes = [g for v in markers.values() for g in v] + filler
     n = {"T": 30, "B": 30, "F": 30, "none": 6}
@@ -113,7 +125,11 @@ def _scores(a):
     return (
         float((o["cell_type_major"].astype(str) == o["true_cell_type_major"].astype(str)).mean()),
         float((o["compartment"].astype(str) == o["true_compartment"].astype(str)).mean()),
-        float(f1_score(o["true_cell_type"].astype(str), o["cell_type"].astype(str), average="macro", labels=labels)),
+        float(
+            f1_score(
+                o["true_cell_type"].astype(str), o["cell_type"].astype(str), average="macro", labels=labels
+            )
+        ),
     )
 
 
@@ -224,7 +240,9 @@ def test_bad_input_errors():
     mouse = ad.AnnData(np.ones((5, 4), np.float32), var=pd.DataFrame(index=["Cd3e", "Cd3d", "Ms4a1", "Actb"]))
     with pytest.raises(tm.InvalidInputError, match="human"):
         tm.tl.annotate(mouse)
-    nothing = ad.AnnData(np.ones((5, 3), np.float32), var=pd.DataFrame(index=["FILLER1", "FILLER2", "FILLER3"]))
+    nothing = ad.AnnData(
+        np.ones((5, 3), np.float32), var=pd.DataFrame(index=["FILLER1", "FILLER2", "FILLER3"])
+    )
     with pytest.raises(tm.InvalidInputError, match="none of the marker genes"):
         tm.tl.annotate(nothing)
     with pytest.raises(tm.InvalidParameterError, match="min_score"):

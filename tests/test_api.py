@@ -85,7 +85,7 @@ def _scored(sim):
 
 def _neighbors(sim):
     a = sim.copy()
-    tm.gr.neighborhoods(a, cluster_key="true_cell_type_major", sample_key="sample")
+    tm.gr.neighborhoods(a, groupby="true_cell_type_major", sample_key="sample")
     return a
 
 
@@ -101,7 +101,7 @@ def _interface(sim):
 
 def _niches(sim):
     a = _interface(sim)
-    tm.gr.niches(a, cluster_key="true_cell_type", sample_key="sample", n_niches=4)
+    tm.gr.niches(a, groupby="true_cell_type", sample_key="sample", n_niches=4)
     return a
 
 
@@ -173,18 +173,27 @@ CASES = {
     "tl.integrate": (lambda sim: sim.copy(), {"batch_key": "sample", "n_top_genes": 500, "max_epochs": 2}),
     "tl.transfer_labels": (
         lambda sim: sim.copy(),
-        {"reference": _REFERENCE, "label_key": "true_cell_type_major", "n_top_genes": 500, "max_epochs": 2,
-         "scanvi_epochs": 2},
+        {
+            "reference": _REFERENCE,
+            "label_key": "true_cell_type_major",
+            "n_top_genes": 500,
+            "max_epochs": 2,
+            "scanvi_epochs": 2,
+        },
     ),
     "get.composition": (_annotated, {"sample_key": "sample"}),
     "datasets.signatures": (None, {"category": "hallmark"}),
-    "gr.neighborhoods": (lambda sim: sim.copy(), {"cluster_key": "true_cell_type_major", "sample_key": "sample"}),
-    "gr.enrichment": (_neighbors, {"cluster_key": "true_cell_type_major", "sample_key": "sample", "n_perms": 100}),
+    "gr.neighborhoods": (lambda sim: sim.copy(), {"groupby": "true_cell_type_major", "sample_key": "sample"}),
+    "gr.enrichment": (
+        _neighbors,
+        {"groupby": "true_cell_type_major", "sample_key": "sample", "n_perms": 100},
+    ),
     "datasets.checkpoint_pairs": (None, {}),
     "tl.score_signatures": (lambda sim: sim.copy(), {"signatures": "hallmark", "method": "control"}),
     "tl.stemness": (lambda sim: sim.copy(), {"groupby": "sample"}),
     "tl.checkpoint_interactions": (
-        lambda sim: sim.copy(), {"groupby": "true_cell_type_major", "sample_key": "sample", "n_perms": 50}
+        lambda sim: sim.copy(),
+        {"groupby": "true_cell_type_major", "sample_key": "sample", "n_perms": 50},
     ),
     "get.checkpoint_interactions": (_checkpoints, {}),
     "pl.checkpoint_interactions": (_checkpoints, {"max_padj": None, "show": False}),
@@ -192,13 +201,19 @@ CASES = {
     "get.signature_test": (_scored, {"groupby": "true_cell_type_major", "sample_key": "sample"}),
     "pl.signatures": (_scored, {"groupby": "true_cell_type_major", "show": False}),
     "pl.signature_by_sample": (
-        _scored, {"signature": "AYERS_IFNG_6", "groupby": "true_cell_type_major", "sample_key": "sample", "show": False}
+        _scored,
+        {
+            "signature": "AYERS_IFNG_6",
+            "groupby": "true_cell_type_major",
+            "sample_key": "sample",
+            "show": False,
+        },
     ),
     "pl.compartments": (_annotated, {"show": False}),
     "pl.marker_dotplot": (_annotated, {"show": False}),
     "pl.composition": (_annotated, {"sample_key": "sample", "show": False}),
     "gr.interface": (lambda sim: sim.copy(), _TUMOR),
-    "gr.niches": (_interface, {"cluster_key": "true_cell_type", "sample_key": "sample", "k_range": (3, 5)}),
+    "gr.niches": (_interface, {"groupby": "true_cell_type", "sample_key": "sample", "k_range": (3, 5)}),
     "gr.immune_phenotype": (_interface, {"sample_key": "sample", "cell_type_key": "true_cell_type"}),
     "gr.tumor_score": (lambda sim: sim.copy(), {"sample_key": "sample"}),
     "pl.spatial_niches": (_niches, {"show": False}),
@@ -362,3 +377,84 @@ def test_getters_return_tidy_frames(name, sim):
     df = public_functions()[name](adata, **kwargs)
     assert isinstance(df, pd.DataFrame) and len(df) > 0
     _same(adata, before)  # getters never write
+
+
+# --------------------------------------------------------------------------------------------
+# the glossary: one name per idea across the public functions
+# --------------------------------------------------------------------------------------------
+#: what each shared parameter name means (every public function uses the name in this sense)
+GLOSSARY = {
+    "key_added": "the key of adata.uns under which the tool records its result (parameters and tables); "
+    "a matrix it writes to obsm is X_<key_added>; its obs columns have fixed names (see its Returns)",
+    "groupby": "a column of adata.obs with the groups to compare, aggregate or colour by",
+    "sample_key": "a column of adata.obs with the sample (patient, section) of each cell",
+    "sample": "one sample name",
+    "samples": "several sample names",
+    "key": "the key of adata.uns that a getter or plot reads (the producing tool's key_added)",
+    "spatial_key": "the key of adata.obsm with the coordinates",
+    "basis": "the key of adata.obsm with an embedding to draw (not coordinates: spatial_key)",
+    "layer": "a key of adata.layers to use instead of adata.X",
+    "rng": "an int seed (or Generator), recorded in params",
+    "n_jobs": "threads; None: tm.settings.n_jobs",
+    "copy": "return a copy instead of writing to adata",
+}
+#: retired names and what replaced them
+RETIRED = {
+    "cluster_key": "groupby",
+    "inplace": "copy",
+    "seed": "rng",
+    "random_state": "rng",
+    "fdr": "max_padj",
+    "confidence_key": "fixed obs name documented in Returns",
+    "pvalue": "pval",
+}
+#: p-value columns of the tidy tables: ``pval`` (raw) and ``padj`` (adjusted)
+RETIRED_COLUMNS = {"pvalue", "p_value", "fdr", "qval", "pval_adj", "pvals_adj"}
+
+
+@pytest.mark.parametrize("name", sorted(public_functions()))
+def test_glossary_parameter_names(name):
+    sig = inspect.signature(public_functions()[name])
+    old = {p: RETIRED[p] for p in sig.parameters if p in RETIRED}
+    assert not old, f"{name}: retired parameter names (use the glossary's): {old}"
+    doc = inspect.getdoc(public_functions()[name]) or ""
+    if "key_added" in sig.parameters:
+        lines = doc.split("\nkey_added\n", 1)[1].split("\n")
+        entry = " ".join(
+            line.strip() for line in lines[: next(i for i, x in enumerate(lines) if not x.startswith(" "))]
+        )
+        assert "adata.uns" in entry, (
+            f"{name}: key_added must be {GLOSSARY['key_added']!r}; doc says {entry!r}"
+        )
+    if "basis" in sig.parameters:
+        assert sig.parameters["basis"].default in (None, "X_umap", "umap"), (
+            f"{name}: coordinates are spatial_key="
+        )
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(CASES) if n.split(".")[0] in WRITERS])
+def test_key_added_names_the_uns_record(name, sim):
+    if "key_added" not in inspect.signature(public_functions()[name]).parameters:
+        pytest.skip("no key_added")
+    adata, _ = _call(name, sim, key_added="glossary_probe")
+    assert "glossary_probe" in adata.uns, (
+        f"{name}(key_added=...) must record its result in adata.uns[key_added]"
+    )
+    assert "glossary_probe" not in adata.obs.columns and "glossary_probe" not in adata.obsm
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(CASES) if n.startswith("get.")])
+def test_glossary_table_columns(name, sim):
+    builder, kwargs = CASES[name]
+    df = public_functions()[name](builder(sim), **kwargs)
+    old = RETIRED_COLUMNS & {str(c) for c in df.columns}
+    assert not old, f"{name}: p-value columns are 'pval' and 'padj', not {sorted(old)}"
+
+
+def test_renamed_parameters_still_work_for_one_release(sim):
+    a = sim.copy()
+    with pytest.warns(FutureWarning, match="renamed groupby"):
+        tm.gr.neighborhoods(a, cluster_key="true_cell_type_major", sample_key="sample")
+    assert a.uns["neighborhoods"]["params"]["groupby"] == "true_cell_type_major"
+    with pytest.raises(tm.InvalidParameterError, match="not both"):
+        tm.gr.neighborhoods(a, cluster_key="x", groupby="y")

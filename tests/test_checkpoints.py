@@ -47,7 +47,9 @@ def _toy(n_per: int = 30, samples=("s1", "s2"), seed: int = 0) -> ad.AnnData:
     obs = pd.DataFrame(obs, columns=["sample", "group"])
     obs.index = [f"c{i}" for i in range(len(obs))]
     obs["group"] = pd.Categorical(obs["group"], categories=groups)
-    return ad.AnnData(sparse.csr_matrix(np.vstack(rows).astype(np.float32)), obs=obs, var=pd.DataFrame(index=GENES))
+    return ad.AnnData(
+        sparse.csr_matrix(np.vstack(rows).astype(np.float32)), obs=obs, var=pd.DataFrame(index=GENES)
+    )
 
 
 def _lognorm(adata: ad.AnnData) -> np.ndarray:
@@ -144,7 +146,10 @@ def _graph(a: ad.AnnData, partner: dict[str, str]) -> sparse.csr_matrix:
     """Symmetric graph joining the i-th cell of each group to the i-th cell of its partner group, per sample."""
     rows, cols = [], []
     for s in a.obs["sample"].unique():
-        idx = {g: np.flatnonzero(((a.obs["sample"] == s) & (a.obs["group"] == g)).to_numpy()) for g in a.obs["group"].cat.categories}
+        idx = {
+            g: np.flatnonzero(((a.obs["sample"] == s) & (a.obs["group"] == g)).to_numpy())
+            for g in a.obs["group"].cat.categories
+        }
         for g, h in partner.items():
             rows += list(idx[g])
             cols += list(idx[h])
@@ -179,7 +184,9 @@ def test_spatial_mode_counts_only_neighbours():
     w[0] = 5
     assert r["n_edges"] == len(tum) + 4
     assert r["ligand_mean"] == pytest.approx(np.sum(w * E[tum]) / w.sum(), rel=1e-10)
-    assert r["ligand_mean"] != pytest.approx(_row(expr, sample="s1", pair="PD-1/PD-L1", sender="tumour").iloc[0]["ligand_mean"])
+    assert r["ligand_mean"] != pytest.approx(
+        _row(expr, sample="s1", pair="PD-1/PD-L1", sender="tumour").iloc[0]["ligand_mean"]
+    )
     assert r["pval"] < 0.05
     # connectivity_key=None forces the expression mode
     tab = _run(a, connectivity_key=None)
@@ -190,7 +197,9 @@ def test_min_cells_and_missing_pair_genes():
     a = _toy()
     tab = _run(a, min_cells=31)
     assert tab.empty and list(tab.columns) == list(tm.get.checkpoint_interactions(a).columns)
-    pairs = pd.concat([PAIRS, pd.DataFrame({"pair": ["LAG3/MHC-II"], "receptor": ["LAG3"], "ligand": ["HLA-DRA"]})])
+    pairs = pd.concat(
+        [PAIRS, pd.DataFrame({"pair": ["LAG3/MHC-II"], "receptor": ["LAG3"], "ligand": ["HLA-DRA"]})]
+    )
     tab = _run(a, pairs=pairs)
     used = a.uns["checkpoint_interactions"]["pairs"]
     assert not used.set_index("pair").loc["LAG3/MHC-II", "measured"]
@@ -213,7 +222,9 @@ def test_h5ad_roundtrip(tmp_path):
     assert back.uns["checkpoint_interactions"]["mode"] == "spatial"
     sub = tm.get.checkpoint_interactions(back, sample="s1", max_padj=0.1)
     assert len(sub) >= 1 and (sub["padj"] <= 0.1).all() and set(sub["sample"]) == {"s1"}
-    pd.testing.assert_frame_equal(sub, tm.get.checkpoint_interactions(a, sample="s1", max_padj=0.1), check_dtype=False)
+    pd.testing.assert_frame_equal(
+        sub, tm.get.checkpoint_interactions(a, sample="s1", max_padj=0.1), check_dtype=False
+    )
 
 
 def test_bad_inputs(monkeypatch):
@@ -227,7 +238,9 @@ def test_bad_inputs(monkeypatch):
             a, groupby="group", pairs=pd.DataFrame({"pair": ["x"], "receptor": ["FOO1"], "ligand": ["BAR2"]})
         )
     with pytest.raises(tm.InvalidParameterError, match="columns"):
-        tm.tl.checkpoint_interactions(a, groupby="group", pairs=pd.DataFrame({"pair": ["x"], "receptor": ["PDCD1"]}))
+        tm.tl.checkpoint_interactions(
+            a, groupby="group", pairs=pd.DataFrame({"pair": ["x"], "receptor": ["PDCD1"]})
+        )
     with pytest.raises(tm.InvalidParameterError, match="unique"):
         tm.tl.checkpoint_interactions(a, groupby="group", pairs=pd.concat([PAIRS, PAIRS]))
     with pytest.raises(tm.InvalidParameterError, match="n_perms"):
@@ -247,7 +260,9 @@ def test_bad_inputs(monkeypatch):
     # the shipped pair table: used when present, a clear error when the installation lacks it
     import tmeatlas._resources as res
 
-    monkeypatch.setattr(res, "data_path", lambda name: res.resources.files("tmeatlas") / "_data" / ("absent_" + name))
+    monkeypatch.setattr(
+        res, "data_path", lambda name: res.resources.files("tmeatlas") / "_data" / ("absent_" + name)
+    )
     with pytest.raises(tm.InvalidParameterError, match="checkpoint_pairs.tsv"):
         tm.tl.checkpoint_interactions(a, groupby="group")
 
@@ -292,10 +307,16 @@ def test_signature_summary_pseudobulk():
     sel = a.obs[(a.obs["sample"] == "P2") & (a.obs["group"] == "A")]
     r = pb[(pb["sample"] == "P2") & (pb["group"] == "A") & (pb["signature"] == "X")].iloc[0]
     assert r["n_cells"] == 20
-    assert r["mean"] == pytest.approx(sel["sig_X"].mean()) and r["median"] == pytest.approx(sel["sig_X"].median())
+    assert r["mean"] == pytest.approx(sel["sig_X"].mean()) and r["median"] == pytest.approx(
+        sel["sig_X"].median()
+    )
     # named signatures, with or without the prefix; min_cells drops small combinations
-    assert set(tm.get.signature_summary(a, groupby="group", sample_key="sample", signatures="sig_X")["signature"]) == {"X"}
-    assert tm.get.signature_summary(a, groupby="group", sample_key="sample", signatures=["X"], min_cells=21).empty
+    assert set(
+        tm.get.signature_summary(a, groupby="group", sample_key="sample", signatures="sig_X")["signature"]
+    ) == {"X"}
+    assert tm.get.signature_summary(
+        a, groupby="group", sample_key="sample", signatures=["X"], min_cells=21
+    ).empty
 
 
 def test_signature_test_paired_wilcoxon_known_answer():
@@ -304,15 +325,15 @@ def test_signature_test_paired_wilcoxon_known_answer():
     r = res[res["group"] == "A"].iloc[0]
     assert r["test"] == "wilcoxon" and r["reference"] == "B" and r["n_samples"] == 4
     # all 4 differences positive: exact two-sided p = 2 * (1/2)^4 = 0.125, the smallest possible with 4 samples
-    assert r["pvalue"] == pytest.approx(0.125)
+    assert r["pval"] == pytest.approx(0.125)
     assert r["statistic"] == 0.0
     assert r["effect"] == pytest.approx(np.mean([0.5, 0.6, 0.7, 0.8]))
     rb = res[res["group"] == "B"].iloc[0]
-    assert rb["pvalue"] == pytest.approx(0.125) and rb["effect"] == pytest.approx(-r["effect"])
+    assert rb["pval"] == pytest.approx(0.125) and rb["effect"] == pytest.approx(-r["effect"])
     # six samples, all higher: p = 2/64
     a6 = _scored([0.5] * 6, [15] * 6)
     r6 = tm.get.signature_test(a6, groupby="group", sample_key="sample", signatures="X").iloc[0]
-    assert r6["pvalue"] == pytest.approx(2 / 64)
+    assert r6["pval"] == pytest.approx(2 / 64)
 
 
 def test_one_patient_does_not_make_a_difference():
@@ -321,13 +342,15 @@ def test_one_patient_does_not_make_a_difference():
 
     diffs = [1.0, 0.05, -0.06, 0.07, -0.08, 0.09, -0.10, 0.11]
     a = _scored(diffs, [500] + [30] * 7, seed=2)
-    cell_p = ttest_ind(a.obs.loc[a.obs["group"] == "A", "sig_X"], a.obs.loc[a.obs["group"] == "B", "sig_X"]).pvalue
+    cell_p = ttest_ind(
+        a.obs.loc[a.obs["group"] == "A", "sig_X"], a.obs.loc[a.obs["group"] == "B", "sig_X"]
+    ).pvalue
     assert cell_p < 1e-6  # pseudoreplication: cells as replicates
     res = tm.get.signature_test(a, groupby="group", sample_key="sample", signatures="X")
     r = res[res["group"] == "A"].iloc[0]
     # exact signed-rank test: W- = 2 + 4 + 6 = 12; P(W <= 12) = 59 / 256 of the 2^8 sign patterns
     assert r["n_samples"] == 8 and r["statistic"] == 12.0
-    assert r["pvalue"] == pytest.approx(2 * 59 / 256)
+    assert r["pval"] == pytest.approx(2 * 59 / 256)
 
 
 def test_signature_test_more_groups_and_unpaired():
@@ -336,9 +359,11 @@ def test_signature_test_more_groups_and_unpaired():
     omni = res[(res["group"] == "all") & (res["signature"] == "X")].iloc[0]
     assert omni["test"] == "friedman" and omni["n_samples"] == 5
     rows = res[res["signature"] == "X"].set_index("group")
-    assert set(rows.index) == {"all", "A", "B", "C"} and (rows.loc[["A", "B", "C"], "reference"] == "rest").all()
-    assert rows.loc["A", "effect"] > 0 and rows.loc["A", "pvalue"] == pytest.approx(2 / 32)
-    assert res["padj"].notna().all() and (res["padj"] >= res["pvalue"] - 1e-12).all()
+    assert (
+        set(rows.index) == {"all", "A", "B", "C"} and (rows.loc[["A", "B", "C"], "reference"] == "rest").all()
+    )
+    assert rows.loc["A", "effect"] > 0 and rows.loc["A", "pval"] == pytest.approx(2 / 32)
+    assert res["padj"].notna().all() and (res["padj"] >= res["pval"] - 1e-12).all()
     # groups that are sample-level conditions: Mann-Whitney across samples
     b = _scored([0.0] * 6, [20] * 6)
     b = b[b.obs["group"] == "A"].copy()

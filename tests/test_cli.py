@@ -18,21 +18,44 @@ def test_demo_writes_outputs(tmp_path, capsys):
     assert summary["not_yet_implemented"] == []
     assert summary["annotation_vs_truth"]["major_accuracy"] > 0.9
     assert summary["malignant_f1_vs_truth"] > 0.9
-    for f in ("atlas.h5ad", "tables/cells.csv", "tables/gene_positions.csv", "figures/umap_samples.pdf",
-              "report/index.html", "report/P1.html", "report/P2.html", "figures/samples/P1/cnv_heatmap.png",
-              "figures/spatial_true_niche.png", "figures/spatial_true_niche.pdf", "figures/cnv_heatmap.pdf",
-              "figures/clone_tree.png", "tables/cnv_clones_arm_calls.csv", "tables/malignant_per_sample.csv",
-              "figures/umap_compartments.pdf", "figures/marker_dotplot.png", "figures/composition.pdf",
-              "tables/composition.csv", "tables/signature_tests.csv", "tables/checkpoint_interactions.csv",
-              "figures/signatures.pdf", "figures/checkpoint_interactions.png"):
+    for f in (
+        "atlas.h5ad",
+        "tables/cells.csv",
+        "tables/gene_positions.csv",
+        "figures/umap_samples.pdf",
+        "report/index.html",
+        "report/P1.html",
+        "report/P2.html",
+        "figures/samples/P1/cnv_heatmap.png",
+        "figures/spatial_true_niche.png",
+        "figures/spatial_true_niche.pdf",
+        "figures/cnv_heatmap.pdf",
+        "figures/clone_tree.png",
+        "tables/cnv_clones_arm_calls.csv",
+        "tables/malignant_per_sample.csv",
+        "figures/umap_compartments.pdf",
+        "figures/marker_dotplot.png",
+        "figures/composition.pdf",
+        "tables/composition.csv",
+        "tables/signature_tests.csv",
+        "tables/checkpoint_interactions.csv",
+        "figures/signatures.pdf",
+        "figures/checkpoint_interactions.png",
+    ):
         assert (out / f).stat().st_size > 0, f
     a = ad.read_h5ad(out / "atlas.h5ad")
     assert a.n_obs == 1500 and "chromosome" in a.var and "X_umap" in a.obsm and "X_cnv" in a.obsm
     assert "cell_type" in a.obs and "compartment_colors" in a.uns
     assert "stemness" in a.obs and "sig_TIROSH_G2M" in a.obs and "checkpoint_interactions" in a.uns
     assert {"niche", "tumor_distance", "tumor_region", "immune_phenotype"} <= set(a.obs.columns)
-    for f in ("figures/spatial_niches.pdf", "figures/immune_phenotypes.png", "tables/immune_phenotype.csv",
-              "tables/therapy_survival.csv", "figures/therapy_survival.pdf", "figures/therapy_simulation.png"):
+    for f in (
+        "figures/spatial_niches.pdf",
+        "figures/immune_phenotypes.png",
+        "tables/immune_phenotype.csv",
+        "tables/therapy_survival.csv",
+        "figures/therapy_survival.pdf",
+        "figures/therapy_simulation.png",
+    ):
         assert (out / f).stat().st_size > 0, f
     err = capsys.readouterr().err
     assert "simulating a cohort of 1,500 cells" in err and "[1/23] QC" in err and "[23/23] write" in err

@@ -24,13 +24,49 @@ def test_smoothing_known_answer():
     s0, s1, centers, segs, first, last = bin_layout(seg, 1)
     assert list(centers) == list(range(8)) and list(first) == list(range(8)) and list(last) == list(range(8))
     lo = hi = np.zeros((1, 8))
-    out = smooth_chunk(X.indptr, X.indices, X.data, 0, 1, np.arange(8), 8, np.zeros(1, np.int64), lo, hi,
-                       s0, s1, centers, segs, 1, 10.0, 1, 1e4)
+    out = smooth_chunk(
+        X.indptr,
+        X.indices,
+        X.data,
+        0,
+        1,
+        np.arange(8),
+        8,
+        np.zeros(1, np.int64),
+        lo,
+        hi,
+        s0,
+        s1,
+        centers,
+        segs,
+        1,
+        10.0,
+        1,
+        1e4,
+    )
     raw = np.array([1, 1, 1, 1, 0, 0, 1, 1.5])  # window mean, truncated at 3|4 and at the end
     np.testing.assert_allclose(out[0], raw - np.median(raw), atol=1e-6)
     # clipping and the reference envelope: values inside [lo, hi] are 0
-    out = smooth_chunk(X.indptr, X.indices, X.data, 0, 1, np.arange(8), 8, np.zeros(1, np.int64),
-                       np.full((1, 8), 0.5), np.full((1, 8), 2.0), s0, s1, centers, segs, 0, 0.7, 1, 1e4)
+    out = smooth_chunk(
+        X.indptr,
+        X.indices,
+        X.data,
+        0,
+        1,
+        np.arange(8),
+        8,
+        np.zeros(1, np.int64),
+        np.full((1, 8), 0.5),
+        np.full((1, 8), 2.0),
+        s0,
+        s1,
+        centers,
+        segs,
+        0,
+        0.7,
+        1,
+        1e4,
+    )
     raw = np.array([0, 0, 0, 0, -0.5, -0.5, -0.5, 0.7])
     np.testing.assert_allclose(out[0], raw - np.median(raw), atol=1e-6)
 
@@ -98,7 +134,9 @@ def test_simulated_malignant_f1_and_normal_patient(sim_cnv):
     pred = (a.obs["malignant"] == "malignant").to_numpy()
     assert f1_score(truth, pred) >= 0.97
     samples = a.obs["sample"].astype(str)
-    normal = samples[~a.obs.groupby("sample", observed=True)["true_malignant"].transform("any").to_numpy()].iloc[0]
+    normal = samples[
+        ~a.obs.groupby("sample", observed=True)["true_malignant"].transform("any").to_numpy()
+    ].iloc[0]
     in_normal = (samples == normal).to_numpy()
     assert pred[in_normal].mean() <= 0.02
     tab = a.uns["malignant"]["samples"].set_index("sample")

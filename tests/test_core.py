@@ -80,7 +80,10 @@ def test_store_logs_and_is_h5ad_safe(tmp_path, caplog):
 
 
 def test_validation_helpers():
-    a = ad.AnnData(X=sparse.csr_matrix(np.array([[1.0, 0], [2, 3]])), obs=pd.DataFrame({"s": ["a", "b"]}, index=["c1", "c2"]))
+    a = ad.AnnData(
+        X=sparse.csr_matrix(np.array([[1.0, 0], [2, 3]])),
+        obs=pd.DataFrame({"s": ["a", "b"]}, index=["c1", "c2"]),
+    )
     assert start(a, False) is a and start(a, True) is not a
     with pytest.raises(tm.InvalidParameterError):
         start(a, "yes")
@@ -98,8 +101,12 @@ def test_import_is_light():
     import subprocess
     import sys
 
-    code = "import sys, tmeatlas; print(int('scanpy' in sys.modules), int('matplotlib.pyplot' in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    code = (
+        "import sys, tmeatlas; print(int('scanpy' in sys.modules), int('matplotlib.pyplot' in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert out == ["0", "0"], "import tmeatlas must not import scanpy or pyplot"
 
 
@@ -109,5 +116,8 @@ def test_suggest_names_hints_close_spellings():
     hint = suggest_names(["palbociclb"], ["palbociclib", "ribociclib"])
     assert hint == "'palbociclb': did you mean 'palbociclib', 'ribociclib'?"
     # aliases map to the name that is suggested; case is ignored
-    assert suggest_names(["KEYTRUDA"], {"keytruda": "pembrolizumab"}) == "'KEYTRUDA': did you mean 'pembrolizumab'?"
+    assert (
+        suggest_names(["KEYTRUDA"], {"keytruda": "pembrolizumab"})
+        == "'KEYTRUDA': did you mean 'pembrolizumab'?"
+    )
     assert suggest_names(["zzz"], ["palbociclib"]) == ""

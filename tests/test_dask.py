@@ -20,7 +20,6 @@ from tmeatlas._validation import looks_like_counts
 pytest.importorskip("dask.array")
 
 
-
 @pytest.fixture(scope="module")
 def pair(tmp_path_factory):
     """(in-memory AnnData, the same cells with X as a lazy Dask array over the written file)."""
@@ -138,7 +137,9 @@ def test_drug_screen_and_benefit_on_dask_equal_in_memory(pair):
         got, want = get(lazy), get(a)
         assert len(want) > 0 and got.shape == want.shape
         num = want.select_dtypes("number").columns
-        assert np.allclose(got[num].to_numpy(float), want[num].to_numpy(float), rtol=0, atol=1e-9, equal_nan=True)
+        assert np.allclose(
+            got[num].to_numpy(float), want[num].to_numpy(float), rtol=0, atol=1e-9, equal_nan=True
+        )
 
 
 @pytest.mark.slow
@@ -195,7 +196,10 @@ def test_pipeline_on_dask_equals_in_memory(pair_10k):
     # paths (summation order) can swap the ranks of near-tied cells, so a handful may move by a rank
     diff = np.abs(lazy.obs["stemness"].to_numpy(float) - a.obs["stemness"].to_numpy(float))
     assert (np.isnan(lazy.obs["stemness"]) == np.isnan(a.obs["stemness"])).all()
-    assert np.nanmean(diff > 1e-9) <= 1e-3 and np.nanmax(diff) < 0.01, (np.nanmean(diff > 1e-9), np.nanmax(diff))
+    assert np.nanmean(diff > 1e-9) <= 1e-3 and np.nanmax(diff) < 0.01, (
+        np.nanmean(diff > 1e-9),
+        np.nanmax(diff),
+    )
     surv = [c for c in a.obs.columns if c.startswith("survival_")]
     assert surv and np.allclose(
         lazy.obs[surv].to_numpy(float), a.obs[surv].to_numpy(float), atol=1e-9, equal_nan=True

@@ -85,7 +85,7 @@ def test_target_expressed_only_in_a_ranks_first_there_and_responds():
     top = df[df["group"] == "A"].iloc[0]
     assert top["therapy"] == "drugA" and top["rank"] == 1
     assert top["call"] == "responds" and not top["survives"]
-    assert top["score"] > 2 and top["fdr"] <= 0.05
+    assert top["score"] > 2 and top["padj"] <= 0.05
     assert "TGTA" in top["reasons"] and "above the normal compartment" in top["reasons"]
     assert _row(df, "drugA", "B")["call"] != "responds"
     # every row explains itself; random drugs are not called
@@ -203,8 +203,8 @@ def test_same_rng_same_result_and_threads_do_not_matter():
     t2 = _screen(_tiny(), {**_signatures(), "drugA": TARGET_A}, rng=7, n_jobs=2)
     pd.testing.assert_frame_equal(t1, t2)
     t3 = _screen(_tiny(), {**_signatures(), "drugA": TARGET_A}, rng=8)
-    pd.testing.assert_frame_equal(t1.drop(columns=["pvalue", "fdr", "reasons", "call", "survives"]),
-                                  t3.drop(columns=["pvalue", "fdr", "reasons", "call", "survives"]))  # fmt: skip
+    pd.testing.assert_frame_equal(t1.drop(columns=["pval", "padj", "reasons", "call", "survives"]),
+                                  t3.drop(columns=["pval", "padj", "reasons", "call", "survives"]))  # fmt: skip
 
 
 def test_h5ad_round_trip_and_copy(tmp_path):

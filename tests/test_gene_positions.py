@@ -67,7 +67,9 @@ def test_key_column_aliases_legacy_and_duplicates():
     assert a.var["chromosome"].iloc[0] == gene_table().loc["FYB1", "chromosome"]
     assert a.var["start"].iloc[2] == a.var["start"].iloc[3]
     assert a.var["chromosome"].iloc[1] == "chr9"  # CD274 at 9p24.1
-    assert by["alias"] == 1 and by["legacy"] == 1 and by["duplicate_suffix"] == 1 and by["case_insensitive"] == 1
+    assert (
+        by["alias"] == 1 and by["legacy"] == 1 and by["duplicate_suffix"] == 1 and by["case_insensitive"] == 1
+    )
 
 
 def test_mouse_symbols_clear_error():
@@ -140,14 +142,21 @@ def test_real_data_symbols_and_ensembl(fixture, request, resources_dir):
     frac = a.uns["gene_positions"]["fraction_matched"]
     assert frac >= 0.95, frac
 
-    ncbi = pd.read_csv(resources_dir / "gene_positions_hg38_ncbi_orgHs_3.16.tsv.gz", sep="\t").dropna(subset=["ensembl_ids"])
+    ncbi = pd.read_csv(resources_dir / "gene_positions_hg38_ncbi_orgHs_3.16.tsv.gz", sep="\t").dropna(
+        subset=["ensembl_ids"]
+    )
     to_id = dict(zip(ncbi["symbol"], ncbi["ensembl_ids"].str.split(",").str[0]))
     convertible = a.var_names[a.var_names.isin(list(to_id))]
-    e = ad.AnnData(X=sparse.csr_matrix((3, len(convertible))), var=pd.DataFrame(index=[f"{to_id[g]}.7" for g in convertible]))
+    e = ad.AnnData(
+        X=sparse.csr_matrix((3, len(convertible))),
+        var=pd.DataFrame(index=[f"{to_id[g]}.7" for g in convertible]),
+    )
     e.var_names_make_unique()
     tm.pp.gene_positions(e)
     assert e.uns["gene_positions"]["id_type"] == "ensembl"
     assert e.uns["gene_positions"]["fraction_matched"] >= 0.95
     # the two routes agree on the chromosome
-    same = (np.asarray(e.var["chromosome"].astype(str)) == np.asarray(a.var.loc[convertible, "chromosome"].astype(str)))
+    same = np.asarray(e.var["chromosome"].astype(str)) == np.asarray(
+        a.var.loc[convertible, "chromosome"].astype(str)
+    )
     assert same.mean() > 0.99

@@ -52,7 +52,7 @@ def _mixed(n=400, seed=1):
 # --------------------------------------------------------------------------------------------
 def test_knn_composition_own_type_and_no_cross_sample_edges():
     a = _blobs(n_per=30, n_samples=2)
-    neighborhoods(a, cluster_key="type", sample_key="sample", n_neighbors=10)
+    neighborhoods(a, groupby="type", sample_key="sample", n_neighbors=10)
     A = a.obsp["spatial_connectivities"]
     assert sparse.isspmatrix_csr(A) or sparse.issparse(A)
     assert set(np.unique(A.data)) == {1.0}
@@ -74,7 +74,7 @@ def test_knn_composition_own_type_and_no_cross_sample_edges():
 
 def test_knn_matches_brute_force():
     a = _mixed(n=120)
-    neighborhoods(a, cluster_key="type", n_neighbors=4)
+    neighborhoods(a, groupby="type", n_neighbors=4)
     xy = a.obsm["spatial"]
     d = np.sqrt(((xy[:, None] - xy[None]) ** 2).sum(-1))
     np.fill_diagonal(d, np.inf)
@@ -90,7 +90,7 @@ def test_knn_matches_brute_force():
 
 def test_radius_graph_symmetric_and_include_self():
     a = _blobs(n_per=20, n_samples=1)
-    neighborhoods(a, cluster_key="type", radius=50.0, include_self=True)
+    neighborhoods(a, groupby="type", radius=50.0, include_self=True)
     A = a.obsp["spatial_connectivities"]
     assert (A != A.T).nnz == 0
     D = a.obsp["spatial_distances"]
@@ -101,7 +101,7 @@ def test_radius_graph_symmetric_and_include_self():
 
 def test_isolated_cells_get_zeros():
     a = _blobs(n_per=5, n_samples=1)
-    neighborhoods(a, cluster_key="type", radius=1e-6)
+    neighborhoods(a, groupby="type", radius=1e-6)
     assert a.obsp["spatial_connectivities"].nnz == 0
     np.testing.assert_array_equal(a.obsm["X_neighborhood"].to_numpy(), 0.0)
     assert int(a.uns["neighborhoods"]["samples"]["n_isolated"].iloc[0]) == a.n_obs
@@ -109,22 +109,22 @@ def test_isolated_cells_get_zeros():
 
 def test_multiscale_columns():
     a = _mixed(n=200)
-    neighborhoods(a, cluster_key="type", sample_key="sample", radius=40.0, scales=[20.0, 40.0, 80.0])
+    neighborhoods(a, groupby="type", sample_key="sample", radius=40.0, scales=[20.0, 40.0, 80.0])
     X = a.obsm["X_neighborhood"]
     assert list(X.columns) == [f"{c}@{s}" for s in ("20", "40", "80") for c in ("A", "B", "C")]
     assert a.obsp["spatial_distances"].data.max() <= 40.0
     b = _mixed(n=200)
-    neighborhoods(b, cluster_key="type", sample_key="sample", radius=80.0)
+    neighborhoods(b, groupby="type", sample_key="sample", radius=80.0)
     np.testing.assert_allclose(X[["A@80", "B@80", "C@80"]].to_numpy(), b.obsm["X_neighborhood"].to_numpy())
     c = _mixed(n=200)
-    neighborhoods(c, cluster_key="type", scales=[5, 10])
+    neighborhoods(c, groupby="type", scales=[5, 10])
     assert list(c.obsm["X_neighborhood"].columns)[:3] == ["A@5", "B@5", "C@5"]
     assert np.all(np.diff(c.obsp["spatial_connectivities"].indptr) == 5)  # graph at the first scale
 
 
 def test_neighborhoods_copy_and_h5ad(tmp_path):
     a = _mixed(n=100)
-    out = neighborhoods(a, cluster_key="type", copy=True)
+    out = neighborhoods(a, groupby="type", copy=True)
     assert out is not a and "X_neighborhood" not in a.obsm
     out.write_h5ad(tmp_path / "n.h5ad")
     back = ad.read_h5ad(tmp_path / "n.h5ad")
@@ -134,12 +134,12 @@ def test_neighborhoods_copy_and_h5ad(tmp_path):
 @pytest.mark.parametrize(
     ("kwargs", "error"),
     [
-        ({"cluster_key": "nope"}, tm.MissingResultError),
-        ({"cluster_key": "type", "radius": 10.0, "n_neighbors": 5}, tm.InvalidParameterError),
-        ({"cluster_key": "type", "n_neighbors": 0}, tm.InvalidParameterError),
-        ({"cluster_key": "type", "radius": -1.0}, tm.InvalidParameterError),
-        ({"cluster_key": "type", "scales": [5, 2.5]}, tm.InvalidParameterError),
-        ({"cluster_key": "type", "sample_key": "nope"}, tm.MissingResultError),
+        ({"groupby": "nope"}, tm.MissingResultError),
+        ({"groupby": "type", "radius": 10.0, "n_neighbors": 5}, tm.InvalidParameterError),
+        ({"groupby": "type", "n_neighbors": 0}, tm.InvalidParameterError),
+        ({"groupby": "type", "radius": -1.0}, tm.InvalidParameterError),
+        ({"groupby": "type", "scales": [5, 2.5]}, tm.InvalidParameterError),
+        ({"groupby": "type", "sample_key": "nope"}, tm.MissingResultError),
     ],
 )
 def test_neighborhoods_bad_input(kwargs, error):
@@ -151,13 +151,13 @@ def test_neighborhoods_needs_coordinates():
     a = _mixed(n=50)
     del a.obsm["spatial"]
     with pytest.raises(tm.MissingResultError, match="coordinates"):
-        neighborhoods(a, cluster_key="type")
+        neighborhoods(a, groupby="type")
     b = _mixed(n=50)
     b.obsm["spatial"][0, 0] = np.nan
     with pytest.raises(tm.InvalidInputError, match="NaN"):
-        neighborhoods(b, cluster_key="type")
+        neighborhoods(b, groupby="type")
     with pytest.raises(tm.InvalidInputError, match="AnnData"):
-        neighborhoods(np.zeros((3, 3)), cluster_key="type")
+        neighborhoods(np.zeros((3, 3)), groupby="type")
 
 
 # --------------------------------------------------------------------------------------------
@@ -171,8 +171,8 @@ def _z(a, sample="pooled", key="enrichment"):
 
 def test_enrichment_segregated_types():
     a = _blobs(n_per=40, n_samples=2, gap=30.0)
-    neighborhoods(a, cluster_key="type", sample_key="sample", n_neighbors=6)
-    enrichment(a, cluster_key="type", sample_key="sample", n_perms=200)
+    neighborhoods(a, groupby="type", sample_key="sample", n_neighbors=6)
+    enrichment(a, groupby="type", sample_key="sample", n_perms=200)
     t = a.uns["enrichment"]["zscore"]
     assert list(t.columns) == ENRICHMENT_COLUMNS
     assert set(t["sample"]) == {"s0", "s1", "pooled"}
@@ -188,8 +188,8 @@ def test_enrichment_segregated_types():
 
 def test_enrichment_known_counts_and_no_signal_when_random():
     a = _mixed(n=400)
-    neighborhoods(a, cluster_key="type", sample_key="sample", n_neighbors=5)
-    enrichment(a, cluster_key="type", sample_key="sample", n_perms=200)
+    neighborhoods(a, groupby="type", sample_key="sample", n_neighbors=5)
+    enrichment(a, groupby="type", sample_key="sample", n_perms=200)
     A = a.obsp["spatial_connectivities"].tocoo()
     codes = a.obs["type"].cat.codes.to_numpy()
     want = np.zeros((3, 3), dtype=np.int64)
@@ -201,11 +201,11 @@ def test_enrichment_known_counts_and_no_signal_when_random():
 
 def test_enrichment_deterministic_and_n_jobs_invariant():
     a = _mixed(n=300)
-    neighborhoods(a, cluster_key="type", sample_key="sample", n_neighbors=5)
-    enrichment(a, cluster_key="type", sample_key="sample", n_perms=230, rng=7, n_jobs=1, key_added="e1")
-    enrichment(a, cluster_key="type", sample_key="sample", n_perms=230, rng=7, n_jobs=2, key_added="e2")
-    enrichment(a, cluster_key="type", sample_key="sample", n_perms=230, rng=7, n_jobs=1, key_added="e3")
-    enrichment(a, cluster_key="type", sample_key="sample", n_perms=230, rng=8, n_jobs=1, key_added="e4")
+    neighborhoods(a, groupby="type", sample_key="sample", n_neighbors=5)
+    enrichment(a, groupby="type", sample_key="sample", n_perms=230, rng=7, n_jobs=1, key_added="e1")
+    enrichment(a, groupby="type", sample_key="sample", n_perms=230, rng=7, n_jobs=2, key_added="e2")
+    enrichment(a, groupby="type", sample_key="sample", n_perms=230, rng=7, n_jobs=1, key_added="e3")
+    enrichment(a, groupby="type", sample_key="sample", n_perms=230, rng=8, n_jobs=1, key_added="e4")
     pd.testing.assert_frame_equal(a.uns["e1"]["zscore"], a.uns["e2"]["zscore"])
     pd.testing.assert_frame_equal(a.uns["e1"]["zscore"], a.uns["e3"]["zscore"])
     assert not np.allclose(a.uns["e1"]["zscore"]["zscore"], a.uns["e4"]["zscore"]["zscore"])
@@ -214,8 +214,8 @@ def test_enrichment_deterministic_and_n_jobs_invariant():
 
 def test_enrichment_ignores_cross_sample_edges():
     a = _mixed(n=200)
-    neighborhoods(a, cluster_key="type", n_neighbors=5)  # one graph over both samples
-    enrichment(a, cluster_key="type", sample_key="sample", n_perms=50)
+    neighborhoods(a, groupby="type", n_neighbors=5)  # one graph over both samples
+    enrichment(a, groupby="type", sample_key="sample", n_perms=50)
     A = a.obsp["spatial_connectivities"].tocoo()
     s = a.obs["sample"].cat.codes.to_numpy()
     assert int(_z(a)["count"].sum()) == int((s[A.row] == s[A.col]).sum())
@@ -223,8 +223,8 @@ def test_enrichment_ignores_cross_sample_edges():
 
 def test_enrichment_without_sample_is_pooled_only(tmp_path):
     a = _mixed(n=150)
-    neighborhoods(a, cluster_key="type", n_neighbors=5)
-    out = enrichment(a, cluster_key="type", n_perms=50, copy=True)
+    neighborhoods(a, groupby="type", n_neighbors=5)
+    out = enrichment(a, groupby="type", n_perms=50, copy=True)
     assert "enrichment" not in a.uns
     assert set(out.uns["enrichment"]["zscore"]["sample"]) == {"pooled"}
     out.write_h5ad(tmp_path / "e.h5ad")
@@ -235,29 +235,35 @@ def test_enrichment_without_sample_is_pooled_only(tmp_path):
 def test_enrichment_bad_input():
     a = _mixed(n=60)
     with pytest.raises(tm.MissingResultError, match="neighborhoods"):
-        enrichment(a, cluster_key="type")
-    neighborhoods(a, cluster_key="type", n_neighbors=3)
+        enrichment(a, groupby="type")
+    neighborhoods(a, groupby="type", n_neighbors=3)
     with pytest.raises(tm.MissingResultError):
-        enrichment(a, cluster_key="nope")
+        enrichment(a, groupby="nope")
     with pytest.raises(tm.InvalidParameterError):
-        enrichment(a, cluster_key="type", n_perms=0)
+        enrichment(a, groupby="type", n_perms=0)
     with pytest.raises(tm.InvalidParameterError):
-        enrichment(a, cluster_key="type", rng=-1)
+        enrichment(a, groupby="type", rng=-1)
     with pytest.raises(tm.InvalidInputError, match="AnnData"):
-        enrichment(np.zeros((3, 3)), cluster_key="type")
+        enrichment(np.zeros((3, 3)), groupby="type")
 
 
 @pytest.mark.realdata
 def test_enrichment_matches_squidpy_on_merfish(merfish_nsclc):
-    import squidpy as sq  # a core dependency: a broken install must fail here, not skip
+    import squidpy as sq  # test extra (tmeatlas[spatial]): a broken install must fail here, not skip
     from scipy.stats import spearmanr
 
     a = merfish_nsclc
-    neighborhoods(a, cluster_key="type_lvl1", n_neighbors=10)
-    enrichment(a, cluster_key="type_lvl1", n_perms=300, rng=0)
+    neighborhoods(a, groupby="type_lvl1", n_neighbors=10)
+    enrichment(a, groupby="type_lvl1", n_perms=300, rng=0)
     res = sq.gr.nhood_enrichment(
-        a, cluster_key="type_lvl1", connectivity_key="spatial", n_perms=300, seed=0, n_jobs=1,
-        show_progress_bar=False, copy=True,
+        a,
+        cluster_key="type_lvl1",
+        connectivity_key="spatial",
+        n_perms=300,
+        seed=0,
+        n_jobs=1,
+        show_progress_bar=False,
+        copy=True,
     )
     cats = [str(c) for c in a.obs["type_lvl1"].cat.categories]
     t = _z(a)

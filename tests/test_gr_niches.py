@@ -260,7 +260,7 @@ def test_niches_known_answer_and_consistency():
     band = pd.concat(frames)["band"].to_numpy()
     # three bands; the 50-cell neighbourhoods of cells near a band edge are mixed, and the
     # stability rule may keep that edge as a fourth niche (measured: 4, ARI 0.88)
-    tm.gr.niches(a, cluster_key="cell_type_major", sample_key="sample", k_range=(2, 6), use_interface=False)
+    tm.gr.niches(a, groupby="cell_type_major", sample_key="sample", k_range=(2, 6), use_interface=False)
     niche = a.obs["niche"].to_numpy()
     assert adjusted_rand_score(band, niche) > 0.85
     u = a.uns["niches"]
@@ -268,7 +268,7 @@ def test_niches_known_answer_and_consistency():
     assert set(u["composition"].index) == set(a.obs["niche"].cat.categories)
     assert {"tumour core", "TLS", "stroma"} <= set(a.obs["niche"].cat.categories)
     # with the number of niches given, the three bands (measured ARI 0.97)
-    fixed = tm.gr.niches(a, cluster_key="cell_type_major", sample_key="sample", n_niches=3, use_interface=False,
+    fixed = tm.gr.niches(a, groupby="cell_type_major", sample_key="sample", n_niches=3, use_interface=False,
                          copy=True)  # fmt: skip
     assert adjusted_rand_score(band, fixed.obs["niche"]) > 0.9
     assert {"tumour core", "TLS", "stroma"} == set(fixed.obs["niche"].cat.categories)
@@ -282,7 +282,7 @@ def test_niches_known_answer_and_consistency():
     assert np.allclose(u["composition"].sum(axis=1), 1.0)
     assert len(a.uns["niche_colors"]) == u["params"]["n_niches"]
     # same seed, same niches; a copy leaves the input untouched
-    b = tm.gr.niches(a, cluster_key="cell_type_major", sample_key="sample", k_range=(2, 6),
+    b = tm.gr.niches(a, groupby="cell_type_major", sample_key="sample", k_range=(2, 6),
                      use_interface=False, copy=True)  # fmt: skip
     assert (b.obs["niche"].to_numpy() == niche).all()
 
@@ -296,13 +296,18 @@ def test_niche_names_known_answer():
     epi = pd.Series({"Epithelial": 0.8, "Fibroblast": 0.15, "Lymphocyte": 0.05})
     assert _name(epi, None, epithelium_is_normal=False) == "epithelium"
     core = pd.Series({"core": 0.9, "margin": 0.1, "stroma": 0.0})
-    assert _name(epi, core, epithelium_is_normal=False) == "tumour core"  # the interface's tumour is epithelial
+    assert (
+        _name(epi, core, epithelium_is_normal=False) == "tumour core"
+    )  # the interface's tumour is epithelial
     # broad vocabularies (MERFISH lung level 1): Lymphocyte is immune, Vascular is vessel
     lymph = pd.Series({"Lymphocyte": 0.55, "Myeloid": 0.17, "Fibroblast": 0.28})
     assert _name(lymph, None) == "immune-rich stroma"  # lymphocytes of unknown kind: not "T-cell-rich"
     mixed = pd.Series({"Lymphocyte": 0.25, "Myeloid": 0.22, "Plasma": 0.2, "Fibroblast": 0.33})
     assert _name(mixed, None) == "immune-rich stroma"  # more unknown lymphocytes than myeloid cells
-    assert _name(pd.Series({"Macrophage": 0.4, "CD8 T": 0.15, "Fibroblast": 0.45}), None) == "myeloid-rich stroma"
+    assert (
+        _name(pd.Series({"Macrophage": 0.4, "CD8 T": 0.15, "Fibroblast": 0.45}), None)
+        == "myeloid-rich stroma"
+    )
     assert _name(pd.Series({"Vascular": 0.5, "Fibroblast": 0.3, "Myeloid": 0.2}), None) == "vascular stroma"
     assert _name(pd.Series({"Malignant": 0.7, "CD8 T": 0.2, "Fibroblast": 0.1}), None) == "inflamed tumour"
     assert _name(pd.Series({"B cell": 0.4, "T cell": 0.3, "Fibroblast": 0.3}), None) == "TLS"
@@ -338,7 +343,7 @@ def test_niches_do_not_split_a_structure_by_patient():
     ]
     a = _adata(frames)
     band = pd.concat(frames)["band"].to_numpy()
-    tm.gr.niches(a, cluster_key="cell_type_major", sample_key="sample", k_range=(2, 6), use_interface=False)
+    tm.gr.niches(a, groupby="cell_type_major", sample_key="sample", k_range=(2, 6), use_interface=False)
     niche = a.obs["niche"].to_numpy()
     stroma = {pd.Series(niche[(band == 2) & (a.obs["sample"] == s).to_numpy()]).mode()[0] for s in "ABCD"}
     assert len(stroma) == 1, stroma
@@ -347,7 +352,7 @@ def test_niches_do_not_split_a_structure_by_patient():
     assert (table["sample_overlap"] < 0.5).any(), table
     assert adjusted_rand_score(band, niche) > 0.9  # measured 0.95: the three bands
     # without samples there is no check, and the stroma splits by its two compositions
-    b = tm.gr.niches(a, cluster_key="cell_type_major", k_range=(2, 6), use_interface=False, copy=True)
+    b = tm.gr.niches(a, groupby="cell_type_major", k_range=(2, 6), use_interface=False, copy=True)
     assert b.uns["niches"]["stability"]["sample_overlap"].isna().all()
     split = {pd.Series(b.obs["niche"].to_numpy()[(band == 2) & (a.obs["sample"] == s).to_numpy()]).mode()[0]
              for s in "ABCD"}  # fmt: skip
@@ -360,7 +365,7 @@ def test_niches_simulated_cohort_with_interface():
 
     a = tm.datasets.simulate_tumor(n_cells=8000, n_patients=3, n_genes=1000, rng=4)
     tm.gr.interface(a, tumor_key="true_cell_type_major", tumor_value="Malignant", sample_key="sample")
-    tm.gr.niches(a, cluster_key="true_cell_type", sample_key="sample")
+    tm.gr.niches(a, groupby="true_cell_type", sample_key="sample")
     ari = adjusted_rand_score(a.obs["true_niche"], a.obs["niche"])
     assert ari > 0.75, ari  # measured 0.788 (5 niches: tumour core, margin, stroma, normal ducts, TLS)
     comp = a.uns["niches"]["composition"]
@@ -373,11 +378,11 @@ def test_niches_bad_input(phenotyped):
     a, _ = phenotyped
     a = a.copy()
     with pytest.raises(InvalidParameterError, match="n_niches"):
-        tm.gr.niches(a, cluster_key="cell_type", n_niches=1)
+        tm.gr.niches(a, groupby="cell_type", n_niches=1)
     with pytest.raises(InvalidParameterError, match="k_range"):
-        tm.gr.niches(a, cluster_key="cell_type", k_range=(5, 3))
+        tm.gr.niches(a, groupby="cell_type", k_range=(5, 3))
     with pytest.raises(MissingResultError):
-        tm.gr.niches(a, cluster_key="not_a_column")
+        tm.gr.niches(a, groupby="not_a_column")
     b = a.copy()
     del b.obs["cell_type_major"]
     b.obs = b.obs.drop(columns=["cell_type"])
@@ -422,7 +427,9 @@ def test_neighborhoods_from_spot_proportions():
     xy = np.array([(x, y) for y in range(12) for x in range(12)], float) * 100.0
     left = xy[:, 0] < 600
     P = np.where(left[:, None], [0.8, 0.2, 0.0], [0.0, 0.3, 0.7]) + rng.uniform(0, 0.05, (len(xy), 3))
-    a = ad.AnnData(X=np.ones((len(xy), 2), np.float32), obs=pd.DataFrame(index=[f"s{i}" for i in range(len(xy))]))
+    a = ad.AnnData(
+        X=np.ones((len(xy), 2), np.float32), obs=pd.DataFrame(index=[f"s{i}" for i in range(len(xy))])
+    )
     a.obsm["spatial"] = xy
     a.obsm["props"] = pd.DataFrame(P, index=a.obs_names, columns=["tumour", "immune", "stroma"])
     tm.gr.neighborhoods(a, composition_key="props", radius=150.0, include_self=True)
@@ -433,11 +440,11 @@ def test_neighborhoods_from_spot_proportions():
     expected = P[nb].sum(0) / P[nb].sum()
     assert np.allclose(C.iloc[i].to_numpy(), expected, atol=1e-6)
     tm.gr.niches(a, k_range=(2, 4), use_interface=False)
-    assert a.uns["niches"]["params"]["cluster_key"] == "props"
+    assert a.uns["niches"]["params"]["groupby"] == "props"
     # the two sides, and the columns along their border (a mixed zone of its own)
     assert pd.crosstab(left, a.obs["niche"]).max(axis=1).sum() / len(xy) > 0.8
     with pytest.raises(InvalidParameterError, match="exactly one"):
-        tm.gr.neighborhoods(a, composition_key="props", cluster_key="x")
+        tm.gr.neighborhoods(a, composition_key="props", groupby="x")
     a.obsm["bad"] = -P
     with pytest.raises(InvalidInputError, match="non-negative"):
         tm.gr.neighborhoods(a, composition_key="bad", radius=150.0)

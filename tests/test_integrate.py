@@ -17,7 +17,9 @@ from scipy import sparse
 import tmeatlas as tm
 from tmeatlas.tl._integrate import _default_epochs, integrate, transfer_labels
 
-needs_scvi = pytest.mark.skipif(importlib.util.find_spec("scvi") is None, reason='needs the scvi extra: pip install "tmeatlas[scvi]"')
+needs_scvi = pytest.mark.skipif(
+    importlib.util.find_spec("scvi") is None, reason='needs the scvi extra: pip install "tmeatlas[scvi]"'
+)
 
 
 @pytest.fixture(scope="module")
@@ -130,12 +132,22 @@ def _split(cohort):
 def test_transfer_labels_known_answer(cohort):
     ref, query, truth = _split(cohort)
     ref_obs, ref_uns = ref.obs.copy(), set(ref.uns)
-    out = transfer_labels(query, ref, label_key="true_cell_type_major", n_top_genes=1000, max_epochs=60,
-                          scanvi_epochs=30, copy=True)
+    out = transfer_labels(
+        query,
+        ref,
+        label_key="true_cell_type_major",
+        n_top_genes=1000,
+        max_epochs=60,
+        scanvi_epochs=30,
+        copy=True,
+    )
     assert "transferred_label" not in query.obs  # copy=True leaves the query alone
     pred = out.obs["transferred_label"]
-    ref_cats = [c for c in ref.obs["true_cell_type_major"].cat.categories
-                if c in set(ref.obs["true_cell_type_major"].astype(str))]
+    ref_cats = [
+        c
+        for c in ref.obs["true_cell_type_major"].cat.categories
+        if c in set(ref.obs["true_cell_type_major"].astype(str))
+    ]
     assert list(pred.cat.categories) == ref_cats
     accuracy = float((pred.astype(str).to_numpy() == truth).mean())
     # measured 0.962; the ceiling is 0.989 (2 mast cells of the query have no reference cells)
@@ -157,8 +169,15 @@ def test_transfer_labels_known_answer(cohort):
 def test_transfer_labels_batch_key_and_partial_gene_overlap(cohort):
     ref, query, _ = _split(cohort)
     ref = ref[:, 100:].copy()  # 1400 shared genes
-    transfer_labels(query, ref, label_key="true_cell_type_major", batch_key="sample", n_top_genes=None,
-                    max_epochs=2, scanvi_epochs=2)
+    transfer_labels(
+        query,
+        ref,
+        label_key="true_cell_type_major",
+        batch_key="sample",
+        n_top_genes=None,
+        max_epochs=2,
+        scanvi_epochs=2,
+    )
     p = query.uns["transfer_labels"]["params"]
     assert p["n_shared_genes"] == 1400 and p["n_genes"] == 1400 and p["batch_key"] == "sample"
     assert query.obs["transferred_label"].notna().all()
@@ -198,7 +217,9 @@ def test_bad_inputs_are_clear_errors(cohort):
         transfer_labels(query, ref, label_key="true_cell_type_major", batch_key="donor")
     other = ref.copy()
     other.var_names = [f"g{i}" for i in range(other.n_vars)]
-    with pytest.raises(tm.InvalidInputError, match=r"adata \(1500 genes\) and reference \(1500 genes\) share no genes"):
+    with pytest.raises(
+        tm.InvalidInputError, match=r"adata \(1500 genes\) and reference \(1500 genes\) share no genes"
+    ):
         transfer_labels(query, other, label_key="true_cell_type_major")
     with pytest.raises(tm.InvalidInputError, match="only 20 genes"):
         transfer_labels(query, ref[:, :20].copy(), label_key="true_cell_type_major")

@@ -412,7 +412,7 @@ def test_harmonic_fill_known_answer():
     """A path 0-1-...-10 with its ends fixed at x=0 and x=10: the harmonic interpolation is x=i."""
     from scipy import sparse
 
-    from tmeatlas._pipeline import _harmonic_fill
+    from tmeatlas._core.embedding import harmonic_fill as _harmonic_fill
 
     n = 11
     W = sparse.diags([np.ones(n - 1), np.ones(n - 1)], [-1, 1], shape=(n, n))
@@ -439,7 +439,9 @@ def test_landmark_umap_places_cells_with_their_cluster():
     pcs = centres[blob] + gen.normal(size=(len(blob), 10))
 
     def embed():
-        a = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(len(blob))]), obsm={"X_pca": pcs.copy()})
+        a = ad.AnnData(
+            obs=pd.DataFrame(index=[f"c{i}" for i in range(len(blob))]), obsm={"X_pca": pcs.copy()}
+        )
         sc.pp.neighbors(a, n_neighbors=15, use_rep="X_pca", random_state=0, transformer="sklearn")
         sc.tl.leiden(a, resolution=0.1, flavor="igraph", n_iterations=2, directed=False, random_state=0,
                      key_added="leiden")  # fmt: skip

@@ -47,7 +47,9 @@ def _tiny(dense: bool = False) -> ad.AnnData:
     # every cell also has a third gene so that library sizes are known: 10 counts per cell
     X = np.c_[X, 10 - X.sum(axis=1)]
     obs = pd.DataFrame({"g": pd.Categorical(["g1"] * 4 + ["g2"] * 4)}, index=[f"c{i}" for i in range(8)])
-    return ad.AnnData(X=X if dense else sparse.csr_matrix(X), obs=obs, var=pd.DataFrame(index=["CD3E", "MS4A1", "ACTB"]))
+    return ad.AnnData(
+        X=X if dense else sparse.csr_matrix(X), obs=obs, var=pd.DataFrame(index=["CD3E", "MS4A1", "ACTB"])
+    )
 
 
 def _unannotated(adata):
@@ -86,7 +88,9 @@ def test_compartments_panels_palettes_and_pdf(adata, tmp_path):
     coll = panels[0].collections[0]
     mal = np.flatnonzero((adata.obs["compartment"] == "immune").to_numpy())
     order = {tuple(xy) for xy in adata.obsm["spatial"][mal, :2]}
-    cols = {to_hex(c).upper() for xy, c in zip(coll.get_offsets(), coll.get_facecolors()) if tuple(xy) in order}
+    cols = {
+        to_hex(c).upper() for xy, c in zip(coll.get_offsets(), coll.get_facecolors()) if tuple(xy) in order
+    }
     assert cols == {COMPARTMENT_COLORS["immune"]}
 
     out = tmp_path / "compartments.pdf"
@@ -97,11 +101,16 @@ def test_compartments_panels_palettes_and_pdf(adata, tmp_path):
 
 def test_compartments_samples_numeric_and_stored_palette(adata):
     assert "cell_type_colors" not in adata.uns
-    fig = compartments(adata, color=["cell_type", "cell_type_confidence"], sample_key="sample", return_fig=True)
+    fig = compartments(
+        adata, color=["cell_type", "cell_type_confidence"], sample_key="sample", return_fig=True
+    )
     panels = _panels(fig)
     assert len(panels) == 4
     assert [a.get_title() for a in panels] == [
-        "P1: cell_type", "P1: cell_type_confidence", "P2: cell_type", "P2: cell_type_confidence"
+        "P1: cell_type",
+        "P1: cell_type_confidence",
+        "P2: cell_type",
+        "P2: cell_type_confidence",
     ]
     assert any(a.get_label() == "<colorbar>" for a in fig.axes)
     conf = panels[1].collections[-1]
@@ -148,7 +157,9 @@ def test_compartments_basis_ax_and_errors(adata):
 @pytest.mark.parametrize("dense", [False, True])
 def test_dotplot_known_answer(dense):
     a = _tiny(dense)
-    fig = marker_dotplot(a, groupby="g", markers={"T": ["CD3E"], "B": ["MS4A1"]}, standard_scale=None, return_fig=True)
+    fig = marker_dotplot(
+        a, groupby="g", markers={"T": ["CD3E"], "B": ["MS4A1"]}, standard_scale=None, return_fig=True
+    )
     ax = fig.axes[0]
     dots = ax.collections[0]
     # rows = groups (g1, g2), columns = genes (CD3E, MS4A1), row-major
@@ -175,7 +186,9 @@ def test_dotplot_log_input_used_as_is_and_layer():
     a.X = sparse.csr_matrix(a.X.multiply(0.5))  # not integers: used as is
     fig = marker_dotplot(a, groupby="g", markers=["CD3E"], standard_scale=None, return_fig=True)
     np.testing.assert_allclose(fig.axes[0].collections[0].get_array(), [0.75, 0.5 / 4])
-    fig = marker_dotplot(a, groupby="g", markers=["CD3E"], layer="counts", standard_scale=None, return_fig=True)
+    fig = marker_dotplot(
+        a, groupby="g", markers=["CD3E"], layer="counts", standard_scale=None, return_fig=True
+    )
     np.testing.assert_allclose(fig.axes[0].collections[0].get_array()[1], np.log1p(1e3) / 4)
 
 

@@ -61,7 +61,7 @@ def _build(n: int = 2000, seed: int = 0) -> ad.AnnData:
     summary = obs[OBS.niche].value_counts().rename_axis("niche").reset_index(name="n_cells")
     summary["fraction"] = summary["n_cells"] / n
     adata.uns[UNS.niches] = {
-        "params": {"sample_key": OBS.sample, "spatial_key": OBSM.spatial, "cluster_key": OBS.cell_type_major},
+        "params": {"sample_key": OBS.sample, "spatial_key": OBSM.spatial, "groupby": OBS.cell_type_major},
         "composition": comp,
         "summary": summary,
     }

@@ -53,12 +53,17 @@ def test_immune_only_cohort_completes_with_reasons(tmp_path, capsys):
     assert list(t["therapy"].unique()) == ["pembrolizumab"] and (t["group"] == "(no malignant cells)").all()
     assert (t["reasons"].str.len() > 0).all()
     skipped = a.uns["therapy_survival"]["skipped"]
-    assert set(skipped["therapy"]) == {"paclitaxel"} and (skipped["reason"] == "no malignant cells in this sample").all()
+    assert (
+        set(skipped["therapy"]) == {"paclitaxel"}
+        and (skipped["reason"] == "no malignant cells in this sample").all()
+    )
     assert not [k for k in a.uns if k.startswith("combination_cover")]
     b = tm.get.immunotherapy_benefit(a)
     assert (b["setting"] == "immune cells only").all()
     assert st["cell_types"] == "done" and st["signatures"] == "done"
-    assert (tmp_path / "report" / "index.html").exists() and (tmp_path / "tables" / "immunotherapy_benefit.csv").exists()
+    assert (tmp_path / "report" / "index.html").exists() and (
+        tmp_path / "tables" / "immunotherapy_benefit.csv"
+    ).exists()
     assert "Immunotherapy benefit" in (tmp_path / "report" / "index.html").read_text()
     err = capsys.readouterr().err
     assert "immunotherapy: done" in err or "immunotherapy" in err

@@ -454,7 +454,9 @@ def test_tumour_composition_options():
         assert mean(g, mal & ~mes) > 5 * mean(g, mes)
 
 
-@pytest.mark.parametrize("kwargs", [{"mesenchymal_tumour": 1.5}, {"tumour_fraction": -0.1}, {"immune_fraction": "few"}])
+@pytest.mark.parametrize(
+    "kwargs", [{"mesenchymal_tumour": 1.5}, {"tumour_fraction": -0.1}, {"immune_fraction": "few"}]
+)
 def test_composition_options_bad_input(kwargs):
     from tmeatlas.datasets import simulate_tumor
 

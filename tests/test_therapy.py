@@ -16,16 +16,9 @@ import tmeatlas as tm
 from tmeatlas._errors import InvalidParameterError
 from tmeatlas.get._therapy import combination_cover as get_cover
 from tmeatlas.get._therapy import therapy_survival as get_survival
-from tmeatlas.tl._therapy import (
-    _cover_greedy,
-    _cover_milp,
-    _objective,
-    _on_probability,
-    _two_gaussians,
-    _zscore,
-    combination_cover,
-    therapy_survival,
-)
+from tmeatlas.tl._combination import _cover_greedy, _cover_milp, _objective, combination_cover
+from tmeatlas.tl._survival import _on_probability, _two_gaussians, therapy_survival
+from tmeatlas.tl._therapy import _zscore
 
 ADC, CDK = "sacituzumab_govitecan", "palbociclib"
 
@@ -350,7 +343,9 @@ def test_tcell_abundance_not_counted_when_excluded():
         types += ["CD8 T"] * k + ["Malignant"] * (100 - k)
     obs = pd.DataFrame({"sample": samples, "cell_type": types})
     obs["immune_phenotype"] = obs["sample"].map(pheno)
-    a = ad.AnnData(X=np.zeros((len(obs), 1), np.float32), obs=obs.set_axis([f"c{i}" for i in range(len(obs))]))
+    a = ad.AnnData(
+        X=np.zeros((len(obs), 1), np.float32), obs=obs.set_axis([f"c{i}" for i in range(len(obs))])
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         tm.tl.immunotherapy_benefit(a, sample_key="sample", n_boot=20)

@@ -33,7 +33,9 @@ DEMO_THERAPIES = [
 ]  # fmt: skip
 
 
-def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng: int = 0, progress: bool = True) -> AnnData:
+def run_demo(
+    *, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng: int = 0, progress: bool = True
+) -> AnnData:
     """Simulate a tumour cohort, run :func:`tmeatlas.run` on it and compare the results with the simulation's truth.
 
     Writes what ``tmeatlas run`` writes (``atlas.h5ad``, ``tables/``, ``figures/``, ``report/``)
@@ -52,7 +54,11 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
     (out / "figures").mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     if progress:
-        print(f"tmeatlas demo: simulating a cohort of {n_cells:,} cells, {n_patients} patients", file=sys.stderr, flush=True)
+        print(
+            f"tmeatlas demo: simulating a cohort of {n_cells:,} cells, {n_patients} patients",
+            file=sys.stderr,
+            flush=True,
+        )
     adata = datasets.simulate_tumor(n_cells=n_cells, n_patients=n_patients, spatial=True, rng=rng)
     t_sim = time.perf_counter() - t0
     run(adata, sample_key=OBS.sample, therapies=DEMO_THERAPIES, simulate=["trastuzumab"], out=out, rng=rng,
@@ -82,7 +88,10 @@ def run_demo(*, out: str | Path, n_cells: int = 20_000, n_patients: int = 4, rng
         "seconds_run": float(adata.uns[UNS.pipeline].get("seconds_total", float("nan"))),
         "seconds_total": round(time.perf_counter() - t0, 2),
         "seconds_truth_comparison": round(time.perf_counter() - t1, 2),
-        "steps": [{"step": str(r["step"]), "status": str(r["status"]), "seconds": float(r["seconds"])} for _, r in steps.iterrows()],
+        "steps": [
+            {"step": str(r["step"]), "status": str(r["status"]), "seconds": float(r["seconds"])}
+            for _, r in steps.iterrows()
+        ],
         "not_yet_implemented": NOT_YET,
         "outputs": sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file()),
     }
@@ -102,14 +111,23 @@ def _agreement(a: AnnData, out: Path) -> dict:
     from sklearn.metrics import adjusted_rand_score, f1_score, roc_auc_score
 
     ari = adjusted_rand_score(a.obs[OBS.true_cell_type], a.obs[OBS.leiden])
-    pd.crosstab(a.obs[OBS.leiden], a.obs[OBS.true_cell_type]).to_csv(out / "tables" / "leiden_vs_true_cell_type.csv")
+    pd.crosstab(a.obs[OBS.leiden], a.obs[OBS.true_cell_type]).to_csv(
+        out / "tables" / "leiden_vs_true_cell_type.csv"
+    )
     truth = a.obs[OBS.true_malignant].to_numpy(bool)
     called = (a.obs[OBS.malignant] == "malignant").to_numpy()
     clone_ari = {}
     for s in a.obs[OBS.sample].cat.categories:
         m = truth & (a.obs[OBS.sample] == s).to_numpy()
         if m.any():
-            clone_ari[str(s)] = round(float(adjusted_rand_score(a.obs[OBS.true_clone][m].astype(str), a.obs[OBS.cnv_clone][m].astype(str))), 4)
+            clone_ari[str(s)] = round(
+                float(
+                    adjusted_rand_score(
+                        a.obs[OBS.true_clone][m].astype(str), a.obs[OBS.cnv_clone][m].astype(str)
+                    )
+                ),
+                4,
+            )
     o = a.obs
     labels = sorted(o[OBS.true_cell_type].astype(str).unique())
     annotation = {
@@ -142,7 +160,9 @@ def _agreement(a: AnnData, out: Path) -> dict:
         "annotation_vs_truth": annotation,
         "spatial_vs_truth": spatial,
         "stemness_auroc_vs_truth": stem_auc,
-        "exhaustion_auroc_vs_truth": round(float(roc_auc_score(tex, o["sig_TEX_CHU2023"].to_numpy()[cd8])), 4),
+        "exhaustion_auroc_vs_truth": round(
+            float(roc_auc_score(tex, o["sig_TEX_CHU2023"].to_numpy()[cd8])), 4
+        ),
         "ari_leiden_vs_true_cell_type": round(float(ari), 4),
         "n_leiden_clusters": int(a.obs[OBS.leiden].nunique()),
         "malignant_f1_vs_truth": round(float(f1_score(truth, called)), 4),

@@ -35,7 +35,8 @@ class MissingResultError(TmeatlasError, KeyError):
 class NotApplicableError(InvalidInputError):
     """The data cannot support this analysis (no malignant cells, no measured receptor-ligand pair,
     no CD8 label, too few genes on the genome): not a mistake in the call. :func:`tmeatlas.run`
-    records the step as not applicable, with this message as the reason, and goes on."""
+    records the step as not applicable, with this message as the reason, and goes on.
+    """
 
 
 class GenePositionError(InvalidInputError):

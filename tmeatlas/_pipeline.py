@@ -3,7 +3,9 @@
 Each step is a public tmeatlas (or scanpy) function called with documented parameters; the
 pipeline adds input checks up front, a record of every step in ``adata.uns["pipeline"]``,
 skipping of steps already done with the same parameters, a progress display, and error
-messages that name the failed step.
+messages that name the failed step. The steps are declared in :mod:`tmeatlas._steps` (the
+registry: order, dependencies, methods text, result keys); this module builds each step's
+function from the run's arguments (:func:`_step_calls`) and runs them.
 """
 
 from __future__ import annotations
@@ -16,16 +18,30 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
-from ._core.chunks import is_streamed, row_block, row_blocks
+from ._core.chunks import is_streamed, row_block
+from ._core.embedding import harmonic_fill, landmark_indices
+from ._core.expression import looks_like_counts
+from ._core.qc import gene_moments, hvg_seurat, mad_outliers, qc_sums
 from ._errors import InvalidInputError, InvalidParameterError, TmeatlasError
 from ._keys import OBS, OBSM, UNS
-from ._names import safe_name
-from ._validation import check_adata, looks_like_counts, suggest_names
+from ._steps import (
+    BY_NAME,
+    CELL_STEPS,
+    STEP_ORDER,
+    STEPS,
+    StepSpec,
+    combination_key,
+    has_result,
+    simulation_key,
+)
+from ._steps import NEEDS as NEEDS  # re-exported: the registry's derived tables
+from ._steps import USES as USES
+from ._validation import check_adata, suggest_names
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -47,38 +63,11 @@ SYMBOL_COLUMNS = (
     "gene_ids_symbol",
     "name",
 )
-#: the order of the steps; spatial steps run only with coordinates
-STEP_ORDER = (
-    "qc", "gene_positions", "normalize", "embedding", "cnv", "malignant", "clones", "cell_types", "signatures",
-    "stemness", "tumor_score", "interface", "immune_phenotype", "niches", "heterogeneity", "checkpoints",
-    "immunotherapy", "therapy", "combinations", "simulation",
-)  # fmt: skip
-#: steps that need single cells: not planned for spot data (Visium, ST), where each observation
-#: mixes several cells
-CELL_STEPS = ("malignant", "clones", "cell_types", "stemness", "interface", "immune_phenotype", "niches",
-              "heterogeneity", "checkpoints", "immunotherapy", "therapy", "combinations", "simulation")  # fmt: skip
 #: coordinates are a spot grid when at least this share of nearest-neighbour distances lies within
 #: SPOT_TOLERANCE of their median, per sample (spot arrays: 0.80-0.93 on the four her2st sections;
 #: cells: 0.32-0.35 on MERFISH, multiplex IF and the simulated tissues; tests/test_pipeline.py)
 SPOT_REGULARITY = 0.7
 SPOT_TOLERANCE = 0.1
-#: the steps each step cannot do without: when one of them is not applicable, failed or was not
-#: run, the step is not run either, with that reason
-NEEDS = {
-    "embedding": ("normalize",), "cnv": ("gene_positions", "normalize"), "malignant": ("cnv",),
-    "clones": ("malignant",), "cell_types": ("normalize",), "signatures": ("normalize",), "stemness": ("cell_types",),
-    "tumor_score": ("gene_positions", "normalize"), "interface": ("malignant", "cell_types"),
-    "immune_phenotype": ("interface",), "niches": ("cell_types",), "heterogeneity": ("clones",),
-    "checkpoints": ("cell_types",),
-    "immunotherapy": ("cell_types",), "therapy": ("cell_types",), "combinations": ("therapy",),
-    "simulation": ("therapy",),
-}  # fmt: skip
-#: the steps whose results a step reads when they are present (a change there reruns it)
-USES = {
-    "cell_types": ("malignant", "embedding"), "stemness": ("malignant",), "niches": ("interface",),
-    "checkpoints": ("interface", "niches"), "immunotherapy": ("malignant", "immune_phenotype"),
-    "therapy": ("clones", "immune_phenotype", "signatures"),
-}  # fmt: skip
 #: median distance between neighbouring cells that is plausible in microns (real sections: MERFISH lung
 #: 6.6, multiplex IF 6.6, simulated tissue 8.8); outside it tm.run warns that the coordinates may be
 #: pixels. Pixel sizes near 1 µm cannot be told apart from microns this way: readers state units.
@@ -102,6 +91,8 @@ class PipelineError(TmeatlasError, RuntimeError):
 
 @dataclass
 class _Step:
+    """One planned step of this run: its registry entry's name, dependencies and title, with its function."""
+
     name: str
     title: str
     fn: Callable[[AnnData], Any]
@@ -115,10 +106,12 @@ class _Step:
 
 
 def _json(params: dict) -> str:
+    """The parameters as canonical JSON (sorted keys; other objects as text)."""
     return json.dumps(params, sort_keys=True, default=str)
 
 
 def _quiet(fn, *args, **kwargs):
+    """``fn(*args, **kwargs)``'s result, with its warnings silenced."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return fn(*args, **kwargs)
@@ -277,7 +270,8 @@ def _check_coordinates(adata: AnnData, sample_key: str | None) -> tuple[float | 
     """Coordinates with missing values, or with a third axis that varies, are refused (the spatial steps
     measure distances and areas in a 2-D section); coordinates whose spacing is not that of cells or
     spots in microns (pixels, array indices) give a warning. Return the median spacing and whether the
-    coordinates are a spot grid (:func:`_looks_like_spots`)."""
+    coordinates are a spot grid (:func:`_looks_like_spots`).
+    """
     from ._readers import PLAUSIBLE_SPACING_UM, median_spacing
     from ._settings import logger
 
@@ -470,6 +464,52 @@ def run(
     from ._settings import settings
 
     settings.resolve_n_jobs(n_jobs)
+    therapy_arg, therapy_names, simulate, spatial, spots = _check_arguments(
+        facts, therapies=therapies, steps=steps, skip=skip, force=force, simulate=simulate, spatial=spatial,
+        spots=spots, rng=rng,
+    )  # fmt: skip
+    adata, sample_key = _prepare(adata, sample_key=sample_key, gene_symbols=gene_symbols, copy=copy)
+    plan = _plan(
+        adata, sample_key=sample_key, facts=facts, spatial=bool(spatial), therapies=therapy_names, therapy_arg=therapy_arg, integrate=integrate,
+        simulate=simulate, n_perms=n_perms, rng=rng, n_jobs=n_jobs,
+    )  # fmt: skip
+    wanted = [s for s in plan if (steps is None or s.name in steps) and s.name not in skip]
+    forced = set(STEP_ORDER) if force is True else set(force or [])
+    out = Path(out) if out is not None else None
+    prints = _fingerprints(plan, sample_key=sample_key, data=facts["data_fingerprint"])
+    n = len(wanted) + (4 if out is not None else 0)
+    shown = _Display(n, progress, n_cells=adata.n_obs, n_samples=facts["n_samples"],
+                     unit="spots" if facts["spots"] else "cells")  # fmt: skip
+    t_run = time.perf_counter()
+    try:
+        record, ran = _execute(adata, wanted, prints=prints, forced=forced, shown=shown, progress=progress,
+                               sample_key=sample_key)  # fmt: skip
+    except KeyboardInterrupt:  # the finished steps are saved; a rerun resumes after them
+        if out is not None:
+            out.mkdir(parents=True, exist_ok=True)
+            _write_atlas(adata, out / "atlas.h5ad")
+        raise
+    finally:
+        _save_record(adata, _load_record(adata), sample_key=sample_key, facts=facts)
+    failed = [(s, r) for s, r in record.items() if r["status"] == "failed"]
+    if out is not None:
+        adata.uns[UNS.pipeline]["seconds_total"] = round(time.perf_counter() - t_run, 2)
+        _write_outputs(adata, out, sample_key=sample_key, report=report, shown=shown, ran=ran or bool(failed),
+                       stamp=_json({"steps": {k: [v["fingerprint"], v["status"].replace("skipped", "done"), v["reason"]]
+                                              for k, v in record.items()},
+                                    "report": report, "version": __version__}))  # fmt: skip
+    _summary(record, progress)
+    if failed:
+        _raise_failed(failed, wanted, out)
+    return adata if copy else None
+
+
+def _check_arguments(facts: dict, *, therapies, steps, skip, force, simulate, spatial, spots, rng
+                     ) -> tuple[Any, list[str], list[str], bool, bool]:  # fmt: skip
+    """Check ``run``'s arguments against the input's ``facts`` (and set ``facts["spots"]``); return the
+    therapies argument, the therapy names, the therapies to simulate, and whether the run is spatial and
+    on spots.
+    """
     if not isinstance(rng, int | np.integer) or isinstance(rng, bool):
         raise InvalidParameterError(f"rng must be an integer seed, got {rng!r}.")
     therapy_arg, therapy_names = _therapy_list(therapies)
@@ -514,6 +554,14 @@ def run(
             "cells, so the single-cell steps (%s) are not run; tm.gr.tumor_score scores each spot instead. "
             "Pass spots=False to treat them as cells.", ", ".join(CELL_STEPS),
         )  # fmt: skip
+    return therapy_arg, therapy_names, simulate, spatial, spots
+
+
+def _prepare(adata: AnnData, *, sample_key: str | None, gene_symbols: str | None, copy: bool
+             ) -> tuple[AnnData, str]:  # fmt: skip
+    """The AnnData the steps work on (a copy with ``copy``) with a categorical sample column and the gene
+    symbols as names; return it and the sample key (``"sample"`` for a single sample).
+    """
     if copy:
         adata = adata.copy()
     if sample_key is None:
@@ -523,47 +571,19 @@ def run(
         _use_symbols(adata, gene_symbols)
     if adata.obs[sample_key].dtype.name != "category":
         adata.obs[sample_key] = adata.obs[sample_key].astype(str).astype("category")
+    return adata, sample_key
 
-    plan = _plan(
-        adata, sample_key=sample_key, facts=facts, spatial=bool(spatial), therapies=therapy_names, therapy_arg=therapy_arg, integrate=integrate,
-        simulate=simulate, n_perms=n_perms, rng=rng, n_jobs=n_jobs,
-    )  # fmt: skip
-    wanted = [s for s in plan if (steps is None or s.name in steps) and s.name not in skip]
-    forced = set(STEP_ORDER) if force is True else set(force or [])
-    out = Path(out) if out is not None else None
-    prints = _fingerprints(plan, sample_key=sample_key, data=facts["data_fingerprint"])
-    n = len(wanted) + (4 if out is not None else 0)
-    shown = _Display(n, progress, n_cells=adata.n_obs, n_samples=facts["n_samples"],
-                     unit="spots" if facts["spots"] else "cells")  # fmt: skip
-    t_run = time.perf_counter()
-    try:
-        record, ran = _execute(adata, wanted, prints=prints, forced=forced, shown=shown, progress=progress,
-                               sample_key=sample_key)  # fmt: skip
-    except KeyboardInterrupt:  # the finished steps are saved; a rerun resumes after them
-        if out is not None:
-            out.mkdir(parents=True, exist_ok=True)
-            _write_atlas(adata, out / "atlas.h5ad")
-        raise
-    finally:
-        _save_record(adata, _load_record(adata), sample_key=sample_key, facts=facts)
-    failed = [(s, r) for s, r in record.items() if r["status"] == "failed"]
-    if out is not None:
-        adata.uns[UNS.pipeline]["seconds_total"] = round(time.perf_counter() - t_run, 2)
-        _write_outputs(adata, out, sample_key=sample_key, report=report, shown=shown, ran=ran or bool(failed),
-                       stamp=_json({"steps": {k: [v["fingerprint"], v["status"].replace("skipped", "done"), v["reason"]]
-                                              for k, v in record.items()},
-                                    "report": report, "version": __version__}))  # fmt: skip
-    _summary(record, progress)
-    if failed:
-        name, r = failed[0]
-        title = next(s.title for s in wanted if s.name == name)
-        saved = (f" Results of the other steps are in {out / 'atlas.h5ad'}; a rerun on it resumes after them."
-                 if out is not None else "")  # fmt: skip
-        more = f" (also failed: {', '.join(s for s, _ in failed[1:])})" if len(failed) > 1 else ""
-        raise PipelineError(
-            f"step {name!r} ({title}) failed: {r['error'].rstrip('.')}.{more}{saved}"
-        ) from r.get("exc")
-    return adata if copy else None
+
+def _raise_failed(failed: list[tuple[str, dict]], wanted: list[_Step], out: Path | None) -> None:
+    """Raise the :class:`PipelineError` that names the first failed step and its cause."""
+    name, r = failed[0]
+    title = next(s.title for s in wanted if s.name == name)
+    saved = (f" Results of the other steps are in {out / 'atlas.h5ad'}; a rerun on it resumes after them."
+             if out is not None else "")  # fmt: skip
+    more = f" (also failed: {', '.join(s for s, _ in failed[1:])})" if len(failed) > 1 else ""
+    raise PipelineError(f"step {name!r} ({title}) failed: {r['error'].rstrip('.')}.{more}{saved}") from r.get(
+        "exc"
+    )
 
 
 def _execute(adata, wanted: list[_Step], *, prints: dict[str, str], forced: set[str], shown: _Display,
@@ -613,6 +633,7 @@ def _execute(adata, wanted: list[_Step], *, prints: dict[str, str], forced: set[
 def _entry(
     step: _Step, fp: str, status: str, *, seconds: float = 0.0, reason: str = "", error: str = ""
 ) -> dict:
+    """A step's record: its parameters, status, seconds, version, error, reason and fingerprint."""
     return {"params": _json(step.params), "status": status, "seconds": round(seconds, 2), "version": __version__,
             "error": error, "reason": reason, "fingerprint": fp}  # fmt: skip
 
@@ -653,7 +674,8 @@ def _summary(record: dict[str, dict], progress: bool) -> None:
 def _data_fingerprint(adata: AnnData, facts: dict, sample_key: str | None) -> str:
     """A cheap fingerprint of the input: shape, cell and gene names, the sample of every cell, and
     the values of three blocks of up to 500 rows (start, middle, end) of the matrix that holds the
-    input (raw counts, the kept linear-scale input, or ``X``)."""
+    input (raw counts, the kept linear-scale input, or ``X``).
+    """
     import hashlib
 
     from scipy import sparse
@@ -685,14 +707,16 @@ def _data_fingerprint(adata: AnnData, facts: dict, sample_key: str | None) -> st
 def input_fingerprint(adata: AnnData, *, sample_key: str | None, layer: str | None = None,
                       gene_symbols: str | None = None) -> str:  # fmt: skip
     """The fingerprint ``tm.run`` records in ``uns["pipeline"]["input"]["data_fingerprint"]`` for this
-    input (``tmeatlas run`` compares it to resume only on the same data)."""
+    input (``tmeatlas run`` compares it to resume only on the same data).
+    """
     facts = check_input(adata, sample_key=sample_key, layer=layer, gene_symbols=gene_symbols)
     return _data_fingerprint(adata, facts, sample_key)
 
 
 def _fingerprints(plan: list[_Step], *, sample_key: str, data: str) -> dict[str, str]:
     """Each step's fingerprint: its parameters, the sample key, the data, the package version and the
-    fingerprints of the steps it needs or reads (so a change upstream reruns every dependent)."""
+    fingerprints of the steps it needs or reads (so a change upstream reruns every dependent).
+    """
     import hashlib
 
     out: dict[str, str] = {}
@@ -744,10 +768,12 @@ def _looks_like_spots(adata: AnnData, sample_key: str | None) -> bool:
 
 
 def _interactive() -> bool:
+    """Whether Python runs interactively (a console or a Jupyter kernel)."""
     return hasattr(sys, "ps1") or "ipykernel" in sys.modules
 
 
 def _use_symbols(adata: AnnData, column: str) -> None:
+    """Make ``var[column]`` (gene symbols) the gene names, made unique; the old ones go to ``var["gene_id"]``."""
     import anndata as ad
 
     sym = adata.var[column].astype(str)
@@ -770,6 +796,8 @@ def _therapy_list(therapies) -> tuple[Any, list[str]]:
 
 
 class _Display:
+    """The progress display on stderr: one numbered line per step (silent when not ``enabled``)."""
+
     def __init__(self, n: int, enabled: bool, *, n_cells: int, n_samples: int, unit: str = "cells") -> None:
         self.n, self.i, self.enabled = n, 0, enabled
         self.cells = f"{n_cells:,} {unit}, {n_samples} sample{'s' if n_samples != 1 else ''}"
@@ -798,7 +826,8 @@ class _Display:
 
     def na(self, title: str | None, reason: str, status: str = "not applicable") -> None:
         """A step that does not apply (or is not run): its own line (``title``) or the end of the begun
-        line (``None``)."""
+        line (``None``).
+        """
         if not self.enabled:
             return
         if title is not None:
@@ -825,7 +854,8 @@ class _Display:
 @contextmanager
 def _notes(enabled: bool):
     """With the progress display on, hold the tools' log messages and warnings of a step and
-    yield them as a list (shown under the step's line instead of inside it)."""
+    yield them as a list (shown under the step's line instead of inside it).
+    """
     import logging
 
     from ._settings import logger
@@ -897,6 +927,7 @@ RECORD_COLUMNS = ("step", "status", "seconds", "params", "version", "error", "re
 
 
 def _load_record(adata: AnnData) -> dict[str, dict]:
+    """The record of earlier runs in ``uns["pipeline"]["steps"]`` as ``{step: entry}`` (empty when absent)."""
     entry = adata.uns.get(UNS.pipeline)
     if not isinstance(entry, dict) or not isinstance(entry.get("steps"), pd.DataFrame):
         return {}
@@ -909,6 +940,7 @@ def _load_record(adata: AnnData) -> dict[str, dict]:
 
 
 def _steps_frame(record: dict[str, dict]) -> pd.DataFrame:
+    """The record as the ``uns["pipeline"]["steps"]`` table, one row per step in pipeline order."""
     order = [s for s in STEP_ORDER if s in record]
     df = pd.DataFrame([{"step": s, **{k: v for k, v in record[s].items() if k != "exc"}} for s in order],
                       columns=list(RECORD_COLUMNS))  # fmt: skip
@@ -928,6 +960,7 @@ def _store_steps(adata: AnnData, record: dict[str, dict]) -> None:
 
 
 def _save_record(adata: AnnData, record: dict[str, dict], *, sample_key: str, facts: dict) -> None:
+    """Store the record and the input facts in ``uns["pipeline"]`` through ``store``."""
     from ._store import store
 
     store(
@@ -939,27 +972,16 @@ def _save_record(adata: AnnData, record: dict[str, dict], *, sample_key: str, fa
 
 def _qc_step(a: AnnData, *, counts_in: str | None, sample_key: str, chunk: int) -> None:
     """Per-cell QC metrics and the outlier flag (5 MADs of log counts or log genes per sample; mitochondrial
-    share above 5 MADs and 10 %), read by row blocks."""
+    share above 5 MADs and 10 %), read by row blocks.
+    """
     from ._store import store
 
     X = a.X if counts_in in ("X", None) else a.layers[counts_in]
     mt = a.var_names.str.upper().str.startswith("MT-")
-    n_genes, total, mt_total = _qc_sums(X, np.flatnonzero(mt), chunk)
+    n_genes, total, mt_total = qc_sums(X, np.flatnonzero(mt), chunk)
     pct_mt = mt_total / np.maximum(total, 1e-12) * 100 if mt.any() else np.zeros(a.n_obs)
-    outlier = np.zeros(a.n_obs, dtype=bool)
     samples = a.obs[sample_key].astype(str).to_numpy()
-    for s in np.unique(samples):
-        m = samples == s
-        for v in (np.log1p(total[m]), np.log1p(n_genes[m])):
-            med = np.median(v)
-            mad = np.median(np.abs(v - med)) * 1.4826
-            if mad > 0:
-                outlier[np.flatnonzero(m)[np.abs(v - med) > 5 * mad]] = True
-        if mt.any():
-            v = pct_mt[m]
-            med = np.median(v)
-            mad = np.median(np.abs(v - med)) * 1.4826
-            outlier[np.flatnonzero(m)[(v > med + 5 * mad) & (v > 10)]] = True
+    outlier = mad_outliers(samples, total, n_genes, pct_mt if mt.any() else None, n_mads=5, mt_floor=10)
     table = (
         pd.DataFrame({"sample": samples, "total": total, "genes": n_genes, "pct_mt": pct_mt, "outlier": outlier})
         .groupby("sample", observed=True)
@@ -976,7 +998,8 @@ def _qc_step(a: AnnData, *, counts_in: str | None, sample_key: str, chunk: int) 
 
 def _normalize_step(a: AnnData, *, counts_in: str | None, linear: bool) -> None:
     """Counts kept in ``layers['counts']`` and ``X = log1p(CP10k)``; TPM/CPM kept in ``layers['input']`` and
-    ``X = log1p(X)``; log-normalised input used as given."""
+    ``X = log1p(X)``; log-normalised input used as given.
+    """
     import scanpy as sc
 
     if counts_in is None:
@@ -996,14 +1019,15 @@ def _normalize_step(a: AnnData, *, counts_in: str | None, linear: bool) -> None:
 def _embedding_step(a: AnnData, *, sample_key: str, layer: str | None, integrate: bool, rng: int,
                     n_jobs: int | None, chunk: int) -> None:  # fmt: skip
     """Highly variable genes (Seurat flavour; streamed for Dask matrices), PCA, kNN graph (on scVI's
-    latent space with ``integrate``), Leiden clusters and UMAP (landmarks above ``UMAP_MAX`` cells)."""
+    latent space with ``integrate``), Leiden clusters and UMAP (landmarks above ``UMAP_MAX`` cells).
+    """
     import scanpy as sc
 
     from . import tl
 
     streamed = is_streamed(a.X)
     if streamed:  # one pass over the blocks: detection, mean and variance of expm1(X) per gene
-        n_det, mean, var = _gene_moments(a.X, chunk)
+        n_det, mean, var = gene_moments(a.X, chunk)
     else:
         n_det = np.asarray((a.X > 0).sum(axis=0)).ravel()
     # genes detected in fewer than 3 cells have no dispersion estimate (scanpy bins log means)
@@ -1011,7 +1035,7 @@ def _embedding_step(a: AnnData, *, sample_key: str, layer: str | None, integrate
     n_hvg = int(min(2000, detected.sum()))
     flag = np.zeros(a.n_vars, dtype=bool)
     if streamed:
-        flag[np.flatnonzero(detected)] = _hvg_seurat(mean[detected], var[detected], n_hvg)
+        flag[np.flatnonzero(detected)] = hvg_seurat(mean[detected], var[detected], n_hvg)
     else:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -1056,57 +1080,95 @@ def _embedding_step(a: AnnData, *, sample_key: str, layer: str | None, integrate
     _umap(a, use_rep=use_rep, n_max=UMAP_MAX, rng=rng)
 
 
+class _Call(NamedTuple):
+    """A step's function for this run and its parameters; where they depend on the run, its title and
+    the test that its result is present (otherwise the registry's).
+    """
+
+    fn: Callable[[AnnData], Any]
+    params: dict
+    title: str | None = None
+    result: Callable[[AnnData], bool] | None = None
+
+
 def _plan(
     adata, *, sample_key, facts, spatial, therapies, therapy_arg, integrate, simulate, n_perms, rng, n_jobs
 ) -> list[_Step]:
+    """The steps of this run in pipeline order: every registry entry that applies, with its function."""
+    calls = _step_calls(
+        adata, sample_key=sample_key, facts=facts, spatial=spatial, therapies=therapies, therapy_arg=therapy_arg,
+        integrate=integrate, simulate=simulate, n_perms=n_perms, rng=rng, n_jobs=n_jobs,
+    )  # fmt: skip
+    given = {"simulate": bool(simulate)}
+    spots = bool(facts.get("spots"))
+    steps: list[_Step] = []
+    for spec in STEPS:
+        if _applies(spec, spatial=spatial, spots=spots, given=given):
+            call = calls[spec.name]
+            steps.append(_Step(spec.name, call.title or spec.title, call.fn, call.params,
+                               call.result or partial(has_result, spec=spec), spec.needs, spec.uses))  # fmt: skip
+    return steps
 
-    from . import gr, pp, tl
 
-    counts_in = facts["counts_in"]
-    #: the layer tools read counts from ("counts" once X has been normalised)
-    linear = facts["linear"]
+def _applies(spec: StepSpec, *, spatial: bool, spots: bool, given: dict[str, bool]) -> bool:
+    """Whether the step is planned: coordinates for spatial steps, cells or spots, a requested step asked for."""
+    return (
+        (spatial or not spec.spatial)
+        and not (spots and spec.cells_only)
+        and (spots or not spec.spots_only)
+        and (spec.only_with is None or given[spec.only_with])
+    )
+
+
+def _step_calls(
+    adata, *, sample_key, facts, spatial, therapies, therapy_arg, integrate, simulate, n_perms, rng, n_jobs
+) -> dict[str, _Call]:
+    """Every registry step's function for this run, by step name, built from ``run``'s arguments."""
+    from ._settings import settings
+
+    counts_in, linear = facts["counts_in"], facts["linear"]
+    # the layer tools read counts from ("counts" once X has been normalised)
     layer = COUNTS_LAYER if counts_in == "X" else counts_in
     if layer is None and linear:
         layer = INPUT_LAYER  # tools detect TPM/CPM themselves (e.g. infer_cnv's Smart-seq mode)
-    steps: list[_Step] = []
-    from ._settings import settings
+    common = {"sample_key": sample_key, "layer": layer, "rng": rng, "n_jobs": n_jobs}
+    return {
+        **_input_calls(adata, counts_in=counts_in, linear=linear, integrate=integrate,
+                       chunk=int(settings.chunk_size), **common),
+        **_analysis_calls(spatial=spatial, n_perms=n_perms, **common),
+        **_therapy_calls(therapies=therapies, therapy_arg=therapy_arg, simulate=simulate, **common),
+    }  # fmt: skip
 
-    chunk = int(settings.chunk_size)
 
-    qc = partial(_qc_step, counts_in=counts_in, sample_key=sample_key, chunk=chunk)
-    steps.append(_Step("qc", "QC metrics and outlier flags (5 MADs per sample)", qc, {"n_mads": 5},
-                       lambda a: OBS.qc_outlier in a.obs))  # fmt: skip
-    steps.append(_Step("gene_positions", f"gene positions for {adata.n_vars:,} genes (GRCh38)",
-                       lambda a: pp.gene_positions(a), {}, lambda a: "chromosome" in a.var))  # fmt: skip
+def _input_calls(
+    adata, *, counts_in, linear, integrate, chunk, sample_key, layer, rng, n_jobs
+) -> dict[str, _Call]:
+    """The calls of ``qc``, ``gene_positions``, ``normalize`` and ``embedding``."""
+    from . import pp
 
-    normalize = partial(_normalize_step, counts_in=counts_in, linear=linear)
-    title = ("keep counts in layers['counts']; X = log1p(CP10k)" if counts_in is not None else
-             "linear-scale input (TPM/CPM) kept in layers['input']; X = log1p(X)" if linear else
-             "log-normalised input used as given")  # fmt: skip
-    steps.append(_Step("normalize", title, normalize, {"target_sum": 1e4},
-                       lambda a: (INPUT_LAYER in a.layers) if (counts_in is None and linear) else
-                       (counts_in is None or not looks_like_counts(a.X))))  # fmt: skip
-
+    normalize_title = ("keep counts in layers['counts']; X = log1p(CP10k)" if counts_in is not None else
+                       "linear-scale input (TPM/CPM) kept in layers['input']; X = log1p(X)" if linear else
+                       "log-normalised input used as given")  # fmt: skip
     embedding = partial(_embedding_step, sample_key=sample_key, layer=layer, integrate=integrate, rng=rng,
                         n_jobs=n_jobs, chunk=chunk)  # fmt: skip
-    steps.append(_Step("embedding", "highly variable genes, PCA, neighbours, UMAP, Leiden" + (" (scVI)" if integrate else ""),
-                       embedding, {"n_hvg": 2000, "n_pcs": 30, "n_neighbors": 15, "leiden_resolution": 1.0,
-                                   "integrate": integrate, "rng": rng, "exact_knn_max": EXACT_KNN_MAX, "umap_max": UMAP_MAX}, lambda a: "X_umap" in a.obsm and OBS.leiden in a.obs))  # fmt: skip
-    steps.append(_Step("cnv", "CNV inference (automatic normal reference per sample)",
-                       lambda a: tl.infer_cnv(a, layer=layer, sample_key=sample_key, n_jobs=n_jobs, rng=rng),
-                       {"layer": str(layer), "rng": rng}, lambda a: OBSM.cnv in a.obsm))  # fmt: skip
-    steps.append(_Step("malignant", "malignant calls (calibrated probability)",
-                       lambda a: tl.call_malignant(a, sample_key=sample_key, rng=rng), {"rng": rng},
-                       lambda a: OBS.malignant in a.obs))  # fmt: skip
-    steps.append(_Step("clones", "CNV subclones per sample",
-                       lambda a: tl.cnv_clones(a, sample_key=sample_key, rng=rng), {"rng": rng},
-                       lambda a: OBS.cnv_clone in a.obs))  # fmt: skip
-    steps.append(_Step("cell_types", "compartments and cell types (markers + CNV calls)",
-                       lambda a: tl.annotate(a, layer=layer, sample_key=sample_key), {"layer": str(layer)},
-                       lambda a: OBS.cell_type in a.obs))  # fmt: skip
-    steps.append(_Step("signatures", "signature scores (whole library, one sparse pass)",
-                       lambda a: _quiet(tl.score_signatures, a, method="control", rng=rng, n_jobs=n_jobs),
-                       {"method": "control", "rng": rng}, lambda a: OBSM.signatures in a.obsm))  # fmt: skip
+    return {
+        "qc": _Call(partial(_qc_step, counts_in=counts_in, sample_key=sample_key, chunk=chunk), {"n_mads": 5}),
+        "gene_positions": _Call(lambda a: pp.gene_positions(a), {},
+                                f"gene positions for {adata.n_vars:,} genes (GRCh38)"),
+        "normalize": _Call(partial(_normalize_step, counts_in=counts_in, linear=linear), {"target_sum": 1e4},
+                           normalize_title,
+                           lambda a: (INPUT_LAYER in a.layers) if (counts_in is None and linear) else
+                           (counts_in is None or not looks_like_counts(a.X))),
+        "embedding": _Call(embedding, {"n_hvg": 2000, "n_pcs": 30, "n_neighbors": 15, "leiden_resolution": 1.0,
+                                       "integrate": integrate, "rng": rng, "exact_knn_max": EXACT_KNN_MAX,
+                                       "umap_max": UMAP_MAX},
+                           BY_NAME["embedding"].title + (" (scVI)" if integrate else "")),
+    }  # fmt: skip
+
+
+def _analysis_calls(*, spatial, n_perms, sample_key, layer, rng, n_jobs) -> dict[str, _Call]:
+    """The calls of the steps from ``cnv`` to ``checkpoints`` (``tumor_score`` for spots)."""
+    from . import gr, tl
 
     def stemness(a: AnnData) -> None:
         mal = (a.obs[OBS.cell_type_major] == "Malignant").to_numpy()
@@ -1118,50 +1180,32 @@ def _plan(
         store(a, tool="run.stemness", obs={OBS.stemness_group: pd.Categorical(group)})
         tl.stemness(a, groupby=OBS.stemness_group, layer=layer)
 
-    steps.append(_Step("stemness", "stemness (gene counts + stemness programs)", stemness,
-                       {"groupby": "malignant per sample, others per compartment"}, lambda a: OBS.stemness in a.obs))  # fmt: skip
-    if spatial:
-        steps.append(_Step("interface", "tumour interface (signed distance, core / margin / stroma)",
-                           lambda a: gr.interface(a, sample_key=sample_key), {}, lambda a: OBS.tumor_region in a.obs))  # fmt: skip
-        steps.append(_Step("immune_phenotype", "immune phenotype per sample (CD8 T densities)",
-                           lambda a: gr.immune_phenotype(a, sample_key=sample_key), {},
-                           lambda a: OBS.immune_phenotype in a.obs))  # fmt: skip
-        steps.append(_Step("niches", "spatial niches shared across samples (number chosen by stability)",
-                           lambda a: gr.niches(a, sample_key=sample_key, rng=rng), {"rng": rng},
-                           lambda a: OBS.niche in a.obs))  # fmt: skip
-    # checkpoints after the spatial graph exists (neighbours restrict the interactions)
-    steps.append(_Step("checkpoints", "checkpoint receptor-ligand interactions per sample",
-                       lambda a: tl.checkpoint_interactions(a, groupby=OBS.cell_type_major, sample_key=sample_key,
-                                                            layer=layer, n_perms=n_perms, rng=rng, n_jobs=n_jobs),
-                       {"n_perms": n_perms, "rng": rng, "spatial": spatial},
-                       lambda a: UNS.checkpoint_interactions in a.uns))  # fmt: skip
-    steps.append(_Step("heterogeneity", "tumour heterogeneity per sample (clones, states, spatial mixing)",
-                       lambda a: _quiet(tl.heterogeneity, a, sample_key=sample_key, layer=layer, rng=rng,
-                                        n_jobs=n_jobs),
-                       {"rng": rng}, lambda a: UNS.heterogeneity in a.uns))  # fmt: skip
-    steps += _therapy_steps(sample_key=sample_key, layer=layer, therapies=therapies, therapy_arg=therapy_arg,
-                            simulate=simulate, rng=rng, n_jobs=n_jobs)  # fmt: skip
-    if facts.get("spots"):
-        steps = [s for s in steps if s.name not in CELL_STEPS]
-        if spatial:
-            steps.append(_Step("tumor_score", "spot tumour score (expression, copy number, neighbours)",
-                               lambda a: gr.tumor_score(a, layer=layer, sample_key=sample_key, rng=rng, n_jobs=n_jobs),
-                               {"layer": str(layer), "rng": rng}, lambda a: OBS.tumor_score in a.obs))  # fmt: skip
-    order = {n: i for i, n in enumerate(STEP_ORDER)}
-    for s in steps:
-        s.needs, s.uses = NEEDS.get(s.name, ()), USES.get(s.name, ())
-    return sorted(steps, key=lambda s: order[s.name])
+    return {
+        "cnv": _Call(lambda a: tl.infer_cnv(a, layer=layer, sample_key=sample_key, n_jobs=n_jobs, rng=rng),
+                     {"layer": str(layer), "rng": rng}),
+        "malignant": _Call(lambda a: tl.call_malignant(a, sample_key=sample_key, rng=rng), {"rng": rng}),
+        "clones": _Call(lambda a: tl.cnv_clones(a, sample_key=sample_key, rng=rng), {"rng": rng}),
+        "cell_types": _Call(lambda a: tl.annotate(a, layer=layer, sample_key=sample_key), {"layer": str(layer)}),
+        "signatures": _Call(lambda a: _quiet(tl.score_signatures, a, method="control", rng=rng, n_jobs=n_jobs),
+                            {"method": "control", "rng": rng}),
+        "stemness": _Call(stemness, {"groupby": "malignant per sample, others per compartment"}),
+        "tumor_score": _Call(lambda a: gr.tumor_score(a, layer=layer, sample_key=sample_key, rng=rng, n_jobs=n_jobs),
+                             {"layer": str(layer), "rng": rng}),
+        "interface": _Call(lambda a: gr.interface(a, sample_key=sample_key), {}),
+        "immune_phenotype": _Call(lambda a: gr.immune_phenotype(a, sample_key=sample_key), {}),
+        "niches": _Call(lambda a: gr.niches(a, sample_key=sample_key, rng=rng), {"rng": rng}),
+        "heterogeneity": _Call(lambda a: _quiet(tl.heterogeneity, a, sample_key=sample_key, layer=layer, rng=rng,
+                                                n_jobs=n_jobs), {"rng": rng}),
+        # checkpoints after the spatial graph exists (neighbours restrict the interactions)
+        "checkpoints": _Call(lambda a: tl.checkpoint_interactions(a, groupby=OBS.cell_type_major, sample_key=sample_key,
+                                                                   layer=layer, n_perms=n_perms, rng=rng, n_jobs=n_jobs),
+                             {"n_perms": n_perms, "rng": rng, "spatial": spatial}),
+    }  # fmt: skip
 
 
-def _therapy_steps(*, sample_key, layer, therapies, therapy_arg, simulate, rng, n_jobs) -> list[_Step]:
-    """The steps ``immunotherapy``, ``therapy``, ``combinations`` and (with ``simulate``) ``simulation``."""
+def _therapy_calls(*, therapies, therapy_arg, simulate, sample_key, layer, rng, n_jobs) -> dict[str, _Call]:
+    """The calls of ``immunotherapy``, ``therapy``, ``combinations`` and ``simulation``."""
     from . import tl
-
-    steps: list[_Step] = []
-    steps.append(_Step("immunotherapy", "immunotherapy benefit per sample (published biomarkers)",
-                       lambda a: _quiet(tl.immunotherapy_benefit, a, sample_key=sample_key, layer=layer, rng=rng,
-                                        n_jobs=n_jobs),
-                       {"rng": rng}, lambda a: UNS.immunotherapy_benefit in a.uns))  # fmt: skip
 
     def therapy(a: AnnData) -> None:
         from ._errors import NotApplicableError
@@ -1173,9 +1217,6 @@ def _therapy_steps(*, sample_key, layer, therapies, therapy_arg, simulate, rng, 
         _quiet(tl.therapy_survival, a, therapies=therapy_arg, groupby=OBS.cnv_clone, sample_key=sample_key,
                layer=layer, rng=rng, n_jobs=n_jobs)  # fmt: skip
 
-    steps.append(_Step("therapy", f"therapy survival of every CNV subclone ({len(therapies)} therap{'y' if len(therapies) == 1 else 'ies'})",
-                       therapy, {"therapies": sorted(therapies), "rng": rng}, lambda a: UNS.therapy_survival in a.uns))  # fmt: skip
-
     def combinations(a: AnnData) -> None:
         # samples without malignant subpopulations (no survival rows of a subclone) get no combination
         have = _covered_samples(a)
@@ -1183,19 +1224,24 @@ def _therapy_steps(*, sample_key, layer, therapies, therapy_arg, simulate, rng, 
             if str(s) in have:
                 _quiet(tl.combination_cover, a, samples=str(s), key_added=combination_key(s))
 
-    steps.append(_Step("combinations", "per-sample therapy combinations leaving no subclone behind", combinations,
-                       {}, lambda a: all(combination_key(s) in a.uns for s in _covered_samples(a))))  # fmt: skip
-    if simulate:
+    def simulation(a: AnnData) -> None:
+        for t in simulate:
+            tl.simulate_therapy(
+                a, therapy=t, key_added=simulation_key(t) if len(simulate) > 1 else UNS.therapy_simulation
+            )
 
-        def simulation(a: AnnData) -> None:
-            for t in simulate:
-                tl.simulate_therapy(
-                    a, therapy=t, key_added=simulation_key(t) if len(simulate) > 1 else UNS.therapy_simulation
-                )
-
-        steps.append(_Step("simulation", f"continuous vs adaptive dosing of {', '.join(simulate)}", simulation,
-                           {"therapies": list(simulate)}, lambda a: UNS.therapy_simulation in a.uns or len(simulate) > 1))  # fmt: skip
-    return steps
+    n = len(therapies)
+    return {
+        "immunotherapy": _Call(lambda a: _quiet(tl.immunotherapy_benefit, a, sample_key=sample_key, layer=layer,
+                                                rng=rng, n_jobs=n_jobs), {"rng": rng}),
+        "therapy": _Call(therapy, {"therapies": sorted(therapies), "rng": rng},
+                         f"{BY_NAME['therapy'].title} ({n} therap{'y' if n == 1 else 'ies'})"),
+        "combinations": _Call(combinations, {},
+                              result=lambda a: all(combination_key(s) in a.uns for s in _covered_samples(a))),
+        "simulation": _Call(simulation, {"therapies": list(simulate)},
+                            f"{BY_NAME['simulation'].title} of {', '.join(simulate)}",
+                            lambda a: UNS.therapy_simulation in a.uns or len(simulate) > 1),
+    }  # fmt: skip
 
 
 def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: int = 50) -> None:
@@ -1222,14 +1268,8 @@ def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: in
     if n <= n_max:
         sc.tl.umap(a, random_state=rng)
         return
-    gen = np.random.default_rng(rng)
     codes = a.obs[OBS.leiden].cat.codes.to_numpy()
-    picks = []
-    for c in np.unique(codes):
-        members = np.flatnonzero(codes == c)
-        k = min(len(members), max(min_per_cluster, int(round(n_max * len(members) / n))))
-        picks.append(gen.choice(members, size=k, replace=False))
-    landmarks = np.sort(np.concatenate(picks))
+    landmarks = landmark_indices(codes, n_max, rng, min_per_cluster=min_per_cluster)
     sub = _AnnData(
         obs=pd.DataFrame(index=a.obs_names[landmarks]), obsm={use_rep: np.asarray(a.obsm[use_rep])[landmarks]}
     )
@@ -1240,43 +1280,12 @@ def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: in
     fixed[landmarks] = True
     Y = np.zeros((n, 2))
     Y[landmarks] = sub.obsm["X_umap"]
-    a.obsm["X_umap"] = _harmonic_fill(a.obsp["connectivities"], Y, fixed, codes).astype(
+    a.obsm["X_umap"] = harmonic_fill(a.obsp["connectivities"], Y, fixed, codes).astype(
         sub.obsm["X_umap"].dtype
     )
     a.uns["umap"] = {
         "params": {**sub.uns["umap"]["params"], "n_landmarks": len(landmarks), "random_state": rng}
     }
-
-
-def _harmonic_fill(W, Y: np.ndarray, fixed: np.ndarray, groups: np.ndarray, *, tol: float = 1e-4,
-                   max_iter: int = 500) -> np.ndarray:  # fmt: skip
-    """Rows of ``Y`` not ``fixed``: the harmonic interpolation of the fixed rows over the graph ``W``.
-
-    Jacobi iteration of ``y_i <- sum_j W_ij y_j / sum_j W_ij`` for the free cells, started at the
-    mean of the fixed cells of the same group; stops when no coordinate moves more than ``tol``
-    times the spread of the fixed positions. A free cell without edges keeps its start.
-    """
-    from scipy import sparse
-
-    Y = np.array(Y, dtype=np.float64)
-    free = np.flatnonzero(~fixed)
-    if free.size == 0:
-        return Y
-    for g in np.unique(groups[free]):
-        anchor = fixed & (groups == g)
-        Y[free[groups[free] == g]] = Y[anchor].mean(axis=0) if anchor.any() else Y[fixed].mean(axis=0)
-    P = sparse.csr_matrix(W)[free]
-    deg = np.asarray(P.sum(axis=1)).ravel()
-    has = deg > 0
-    P = (sparse.diags(np.where(has, 1.0 / np.where(has, deg, 1.0), 0.0)) @ P).tocsr()
-    scale = tol * float(np.ptp(Y[fixed], axis=0).max() or 1.0)
-    for _ in range(max_iter):
-        new = P @ Y
-        step = np.abs(new[has] - Y[free[has]]).max(initial=0.0)
-        Y[free[has]] = new[has]
-        if step <= scale:
-            break
-    return Y
 
 
 #: the output folders that a run writes next to ``atlas.h5ad``
@@ -1357,76 +1366,7 @@ def _write_atlas(adata: AnnData, path: Path) -> None:
     tmp.replace(path)
 
 
-def _qc_sums(X, mt_cols: np.ndarray, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per cell: detected genes, total counts and counts of the ``mt_cols`` genes, by row blocks."""
-    from scipy import sparse
-
-    n = X.shape[0]
-    n_genes, total, mt = np.zeros(n, np.int64), np.zeros(n), np.zeros(n)
-    for s, e, B in row_blocks(X, chunk):
-        B = sparse.csr_matrix(B)
-        n_genes[s:e] = np.asarray((B > 0).sum(axis=1)).ravel()
-        total[s:e] = np.asarray(B.sum(axis=1), dtype=float).ravel()
-        if len(mt_cols):
-            mt[s:e] = np.asarray(B[:, mt_cols].sum(axis=1), dtype=float).ravel()
-    return n_genes, total, mt
-
-
-def _gene_moments(X, chunk: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per gene, over a (log-normalised) matrix read by row blocks: the number of cells detecting it,
-    and the mean and variance (``ddof=1``) of ``expm1(X)``: the statistics of Seurat's
-    dispersion-based selection of variable genes (Satija et al., Nat Biotechnol 2015)."""
-    from scipy import sparse
-
-    n, m = X.shape
-    det = np.zeros(m, np.int64)
-    s1 = np.zeros(m)
-    s2 = np.zeros(m)
-    for _, _, B in row_blocks(X, chunk):
-        B = sparse.csr_matrix(B, dtype=np.float64)
-        B.data = np.expm1(B.data)
-        det += np.bincount(B.indices[B.data != 0], minlength=m)
-        s1 += np.bincount(B.indices, weights=B.data, minlength=m)
-        s2 += np.bincount(B.indices, weights=B.data**2, minlength=m)
-    mean = s1 / n
-    var = (s2 / n - mean**2) * (n / max(n - 1, 1))
-    return det, mean, var
-
-
-def _hvg_seurat(mean: np.ndarray, var: np.ndarray, n_top: int, n_bins: int = 20) -> np.ndarray:
-    """Highly variable genes as ``sc.pp.highly_variable_genes(flavor="seurat", n_top_genes=n_top)``,
-    from per-gene mean and variance of ``expm1(X)``: log dispersion ``log(var / mean)`` normalised
-    within 20 equal-width bins of ``log1p(mean)`` (a lone gene in its bin gets 1); the ``n_top``
-    largest normalised dispersions."""
-    mean = np.where(mean == 0, 1e-12, mean)
-    disp = var / mean
-    disp[disp == 0] = np.nan
-    disp = np.log(disp)
-    lmean = np.log1p(mean)
-    df = pd.DataFrame({"disp": disp, "bin": pd.cut(lmean, bins=n_bins)})
-    stats = df.groupby("bin", observed=True)["disp"].agg(avg="mean", dev="std")
-    lone = stats["dev"].isnull()
-    stats.loc[lone, "dev"] = stats.loc[lone, "avg"]
-    stats.loc[lone, "avg"] = 0
-    st = stats.loc[df["bin"]]
-    norm = (df["disp"].to_numpy() - st["avg"].to_numpy()) / st["dev"].to_numpy()
-    x = norm[~np.isnan(norm)]
-    n_top = min(n_top, x.size)
-    cut = np.sort(x)[::-1][n_top - 1]
-    return np.nan_to_num(norm, nan=-np.inf) >= cut
-
-
 def _covered_samples(a) -> set[str]:
     """Samples with survival rows of a malignant subpopulation (the ones that get a combination)."""
     t = a.uns[UNS.therapy_survival]["table"]
     return set(t.loc[pd.to_numeric(t["fraction_of_sample"], errors="coerce").notna(), "sample"].astype(str))
-
-
-def combination_key(sample) -> str:
-    """``uns`` key of one sample's combination cover (:func:`~tmeatlas._names.safe_name` of the sample)."""
-    return f"{UNS.combination_cover}_{safe_name(sample)}"
-
-
-def simulation_key(therapy: str) -> str:
-    """``uns`` key of one therapy's dosing simulation when several are simulated."""
-    return f"{UNS.therapy_simulation}_{safe_name(therapy)}"

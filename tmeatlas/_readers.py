@@ -1023,7 +1023,8 @@ def _apply_units(adata: AnnData, coords: _Coords, *, microns_per_unit: float | N
 
 def median_spacing(xy: np.ndarray, groups: np.ndarray) -> float | None:
     """Median over groups (samples) of the median distance from a point to its nearest neighbour
-    (up to 20,000 points drawn per group); ``None`` when no group has 3 distinct points."""
+    (up to 20,000 points drawn per group); ``None`` when no group has 3 distinct points.
+    """
     from scipy.spatial import cKDTree
 
     xy = np.asarray(xy, dtype=float)[:, :2]
@@ -1043,7 +1044,6 @@ def median_spacing(xy: np.ndarray, groups: np.ndarray) -> float | None:
 
 def _check_spacing(adata: AnnData) -> None:
     """Warn when the median nearest-neighbour distance is not that of cells or spots in microns."""
-
     xy = np.asarray(adata.obsm[OBSM.spatial], dtype=float)
     if xy.ndim != 2 or xy.shape[1] < 2 or not np.isfinite(xy[:, :2]).all():
         return

@@ -21,6 +21,7 @@ import pandas as pd
 
 from ._keys import OBS, OBSM, UNS
 from ._names import safe_names
+from ._steps import METHODS, STEP_UNS, combination_key, shown_results
 from ._version import __version__
 
 if TYPE_CHECKING:
@@ -44,73 +45,6 @@ SECTIONS = [
     ("spatial", "Spatial organisation and immune phenotype"),
     ("therapy", "Therapy survival and combinations"),
 ]
-
-#: what each step does and what it rests on (shown in the methods section)
-METHODS = {
-    "qc": "Per-cell total counts, detected genes and mitochondrial share; cells more than 5 median absolute "
-    "deviations from their sample's median (log scale) are flagged, not removed (Germain PL, Sonrel A, Robinson MD. "
-    "Genome Biol 21:226, 2020).",
-    "gene_positions": "Genes placed on GRCh38 from the shipped annotation (xclone GRCh38 table completed with NCBI Gene; "
-    "arms from UCSC cytoBand).",
-    "normalize": "Counts scaled to 10,000 per cell and log1p-transformed; raw counts kept in layers['counts'] "
-    "(Wolf FA, Angerer P, Theis FJ. Genome Biol 19:15, 2018).",
-    "embedding": "Highly variable genes, PCA, 15-nearest-neighbour graph, UMAP (McInnes L, Healy J, Melville J. "
-    "arXiv:1802.03426, 2018) and Leiden clusters (Traag VA, Waltman L, van Eck NJ. Sci Rep 9:5233, 2019).",
-    "cnv": "Copy number inferred from expression averaged along the genome in windows, relative to an automatically "
-    "chosen normal reference per sample (Patel AP et al. Science 344:1396, 2014; Tirosh I et al. Science 352:189, 2016).",
-    "malignant": "Malignant calls from chromosome-arm shifts that are coherent within a sample and a calibrated "
-    "two-component mixture of CNV evidence; probability in obs['malignant_prob'] (CNV signal and correlation as in "
-    "Tirosh I et al. Science 352:189, 2016; Puram SV et al. Cell 171:1611, 2017).",
-    "clones": "Subclones by recursive splitting of malignant cells on arm-level CNV differences that pass a test.",
-    "cell_types": "Marker-based compartments and cell types from the shipped, cited marker library (sources below); "
-    "malignant calls take precedence for the Malignant label.",
-    "signatures": "Signature scores with the control-gene method (Tirosh I et al. Science 352:189, 2016; scanpy "
-    "score_genes), all sets in one sparse pass.",
-    "stemness": "Stemness combines the number of detected genes (Gulati GS et al. Science 367:405, 2020) with "
-    "stemness programs, compared within malignant cells of a sample.",
-    "checkpoints": "Checkpoint receptor-ligand pairs between cell types per sample: expression fractions, a strength "
-    "and a permutation p-value (labels shuffled), restricted to spatial neighbours when coordinates exist.",
-    "interface": "Tumour share of each cell's 15 nearest cells, thresholded by Otsu's method (IEEE Trans Syst Man "
-    "Cybern 9:62, 1979); small tumour clusters are buds (Lugli A et al. Mod Pathol 30:1299, 2017); signed distance "
-    "to the tumour boundary in microns; core / margin (100 um) / stroma.",
-    "immune_phenotype": "Inflamed when CD8 T cells in the tumour core reach 100 cells/mm2, else excluded when the "
-    "margin reaches 200 cells/mm2, else desert (J Immunother Cancer 12:e009550, 2024, doi:10.1136/jitc-2024-009550); "
-    "p: the call's probability under the counting error of the CD8 densities (Poisson, Jeffreys prior).",
-    "tumor_score": "Spot tumour score: robust z-scores of epithelial minus myoepithelial marker share and log "
-    "counts, plus each spot's CNV correlation with its section's tumour profile (Tirosh I et al. Science 352:189, "
-    "2016) against a diploid reference of the most immune/stromal spots pooled over sections, averaged with the 8 "
-    "nearest spots; sections shifted so their reference spots score 0, and a section whose top spots show no "
-    "arm-level copy-number shift is flagged tumour-free and scored at or below 0.",
-    "niches": "Niches by k-means on multi-scale neighbourhood composition and tumour proximity, pooled over "
-    "samples; the number chosen by subsample stability (Lange T et al. Neural Comput 16:1299, 2004).",
-    "heterogeneity": "Per-sample heterogeneity of the malignant cells with cell-resampling intervals: Shannon "
-    "diversity of the CNV subclones (Miller-Madow corrected) and the effective number of clones, the diversity of "
-    "program states and the share of it between clones, and the spatial mixing of clones.",
-    "immunotherapy": "Immunotherapy benefit per sample from published biomarkers, each in the cells and setting it "
-    "was validated in: TCF7+ and progenitor-exhausted shares of CD8 T cells (Sade-Feldman M et al. Cell 175:998, "
-    "2018), exhausted CD8 share, spatial immune phenotype (Chen DS & Mellman I, Nature 541:321, 2017) and, in whole "
-    "tumours only, CD8 infiltration, PD-L1+ tumour/myeloid share, T-cell-inflamed GEP (Ayers M et al. J Clin Invest "
-    "127:2930, 2017), MHC-I antigen presentation and TLS; standardised across samples, fixed literature weights.",
-    "therapy": "Per-cell survival probability from the therapy's targets (present or absent only where the "
-    "sequencing depth can tell, against the ambient level), sensitivity and resistance programs (relative to the "
-    "sample's malignant cells) and, for immunotherapy, the sample's benefit; per subclone a call (survives, "
-    "responds or undetermined) with an interval and ranked reasons. Therapy sources below.",
-    "combinations": "Smallest therapy sets after which every malignant subclone above 5% of its sample is shown to "
-    "respond, penalising targets expressed in normal compartments; exact integer programming (scipy milp).",
-    "simulation": "Continuous vs adaptive dosing in a Lotka-Volterra competition model of the subclones "
-    "(Gatenby RA et al. Cancer Res 69:4894, 2009; Zhang J et al. Nat Commun 8:1816, 2017).",
-}
-
-#: the uns entry whose ``params`` a step's methods line shows
-STEP_UNS = {
-    "qc": UNS.qc, "gene_positions": UNS.gene_positions, "cnv": UNS.cnv, "malignant": UNS.malignant,
-    "clones": UNS.cnv_clones, "cell_types": UNS.annotate, "signatures": UNS.signatures, "stemness": UNS.stemness,
-    "checkpoints": UNS.checkpoint_interactions, "interface": UNS.interface, "immune_phenotype": UNS.immune_phenotype,
-    "niches": UNS.niches, "heterogeneity": UNS.heterogeneity, "immunotherapy": UNS.immunotherapy_benefit,
-    "therapy": UNS.therapy_survival,
-    "simulation": UNS.therapy_simulation,
-    "tumor_score": UNS.tumor_score,
-}  # fmt: skip
 
 PALETTE_CSS = """
 body{font-family:-apple-system,'Segoe UI',Helvetica,Arial,sans-serif;margin:0;color:#1b1b1b;background:#fafafa;line-height:1.45}
@@ -270,6 +204,7 @@ def write_tables(adata: AnnData, folder: Path, *, sample_key: str) -> dict[str, 
 
 
 def _stemness_per_clone(adata: AnnData, sample_key: str) -> pd.DataFrame:
+    """Cells, mean and median stemness per sample and CNV subclone."""
     o = adata.obs
     m = o[OBS.cnv_clone].notna() & o[OBS.stemness].notna()
     df = o.loc[m, [sample_key, OBS.cnv_clone, OBS.stemness]].copy()
@@ -284,7 +219,8 @@ def _stemness_per_clone(adata: AnnData, sample_key: str) -> pd.DataFrame:
 
 def _niche_counts(adata: AnnData, mask: np.ndarray, summary: pd.DataFrame) -> pd.DataFrame:
     """Cells and fraction of each niche among the cells of ``mask`` (one patient, or the cohort), in
-    the order of the cohort's niche summary."""
+    the order of the cohort's niche summary.
+    """
     niches = adata.obs.loc[mask, OBS.niche].astype(str)
     counts = niches.value_counts()
     order = [str(n) for n in summary["niche"]] + [
@@ -295,8 +231,7 @@ def _niche_counts(adata: AnnData, mask: np.ndarray, summary: pd.DataFrame) -> pd
 
 
 def _cover_keys(adata: AnnData, sample_key: str) -> list[tuple[str, str]]:
-    from ._pipeline import combination_key
-
+    """``(sample, uns key)`` of each sample's combination cover present in ``adata``."""
     cats = (
         adata.obs[sample_key].cat.categories
         if hasattr(adata.obs[sample_key], "cat")
@@ -312,6 +247,7 @@ def _cover_keys(adata: AnnData, sample_key: str) -> list[tuple[str, str]]:
 
 def _draw(fig_fn: Callable[[], Any], folder: Path, name: str, section: str, title: str, caption: str,
           formats: tuple[str, ...]) -> Figure:  # fmt: skip
+    """The :class:`Figure` record of the figure ``fig_fn`` draws, saved in ``formats`` (or its error)."""
     import matplotlib.pyplot as plt
 
     rec = Figure(name=name, section=section, title=title, caption=caption)
@@ -333,6 +269,7 @@ def _draw(fig_fn: Callable[[], Any], folder: Path, name: str, section: str, titl
 
 
 def _signatures_present(adata: AnnData) -> list[str]:
+    """The programs of :data:`REPORT_SIGNATURES` scored in ``adata``."""
     cols = set(adata.obs.columns)
     from ._keys import SIGNATURE_PREFIX
 
@@ -359,109 +296,14 @@ def write_figures(
     """Draw the cohort figures and, with ``samples``, one set per sample; return the records."""
     import matplotlib as mpl
 
-    from . import pl
-
     if mpl.get_backend().lower() not in ("agg", "pdf", "svg", "module://matplotlib_inline.backend_inline"):
         mpl.use("Agg")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    o, u = adata.obs, adata.uns
-    has = {
-        "umap": "X_umap" in adata.obsm, "types": OBS.cell_type in o, "cnv": OBSM.cnv in adata.obsm,
-        "malignant": OBS.malignant in o, "clones": UNS.cnv_clones in u, "checkpoints": UNS.checkpoint_interactions in u,
-        "spatial": OBSM.spatial in adata.obsm, "niches": OBS.niche in o, "interface": OBS.tumor_region in o,
-        "phenotype": UNS.immune_phenotype in u, "therapy": UNS.therapy_survival in u,
-        "simulation": UNS.therapy_simulation in u,
-    }  # fmt: skip
-    sigs = _signatures_present(adata)
-    kw = {"return_fig": True, "show": False}
-
-    tree_samples = set()
-    if has["clones"] and isinstance(u[UNS.cnv_clones].get("tree"), pd.DataFrame):
-        tree_samples = set(u[UNS.cnv_clones]["tree"]["sample"].astype(str))
-    survival_samples = set()
-    if has["therapy"]:
-        survival_samples = set(u[UNS.therapy_survival]["table"]["sample"].astype(str))
-
-    def specs(a: AnnData, sample: str | None) -> list[tuple]:
-        one = [sample] if sample is not None else None
-        sp = []
-        if has["types"]:
-            if has["umap"]:
-                sp.append(("umap_compartments", "composition", "Cells on the UMAP",
-                           "Compartment and major cell type of every cell.", lambda: pl.compartments(a, **kw)))  # fmt: skip
-            sp.append(("composition", "composition", "Cell-type composition",
-                       "Share of each fine cell type per sample.",
-                       lambda: pl.composition(a, sample_key=sample_key, groupby=OBS.cell_type, **kw)))  # fmt: skip
-            if sample is None:
-                sp.append(("marker_dotplot", "composition", "Markers of the assigned types",
-                           "Top markers per fine type (scaled mean expression, fraction expressing).",
-                           lambda: pl.marker_dotplot(a, **kw)))  # fmt: skip
-        if has["malignant"]:
-            sp.append(("malignant_calls", "malignant", "Malignant calls",
-                       "CNV evidence per cell and the call (malignant / non-malignant / uncertain).",
-                       lambda: pl.malignant_calls(a, sample_key=sample_key, **kw)))  # fmt: skip
-        if has["cnv"]:
-            sp.append(("cnv_heatmap", "malignant", "Inferred copy number",
-                       "Cells (rows, grouped by CNV subclone; non-malignant cells as 'nan') by genome position.",
-                       lambda: pl.cnv_heatmap(a, groupby=OBS.cnv_clone if OBS.cnv_clone in a.obs else None, **kw)))  # fmt: skip
-        if has["clones"] and (sample is None or sample in tree_samples):
-            sp.append(("clone_tree", "malignant", "Subclone tree",
-                       "Subclones and the arm-level events that separate them.",
-                       lambda: pl.clone_tree(adata, sample=sample, **kw)))  # fmt: skip
-        if sigs and has["types"]:
-            sp.append(("signatures", "programs", "Programs by cell type",
-                       "Mean score (scaled per program) and fraction of cells with a positive score.",
-                       lambda: pl.signatures(a, groupby=OBS.cell_type_major, signatures=sigs, **kw)))  # fmt: skip
-        if has["checkpoints"]:
-            sp.append(("checkpoint_interactions", "programs", "Checkpoint interactions",
-                       "Receptor-ligand pairs between cell types with permutation FDR < 0.05.",
-                       lambda: pl.checkpoint_interactions(adata, sample=sample, **kw)))  # fmt: skip
-        if has["spatial"] and has["types"]:
-            sp.append(("spatial_cell_types", "spatial", "Cell types in space",
-                       "Major cell type of every cell at its position (microns).",
-                       lambda: pl.spatial(adata, color=OBS.cell_type_major, sample_key=sample_key, samples=one, **kw)))  # fmt: skip
-        if has["spatial"] and OBS.tumor_score in o:
-            sp.append(("spatial_tumor_score", "spatial", "Spot tumour score",
-                       "Expression, copy-number and neighbour evidence of tumour per spot (higher: more tumour).",
-                       lambda: pl.spatial(adata, color=OBS.tumor_score, sample_key=sample_key, samples=one, **kw)))  # fmt: skip
-        if has["niches"]:
-            sp.append(("spatial_niches", "spatial", "Niches",
-                       "Niches shared across samples (same colour = same niche in every sample).",
-                       lambda: pl.spatial_niches(adata, sample_key=sample_key, samples=one, **kw)))  # fmt: skip
-            if sample is None:
-                sp.append(("niche_composition", "spatial", "Niche composition",
-                           "Mean neighbourhood composition of each niche.", lambda: pl.niche_composition(adata, **kw)))  # fmt: skip
-        if has["interface"]:
-            sp.append(("interface_profile", "spatial", "Density along the tumour boundary",
-                       "Cell-type densities against signed distance to the tumour boundary (negative inside).",
-                       lambda: pl.interface_profile(a, sample_key=sample_key, **kw)))  # fmt: skip
-        if has["phenotype"]:
-            sp.append(("immune_phenotypes", "spatial", "Immune phenotype",
-                       "CD8 T-cell densities in tumour core, margin and stroma with the decision thresholds.",
-                       lambda: pl.immune_phenotypes(adata, samples=one, **kw)))  # fmt: skip
-        if has["therapy"] and (sample is None or sample in survival_samples):
-            sp.append(("therapy_survival", "therapy", "Predicted surviving fraction",
-                       "Per therapy and subclone; outlined cells are flagged as likely to survive.",
-                       lambda: pl.therapy_survival(adata, samples=sample, **kw)))  # fmt: skip
-            if sample is not None:
-                for t in _therapies_to_explain(adata, sample):
-                    sp.append((f"survival_reasons_{t}", "therapy", f"Why subclones survive {t}",
-                               "Ranked evidence terms per subclone.",
-                               lambda t=t: pl.survival_reasons(adata, therapy=t, sample=sample, **kw)))  # fmt: skip
-            for s, k in _cover_keys(adata, sample_key):
-                if sample is None or s == str(sample):
-                    sp.append((f"combination_cover_{s}", "therapy", f"Combinations for {s}",
-                               "Smallest therapy sets that leave no subclone above 5% flagged as surviving.",
-                               lambda k=k: pl.combination_cover(adata, key=k, **kw)))  # fmt: skip
-        if has["simulation"]:
-            sp.append(("therapy_simulation", "therapy", "Continuous vs adaptive dosing",
-                       "Simulated tumour burden per subclone under both schedules.",
-                       lambda: pl.therapy_simulation(adata, sample=sample, **kw)))  # fmt: skip
-        return sp
-
+    ctx = _figure_context(adata, sample_key)
+    specs = partial(_figure_specs, ctx)
     records: dict[str, Any] = {"cohort": [], "samples": {}}
-    if has["umap"] and sample_key in o:
+    if ctx.has["embedding"] and sample_key in adata.obs:
         records["cohort"].append(_draw(partial(_umap_samples, adata, sample_key), folder, "umap_samples",
                                        "composition", "Samples and clusters",
                                        "UMAP coloured by sample and Leiden cluster.", formats))  # fmt: skip
@@ -472,6 +314,169 @@ def write_figures(
             adata, folder, sample_key=sample_key, specs=specs, formats=formats
         )
     return records
+
+
+@dataclass
+class _FigureContext:
+    """What the figure lists of a cohort read: the whole AnnData and which results it holds."""
+
+    adata: AnnData
+    sample_key: str
+    #: step name -> whether the result its figures draw from is present (the registry's
+    #: :func:`~tmeatlas._steps.shown_results`), and ``"spatial"``: whether there are coordinates
+    has: dict[str, bool]
+    #: the report's programs present in the data
+    sigs: list[str]
+    #: samples with a subclone tree, and with therapy-survival rows
+    tree_samples: set[str]
+    survival_samples: set[str]
+    #: keyword arguments of every plotting call
+    kw: dict[str, Any]
+
+
+def _figure_context(adata: AnnData, sample_key: str) -> _FigureContext:
+    """The :class:`_FigureContext` of ``adata``."""
+    u = adata.uns
+    has = {**shown_results(adata), "spatial": OBSM.spatial in adata.obsm}
+    tree_samples = set()
+    if has["clones"] and isinstance(u[UNS.cnv_clones].get("tree"), pd.DataFrame):
+        tree_samples = set(u[UNS.cnv_clones]["tree"]["sample"].astype(str))
+    survival_samples = set()
+    if has["therapy"]:
+        survival_samples = set(u[UNS.therapy_survival]["table"]["sample"].astype(str))
+    return _FigureContext(adata, sample_key, has, _signatures_present(adata), tree_samples, survival_samples,
+                          {"return_fig": True, "show": False})  # fmt: skip
+
+
+def _figure_specs(ctx: _FigureContext, a: AnnData, sample: str | None) -> list[tuple]:
+    """The figures of the cohort (``sample=None``, ``a`` the whole AnnData) or of one sample (``a`` its
+    cells), in report order: ``(name, section, title, caption, draw)``.
+    """
+    return [
+        *_composition_figures(ctx, a, sample),
+        *_malignant_figures(ctx, a, sample),
+        *_program_figures(ctx, a, sample),
+        *_spatial_figures(ctx, a, sample),
+        *_therapy_figures(ctx, sample),
+    ]
+
+
+def _composition_figures(ctx: _FigureContext, a: AnnData, sample: str | None) -> list[tuple]:
+    """The composition section's figures (UMAP, composition, marker dot plot)."""
+    from . import pl
+
+    has, kw, sample_key = ctx.has, ctx.kw, ctx.sample_key
+    sp = []
+    if has["cell_types"]:
+        if has["embedding"]:
+            sp.append(("umap_compartments", "composition", "Cells on the UMAP",
+                       "Compartment and major cell type of every cell.", lambda: pl.compartments(a, **kw)))  # fmt: skip
+        sp.append(("composition", "composition", "Cell-type composition",
+                   "Share of each fine cell type per sample.",
+                   lambda: pl.composition(a, sample_key=sample_key, groupby=OBS.cell_type, **kw)))  # fmt: skip
+        if sample is None:
+            sp.append(("marker_dotplot", "composition", "Markers of the assigned types",
+                       "Top markers per fine type (scaled mean expression, fraction expressing).",
+                       lambda: pl.marker_dotplot(a, **kw)))  # fmt: skip
+    return sp
+
+
+def _malignant_figures(ctx: _FigureContext, a: AnnData, sample: str | None) -> list[tuple]:
+    """The malignant section's figures (calls, copy-number heatmap, subclone tree)."""
+    from . import pl
+
+    has, kw, adata = ctx.has, ctx.kw, ctx.adata
+    sp = []
+    if has["malignant"]:
+        sp.append(("malignant_calls", "malignant", "Malignant calls",
+                   "CNV evidence per cell and the call (malignant / non-malignant / uncertain).",
+                   lambda: pl.malignant_calls(a, sample_key=ctx.sample_key, **kw)))  # fmt: skip
+    if has["cnv"]:
+        sp.append(("cnv_heatmap", "malignant", "Inferred copy number",
+                   "Cells (rows, grouped by CNV subclone; non-malignant cells as 'nan') by genome position.",
+                   lambda: pl.cnv_heatmap(a, groupby=OBS.cnv_clone if OBS.cnv_clone in a.obs else None, **kw)))  # fmt: skip
+    if has["clones"] and (sample is None or sample in ctx.tree_samples):
+        sp.append(("clone_tree", "malignant", "Subclone tree",
+                   "Subclones and the arm-level events that separate them.",
+                   lambda: pl.clone_tree(adata, sample=sample, **kw)))  # fmt: skip
+    return sp
+
+
+def _program_figures(ctx: _FigureContext, a: AnnData, sample: str | None) -> list[tuple]:
+    """The programs section's figures (signatures by cell type, checkpoint interactions)."""
+    from . import pl
+
+    has, kw, sigs = ctx.has, ctx.kw, ctx.sigs
+    sp = []
+    if sigs and has["cell_types"]:
+        sp.append(("signatures", "programs", "Programs by cell type",
+                   "Mean score (scaled per program) and fraction of cells with a positive score.",
+                   lambda: pl.signatures(a, groupby=OBS.cell_type_major, signatures=sigs, **kw)))  # fmt: skip
+    if has["checkpoints"]:
+        sp.append(("checkpoint_interactions", "programs", "Checkpoint interactions",
+                   "Receptor-ligand pairs between cell types with permutation FDR < 0.05.",
+                   lambda: pl.checkpoint_interactions(ctx.adata, sample=sample, **kw)))  # fmt: skip
+    return sp
+
+
+def _spatial_figures(ctx: _FigureContext, a: AnnData, sample: str | None) -> list[tuple]:
+    """The spatial section's figures (cell types, tumour score, niches, interface, immune phenotype)."""
+    from . import pl
+
+    has, kw, adata, sample_key = ctx.has, ctx.kw, ctx.adata, ctx.sample_key
+    one = [sample] if sample is not None else None
+    sp = []
+    if has["spatial"] and has["cell_types"]:
+        sp.append(("spatial_cell_types", "spatial", "Cell types in space",
+                   "Major cell type of every cell at its position (microns).",
+                   lambda: pl.spatial(adata, color=OBS.cell_type_major, sample_key=sample_key, samples=one, **kw)))  # fmt: skip
+    if has["spatial"] and has["tumor_score"]:
+        sp.append(("spatial_tumor_score", "spatial", "Spot tumour score",
+                   "Expression, copy-number and neighbour evidence of tumour per spot (higher: more tumour).",
+                   lambda: pl.spatial(adata, color=OBS.tumor_score, sample_key=sample_key, samples=one, **kw)))  # fmt: skip
+    if has["niches"]:
+        sp.append(("spatial_niches", "spatial", "Niches",
+                   "Niches shared across samples (same colour = same niche in every sample).",
+                   lambda: pl.spatial_niches(adata, sample_key=sample_key, samples=one, **kw)))  # fmt: skip
+        if sample is None:
+            sp.append(("niche_composition", "spatial", "Niche composition",
+                       "Mean neighbourhood composition of each niche.", lambda: pl.niche_composition(adata, **kw)))  # fmt: skip
+    if has["interface"]:
+        sp.append(("interface_profile", "spatial", "Density along the tumour boundary",
+                   "Cell-type densities against signed distance to the tumour boundary (negative inside).",
+                   lambda: pl.interface_profile(a, sample_key=sample_key, **kw)))  # fmt: skip
+    if has["immune_phenotype"]:
+        sp.append(("immune_phenotypes", "spatial", "Immune phenotype",
+                   "CD8 T-cell densities in tumour core, margin and stroma with the decision thresholds.",
+                   lambda: pl.immune_phenotypes(adata, samples=one, **kw)))  # fmt: skip
+    return sp
+
+
+def _therapy_figures(ctx: _FigureContext, sample: str | None) -> list[tuple]:
+    """The therapy section's figures (surviving fractions, reasons, combinations, dosing simulation)."""
+    from . import pl
+
+    has, kw, adata = ctx.has, ctx.kw, ctx.adata
+    sp = []
+    if has["therapy"] and (sample is None or sample in ctx.survival_samples):
+        sp.append(("therapy_survival", "therapy", "Predicted surviving fraction",
+                   "Per therapy and subclone; outlined cells are flagged as likely to survive.",
+                   lambda: pl.therapy_survival(adata, samples=sample, **kw)))  # fmt: skip
+        if sample is not None:
+            for t in _therapies_to_explain(adata, sample):
+                sp.append((f"survival_reasons_{t}", "therapy", f"Why subclones survive {t}",
+                           "Ranked evidence terms per subclone.",
+                           lambda t=t: pl.survival_reasons(adata, therapy=t, sample=sample, **kw)))  # fmt: skip
+        for s, k in _cover_keys(adata, ctx.sample_key):
+            if sample is None or s == str(sample):
+                sp.append((f"combination_cover_{s}", "therapy", f"Combinations for {s}",
+                           "Smallest therapy sets that leave no subclone above 5% flagged as surviving.",
+                           lambda k=k: pl.combination_cover(adata, key=k, **kw)))  # fmt: skip
+    if has["simulation"]:
+        sp.append(("therapy_simulation", "therapy", "Continuous vs adaptive dosing",
+                   "Simulated tumour burden per subclone under both schedules.",
+                   lambda: pl.therapy_simulation(adata, sample=sample, **kw)))  # fmt: skip
+    return sp
 
 
 def _umap_samples(adata: AnnData, sample_key: str):
@@ -512,6 +517,7 @@ def _sample_figures(adata: AnnData, folder: Path, *, sample_key: str, specs: Cal
 
 
 def _img(rec: Figure) -> str:
+    """The HTML of a figure (embedded PNG and caption), its error, or ``""`` when it was not drawn."""
     if rec.error:
         return (f'<figure><div class="err">{html.escape(rec.title)}: not drawn ({html.escape(rec.error)})</div>'
                 "</figure>")  # fmt: skip
@@ -525,6 +531,7 @@ def _img(rec: Figure) -> str:
 
 
 def _table(df: pd.DataFrame | None, *, max_rows: int = 25, note: str = "") -> str:
+    """A DataFrame as an HTML table of at most ``max_rows`` rows (floats to 3 digits), with a note."""
     if df is None or len(df) == 0:
         return ""
     shown = df.head(max_rows).copy()
@@ -538,12 +545,14 @@ def _table(df: pd.DataFrame | None, *, max_rows: int = 25, note: str = "") -> st
 
 
 def _cards(items: list[tuple[str, str]]) -> str:
+    """The HTML of the summary cards ``(name, value)``."""
     inner = "".join(f'<div class="card"><div class="v">{html.escape(v)}</div><div class="k">{html.escape(k)}</div></div>'
                     for k, v in items)  # fmt: skip
     return f'<div class="cards">{inner}</div>'
 
 
 def _versions() -> list[tuple[str, str]]:
+    """``(package, version)`` of tmeatlas, Python and the main libraries installed."""
     import importlib.metadata as md
 
     out = [("tmeatlas", __version__), ("python", platform.python_version())]
@@ -598,6 +607,7 @@ def _step_params_text(params: str) -> str:
 
 
 def _methods(adata: AnnData, *, therapies: list[str] | None) -> str:
+    """The methods section: every step with its status, method and parameters; software and sources."""
     from . import datasets
 
     rows = []
@@ -645,6 +655,7 @@ def _methods(adata: AnnData, *, therapies: list[str] | None) -> str:
 
 
 def _page(title: str, subtitle: str, nav: list[tuple[str, str]], body: str) -> str:
+    """A complete self-contained HTML page (inline CSS, no script)."""
     links = "".join(f'<a href="{html.escape(h)}">{html.escape(t)}</a>' for h, t in nav)
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -657,6 +668,7 @@ def _page(title: str, subtitle: str, nav: list[tuple[str, str]], body: str) -> s
 
 
 def _section_html(key: str, title: str, figs: list[Figure], extra: str) -> str:
+    """A report section with its tables (``extra``) and figures, ``""`` when it has neither."""
     imgs = "".join(_img(f) for f in figs if f.section == key)
     if not imgs and not extra:
         return ""
@@ -664,6 +676,7 @@ def _section_html(key: str, title: str, figs: list[Figure], extra: str) -> str:
 
 
 def _therapy_tables(adata: AnnData, sample: str | None, sample_key: str) -> str:
+    """The therapy section's tables: subclones likely to survive, combinations, immunotherapy benefit."""
     from . import get
 
     if UNS.therapy_survival not in adata.uns:
@@ -714,12 +727,32 @@ def _benefit_table(adata: AnnData, sample: str | None) -> str:
 
 def _report_body(ctx: dict[str, Any], sample: str | None, figs: list[Figure]) -> str:
     """The HTML body of the cohort page (``sample=None``) or of one sample's page."""
-    adata, sample_key, mal, pheno = ctx["adata"], ctx["sample_key"], ctx["mal"], ctx["pheno"]
-    cats, methods, tables = ctx["cats"], ctx["methods"], ctx["tables"]
-    o, u = adata.obs, adata.uns
+    adata, sample_key, mal = ctx["adata"], ctx["sample_key"], ctx["mal"]
+    o = adata.obs
     m = (o[sample_key].astype(str) == sample).to_numpy() if sample is not None else np.ones(adata.n_obs, bool)
-    n = int(m.sum())
     mrow = mal[mal["sample"] == sample] if sample is not None and len(mal) else mal
+    cards = _summary_cards(ctx, sample, m, mrow)
+    parts = [f'<section id="summary"><h2>Summary</h2>{_cards(cards)}</section>']
+    parts.append(
+        _section_html("composition", SECTIONS[0][1], figs, _composition_html(adata, sample, sample_key, m))
+    )
+    parts.append(_section_html("malignant", SECTIONS[1][1], figs, _malignant_html(adata, sample, mrow)))
+    parts.append(
+        _section_html("programs", SECTIONS[2][1], figs, _programs_html(adata, sample, ctx["tables"]))
+    )
+    parts.append(
+        _section_html("spatial", SECTIONS[3][1], figs, _spatial_html(adata, sample, ctx["pheno"], m))
+    )
+    parts.append(_section_html("therapy", SECTIONS[4][1], figs, _therapy_tables(adata, sample, sample_key)))
+    parts.append(f'<section id="methods"><h2>Methods</h2>{ctx["methods"]}</section>')
+    return "".join(p for p in parts if p)
+
+
+def _summary_cards(ctx: dict[str, Any], sample: str | None, m: np.ndarray, mrow: pd.DataFrame
+                   ) -> list[tuple[str, str]]:  # fmt: skip
+    """The summary cards ``(name, value)`` of the cohort or of one sample (cells ``m``, malignant row)."""
+    o, pheno, cats = ctx["adata"].obs, ctx["pheno"], ctx["cats"]
+    n = int(m.sum())
     cards = [("cells", f"{n:,}")]
     if sample is None:
         cards.append(("samples", str(len(cats))))
@@ -750,8 +783,12 @@ def _report_body(ctx: dict[str, Any], sample: str | None, figs: list[Figure]) ->
             cards.append(("immune phenotypes", ", ".join(f"{v} {k}" for k, v in vc.items())))
     if OBS.niche in o:
         cards.append(("niches", str(int(o.loc[m, OBS.niche].nunique()))))
-    parts = [f'<section id="summary"><h2>Summary</h2>{_cards(cards)}</section>']
-    # composition
+    return cards
+
+
+def _composition_html(adata: AnnData, sample: str | None, sample_key: str, m: np.ndarray) -> str:
+    """The composition section's tables: major types per sample and quality control."""
+    o, u = adata.obs, adata.uns
     comp = ""
     if OBS.cell_type_major in o:
         tab = pd.crosstab(
@@ -768,7 +805,12 @@ def _report_body(ctx: dict[str, Any], sample: str | None, figs: list[Figure]) ->
         comp += "<h3>Quality control</h3>" + _table(
             qc, note="Median counts, detected genes and mitochondrial share per sample; outliers (5 MADs) are "
             "flagged in obs['qc_outlier'], not removed.")  # fmt: skip
-    parts.append(_section_html("composition", SECTIONS[0][1], figs, comp))
+    return comp
+
+
+def _malignant_html(adata: AnnData, sample: str | None, mrow: pd.DataFrame) -> str:
+    """The malignant section's tables: malignant fraction with its interval and the subclones."""
+    u = adata.uns
     mal_html = _table(
         mrow,
         note=(
@@ -779,7 +821,12 @@ def _report_body(ctx: dict[str, Any], sample: str | None, figs: list[Figure]) ->
         cl = u[UNS.cnv_clones]["clones"]
         cl = cl[cl["sample"].astype(str) == sample] if sample is not None else cl
         mal_html += "<h3>Subclones</h3>" + _table(cl, max_rows=40)
-    parts.append(_section_html("malignant", SECTIONS[1][1], figs, mal_html))
+    return mal_html
+
+
+def _programs_html(adata: AnnData, sample: str | None, tables: dict[str, Path] | None) -> str:
+    """The programs section's tables: stemness per subclone and the strongest checkpoint interactions."""
+    u = adata.uns
     prog = ""
     if "stemness_per_clone" in (tables or {}):
         st = pd.read_csv(tables["stemness_per_clone"])
@@ -807,7 +854,12 @@ def _report_body(ctx: dict[str, Any], sample: str | None, figs: list[Figure]) ->
         prog += "<h3>Strongest checkpoint interactions (FDR &lt; 0.05)</h3>" + (
             _table(ci[cols], max_rows=15) if len(ci) else "<p>No checkpoint pair passes FDR 0.05.</p>"
         )
-    parts.append(_section_html("programs", SECTIONS[2][1], figs, prog))
+    return prog
+
+
+def _spatial_html(adata: AnnData, sample: str | None, pheno: pd.DataFrame | None, m: np.ndarray) -> str:
+    """The spatial section's tables: immune phenotype and niches (or why there are none)."""
+    u = adata.uns
     spatial = ""
     if isinstance(pheno, pd.DataFrame) and len(pheno):
         pr = pheno[pheno["sample"].astype(str) == sample] if sample is not None else pheno
@@ -816,10 +868,7 @@ def _report_body(ctx: dict[str, Any], sample: str | None, figs: list[Figure]) ->
         spatial += "<h3>Niches</h3>" + _table(_niche_counts(adata, m, u[UNS.niches]["summary"]), max_rows=15)
     if OBSM.spatial not in adata.obsm:
         spatial = "<p>No spatial coordinates (<code>obsm['spatial']</code>) in this dataset: spatial steps not run.</p>"
-    parts.append(_section_html("spatial", SECTIONS[3][1], figs, spatial))
-    parts.append(_section_html("therapy", SECTIONS[4][1], figs, _therapy_tables(adata, sample, sample_key)))
-    parts.append(f'<section id="methods"><h2>Methods</h2>{methods}</section>')
-    return "".join(p for p in parts if p)
+    return spatial
 
 
 def write_reports(

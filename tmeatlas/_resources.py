@@ -27,7 +27,9 @@ def gene_table(genome: str = "hg38") -> pd.DataFrame:
     Sorted by genomic position. See ``tmeatlas/_data/PROVENANCE.md``.
     """
     with data_path(f"genes_{genome}.tsv.gz").open("rb") as fh:
-        df = pd.read_csv(fh, sep="\t", compression="gzip", dtype={"gene_id": str, "band": str}, keep_default_na=False)
+        df = pd.read_csv(
+            fh, sep="\t", compression="gzip", dtype={"gene_id": str, "band": str}, keep_default_na=False
+        )
     df["chromosome"] = pd.Categorical(df["chromosome"], categories=CHROMOSOMES, ordered=True)
     return df.set_index("symbol")
 

@@ -73,7 +73,8 @@ def plain(value: Any) -> Any:
     """A value read back from ``uns`` (possibly after an h5ad round trip) as plain Python: the inverse
     of :func:`h5ad_safe` where it can be inverted. Numpy scalars and 0-d arrays become Python
     scalars, bytes become text, the string ``"None"`` becomes ``None``, arrays and lists become lists
-    of plain values, mappings become dicts."""
+    of plain values, mappings become dicts.
+    """
     if isinstance(value, np.ndarray):
         value = value.item() if value.ndim == 0 else [plain(v) for v in value.tolist()]
     if isinstance(value, bytes):
@@ -174,7 +175,8 @@ def _ours(adata: AnnData, slot: str, key: str) -> bool:
 def _keep_users_columns(adata: AnnData, slot: str, keys: list[str], tool: str) -> list[str]:
     """Columns of ``obs``/``var`` that ``tool`` is about to write but that tmeatlas did not write (the
     user's own, e.g. the authors' ``obs["malignant"]``) are kept under ``<key>_user`` (or
-    ``<key>_user2``, ...), with a warning; return what was moved, for the log."""
+    ``<key>_user2``, ...), with a warning; return what was moved, for the log.
+    """
     frame = getattr(adata, slot)
     moved = []
     for key in keys:

@@ -19,7 +19,10 @@ __all__ = [
     "check_adata",
     "check_expression_values",
     "check_obs_key",
+    "check_int",
+    "check_number",
     "check_one_of",
+    "renamed_args",
     "get_matrix",
     "looks_like_counts",
     "start",
@@ -105,7 +108,9 @@ def check_expression_values(X) -> None:
     """Raise unless the stored values of ``X`` are finite and non-negative (counts or normalised expression)."""
     data = X.data if sparse.issparse(X) else np.asarray(X)
     if data.size and not np.isfinite(data).all():
-        raise InvalidInputError("the expression matrix contains NaN or infinite values; remove or impute them first.")
+        raise InvalidInputError(
+            "the expression matrix contains NaN or infinite values; remove or impute them first."
+        )
     if data.size and data.min() < 0:
         raise InvalidInputError(
             "the expression matrix has negative values (scaled data?); pass raw counts or log-normalised "
@@ -115,6 +120,73 @@ def check_expression_values(X) -> None:
 
 def check_int(name: str, value: Any, minimum: int = 0) -> int:
     """Raise unless ``value`` is an integer (not a bool) of at least ``minimum``; return it as ``int``."""
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < minimum:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < minimum:
         raise InvalidParameterError(f"{name} must be an integer >= {minimum}, got {value!r}.")
     return int(value)
+
+
+def check_number(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+    what: str = "",
+) -> float:
+    """Raise unless ``value`` is a finite real number (not a bool) within the bounds; return it as ``float``.
+
+    ``low``/``high`` are inclusive unless ``low_open``/``high_open``; ``what`` is appended to the
+    message (a unit, e.g. ``"(microns)"``).
+    """
+    ok = not isinstance(value, bool) and isinstance(value, int | float | np.integer | np.floating)
+    ok = ok and bool(np.isfinite(value))
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        if low is not None and high is not None:
+            bounds = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            bounds = f"{'>' if low_open else '>='} {low:g}"
+        elif high is not None:
+            bounds = f"{'<' if high_open else '<='} {high:g}"
+        else:
+            bounds = "(finite)"
+        raise InvalidParameterError(
+            f"{name} must be a number {bounds}{' ' + what if what else ''}, got {value!r}."
+        )
+    return float(value)
+
+
+def renamed_args(**renames: str):
+    """Decorator: accept the old keyword names ``old=new`` of a renamed parameter for one release.
+
+    A call with an old name gets a :class:`FutureWarning` that names the new one and is forwarded
+    under it; passing both names is an :class:`~tmeatlas.InvalidParameterError`.
+    """
+    import functools
+    import warnings
+
+    def decorate(fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            for old, new in renames.items():
+                if old not in kwargs:
+                    continue
+                if new in kwargs:
+                    raise InvalidParameterError(f"pass {new}= only ({old}= is its old name), not both.")
+                warnings.warn(
+                    f"{fn.__name__}({old}=...) is renamed {new}=; the old name will be removed in a later release.",
+                    FutureWarning,
+                    stacklevel=2,
+                )
+                kwargs[new] = kwargs.pop(old)
+            return fn(*args, **kwargs)
+
+        wrapper.renamed_args = dict(renames)
+        return wrapper
+
+    return decorate

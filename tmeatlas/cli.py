@@ -15,12 +15,14 @@ EXIT_STEP_FAILED = 3
 
 
 def _list(text: str | None) -> list[str] | None:
+    """A comma-separated argument as a list of names (``None`` stays ``None``)."""
     if text is None:
         return None
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
 def _parser() -> argparse.ArgumentParser:
+    """The argument parser of ``tmeatlas`` (``run`` and ``demo``)."""
     from ._readers import KINDS
     from ._version import __version__
 
@@ -99,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _run(args) -> None:
+    """``tmeatlas run``: read the input (or resume from ``--out``), run :func:`tmeatlas.run`."""
     import anndata as ad
 
     from ._core.chunks import read_h5ad_lazy
@@ -133,7 +136,8 @@ def _run(args) -> None:
 
 def _resume(adata, previous: Path, args, read):
     """The atlas in ``--out`` when it was made from this same input (cell names and data fingerprint),
-    so the run resumes there; otherwise the new input, and the outputs are replaced."""
+    so the run resumes there; otherwise the new input, and the outputs are replaced.
+    """
     from ._errors import InvalidInputError, TmeatlasError
     from ._pipeline import input_fingerprint
 
@@ -167,6 +171,7 @@ def _resume(adata, previous: Path, args, read):
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``tmeatlas`` command with ``argv`` (default: ``sys.argv[1:]``); return its exit status."""
     args = _parser().parse_args(argv)
     from ._errors import TmeatlasError
     from ._pipeline import PipelineError

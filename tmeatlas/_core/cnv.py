@@ -1,14 +1,28 @@
 """Numeric core of copy-number inference from expression (inferCNV family).
 
-Array functions only; :mod:`tmeatlas.tl._cnv` wraps them for AnnData.
+Array functions only; :mod:`tmeatlas.tl._cnv` wraps them for AnnData. The matrix readers
+(:func:`as_csr`, :func:`csr_blocks`, :func:`matrix_gene_sums`) are shared by the CNV tools of
+:mod:`tmeatlas.tl` (``_cnv``, ``_cnv_evidence``, ``_malignant``).
 """
 
 from __future__ import annotations
 
 import numba
 import numpy as np
+from scipy import sparse
 
-__all__ = ["bin_layout", "gene_sums", "smooth_chunk"]
+from .._errors import InvalidInputError
+from .chunks import is_streamed, row_blocks
+
+__all__ = [
+    "as_csr",
+    "bin_layout",
+    "checked_csr",
+    "csr_blocks",
+    "gene_sums",
+    "matrix_gene_sums",
+    "smooth_chunk",
+]
 
 
 @numba.njit(cache=True)
@@ -44,7 +58,15 @@ def _linear(v: float, scale: float, mode: int) -> float:
 
 @numba.njit(parallel=True, cache=True)
 def gene_sums(
-    indptr, indices, data, n_genes: int, group: np.ndarray, n_groups: int, mode: int, target: float, nthreads: int,
+    indptr,
+    indices,
+    data,
+    n_genes: int,
+    group: np.ndarray,
+    n_groups: int,
+    mode: int,
+    target: float,
+    nthreads: int,
     linear: bool = False,
 ):
     """Per group, the sum of log-normalised (or, with ``linear``, linear normalised) expression
@@ -75,12 +97,24 @@ def gene_sums(
 
 @numba.njit(parallel=True, cache=True)
 def smooth_chunk(
-    indptr, indices, data, row0: int, row1: int,
-    col_pos: np.ndarray, n_sel: int,
-    ref_group: np.ndarray, ref_lo: np.ndarray, ref_hi: np.ndarray,
-    seg_start: np.ndarray, seg_stop: np.ndarray,
-    bin_center: np.ndarray, bin_seg: np.ndarray,
-    half_window: int, clip: float, mode: int, target: float,
+    indptr,
+    indices,
+    data,
+    row0: int,
+    row1: int,
+    col_pos: np.ndarray,
+    n_sel: int,
+    ref_group: np.ndarray,
+    ref_lo: np.ndarray,
+    ref_hi: np.ndarray,
+    seg_start: np.ndarray,
+    seg_stop: np.ndarray,
+    bin_center: np.ndarray,
+    bin_seg: np.ndarray,
+    half_window: int,
+    clip: float,
+    mode: int,
+    target: float,
 ):
     """CNV profiles of cells ``row0:row1`` of a CSR matrix.
 
@@ -157,3 +191,63 @@ def bin_layout(seg_id: np.ndarray, step: int):
         last.append(np.maximum(np.ceil(edges[1:]).astype(np.int64) - 1, np.ceil(edges[:-1]).astype(np.int64)))
     cat = np.concatenate
     return starts, stops, cat(centers), cat(segs), cat(first), cat(last)
+
+
+def as_csr(X):
+    """An in-memory matrix as checked CSR; a streamed one (Dask, backed) unchanged: its blocks are
+    checked as they are read (:func:`csr_blocks`).
+    """
+    if is_streamed(X):
+        return X
+    return checked_csr(X)
+
+
+def checked_csr(X) -> sparse.csr_matrix:
+    """``X`` as a float CSR matrix, after checking that its values are finite and non-negative."""
+    if sparse.issparse(X):
+        X = X.tocsr() if X.format != "csr" else X
+    else:
+        X = sparse.csr_matrix(np.asarray(X))
+    if X.data.dtype not in (np.float32, np.float64):
+        X = X.astype(np.float32)
+    if not np.isfinite(X.data).all():
+        raise InvalidInputError(
+            "the expression matrix contains NaN or infinite values; CNV inference needs finite expression "
+            "(fill or drop them first)."
+        )
+    if (X.data < 0).any():
+        raise InvalidInputError(
+            "the expression matrix has negative values (scaled/centred data?); pass raw counts or "
+            "log-normalised expression, e.g. `layer='counts'`."
+        )
+    return X  # the kernels do not need sorted indices: adata.X is never reordered in place
+
+
+def csr_blocks(X, chunk: int):
+    """``(start, stop, CSR rows)``: the whole in-memory matrix, or checked row blocks of a streamed one."""
+    for s, e, B in row_blocks(X, chunk):
+        yield s, e, (checked_csr(B) if is_streamed(X) else B)
+
+
+def matrix_gene_sums(
+    X, group: np.ndarray, n_groups: int, mode: int, target: float, chunk: int, linear: bool = False
+):
+    """:func:`gene_sums` over the whole matrix, accumulated over row blocks: ``(sums, counts)``."""
+    sums = np.zeros((n_groups, X.shape[1]))
+    cnt = np.zeros(n_groups)
+    for s, e, B in csr_blocks(X, chunk):
+        su, cn = gene_sums(
+            B.indptr,
+            B.indices,
+            B.data,
+            X.shape[1],
+            np.ascontiguousarray(group[s:e], dtype=np.int64),
+            n_groups,
+            mode,
+            target,
+            numba.get_num_threads(),
+            linear,
+        )
+        sums += su
+        cnt += cn
+    return sums, cnt

@@ -50,7 +50,8 @@ def looks_like_counts(X, *, n_check: int = 2000) -> bool:
 
 def input_mode(X) -> int:
     """:data:`COUNTS` for raw counts, :data:`LINEAR` for non-integer values above ``LINEAR_MAX``
-    (TPM/CPM), else :data:`LOG`; decided from the first ``MODE_SAMPLE_ROWS`` rows."""
+    (TPM/CPM), else :data:`LOG`; decided from the first ``MODE_SAMPLE_ROWS`` rows.
+    """
     if looks_like_counts(X):
         return COUNTS
     B = X[:MODE_SAMPLE_ROWS] if not is_streamed(X) else row_block(X, 0, min(X.shape[0], MODE_SAMPLE_ROWS))

@@ -35,10 +35,9 @@ def markers(*, level: str | None = None) -> pd.DataFrame:
     """
     from .._resources import data_path
     from .._validation import check_one_of
-    from ..tl._annotate import marker_table
 
     check_one_of("level", level, [None, "major", "fine"])
-    df = marker_table(None)
+    df = library()
     with data_path("markers_sources.tsv").open("rb") as fh:
         src = pd.read_csv(fh, sep="\t", dtype=str).set_index("source")
     first = df["source"].str.split(";").str[0]
@@ -47,3 +46,11 @@ def markers(*, level: str | None = None) -> pd.DataFrame:
     if level is not None:
         df = df[df["level"] == level].reset_index(drop=True)
     return df
+
+
+def library() -> pd.DataFrame:
+    """The shipped marker library (``markers_human.tsv``) as stored: one row per type, level and gene."""
+    from .._resources import data_path
+
+    with data_path("markers_human.tsv").open("rb") as fh:
+        return pd.read_csv(fh, sep="\t", dtype=str, keep_default_na=False)

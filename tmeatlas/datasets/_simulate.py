@@ -741,7 +741,8 @@ NICHE_IDX = {nm: i for i, nm in enumerate(prg.NICHES)}
 def _clone_bands(xy: np.ndarray, fractions: np.ndarray, gen: np.random.Generator) -> np.ndarray:
     """Clone of each malignant cell at ``xy``: parallel bands across the tumour bed (a random
     direction) holding ``fractions`` of the cells, then 4 % of the cells relabelled with a clone
-    drawn from ``fractions`` (the mixing of the nest layout, keeping the expected fractions)."""
+    drawn from ``fractions`` (the mixing of the nest layout, keeping the expected fractions).
+    """
     th = gen.uniform(0, 2 * np.pi)
     order = np.argsort(xy[:, 0] * np.cos(th) + xy[:, 1] * np.sin(th), kind="stable")
     cuts = np.round(np.cumsum(fractions)[:-1] * len(xy)).astype(np.int64)
@@ -932,7 +933,11 @@ def _check_composition(mesenchymal_tumour, tumour_fraction, immune_fraction) -> 
                          ("immune_fraction", immune_fraction, None)):  # fmt: skip
         if v is None or (off is not None and v == off):
             continue
-        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating) or not 0 <= v <= 1:
+        if (
+            isinstance(v, bool)
+            or not isinstance(v, int | float | np.integer | np.floating)
+            or not 0 <= v <= 1
+        ):
             raise InvalidParameterError(f"{name} must be a fraction between 0 and 1, got {v!r}.")
         out[name] = float(v)
     return out
@@ -1207,7 +1212,8 @@ def _truth(pat, cells, pnames, phenos_all, is_normal, n_per, params) -> dict:
 
 def _clone_truth(truth: dict, pat: dict, cells: dict) -> None:
     """With ``n_clones``/``clone_skew``: each patient's true clone Shannon diversity (natural log, of
-    the malignant cells' clone fractions) in ``patients``, the target fractions in ``clone_tree``."""
+    the malignant cells' clone fractions) in ``patients``, the target fractions in ``clone_tree``.
+    """
     sizes = np.bincount(cells["clone"], minlength=len(cells["clone_names"]))
     names = cells["clone_names"]
     shannon = []

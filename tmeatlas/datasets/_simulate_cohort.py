@@ -153,7 +153,8 @@ def _recompose_cd8(L: dict, phenotype: str, tpex: float, tex: float, rs: np.rand
 
 def _realised(pat: dict, cells: dict) -> pd.DataFrame:
     """Per patient: CD8 T count, realised Tpex / Tex shares of CD8 T, CD8 fraction of cells and the
-    fraction of malignant cells in clones that lost MHC class I antigen presentation."""
+    fraction of malignant cells in clones that lost MHC class I antigen presentation.
+    """
     lost = np.zeros(len(cells["clone_names"]), bool)
     for tree in pat["trees"]:
         for c in tree["clones"] if tree else []:

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from .._errors import InvalidParameterError
+from .._validation import check_int
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -76,8 +77,7 @@ def _check(sections, grid, n_genes) -> list[str]:
         raise InvalidParameterError(f"unknown section kind(s) {bad}; use one of {sorted(SECTION_KINDS)}.")
     if isinstance(grid, bool) or not isinstance(grid, int | np.integer) or grid < 6:
         raise InvalidParameterError(f"grid must be an integer >= 6 (spots per side), got {grid!r}.")
-    if isinstance(n_genes, bool) or not isinstance(n_genes, int | np.integer) or n_genes < 1000:
-        raise InvalidParameterError(f"n_genes must be an integer >= 1000, got {n_genes!r}.")
+    check_int("n_genes", n_genes, 1000)
     return list(sections)
 
 

@@ -25,7 +25,7 @@ def drug_screen(adata: AnnData, *, key: str = UNS_DRUG_SCREEN) -> pd.DataFrame:
     One row per drug (``therapy``), sample and group: ``n_cells``, ``fraction_of_sample``,
     ``n_genes`` (measured genes of the drug), ``score`` (weighted mean standardised expression of
     its targets against the normal compartment, or of its signature's up minus down genes against
-    the average malignant cell), ``pvalue`` (matched random-gene-set null), ``fdr``
+    the average malignant cell), ``pval`` (matched random-gene-set null), ``padj``
     (Benjamini-Hochberg within the subpopulation), ``toxicity`` (activity in the normal
     compartment), ``rank`` (within the subpopulation, by score minus the toxicity penalty; missing
     for drugs not scored), ``call`` (``responds`` / ``survives`` / ``undetermined``), ``survives``
@@ -50,7 +50,7 @@ def drug_screen(adata: AnnData, *, key: str = UNS_DRUG_SCREEN) -> pd.DataFrame:
     df["survives"] = df["survives"].astype(str).isin(["True", "true", "1"])
     for c in ("n_cells", "n_genes"):
         df[c] = pd.to_numeric(df[c]).astype(int)
-    for c in ("fraction_of_sample", "score", "pvalue", "fdr", "toxicity"):
+    for c in ("fraction_of_sample", "score", "pval", "padj", "toxicity"):
         df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     df["rank"] = pd.to_numeric(df["rank"], errors="coerce").round().astype("Int64")
     if "therapies" in res:

@@ -11,9 +11,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._core.stats import bh_adjust
 from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
 from .._keys import OBSM, SIGNATURE_PREFIX, UNS
-from .._validation import check_adata, check_obs_key, check_one_of
+from .._validation import check_adata, check_int, check_obs_key, check_one_of
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -39,23 +40,34 @@ def signature_scores(adata: AnnData, signatures: str | Sequence[str] | None = No
     table = adata.obsm.get(OBSM.signatures) if OBSM.signatures in adata.obsm else None
     table = table if isinstance(table, pd.DataFrame) else None
     if signatures is None:
-        cols = [c for c in obs.columns if str(c).startswith(SIGNATURE_PREFIX) and pd.api.types.is_numeric_dtype(obs[c])
-                and not pd.api.types.is_bool_dtype(obs[c])]
+        cols = [
+            c
+            for c in obs.columns
+            if str(c).startswith(SIGNATURE_PREFIX)
+            and pd.api.types.is_numeric_dtype(obs[c])
+            and not pd.api.types.is_bool_dtype(obs[c])
+        ]
         if cols:
             out = obs[cols].astype(np.float64).copy()
-            out.columns = [str(c)[len(SIGNATURE_PREFIX):] for c in cols]
+            out.columns = [str(c)[len(SIGNATURE_PREFIX) :] for c in cols]
             return out
         if table is not None and table.shape[1] > 0:
             return table.astype(np.float64).set_axis(adata.obs_names, axis=0)
-        raise MissingResultError(f"no signature scores: no column of adata.obs starts with 'sig_'; {_SCORE_HINT}.")
+        raise MissingResultError(
+            f"no signature scores: no column of adata.obs starts with 'sig_'; {_SCORE_HINT}."
+        )
     names = [signatures] if isinstance(signatures, str) else list(signatures)
     if not names:
         raise InvalidParameterError("signatures must name at least one signature (or be None for all).")
     out = {}
     for name in names:
         name = str(name)
-        label = name[len(SIGNATURE_PREFIX):] if name.startswith(SIGNATURE_PREFIX) else name
-        if name in obs.columns and pd.api.types.is_numeric_dtype(obs[name]) and not pd.api.types.is_bool_dtype(obs[name]):
+        label = name[len(SIGNATURE_PREFIX) :] if name.startswith(SIGNATURE_PREFIX) else name
+        if (
+            name in obs.columns
+            and pd.api.types.is_numeric_dtype(obs[name])
+            and not pd.api.types.is_bool_dtype(obs[name])
+        ):
             out[label] = obs[name].to_numpy(dtype=np.float64)
         elif SIGNATURE_PREFIX + name in obs.columns:
             out[label] = obs[SIGNATURE_PREFIX + name].to_numpy(dtype=np.float64)
@@ -74,7 +86,9 @@ def _labels(adata: AnnData, key: str, what: str) -> tuple[np.ndarray, list[str]]
     """String labels of ``obs[key]`` (``None`` where missing) and the categories in order."""
     if not isinstance(key, str):
         raise InvalidParameterError(f"{what} must be the name of a column of adata.obs, got {key!r}.")
-    hint = "Run `tm.tl.annotate(adata)` first." if key in ("cell_type_major", "cell_type", "compartment") else ""
+    hint = (
+        "Run `tm.tl.annotate(adata)` first." if key in ("cell_type_major", "cell_type", "compartment") else ""
+    )
     check_obs_key(adata, key, what=what, hint=hint)
     col = adata.obs[key]
     labels = np.where(col.isna().to_numpy(), None, col.astype(str).to_numpy()).astype(object)
@@ -87,18 +101,21 @@ def _labels(adata: AnnData, key: str, what: str) -> tuple[np.ndarray, list[str]]
 
 
 def _check_min_cells(min_cells) -> int:
-    if not isinstance(min_cells, int | np.integer) or isinstance(min_cells, bool) or min_cells < 1:
-        raise InvalidParameterError(f"min_cells must be an integer >= 1, got {min_cells!r}.")
+    """``min_cells`` as an int; raises :class:`InvalidParameterError` unless it is an integer >= 1."""
+    check_int("min_cells", min_cells, 1)
     return int(min_cells)
 
 
 def _select_groups(cats: list[str], groups, groupby: str) -> list[str]:
+    """The groups to test: ``groups`` checked against ``cats`` (all of ``cats`` when ``None``)."""
     if groups is None:
         return cats
     groups = [groups] if isinstance(groups, str) else [str(g) for g in groups]
     unknown = [g for g in groups if g not in cats]
     if unknown:
-        raise InvalidParameterError(f"groups {unknown} are not values of obs[{groupby!r}] (values: {cats[:12]}).")
+        raise InvalidParameterError(
+            f"groups {unknown} are not values of obs[{groupby!r}] (values: {cats[:12]})."
+        )
     if len(set(groups)) < len(groups):
         raise InvalidParameterError(f"groups has repeated values: {groups}.")
     return groups
@@ -118,7 +135,9 @@ def _cell_table(adata, groupby, sample_key, signatures, groups):
     scores = signature_scores(adata, signatures)
     keep = np.isin(g, groups) & (s != None)  # noqa: E711
     if not keep.any():
-        raise InvalidInputError(f"no cell has both a sample (obs[{sample_key!r}]) and one of the groups {groups[:8]}.")
+        raise InvalidInputError(
+            f"no cell has both a sample (obs[{sample_key!r}]) and one of the groups {groups[:8]}."
+        )
     frame = scores.loc[keep].copy()
     frame.insert(0, "_group", g[keep])
     frame.insert(0, "_sample", s[keep])
@@ -174,13 +193,17 @@ def signature_summary(
     mean = grouped[names].mean()
     median = grouped[names].median()
     long = (
-        mean.stack(future_stack=True).rename("mean").to_frame()
+        mean.stack(future_stack=True)
+        .rename("mean")
+        .to_frame()
         .join(median.stack(future_stack=True).rename("median"))
         .reset_index()
         .rename(columns={"_sample": "sample", "_group": "group", "level_2": "signature"})
     )
     long.columns = ["sample", "group", "signature", "mean", "median"]
-    long = long.merge(n.reset_index().rename(columns={"_sample": "sample", "_group": "group"}), on=["sample", "group"])
+    long = long.merge(
+        n.reset_index().rename(columns={"_sample": "sample", "_group": "group"}), on=["sample", "group"]
+    )
     long = long[long["n_cells"] >= min_cells]
     long["sample"] = pd.Categorical(long["sample"], categories=samples)
     long["group"] = pd.Categorical(long["group"], categories=groups)
@@ -310,14 +333,16 @@ def signature_test(
     (``"rest"``, the other group when there are two, or ``""`` for the omnibus row whose
     ``group`` is ``"all"``), ``test`` (``"wilcoxon"``, ``"mannwhitneyu"``, ``"friedman"``,
     ``"kruskal"``), ``n_samples``, ``mean_group``, ``mean_reference`` (means over samples of
-    the pseudobulk values), ``effect``, ``statistic``, ``pvalue``, ``padj`` and, when
+    the pseudobulk values), ``effect``, ``statistic``, ``pval``, ``padj`` and, when
     ``uns["signatures"]["summary"]`` names it, the signature's ``category``.
     """
     min_cells = _check_min_cells(min_cells)
     check_one_of("test", test, ["auto", "paired", "unpaired"])
     frame, names, groups, samples = _cell_table(adata, groupby, sample_key, signatures, groups)
     if len(groups) < 2:
-        raise InvalidInputError(f"signature_test needs at least two groups of obs[{groupby!r}]; got {groups}.")
+        raise InvalidInputError(
+            f"signature_test needs at least two groups of obs[{groupby!r}]; got {groups}."
+        )
     counts = frame.groupby(["_sample", "_group"]).size()
     means = frame.groupby(["_sample", "_group"])[names].mean()[counts >= min_cells]
     if test == "auto":
@@ -331,9 +356,21 @@ def signature_test(
         wide = means[name].unstack("_group").reindex(columns=groups)
         if len(groups) > 2:
             stat, p, n = _omnibus(wide, paired)
-            rows.append({"signature": name, "group": "all", "reference": "", "test": "friedman" if paired else "kruskal",
-                         "n_samples": n, "mean_group": np.nan, "mean_reference": np.nan, "effect": np.nan,
-                         "statistic": stat, "pvalue": p, "_k": "omnibus"})
+            rows.append(
+                {
+                    "signature": name,
+                    "group": "all",
+                    "reference": "",
+                    "test": "friedman" if paired else "kruskal",
+                    "n_samples": n,
+                    "mean_group": np.nan,
+                    "mean_reference": np.nan,
+                    "effect": np.nan,
+                    "statistic": stat,
+                    "pval": p,
+                    "_k": "omnibus",
+                }
+            )
         for grp in groups:
             reference = [g for g in groups if g != grp][0] if len(groups) == 2 else "rest"
             x = wide[grp].dropna()
@@ -356,19 +393,29 @@ def signature_test(
                 mx = float(np.mean(xv)) if len(xv) else np.nan
                 my = float(np.mean(yv)) if len(yv) else np.nan
                 eff = mx - my
-            rows.append({"signature": name, "group": grp, "reference": reference,
-                         "test": "wilcoxon" if paired else "mannwhitneyu", "n_samples": int(n), "mean_group": mx,
-                         "mean_reference": my, "effect": eff, "statistic": stat, "pvalue": p, "_k": grp})
+            rows.append(
+                {
+                    "signature": name,
+                    "group": grp,
+                    "reference": reference,
+                    "test": "wilcoxon" if paired else "mannwhitneyu",
+                    "n_samples": int(n),
+                    "mean_group": mx,
+                    "mean_reference": my,
+                    "effect": eff,
+                    "statistic": stat,
+                    "pval": p,
+                    "_k": grp,
+                }
+            )
     out = pd.DataFrame(rows)
     out["padj"] = np.nan
     for _, idx in out.groupby("_k", sort=False).groups.items():
-        p = out.loc[idx, "pvalue"].to_numpy(dtype=float)
+        p = out.loc[idx, "pval"].to_numpy(dtype=float)
         ok = np.isfinite(p)
         if ok.any():
             adj = np.full(len(p), np.nan)
-            from ..tl._checkpoints import _bh
-
-            adj[ok] = _bh(p[ok])
+            adj[ok] = bh_adjust(p[ok])
             out.loc[idx, "padj"] = adj
     out = out.drop(columns="_k")
     out["n_samples"] = out["n_samples"].astype(np.int64)
@@ -420,14 +467,16 @@ def checkpoint_interactions(
     ``strength``, ``pval``, ``padj``, ``spatial``), in the stored order; ``attrs["mode"]`` says
     whether the spatial graph was used.
     """
-    from ..tl._checkpoints import _table
+    from ..tl._checkpoints import interaction_table
 
     check_adata(adata)
-    df = _table(adata, key)
+    df = interaction_table(adata, key)
     if sample is not None:
         want = [sample] if isinstance(sample, str) else [str(s) for s in sample]
         analysed = adata.uns[key].get("samples")
-        have = set(df["sample"].astype(str)) | ({str(s) for s in np.atleast_1d(analysed)} if analysed is not None else set())
+        have = set(df["sample"].astype(str)) | (
+            {str(s) for s in np.atleast_1d(analysed)} if analysed is not None else set()
+        )
         unknown = [s for s in want if s not in have]
         if unknown:
             raise InvalidParameterError(f"sample {unknown} was not analysed; samples: {sorted(have)[:12]}.")

@@ -42,7 +42,9 @@ def gene_positions(adata: AnnData, *, placed_only: bool = True) -> pd.DataFrame:
     return df
 
 
-def composition(adata: AnnData, *, groupby: str = "cell_type_major", sample_key: str | None = None) -> pd.DataFrame:
+def composition(
+    adata: AnnData, *, groupby: str = "cell_type_major", sample_key: str | None = None
+) -> pd.DataFrame:
     """Cell counts and fractions of each label, per sample, as a tidy table.
 
     Parameters
@@ -65,7 +67,11 @@ def composition(adata: AnnData, *, groupby: str = "cell_type_major", sample_key:
     from .._validation import check_obs_key
 
     check_adata(adata)
-    hint = "run `tm.tl.annotate(adata)` first." if groupby in ("cell_type_major", "cell_type", "compartment") else ""
+    hint = (
+        "run `tm.tl.annotate(adata)` first."
+        if groupby in ("cell_type_major", "cell_type", "compartment")
+        else ""
+    )
     check_obs_key(adata, groupby, what="groupby", hint=hint)
     check_obs_key(adata, sample_key, what="sample_key")
     samples = adata.obs[sample_key].astype(str) if sample_key else pd.Series("all", index=adata.obs_names)

@@ -1,5 +1,6 @@
 """Tidy tables of therapy survival and combination covers: ``tm.get.therapy_survival``,
-``tm.get.combination_cover``."""
+``tm.get.combination_cover``.
+"""
 
 from __future__ import annotations
 

@@ -7,15 +7,16 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from numba import njit
 from scipy import sparse
 
+from .._core.neighborhoods import pair_counts, perm_block
+from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
 from .._keys import OBSM, OBSP, UNS
 from .._rng import make_rng, resolve_seed, spawn_seeds
 from .._settings import logger, settings
 from .._store import store
-from .._validation import check_obs_key, start
+from .._validation import check_int, check_obs_key, renamed_args, start
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -46,10 +47,12 @@ _BATCH_BYTES = 64_000_000
 # shared helpers
 # --------------------------------------------------------------------------------------------
 def _is_int(x) -> bool:
+    """True for an integer (numpy integers included), False for a bool."""
     return isinstance(x, int | np.integer) and not isinstance(x, bool)
 
 
 def _is_real(x) -> bool:
+    """True for a real number (int, float or numpy scalar), False for a bool."""
     return isinstance(x, int | float | np.integer | np.floating) and not isinstance(x, bool)
 
 
@@ -74,7 +77,11 @@ def _proportions(adata: AnnData, key: str) -> tuple[np.ndarray, list[str]]:
         have = ", ".join(map(repr, adata.obsm.keys())) or "none"
         raise MissingResultError(f"composition_key {key!r} is not in adata.obsm (have: {have}).")
     m = adata.obsm[key]
-    cats = [str(c) for c in m.columns] if isinstance(m, pd.DataFrame) else [f"{key}_{i}" for i in range(m.shape[1])]
+    cats = (
+        [str(c) for c in m.columns]
+        if isinstance(m, pd.DataFrame)
+        else [f"{key}_{i}" for i in range(m.shape[1])]
+    )
     P = np.asarray(m.toarray() if sparse.issparse(m) else m, dtype=np.float64)
     if P.ndim != 2 or not np.isfinite(P).all() or (P < 0).any():
         raise InvalidInputError(f"adata.obsm[{key!r}] must be a finite, non-negative cells x groups matrix.")
@@ -101,6 +108,7 @@ def _samples(adata: AnnData, sample_key: str | None) -> tuple[np.ndarray, list[s
 
 
 def _coordinates(adata: AnnData, spatial_key: str) -> np.ndarray:
+    """The checked cells x dimensions coordinates ``obsm[spatial_key]`` as float64."""
     if spatial_key not in adata.obsm:
         raise MissingResultError(
             f"obsm[{spatial_key!r}] with the cell coordinates is missing (obsm keys: {sorted(adata.obsm) or 'none'}); "
@@ -109,7 +117,9 @@ def _coordinates(adata: AnnData, spatial_key: str) -> np.ndarray:
         )
     xy = np.asarray(adata.obsm[spatial_key], dtype=np.float64)
     if xy.ndim != 2 or xy.shape[0] != adata.n_obs or xy.shape[1] < 1:
-        raise InvalidInputError(f"obsm[{spatial_key!r}] must be a cells x dimensions array, got shape {xy.shape}.")
+        raise InvalidInputError(
+            f"obsm[{spatial_key!r}] must be a cells x dimensions array, got shape {xy.shape}."
+        )
     if not np.isfinite(xy).all():
         raise InvalidInputError(
             f"obsm[{spatial_key!r}] has NaN or infinite coordinates; drop those cells first."
@@ -216,10 +226,12 @@ def _composition(A: sparse.csr_matrix, codes, K: int, include_self: bool) -> np.
 # --------------------------------------------------------------------------------------------
 # tm.gr.neighborhoods
 # --------------------------------------------------------------------------------------------
+@renamed_args(cluster_key="groupby")
+@doc_params("copy")
 def neighborhoods(
     adata: AnnData,
     *,
-    cluster_key: str | None = None,
+    groupby: str | None = None,
     sample_key: str | None = None,
     composition_key: str | None = None,
     spatial_key: str = _SPATIAL,
@@ -252,11 +264,11 @@ def neighborhoods(
     ----------
     adata
         Annotated data matrix with coordinates in ``obsm[spatial_key]``.
-    cluster_key
+    groupby
         Column of ``adata.obs`` with the cell groups whose fractions are computed
         (e.g. ``"cell_type_major"``); cells with a missing label are neighbours of no category.
     composition_key
-        Instead of ``cluster_key``, for spot data (Visium, ST): key of ``adata.obsm`` with
+        Instead of ``groupby``, for spot data (Visium, ST): key of ``adata.obsm`` with
         per-spot cell-type proportions or compartment scores (non-negative, a DataFrame whose
         columns name the groups, or an array); each spot's neighbourhood composition is the
         mean of its neighbours' rows, renormalised to sum to 1.
@@ -282,8 +294,7 @@ def neighborhoods(
         Threads of the kd-tree queries (default ``tm.settings.n_jobs``; ``-1`` all cores).
     key_added
         Key of ``adata.uns`` for the parameters and the per-sample graph summary.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------
@@ -294,101 +305,23 @@ def neighborhoods(
     ``columns``, ``categories``, ``scales`` and ``params``.
     """
     adata = start(adata, copy)
-    if (cluster_key is None) == (composition_key is None):
-        raise InvalidParameterError(
-            "give either `cluster_key=` (a column of cell labels) or `composition_key=` (per-spot proportions "
-            "in adata.obsm), exactly one."
-        )
-    if cluster_key is not None and not isinstance(cluster_key, str):
-        raise InvalidParameterError(f"cluster_key must be the name of a column of adata.obs, got {cluster_key!r}.")
-    check_obs_key(adata, cluster_key, what="cluster_key")
-    check_obs_key(adata, sample_key, what="sample_key")
-    if not isinstance(include_self, bool):
-        raise InvalidParameterError(f"include_self must be True or False, got {include_self!r}.")
-    if not isinstance(key_added, str) or not key_added:
-        raise InvalidParameterError(f"key_added must be a non-empty string, got {key_added!r}.")
-    if radius is not None and n_neighbors is not None:
-        raise InvalidParameterError(
-            "give either `radius=` (radius graph) or `n_neighbors=` (kNN graph), not both."
-        )
-    kind = "radius" if radius is not None else "knn"
-    if radius is not None and (not _is_real(radius) or not np.isfinite(radius) or radius <= 0):
-        raise InvalidParameterError(f"radius must be a positive number (coordinate units), got {radius!r}.")
-    if n_neighbors is not None and (not _is_int(n_neighbors) or n_neighbors < 1):
-        raise InvalidParameterError(f"n_neighbors must be an integer >= 1, got {n_neighbors!r}.")
-    if scales is not None:
-        if isinstance(scales, str) or not hasattr(scales, "__iter__"):
-            raise InvalidParameterError(f"scales must be a list of radii or neighbour counts, got {scales!r}.")
-        scales = list(scales)
-        if not scales:
-            raise InvalidParameterError("scales is empty; pass None for one scale.")
-        for s in scales:
-            if kind == "knn" and (not _is_int(s) or s < 1):
-                raise InvalidParameterError(
-                    f"with the kNN graph, scales are neighbour counts (integers >= 1); got {s!r}. "
-                    "Pass `radius=` to use radii."
-                )
-            if kind == "radius" and (not _is_real(s) or not np.isfinite(s) or s <= 0):
-                raise InvalidParameterError(f"with the radius graph, scales are positive radii; got {s!r}.")
-        if len(set(scales)) != len(scales):
-            raise InvalidParameterError(f"scales must be distinct, got {scales}.")
-        scales = [int(s) if kind == "knn" else float(s) for s in scales]
-    if kind == "knn":
-        main = int(n_neighbors) if n_neighbors is not None else (scales[0] if scales else DEFAULT_N_NEIGHBORS)
-    else:
-        main = float(radius)
+    kind, main, scales = _check_neighborhoods(
+        adata, groupby, composition_key, sample_key, include_self, key_added, radius, n_neighbors, scales
+    )
     threads = settings.resolve_n_jobs(n_jobs)
     xy = _coordinates(adata, spatial_key)
-    codes, cats = _codes(adata, cluster_key) if cluster_key is not None else _proportions(adata, composition_key)
+    codes, cats = _codes(adata, groupby) if groupby is not None else _proportions(adata, composition_key)
     scodes, samples = _samples(adata, sample_key)
-    K, n = len(cats), adata.n_obs
 
     values = list(dict.fromkeys([main, *(scales or [])]))
-    per_scale: list[list[tuple]] = [[] for _ in values]
-    summary = []
-    order = np.argsort(scodes, kind="stable")
-    bounds = np.searchsorted(scodes[order], np.arange(len(samples) + 1))
-    for si, s in enumerate(samples):
-        idx = order[bounds[si] : bounds[si + 1]]
-        edges = _sample_edges(xy[idx], kind, values, threads)
-        for v, (src, dst, d) in enumerate(edges):
-            per_scale[v].append((idx[src], idx[dst], d))
-        src0 = edges[0][0]
-        deg = np.bincount(src0, minlength=len(idx))
-        summary.append({
-            "sample": s, "n_cells": len(idx), "n_edges": int(len(src0)),
-            "mean_degree": float(deg.mean()) if len(idx) else 0.0, "n_isolated": int((deg == 0).sum()),
-        })  # fmt: skip
-        if kind == "knn" and len(idx) - 1 < main:
-            logger.warning(
-                "neighborhoods: sample %r has %d cells, fewer than n_neighbors + 1 = %d; its cells get %d neighbours.",
-                s, len(idx), main + 1, max(len(idx) - 1, 0),
-            )
-
-    mats = []
-    for v in range(len(values)):
-        src = np.concatenate([e[0] for e in per_scale[v]])
-        dst = np.concatenate([e[1] for e in per_scale[v]])
-        dist = np.concatenate([e[2] for e in per_scale[v]])
-        mats.append(_csr(n, src, dst, dist))
-        per_scale[v] = []  # free
+    mats, summary = _compute_graphs(xy, scodes, samples, kind, values, main, threads)
     D = mats[0]
     A = sparse.csr_matrix((np.ones(D.nnz, dtype=np.float32), D.indices, D.indptr), shape=D.shape)
-
-    if scales is None:
-        comp = _composition(D, codes, K, include_self)
-        columns = list(cats)
-    else:
-        blocks, columns = [], []
-        for s in scales:
-            comp_s = _composition(mats[values.index(s)], codes, K, include_self)
-            blocks.append(comp_s)
-            columns += [f"{c}@{s:g}" if kind == "radius" else f"{c}@{s}" for c in cats]
-        comp = np.hstack(blocks)
+    comp, columns = _compute_compositions(mats, values, codes, cats, kind, scales, include_self)
     X_nh = pd.DataFrame(comp, index=adata.obs_names.copy(), columns=columns)
 
     params = {
-        "cluster_key": cluster_key if cluster_key is not None else composition_key,
+        "groupby": groupby if groupby is not None else composition_key,
         "composition_key": composition_key, "sample_key": sample_key, "spatial_key": spatial_key, "radius": radius,
         "n_neighbors": main if kind == "knn" else None, "graph": kind, "scales": scales,
         "include_self": include_self,
@@ -414,73 +347,131 @@ def neighborhoods(
     return adata if copy else None
 
 
-# --------------------------------------------------------------------------------------------
-# enrichment: counting kernel
-# --------------------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
-def _pair_counts(labels, src, dst, K, out):  # pragma: no cover
-    """``out[b, a, c] += #{edges e : labels[b, src[e]] == a and labels[b, dst[e]] == c}`` (numba, no GIL)."""
-    for b in range(labels.shape[0]):
-        lab = labels[b]
-        o = out[b]
-        for e in range(src.shape[0]):
-            o[lab[src[e]], lab[dst[e]]] += 1
+def _check_neighborhoods(
+    adata: AnnData,
+    groupby,
+    composition_key,
+    sample_key,
+    include_self,
+    key_added,
+    radius,
+    n_neighbors,
+    scales,
+) -> tuple[str, int | float, list | None]:
+    """The graph kind (``"knn"`` / ``"radius"``), the stored graph's scale and the checked ``scales``."""
+    if (groupby is None) == (composition_key is None):
+        raise InvalidParameterError(
+            "give either `groupby=` (a column of cell labels) or `composition_key=` (per-spot proportions "
+            "in adata.obsm), exactly one."
+        )
+    if groupby is not None and not isinstance(groupby, str):
+        raise InvalidParameterError(f"groupby must be the name of a column of adata.obs, got {groupby!r}.")
+    check_obs_key(adata, groupby, what="groupby")
+    check_obs_key(adata, sample_key, what="sample_key")
+    if not isinstance(include_self, bool):
+        raise InvalidParameterError(f"include_self must be True or False, got {include_self!r}.")
+    if not isinstance(key_added, str) or not key_added:
+        raise InvalidParameterError(f"key_added must be a non-empty string, got {key_added!r}.")
+    if radius is not None and n_neighbors is not None:
+        raise InvalidParameterError(
+            "give either `radius=` (radius graph) or `n_neighbors=` (kNN graph), not both."
+        )
+    kind = "radius" if radius is not None else "knn"
+    if radius is not None and (not _is_real(radius) or not np.isfinite(radius) or radius <= 0):
+        raise InvalidParameterError(f"radius must be a positive number (coordinate units), got {radius!r}.")
+    if n_neighbors is not None:
+        check_int("n_neighbors", n_neighbors, 1)
+    if scales is not None:
+        scales = _check_scales(scales, kind)
+    if kind == "knn":
+        main = int(n_neighbors) if n_neighbors is not None else (scales[0] if scales else DEFAULT_N_NEIGHBORS)
+    else:
+        main = float(radius)
+    return kind, main, scales
 
 
+def _check_scales(scales, kind: str) -> list:
+    """``scales`` as a list of neighbour counts (kNN) or radii, checked to be valid and distinct."""
+    if isinstance(scales, str) or not hasattr(scales, "__iter__"):
+        raise InvalidParameterError(f"scales must be a list of radii or neighbour counts, got {scales!r}.")
+    scales = list(scales)
+    if not scales:
+        raise InvalidParameterError("scales is empty; pass None for one scale.")
+    for s in scales:
+        if kind == "knn" and (not _is_int(s) or s < 1):
+            raise InvalidParameterError(
+                f"with the kNN graph, scales are neighbour counts (integers >= 1); got {s!r}. "
+                "Pass `radius=` to use radii."
+            )
+        if kind == "radius" and (not _is_real(s) or not np.isfinite(s) or s <= 0):
+            raise InvalidParameterError(f"with the radius graph, scales are positive radii; got {s!r}.")
+    if len(set(scales)) != len(scales):
+        raise InvalidParameterError(f"scales must be distinct, got {scales}.")
+    return [int(s) if kind == "knn" else float(s) for s in scales]
+
+
+def _compute_graphs(
+    xy: np.ndarray, scodes: np.ndarray, samples: list[str], kind: str, values: list, main, threads: int
+) -> tuple[list[sparse.csr_matrix], list[dict]]:
+    """Distance graphs (CSR, global indices) at each of ``values``, built per sample, and the per-sample summary."""
+    n = len(xy)
+    per_scale: list[list[tuple]] = [[] for _ in values]
+    summary = []
+    order = np.argsort(scodes, kind="stable")
+    bounds = np.searchsorted(scodes[order], np.arange(len(samples) + 1))
+    for si, s in enumerate(samples):
+        idx = order[bounds[si] : bounds[si + 1]]
+        edges = _sample_edges(xy[idx], kind, values, threads)
+        for v, (src, dst, d) in enumerate(edges):
+            per_scale[v].append((idx[src], idx[dst], d))
+        src0 = edges[0][0]
+        deg = np.bincount(src0, minlength=len(idx))
+        summary.append({
+            "sample": s, "n_cells": len(idx), "n_edges": int(len(src0)),
+            "mean_degree": float(deg.mean()) if len(idx) else 0.0, "n_isolated": int((deg == 0).sum()),
+        })  # fmt: skip
+        if kind == "knn" and len(idx) - 1 < main:
+            logger.warning(
+                "neighborhoods: sample %r has %d cells, fewer than n_neighbors + 1 = %d; its cells get %d neighbours.",
+                s,
+                len(idx),
+                main + 1,
+                max(len(idx) - 1, 0),
+            )
+
+    mats = []
+    for v in range(len(values)):
+        src = np.concatenate([e[0] for e in per_scale[v]])
+        dst = np.concatenate([e[1] for e in per_scale[v]])
+        dist = np.concatenate([e[2] for e in per_scale[v]])
+        mats.append(_csr(n, src, dst, dist))
+        per_scale[v] = []  # free
+    return mats, summary
+
+
+def _compute_compositions(
+    mats: list, values: list, codes, cats: list[str], kind: str, scales: list | None, include_self: bool
+) -> tuple[np.ndarray, list[str]]:
+    """Neighbourhood compositions (cells x categories, one block per scale) and their column names."""
+    K = len(cats)
+    if scales is None:
+        return _composition(mats[0], codes, K, include_self), list(cats)
+    blocks, columns = [], []
+    for s in scales:
+        comp_s = _composition(mats[values.index(s)], codes, K, include_self)
+        blocks.append(comp_s)
+        columns += [f"{c}@{s:g}" if kind == "radius" else f"{c}@{s}" for c in cats]
+    return np.hstack(blocks), columns
+
+
+# --------------------------------------------------------------------------------------------
+# enrichment: counting (numba kernels in tmeatlas._core.neighborhoods)
+# --------------------------------------------------------------------------------------------
 def _count(labels: np.ndarray, src: np.ndarray, dst: np.ndarray, K: int) -> np.ndarray:
+    """Edge counts of every ordered pair of groups under each row of ``labels``: ``(B, K, K)``."""
     out = np.zeros((labels.shape[0], K, K), dtype=np.int64)
-    _pair_counts(labels, src, dst, K, out)
+    pair_counts(labels, src, dst, K, out)
     return out
-
-
-@njit(cache=True, nogil=True)
-def _splitmix(state):  # pragma: no cover
-    """Next 64-bit output of the SplitMix64 generator (Steele et al., OOPSLA 2014); advances ``state[0]``."""
-    state[0] += np.uint64(0x9E3779B97F4A7C15)
-    z = state[0]
-    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return z ^ (z >> np.uint64(31))
-
-
-@njit(cache=True, nogil=True)
-def _perm_block(work, sym_ptr, sym_idx, dir_ptr, dir_idx, K, state, out):  # pragma: no cover
-    """Pair counts under ``out.shape[0]`` successive Fisher–Yates shuffles of ``work`` (in place).
-
-    Reciprocal edge pairs ``i <-> j`` are stored once (``sym``, ``i < j``) and the others as they
-    are (``dir``); counts are ``S + S^T + D``, so a symmetric graph costs half the work. The
-    ``B`` labellings are held cell-major (``L[i, b]``): each edge reads two short contiguous rows
-    and adds into ``B`` independent histograms, and one random access into the labels serves
-    all ``B`` permutations (cache-friendly on large samples).
-    """
-    n = work.shape[0]
-    B = out.shape[0]
-    KK = K * K
-    L = np.empty((n, B), dtype=work.dtype)
-    scale = 1.0 / 9007199254740992.0  # 2**-53
-    for b in range(B):
-        for i in range(n - 1, 0, -1):
-            j = np.int64(np.float64(_splitmix(state) >> np.uint64(11)) * scale * (i + 1))
-            t = work[i]
-            work[i] = work[j]
-            work[j] = t
-        for i in range(n):
-            L[i, b] = work[i]
-    H = np.zeros((B, 2 * KK), dtype=np.int64)
-    for i in range(n):
-        Li = L[i]
-        for p in range(sym_ptr[i], sym_ptr[i + 1]):
-            Lj = L[sym_idx[p]]
-            for b in range(B):
-                H[b, np.int64(Li[b]) * K + np.int64(Lj[b])] += 1
-        for p in range(dir_ptr[i], dir_ptr[i + 1]):
-            Lj = L[dir_idx[p]]
-            for b in range(B):
-                H[b, KK + np.int64(Li[b]) * K + np.int64(Lj[b])] += 1
-    for b in range(B):
-        for a in range(K):
-            for c in range(K):
-                out[b, a, c] += H[b, a * K + c] + H[b, c * K + a] + H[b, KK + a * K + c]
 
 
 def _split_edges(src: np.ndarray, dst: np.ndarray, n: int):
@@ -517,12 +508,13 @@ def _perm_counts(codes: np.ndarray, graph: tuple, K: int, seed: int, n: int) -> 
     done = 0
     while done < n:
         b = min(batch, n - done)
-        _perm_block(work, *graph, K, state, out[done : done + b])
+        perm_block(work, *graph, K, state, out[done : done + b])
         done += b
     return out
 
 
 def _zscore(obs: np.ndarray, perms: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(z, mean, sd)`` of the observed counts against the permuted ones (z NaN where sd is 0)."""
     mean = perms.mean(axis=0)
     sd = perms.std(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -533,10 +525,12 @@ def _zscore(obs: np.ndarray, perms: np.ndarray) -> tuple[np.ndarray, np.ndarray,
 # --------------------------------------------------------------------------------------------
 # tm.gr.enrichment
 # --------------------------------------------------------------------------------------------
+@renamed_args(cluster_key="groupby")
+@doc_params("copy")
 def enrichment(
     adata: AnnData,
     *,
-    cluster_key: str,
+    groupby: str,
     sample_key: str | None = None,
     connectivity_key: str = _CONN,
     n_perms: int = 1000,
@@ -547,7 +541,7 @@ def enrichment(
 ) -> AnnData | None:
     r"""Neighbourhood enrichment of cell-group pairs: edge counts against label permutations, per sample and pooled.
 
-    For every ordered pair of groups :math:`(a, b)` of ``obs[cluster_key]`` the number of edges
+    For every ordered pair of groups :math:`(a, b)` of ``obs[groupby]`` the number of edges
     of the spatial graph ``obsp[connectivity_key]`` from a cell of :math:`a` to a cell of
     :math:`b` (stored non-zero entries of row-:math:`a` cells in columns of :math:`b`) is
     compared with its distribution when the labels are shuffled among the cells of the sample
@@ -569,7 +563,7 @@ def enrichment(
     ----------
     adata
         Annotated data matrix with a spatial graph, e.g. from :func:`tmeatlas.gr.neighborhoods`.
-    cluster_key
+    groupby
         Column of ``adata.obs`` with the cell groups; cells with a missing label are left out
         (with their edges).
     sample_key
@@ -586,8 +580,7 @@ def enrichment(
         results do not depend on it.
     key_added
         Key of ``adata.uns`` for the results.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------
@@ -597,20 +590,7 @@ def enrichment(
     standard deviation); ``categories``, ``samples`` and ``params``.
     """
     adata = start(adata, copy)
-    if not isinstance(cluster_key, str):
-        raise InvalidParameterError(f"cluster_key must be the name of a column of adata.obs, got {cluster_key!r}.")
-    check_obs_key(adata, cluster_key, what="cluster_key")
-    check_obs_key(adata, sample_key, what="sample_key")
-    if not _is_int(n_perms) or n_perms < 2:
-        raise InvalidParameterError(f"n_perms must be an integer >= 2, got {n_perms!r}.")
-    if not isinstance(key_added, str) or not key_added:
-        raise InvalidParameterError(f"key_added must be a non-empty string, got {key_added!r}.")
-    if not isinstance(connectivity_key, str) or connectivity_key not in adata.obsp:
-        raise MissingResultError(
-            f"obsp[{connectivity_key!r}] with the spatial graph is missing (obsp keys: {sorted(adata.obsp) or 'none'}); "
-            f"run `tm.gr.neighborhoods(adata, cluster_key={cluster_key!r}, sample_key=...)` first, or pass "
-            "`connectivity_key=`."
-        )
+    _check_enrichment(adata, groupby, sample_key, connectivity_key, n_perms, key_added)
     seed = resolve_seed(rng)
     threads = settings.resolve_n_jobs(n_jobs)
     A = adata.obsp[connectivity_key]
@@ -619,26 +599,15 @@ def enrichment(
     A = sparse.csr_matrix(A, copy=True)
     A.sum_duplicates()
     if A.shape != (adata.n_obs, adata.n_obs):
-        raise InvalidInputError(f"obsp[{connectivity_key!r}] has shape {A.shape}, expected {(adata.n_obs,) * 2}.")
-    codes, cats = _codes(adata, cluster_key)
+        raise InvalidInputError(
+            f"obsp[{connectivity_key!r}] has shape {A.shape}, expected {(adata.n_obs,) * 2}."
+        )
+    codes, cats = _codes(adata, groupby)
     scodes, samples = _samples(adata, sample_key)
     K = len(cats)
-
-    # edges (stored non-zero entries), within a sample, between labelled cells
-    nz = A.data != 0
-    src = np.repeat(np.arange(A.shape[0], dtype=np.int64), np.diff(A.indptr))[nz]
-    dst = A.indices.astype(np.int64)[nz]
-    cross = scodes[src] != scodes[dst]
-    if cross.any():
-        logger.warning(
-            "enrichment: %d edges of obsp[%r] join different samples and are ignored; build the graph per "
-            "sample with `tm.gr.neighborhoods(..., sample_key=%r)`.", int(cross.sum()), connectivity_key, sample_key,
-        )
-    keep = ~cross & (codes[src] >= 0) & (codes[dst] >= 0)
-    src, dst = src[keep], dst[keep]
+    src, dst = _labelled_edges(A, codes, scodes, connectivity_key, sample_key)
 
     sample_seeds = spawn_seeds(seed, len(samples))
-    n_streams = -(-n_perms // PERMS_PER_STREAM)
     pooled_obs = np.zeros((K, K), dtype=np.int64)
     pooled_perm = np.zeros((n_perms, K, K), dtype=np.int64)
     edge_sample = scodes[src]
@@ -656,18 +625,7 @@ def enrichment(
             s_src = np.ascontiguousarray(local[src[es]])
             s_dst = np.ascontiguousarray(local[dst[es]])
             c = np.ascontiguousarray(codes[cells])
-            obs = _count(c[None, :], s_src, s_dst, K)[0]
-            graph = _split_edges(s_src, s_dst, len(cells))
-            seeds = spawn_seeds(int(sample_seeds[si]), n_streams)
-            sizes = [min(PERMS_PER_STREAM, n_perms - t * PERMS_PER_STREAM) for t in range(n_streams)]
-            args = [(c, graph, K, int(seeds[t]), sizes[t]) for t in range(n_streams)]
-            if pool is not None and len(s_src):
-                parts = list(pool.map(lambda a: _perm_counts(*a), args))
-            elif len(s_src):
-                parts = [_perm_counts(*a) for a in args]
-            else:
-                parts = [np.zeros((sz, K, K), dtype=np.int64) for sz in sizes]
-            perms = np.concatenate(parts, axis=0)
+            obs, perms = _sample_counts(c, s_src, s_dst, K, n_perms, int(sample_seeds[si]), pool)
             pooled_obs += obs
             pooled_perm += perms
             summary.append({"sample": s, "n_cells": len(cells), "n_edges": int(len(s_src))})
@@ -683,7 +641,7 @@ def enrichment(
     table.index = table.index.astype(str)
 
     params = {
-        "cluster_key": cluster_key, "sample_key": sample_key, "connectivity_key": connectivity_key,
+        "groupby": groupby, "sample_key": sample_key, "connectivity_key": connectivity_key,
         "n_perms": int(n_perms), "rng": seed, "perms_per_stream": PERMS_PER_STREAM,
     }  # fmt: skip
     store(
@@ -696,7 +654,64 @@ def enrichment(
     return adata if copy else None
 
 
+def _check_enrichment(adata: AnnData, groupby, sample_key, connectivity_key, n_perms, key_added) -> None:
+    """None; raises a typed error naming the first invalid parameter of :func:`enrichment`."""
+    if not isinstance(groupby, str):
+        raise InvalidParameterError(f"groupby must be the name of a column of adata.obs, got {groupby!r}.")
+    check_obs_key(adata, groupby, what="groupby")
+    check_obs_key(adata, sample_key, what="sample_key")
+    check_int("n_perms", n_perms, 2)
+    if not isinstance(key_added, str) or not key_added:
+        raise InvalidParameterError(f"key_added must be a non-empty string, got {key_added!r}.")
+    if not isinstance(connectivity_key, str) or connectivity_key not in adata.obsp:
+        raise MissingResultError(
+            f"obsp[{connectivity_key!r}] with the spatial graph is missing (obsp keys: {sorted(adata.obsp) or 'none'}); "
+            f"run `tm.gr.neighborhoods(adata, groupby={groupby!r}, sample_key=...)` first, or pass "
+            "`connectivity_key=`."
+        )
+
+
+def _labelled_edges(
+    A: sparse.csr_matrix, codes: np.ndarray, scodes: np.ndarray, connectivity_key: str, sample_key: str | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(src, dst)`` of the graph's edges (stored non-zero entries) within a sample, between labelled cells."""
+    nz = A.data != 0
+    src = np.repeat(np.arange(A.shape[0], dtype=np.int64), np.diff(A.indptr))[nz]
+    dst = A.indices.astype(np.int64)[nz]
+    cross = scodes[src] != scodes[dst]
+    if cross.any():
+        logger.warning(
+            "enrichment: %d edges of obsp[%r] join different samples and are ignored; build the graph per "
+            "sample with `tm.gr.neighborhoods(..., sample_key=%r)`.",
+            int(cross.sum()),
+            connectivity_key,
+            sample_key,
+        )
+    keep = ~cross & (codes[src] >= 0) & (codes[dst] >= 0)
+    return src[keep], dst[keep]
+
+
+def _sample_counts(
+    c: np.ndarray, s_src: np.ndarray, s_dst: np.ndarray, K: int, n_perms: int, sample_seed: int, pool
+) -> tuple[np.ndarray, np.ndarray]:
+    """Observed ``(K, K)`` and permuted ``(n_perms, K, K)`` pair counts of one sample (local edges, labels ``c``)."""
+    obs = _count(c[None, :], s_src, s_dst, K)[0]
+    graph = _split_edges(s_src, s_dst, len(c))
+    n_streams = -(-n_perms // PERMS_PER_STREAM)
+    seeds = spawn_seeds(sample_seed, n_streams)
+    sizes = [min(PERMS_PER_STREAM, n_perms - t * PERMS_PER_STREAM) for t in range(n_streams)]
+    args = [(c, graph, K, int(seeds[t]), sizes[t]) for t in range(n_streams)]
+    if pool is not None and len(s_src):
+        parts = list(pool.map(lambda a: _perm_counts(*a), args))
+    elif len(s_src):
+        parts = [_perm_counts(*a) for a in args]
+    else:
+        parts = [np.zeros((sz, K, K), dtype=np.int64) for sz in sizes]
+    return obs, np.concatenate(parts, axis=0)
+
+
 def _table(sample: str, cats: list[str], z, obs, mean, sd) -> pd.DataFrame:
+    """The tidy enrichment rows of one sample (:data:`ENRICHMENT_COLUMNS`), one per ordered group pair."""
     K = len(cats)
     a = np.repeat(np.arange(K), K)
     b = np.tile(np.arange(K), K)

@@ -7,12 +7,14 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._docs import doc_params
 from .._errors import InvalidParameterError, MissingResultError
 from .._keys import OBS, OBSM, UNS
+from .._palettes import CB_PALETTE
 from .._rng import RngLike, make_rng, resolve_seed, spawn_seeds
 from .._settings import logger
 from .._store import store
-from .._validation import check_obs_key, start
+from .._validation import check_int, check_obs_key, renamed_args, start
 from ._interface import REGIONS
 from ._neighborhoods import _is_int, _is_real, _samples, neighborhoods
 
@@ -48,6 +50,7 @@ _ROLE = {
 
 
 def _role(group: str) -> str:
+    """The role word of a cell group ("tumour", "T", "fibro", ...; "other" when none fits)."""
     g = group.lower()
     if g in _ROLE:
         return _ROLE[g]
@@ -128,6 +131,7 @@ def _features(
     deviation), so that no block outweighs the others by its number of columns or its spread.
     Means and eigenvalues are computed on the ``fit`` rows.
     """
+
     def top_weight(B: np.ndarray) -> float:
         top = float(np.linalg.eigvalsh(np.atleast_2d(np.cov(B, rowvar=False)))[-1]) if len(B) > 1 else 0.0
         return 1.0 / np.sqrt(top) if top > 1e-12 else 0.0
@@ -227,10 +231,12 @@ def _patient_split(X: np.ndarray, labels: np.ndarray, samples: np.ndarray) -> fl
     return worst
 
 
+@renamed_args(cluster_key="groupby")
+@doc_params("copy")
 def niches(
     adata: AnnData,
     *,
-    cluster_key: str | None = None,
+    groupby: str | None = None,
     sample_key: str | None = None,
     spatial_key: str = OBSM.spatial,
     n_niches: int | None = None,
@@ -302,7 +308,7 @@ def niches(
     ----------
     adata
         Annotated data matrix with coordinates (``obsm["spatial"]``).
-    cluster_key
+    groupby
         Cell groups whose neighbourhood composition describes each cell (e.g.
         ``"cell_type"``). ``None``: the groups of an existing ``obsm["X_neighborhood"]``, else
         ``obs["cell_type"]`` (fine types separate myCAF from iCAF and macrophage states, which
@@ -328,8 +334,7 @@ def niches(
         Seed of the subsamples and k-means initialisations (recorded in ``params``).
     key_added
         Key of ``adata.uns`` for the niche table and parameters.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------
@@ -341,6 +346,57 @@ def niches(
     ``params``; ``uns["niche_colors"]`` (colour-blind-safe).
     """
     adata = start(adata, copy)
+    _check_niches(n_niches, k_range, use_interface, stability_tolerance, max_fit_cells)
+    check_obs_key(adata, sample_key, what="sample_key")
+    seed = resolve_seed(rng)
+
+    groupby = _ensure_neighborhoods(adata, groupby, sample_key, spatial_key)
+    comp = adata.obsm[OBSM.neighborhood]
+    columns = (
+        [str(c) for c in comp.columns]
+        if isinstance(comp, pd.DataFrame)
+        else [f"f{i}" for i in range(comp.shape[1])]
+    )
+    F = np.asarray(comp, dtype=np.float64)
+    interface, region_onehot, decay = _interface_features(adata, use_interface)
+    n = adata.n_obs
+    if n < 3 * k_range[1] and n_niches is None:
+        raise InvalidParameterError(
+            f"{n} cells are too few to choose among {k_range[1]} niches; pass a smaller k_range."
+        )
+    rs = make_rng(seed)
+    fit = np.sort(rs.choice(n, size=int(max_fit_cells), replace=False)) if n > max_fit_cells else np.arange(n)
+    X, block_weights = _features(F, columns, interface, fit)
+
+    stability = None
+    if n_niches is None:
+        sample_codes = _samples(adata, sample_key)[0][fit] if sample_key is not None else None
+        k, centres, stability = _choose_k(
+            X, fit, k_range, seed, max_fit_cells, stability_tolerance, sample_codes
+        )
+    else:
+        k = int(n_niches)
+        centres = None
+    if centres is None:
+        centres = _kmeans(X[fit], k, seed, n_init=STABILITY_N_INIT)
+    labels = _assign(X, centres)
+    label_names, uns = _compute_tables(adata, F, columns, labels, k, region_onehot, sample_key)
+    if stability is not None:
+        uns["stability"] = stability
+
+    params = {
+        "groupby": groupby, "sample_key": sample_key, "n_niches": k, "n_niches_given": n_niches,
+        "k_range": list(k_range), "use_interface": bool(region_onehot is not None),
+        "block_weights": block_weights, "proximity_decay_um": decay, "stability_tolerance": float(stability_tolerance),
+        "max_fit_cells": int(max_fit_cells), "rng": seed, "spatial_key": spatial_key,
+    }  # fmt: skip
+    store(adata, tool="gr.niches", obs={OBS.niche: label_names}, uns_key=key_added, uns=uns, params=params)
+    adata.uns[f"{OBS.niche}_colors"] = [CB_PALETTE[i % len(CB_PALETTE)] for i in range(k)]
+    return adata if copy else None
+
+
+def _check_niches(n_niches, k_range, use_interface, stability_tolerance, max_fit_cells) -> None:
+    """None; raises :class:`~tmeatlas.InvalidParameterError` naming the first invalid parameter of :func:`niches`."""
     if n_niches is not None and (not _is_int(n_niches) or n_niches < 2):
         raise InvalidParameterError(f"n_niches must be an integer >= 2 or None, got {n_niches!r}.")
     if (
@@ -354,95 +410,87 @@ def niches(
         raise InvalidParameterError(f"use_interface must be True or False, got {use_interface!r}.")
     if not _is_real(stability_tolerance) or not 0 <= stability_tolerance < 1:
         raise InvalidParameterError(f"stability_tolerance must be in [0, 1), got {stability_tolerance!r}.")
-    if not _is_int(max_fit_cells) or max_fit_cells < 100:
-        raise InvalidParameterError(f"max_fit_cells must be an integer >= 100, got {max_fit_cells!r}.")
-    check_obs_key(adata, sample_key, what="sample_key")
-    seed = resolve_seed(rng)
+    check_int("max_fit_cells", max_fit_cells, 100)
 
+
+def _ensure_neighborhoods(
+    adata: AnnData, groupby: str | None, sample_key: str | None, spatial_key: str
+) -> str:
+    """The cluster key of ``obsm["X_neighborhood"]``, computing the compositions (:data:`DEFAULT_SCALES`) when absent."""
     nh = adata.uns.get(UNS.neighborhoods, {})
     have = OBSM.neighborhood in adata.obsm and isinstance(nh, dict) and "params" in nh
-    if have and (cluster_key is None or str(nh["params"].get("cluster_key")) == cluster_key):
-        cluster_key = str(nh["params"]["cluster_key"])
-    else:
-        if cluster_key is None:
-            cluster_key = next(
-                (k for k in (OBS.cell_type, OBS.cell_type_major) if k in adata.obs.columns), None
+    # "cluster_key": the parameter's name in atlases written before it was renamed groupby
+    done_with = nh["params"].get("groupby", nh["params"].get("cluster_key")) if have else None
+    if have and (groupby is None or str(done_with) == groupby):
+        return str(done_with)
+    if groupby is None:
+        groupby = next((k for k in (OBS.cell_type, OBS.cell_type_major) if k in adata.obs.columns), None)
+        if groupby is None:
+            raise MissingResultError(
+                "no cell groups: run `tm.tl.annotate(adata)` (or `tm.gr.neighborhoods`) first, "
+                "or pass `groupby=`."
             )
-            if cluster_key is None:
-                raise MissingResultError(
-                    "no cell groups: run `tm.tl.annotate(adata)` (or `tm.gr.neighborhoods`) first, "
-                    "or pass `cluster_key=`."
-                )
-        check_obs_key(adata, cluster_key, what="cluster_key")
-        neighborhoods(adata, cluster_key=cluster_key, sample_key=sample_key, spatial_key=spatial_key,
-                      n_neighbors=DEFAULT_SCALES[0], scales=list(DEFAULT_SCALES), include_self=True)  # fmt: skip
-    comp = adata.obsm[OBSM.neighborhood]
-    columns = (
-        [str(c) for c in comp.columns]
-        if isinstance(comp, pd.DataFrame)
-        else [f"f{i}" for i in range(comp.shape[1])]
-    )
-    F = np.asarray(comp, dtype=np.float64)
-    groups = [c.split("@")[0] for c in columns]
+    check_obs_key(adata, groupby, what="groupby")
+    neighborhoods(adata, groupby=groupby, sample_key=sample_key, spatial_key=spatial_key,
+                  n_neighbors=DEFAULT_SCALES[0], scales=list(DEFAULT_SCALES), include_self=True)  # fmt: skip
+    return groupby
 
-    region_onehot = None
-    decay = None
-    interface = None
-    if use_interface and OBS.tumor_distance in adata.obs.columns and UNS.interface in adata.uns:
-        decay = 0.5 * float(adata.uns[UNS.interface].get("params", {}).get("margin_width", 100.0))
-        d = adata.obs[OBS.tumor_distance].to_numpy(dtype=float)
-        inside = np.where(np.isnan(d), 0.0, (d <= 0).astype(float))
-        proximity = np.where(np.isnan(d), 0.0, np.exp(-np.maximum(np.nan_to_num(d, nan=0.0), 0.0) / decay))
-        interface = {"inside": inside, "proximity": proximity}
-        codes = pd.Categorical(adata.obs[OBS.tumor_region].astype(str), categories=REGIONS).codes
-        region_onehot = np.zeros((adata.n_obs, len(REGIONS)))
-        ok = codes >= 0
-        region_onehot[np.flatnonzero(ok), codes[ok]] = 1.0
-    n = adata.n_obs
-    if n < 3 * k_range[1] and n_niches is None:
-        raise InvalidParameterError(
-            f"{n} cells are too few to choose among {k_range[1]} niches; pass a smaller k_range."
-        )
-    rs = make_rng(seed)
-    fit = np.sort(rs.choice(n, size=int(max_fit_cells), replace=False)) if n > max_fit_cells else np.arange(n)
-    X, block_weights = _features(F, columns, interface, fit)
 
-    stability = None
-    if n_niches is None:
-        ks = list(range(int(k_range[0]), int(k_range[1]) + 1))
-        stability = _stability(X, ks, seed, N_STABILITY_RUNS, min(int(max_fit_cells), STABILITY_CELLS))
-        best = float(stability["stability"].max())
-        candidates = stability.loc[stability["stability"] >= best - float(stability_tolerance), "n_niches"]
-        sample_codes = _samples(adata, sample_key)[0][fit] if sample_key is not None else None
-        stability["sample_overlap"] = np.nan
-        k, centres = None, None
-        for kk in sorted((int(x) for x in candidates), reverse=True):
-            cen = _kmeans(X[fit], kk, seed, n_init=STABILITY_N_INIT)
-            if sample_codes is None or len(np.unique(sample_codes)) < 2:
-                k, centres = kk, cen
-                break
-            overlap = _patient_split(X[fit], _assign(X[fit], cen), sample_codes)
-            stability.loc[stability["n_niches"] == kk, "sample_overlap"] = overlap
-            if overlap >= MIN_SAMPLE_OVERLAP:
-                k, centres = kk, cen
-                break
-        if k is None:  # every near-best partition splits a niche by sample: the most stable one
-            k = int(stability.loc[stability["stability"].idxmax(), "n_niches"])
-        logger.info("niches: %d niches chosen by stability (mean ARI %.3f)", k,
-                    float(stability.set_index("n_niches").loc[k, "stability"]))  # fmt: skip
-    else:
-        k = int(n_niches)
-        centres = None
-    if centres is None:
-        centres = _kmeans(X[fit], k, seed, n_init=STABILITY_N_INIT)
-    labels = _assign(X, centres)
+def _interface_features(adata: AnnData, use_interface: bool):
+    """``(interface, region_onehot, decay)``: inside / proximity features, one-hot tumour regions and the
+    proximity decay (microns) from :func:`tmeatlas.gr.interface`; all ``None`` when not used.
+    """
+    if not (use_interface and OBS.tumor_distance in adata.obs.columns and UNS.interface in adata.uns):
+        return None, None, None
+    decay = 0.5 * float(adata.uns[UNS.interface].get("params", {}).get("margin_width", 100.0))
+    d = adata.obs[OBS.tumor_distance].to_numpy(dtype=float)
+    inside = np.where(np.isnan(d), 0.0, (d <= 0).astype(float))
+    proximity = np.where(np.isnan(d), 0.0, np.exp(-np.maximum(np.nan_to_num(d, nan=0.0), 0.0) / decay))
+    interface = {"inside": inside, "proximity": proximity}
+    codes = pd.Categorical(adata.obs[OBS.tumor_region].astype(str), categories=REGIONS).codes
+    region_onehot = np.zeros((adata.n_obs, len(REGIONS)))
+    ok = codes >= 0
+    region_onehot[np.flatnonzero(ok), codes[ok]] = 1.0
+    return interface, region_onehot, decay
 
-    # composition per niche (averaged over scales when multi-scale) and names
-    comp_df = pd.DataFrame(F, columns=columns).groupby(labels).mean()
-    comp_groups = comp_df.T.groupby(groups, sort=False).mean().T
-    reg_df = None
-    if region_onehot is not None:
-        reg_df = pd.DataFrame(region_onehot, columns=REGIONS).groupby(labels).mean()
+
+def _choose_k(
+    X: np.ndarray,
+    fit: np.ndarray,
+    k_range,
+    seed: int,
+    max_fit_cells: int,
+    stability_tolerance: float,
+    sample_codes: np.ndarray | None,
+) -> tuple[int, np.ndarray | None, pd.DataFrame]:
+    """``(k, centroids or None, stability table)``: the largest near-most-stable number of niches that
+    splits no structure by sample (``sample_codes`` of the ``fit`` rows; ``None``: no check).
+    """
+    ks = list(range(int(k_range[0]), int(k_range[1]) + 1))
+    stability = _stability(X, ks, seed, N_STABILITY_RUNS, min(int(max_fit_cells), STABILITY_CELLS))
+    best = float(stability["stability"].max())
+    candidates = stability.loc[stability["stability"] >= best - float(stability_tolerance), "n_niches"]
+    stability["sample_overlap"] = np.nan
+    k, centres = None, None
+    for kk in sorted((int(x) for x in candidates), reverse=True):
+        cen = _kmeans(X[fit], kk, seed, n_init=STABILITY_N_INIT)
+        if sample_codes is None or len(np.unique(sample_codes)) < 2:
+            k, centres = kk, cen
+            break
+        overlap = _patient_split(X[fit], _assign(X[fit], cen), sample_codes)
+        stability.loc[stability["n_niches"] == kk, "sample_overlap"] = overlap
+        if overlap >= MIN_SAMPLE_OVERLAP:
+            k, centres = kk, cen
+            break
+    if k is None:  # every near-best partition splits a niche by sample: the most stable one
+        k = int(stability.loc[stability["stability"].idxmax(), "n_niches"])
+    logger.info("niches: %d niches chosen by stability (mean ARI %.3f)", k,
+                float(stability.set_index("n_niches").loc[k, "stability"]))  # fmt: skip
+    return k, centres, stability
+
+
+def _niche_names(comp_groups: pd.DataFrame, reg_df: pd.DataFrame | None, k: int) -> list[str]:
+    """The name of each of the ``k`` niches (:func:`_name`), repeated names numbered."""
     names = []
     epithelium_is_normal = any(_role(g) == "tumour" for g in comp_groups.columns) or all(
         "normal" in str(g).lower() for g in comp_groups.columns if _role(g) == "epithelium"
@@ -457,6 +505,29 @@ def niches(
     for nm in names:
         counts[nm] = counts.get(nm, 0) + 1
         unique.append(nm if counts[nm] == 1 else f"{nm} {counts[nm]}")
+    return unique
+
+
+def _compute_tables(
+    adata: AnnData,
+    F: np.ndarray,
+    columns: list[str],
+    labels: np.ndarray,
+    k: int,
+    region_onehot: np.ndarray | None,
+    sample_key: str | None,
+) -> tuple[pd.Categorical, dict]:
+    """``(niche of every cell, uns tables)``: niches named and ordered by tumour content, with their
+    composition, regions, summary and per-sample fractions.
+    """
+    # composition per niche (averaged over scales when multi-scale) and names
+    groups = [c.split("@")[0] for c in columns]
+    comp_df = pd.DataFrame(F, columns=columns).groupby(labels).mean()
+    comp_groups = comp_df.T.groupby(groups, sort=False).mean().T
+    reg_df = None
+    if region_onehot is not None:
+        reg_df = pd.DataFrame(region_onehot, columns=REGIONS).groupby(labels).mean()
+    unique = _niche_names(comp_groups, reg_df, k)
     # order niches by their tumour content (tumour first), stable
     tumour_share = np.array([comp_groups.loc[c, [g for g in comp_groups.columns if _role(g) == "tumour"]].sum()
                              if c in comp_groups.index else 0.0 for c in range(k)])  # fmt: skip
@@ -481,16 +552,4 @@ def niches(
             adata.obs[sample_key].astype(str).to_numpy(), np.asarray(label_names), normalize="index"
         )
         uns["per_sample"] = per.reindex(columns=cats, fill_value=0.0)
-    if stability is not None:
-        uns["stability"] = stability
-    from ..pl._utils import CB_PALETTE
-
-    params = {
-        "cluster_key": cluster_key, "sample_key": sample_key, "n_niches": k, "n_niches_given": n_niches,
-        "k_range": list(k_range), "use_interface": bool(region_onehot is not None),
-        "block_weights": block_weights, "proximity_decay_um": decay, "stability_tolerance": float(stability_tolerance),
-        "max_fit_cells": int(max_fit_cells), "rng": seed, "spatial_key": spatial_key,
-    }  # fmt: skip
-    store(adata, tool="gr.niches", obs={OBS.niche: label_names}, uns_key=key_added, uns=uns, params=params)
-    adata.uns[f"{OBS.niche}_colors"] = [CB_PALETTE[i % len(CB_PALETTE)] for i in range(k)]
-    return adata if copy else None
+    return label_names, uns

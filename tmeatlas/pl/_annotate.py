@@ -9,9 +9,10 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
 from .._keys import OBS, OBSM
-from .._validation import check_adata, check_obs_key, check_one_of, get_matrix, looks_like_counts
+from .._validation import check_adata, check_int, check_obs_key, check_one_of, get_matrix, looks_like_counts
 from ._utils import categorical_palette, compartment_palette, finish, major_palette, new_axes
 
 if TYPE_CHECKING:
@@ -231,8 +232,17 @@ def compartments(
             else:
                 f = fin[idx]
                 a.scatter(x[~f], y[~f], s=ms, c=_NA_COLOR, linewidths=0, rasterized=True)
-                sc = a.scatter(x[f], y[f], s=ms, c=vals[idx][f], cmap="viridis", vmin=vmin, vmax=vmax,
-                               linewidths=0, rasterized=True)
+                sc = a.scatter(
+                    x[f],
+                    y[f],
+                    s=ms,
+                    c=vals[idx][f],
+                    cmap="viridis",
+                    vmin=vmin,
+                    vmax=vmax,
+                    linewidths=0,
+                    rasterized=True,
+                )
             if b == OBSM.spatial:
                 a.set_aspect("equal")
                 a.invert_yaxis()
@@ -245,8 +255,15 @@ def compartments(
         if cats is not None:
             shown = _present(adata, key, cats) + (["missing"] if na.any() else [])
             handles = _legend_handles({**pal, "missing": _NA_COLOR}, shown)
-            top.legend(handles=handles, bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False,
-                       fontsize="small", title=key, ncols=1 if len(shown) <= 16 else 2)
+            top.legend(
+                handles=handles,
+                bbox_to_anchor=(1.02, 1),
+                loc="upper left",
+                frameon=False,
+                fontsize="small",
+                title=key,
+                ncols=1 if len(shown) <= 16 else 2,
+            )
         elif sc is not None:
             fig.colorbar(sc, ax=[axes[i * nk + j] for i in range(len(samples))], shrink=0.6, label=key)
     return finish(fig, list(axes), show=show, save=save, return_fig=return_fig, ax_given=ax is not None)
@@ -338,7 +355,9 @@ def _marker_blocks(adata: AnnData, markers, groups: list[str], n_markers: int, g
             f"none of the marker genes is in adata.var_names (e.g. {missing[:5]}); check the gene names."
         )
     if missing:
-        warnings.warn(f"{len(missing)} marker genes not measured, left out: {missing[:10]}", UserWarning, stacklevel=3)
+        warnings.warn(
+            f"{len(missing)} marker genes not measured, left out: {missing[:10]}", UserWarning, stacklevel=3
+        )
     return blocks
 
 
@@ -368,6 +387,7 @@ def _expression(X, cols: np.ndarray) -> tuple[sparse.csr_matrix, bool]:
     return sub, counts
 
 
+@doc_params("plot")
 def marker_dotplot(
     adata: AnnData,
     *,
@@ -414,27 +434,16 @@ def marker_dotplot(
         Layer to use instead of ``adata.X`` (counts or log-normalised expression).
     standard_scale
         ``"var"``: scale each gene to [0, 1]; ``"group"``: scale each group; ``None``: the means as is.
-    ax
-        Axes to draw into.
-    return_fig
-        Return the figure.
-    show
-        Show the figure (default: when not returning it and not drawing into ``ax``).
-    save
-        Path to save the figure to; the suffix picks the format (``.pdf``/``.svg`` keep text as text).
+    {plot}
 
     Returns
     -------
     The figure when ``return_fig``; ``None`` when shown or saved; else ``[axes, colour-bar axes]``.
     """
-    from matplotlib.lines import Line2D
-    from matplotlib.transforms import blended_transform_factory
-
     check_adata(adata)
     _check_key(adata, groupby, "groupby")
     check_one_of("standard_scale", standard_scale, ["var", "group", None])
-    if not isinstance(n_markers, int | np.integer) or n_markers < 1:
-        raise InvalidParameterError(f"n_markers must be an integer >= 1, got {n_markers!r}.")
+    check_int("n_markers", n_markers, 1)
     X = get_matrix(adata, layer)
     cats = _categories(adata, groupby)
     col = adata.obs[groupby]
@@ -449,10 +458,48 @@ def marker_dotplot(
     uniq, inv = np.unique(cols, return_inverse=True)
     E, counts = _expression(X, uniq)
 
+    mean, frac = _dot_stats(E, labels, groups, inv, standard_scale)
+    genes = adata.var_names.astype(str).to_numpy()[cols]
+
+    n_g, n_c = len(groups), len(cols)
+    label_len = max((len(str(lab)) for lab, _ in blocks if lab is not None), default=0)
+    fig, axes = new_axes(
+        ax, panel_size=(max(3.5, 0.32 * n_c + 2.6), max(3.0, 0.32 * n_g + 1.2 + 0.07 * label_len))
+    )
+    a = axes[0]
+    xx, yy = np.meshgrid(np.arange(n_c), np.arange(n_g))
+    sc = a.scatter(
+        xx.ravel(),
+        yy.ravel(),
+        s=frac.ravel() * DOT_AREA,
+        c=mean.ravel(),
+        cmap="viridis",
+        vmin=0.0 if standard_scale else None,
+        vmax=1.0 if standard_scale else None,
+        linewidths=0,
+        zorder=3,
+    )
+    a.set_xticks(np.arange(n_c), genes, rotation=90, fontsize="small")
+    a.set_yticks(np.arange(n_g), groups, fontsize="small")
+    a.set_xlim(-0.6, n_c - 0.4)
+    a.set_ylim(n_g - 0.4, -0.6)
+    a.grid(color="#EEEEEE", linewidth=0.5, zorder=0)
+    a.set_axisbelow(True)
+    a.set_ylabel(groupby)
+    _block_brackets(a, blocks)
+    what = "log1p(CP10k)" if counts else "expression"
+    scale = {"var": "\n(scaled per gene)", "group": "\n(scaled per group)", None: ""}[standard_scale]
+    cb = fig.colorbar(sc, ax=a, shrink=0.45, aspect=10, anchor=(0.0, 1.0), label=f"mean {what}{scale}")
+    _dot_legend(cb)
+    return finish(fig, [a, cb.ax], show=show, save=save, return_fig=return_fig, ax_given=ax is not None)
+
+
+def _dot_stats(E, labels, groups, inv, standard_scale):
+    """``(mean, frac)``: each group's mean expression and fraction of expressing cells per plotted gene."""
     codes = pd.Categorical(labels, categories=groups).codes
     ok = codes >= 0
     G = sparse.csr_matrix(
-        (np.ones(int(ok.sum())), (codes[ok], np.flatnonzero(ok))), shape=(len(groups), adata.n_obs)
+        (np.ones(int(ok.sum())), (codes[ok], np.flatnonzero(ok))), shape=(len(groups), len(labels))
     )
     n = np.asarray(G.sum(axis=1)).ravel()
     mean = np.asarray((G @ E).todense()) / n[:, None]
@@ -466,26 +513,13 @@ def marker_dotplot(
     elif standard_scale == "group":
         lo, hi = mean.min(axis=1, keepdims=True), mean.max(axis=1, keepdims=True)
         mean = np.divide(mean - lo, hi - lo, out=np.zeros_like(mean), where=hi > lo)
-    genes = adata.var_names.astype(str).to_numpy()[cols]
+    return mean, frac
 
-    n_g, n_c = len(groups), len(cols)
-    label_len = max((len(str(lab)) for lab, _ in blocks if lab is not None), default=0)
-    fig, axes = new_axes(
-        ax, panel_size=(max(3.5, 0.32 * n_c + 2.6), max(3.0, 0.32 * n_g + 1.2 + 0.07 * label_len))
-    )
-    a = axes[0]
-    xx, yy = np.meshgrid(np.arange(n_c), np.arange(n_g))
-    sc = a.scatter(xx.ravel(), yy.ravel(), s=frac.ravel() * DOT_AREA, c=mean.ravel(), cmap="viridis",
-                   vmin=0.0 if standard_scale else None, vmax=1.0 if standard_scale else None,
-                   linewidths=0, zorder=3)
-    a.set_xticks(np.arange(n_c), genes, rotation=90, fontsize="small")
-    a.set_yticks(np.arange(n_g), groups, fontsize="small")
-    a.set_xlim(-0.6, n_c - 0.4)
-    a.set_ylim(n_g - 0.4, -0.6)
-    a.grid(color="#EEEEEE", linewidth=0.5, zorder=0)
-    a.set_axisbelow(True)
-    a.set_ylabel(groupby)
-    # brackets with the cell type each block of genes marks
+
+def _block_brackets(a, blocks) -> None:
+    """Nothing; draws above ``a`` a bracket with the cell type that each block of genes marks."""
+    from matplotlib.transforms import blended_transform_factory
+
     trans = blended_transform_factory(a.transData, a.transAxes)
     rotate = any(lab is not None and len(str(lab)) > 2.2 * len(c) + 1 for lab, c in blocks)
     start = 0
@@ -493,25 +527,62 @@ def marker_dotplot(
         end = start + len(c) - 1
         if lab is not None:
             x0, x1 = start - 0.35, end + 0.35
-            a.plot([x0, x0, x1, x1], [1.01, 1.025, 1.025, 1.01], transform=trans, clip_on=False,
-                   color="black", linewidth=0.8)
-            a.text((x0 + x1) / 2, 1.035, str(lab), transform=trans, ha="left" if rotate else "center",
-                   va="bottom", rotation=60 if rotate else 0, rotation_mode="anchor", fontsize="small")
+            a.plot(
+                [x0, x0, x1, x1],
+                [1.01, 1.025, 1.025, 1.01],
+                transform=trans,
+                clip_on=False,
+                color="black",
+                linewidth=0.8,
+            )
+            a.text(
+                (x0 + x1) / 2,
+                1.035,
+                str(lab),
+                transform=trans,
+                ha="left" if rotate else "center",
+                va="bottom",
+                rotation=60 if rotate else 0,
+                rotation_mode="anchor",
+                fontsize="small",
+            )
         start = end + 1
-    what = "log1p(CP10k)" if counts else "expression"
-    scale = {"var": "\n(scaled per gene)", "group": "\n(scaled per group)", None: ""}[standard_scale]
-    cb = fig.colorbar(sc, ax=a, shrink=0.45, aspect=10, anchor=(0.0, 1.0), label=f"mean {what}{scale}")
+
+
+def _dot_legend(cb) -> None:
+    """Nothing; adds the dot-size legend (share of cells expressing) under the colour bar ``cb``."""
+    from matplotlib.lines import Line2D
+
     fr = [0.25, 0.5, 0.75, 1.0]
-    handles = [Line2D([], [], marker="o", linestyle="", color="#666666", markersize=float(np.sqrt(f * DOT_AREA)),
-                      label=f"{f:.0%}") for f in fr]
-    cb.ax.legend(handles=handles, title="cells\nexpressing", loc="upper left", bbox_to_anchor=(-0.5, -0.12),
-                 frameon=False, fontsize="small", title_fontsize="small", labelspacing=1.0, borderaxespad=0)
-    return finish(fig, [a, cb.ax], show=show, save=save, return_fig=return_fig, ax_given=ax is not None)
+    handles = [
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            color="#666666",
+            markersize=float(np.sqrt(f * DOT_AREA)),
+            label=f"{f:.0%}",
+        )
+        for f in fr
+    ]
+    cb.ax.legend(
+        handles=handles,
+        title="cells\nexpressing",
+        loc="upper left",
+        bbox_to_anchor=(-0.5, -0.12),
+        frameon=False,
+        fontsize="small",
+        title_fontsize="small",
+        labelspacing=1.0,
+        borderaxespad=0,
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # tm.pl.composition
 # --------------------------------------------------------------------------------------------
+@doc_params("plot")
 def composition(
     adata: AnnData,
     *,
@@ -542,14 +613,7 @@ def composition(
         Column of ``adata.obs`` with the groups stacked in each bar.
     normalize
         Fractions of the sample's cells (``True``) or cell counts (``False``).
-    ax
-        Axes to draw into.
-    return_fig
-        Return the figure.
-    show
-        Show the figure (default: when not returning it and not drawing into ``ax``).
-    save
-        Path to save the figure to; the suffix picks the format (``.pdf``/``.svg`` keep text as text).
+    {plot}
 
     Returns
     -------
@@ -557,7 +621,9 @@ def composition(
     """
     check_adata(adata)
     if sample_key is None:
-        raise InvalidParameterError("sample_key must name the column of adata.obs with the sample of each cell.")
+        raise InvalidParameterError(
+            "sample_key must name the column of adata.obs with the sample of each cell."
+        )
     _check_key(adata, sample_key, "sample_key")
     _check_key(adata, groupby, "groupby")
     if not isinstance(normalize, bool | np.bool_):
@@ -571,7 +637,9 @@ def composition(
     s = adata.obs[sample_key][keep].astype(str).to_numpy()
     g = adata.obs[groupby][keep].astype(str).to_numpy()
     if not keep.any():
-        raise InvalidInputError(f"no cell has both a sample (obs[{sample_key!r}]) and a group (obs[{groupby!r}]).")
+        raise InvalidInputError(
+            f"no cell has both a sample (obs[{sample_key!r}]) and a group (obs[{groupby!r}])."
+        )
     tab = pd.crosstab(pd.Categorical(s, categories=scats), pd.Categorical(g, categories=gcats), dropna=False)
     tab = tab.reindex(index=scats, columns=gcats, fill_value=0)
     tab = tab.loc[tab.sum(axis=1) > 0, tab.sum(axis=0) > 0]
@@ -595,6 +663,12 @@ def composition(
     a.set_xlabel("fraction of cells" if normalize else "number of cells")
     a.set_ylabel(sample_key)
     a.spines[["top", "right"]].set_visible(False)
-    a.legend(bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False, fontsize="small", title=groupby,
-             ncols=1 if len(groups) <= 16 else 2)
+    a.legend(
+        bbox_to_anchor=(1.02, 1),
+        loc="upper left",
+        frameon=False,
+        fontsize="small",
+        title=groupby,
+        ncols=1 if len(groups) <= 16 else 2,
+    )
     return finish(fig, [a], show=show, save=save, return_fig=return_fig, ax_given=ax is not None)

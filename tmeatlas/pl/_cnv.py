@@ -89,7 +89,11 @@ def cnv_heatmap(
         raise InvalidParameterError(f"max_cells must be >= 1, got {max_cells}.")
     gen = make_rng(resolve_seed(rng))
     labels = adata.obs[groupby].astype(str).to_numpy() if groupby else np.full(adata.n_obs, "all cells")
-    order = list(adata.obs[groupby].cat.categories) if groupby and hasattr(adata.obs[groupby], "cat") else sorted(set(labels))
+    order = (
+        list(adata.obs[groupby].cat.categories)
+        if groupby and hasattr(adata.obs[groupby], "cat")
+        else sorted(set(labels))
+    )
     order = [str(o) for o in order if (labels == str(o)).any()]
     per = max(1, max_cells // max(1, len(order)))
     rows = []
@@ -105,7 +109,9 @@ def cnv_heatmap(
         bar_ax, hm_ax, cb_ax = fig.add_subplot(gs[0]), fig.add_subplot(gs[1]), fig.add_subplot(gs[2])
     else:
         fig, hm_ax, bar_ax, cb_ax = ax.figure, ax, None, None
-    im = hm_ax.imshow(M, aspect="auto", cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest", rasterized=True)
+    im = hm_ax.imshow(
+        M, aspect="auto", cmap=cmap, vmin=-lim, vmax=lim, interpolation="nearest", rasterized=True
+    )
     bins = adata.uns[cnv_key]["bins"]
     chrom = bins["chromosome"].astype(str).to_numpy()
     starts = np.flatnonzero(np.r_[True, chrom[1:] != chrom[:-1]])
@@ -122,7 +128,14 @@ def cnv_heatmap(
         from matplotlib.colors import ListedColormap
 
         codes = np.array([order.index(v) for v in lab_rows])[:, None]
-        bar_ax.imshow(codes, aspect="auto", cmap=ListedColormap([pal[o] for o in order]), vmin=-0.5, vmax=len(order) - 0.5, interpolation="nearest")
+        bar_ax.imshow(
+            codes,
+            aspect="auto",
+            cmap=ListedColormap([pal[o] for o in order]),
+            vmin=-0.5,
+            vmax=len(order) - 0.5,
+            interpolation="nearest",
+        )
         bar_ax.set_xticks([])
         edges = np.flatnonzero(np.r_[True, lab_rows[1:] != lab_rows[:-1]])
         centres = (edges + np.r_[edges[1:], len(lab_rows)]) / 2
@@ -171,12 +184,18 @@ def malignant_calls(
         if k not in adata.obs:
             raise MissingResultError(f"no obs[{k!r}]: run `tm.tl.call_malignant(adata)` first.")
     check_obs_key(adata, sample_key, what="sample_key")
-    samples = adata.obs[sample_key].astype(str).to_numpy() if sample_key else np.full(adata.n_obs, "all cells")
+    samples = (
+        adata.obs[sample_key].astype(str).to_numpy() if sample_key else np.full(adata.n_obs, "all cells")
+    )
     order = list(pd.unique(samples))
     nc = max(1, min(ncols, len(order)))
     fig, axes = new_axes(ax, ncols=nc, nrows=int(np.ceil(len(order) / nc)), panel_size=(3.5, 3.2))
     calls = adata.obs[OBS.malignant].astype(str).to_numpy()
-    ref = adata.obs[OBS.cnv_reference].to_numpy(bool) if OBS.cnv_reference in adata.obs else np.zeros(adata.n_obs, bool)
+    ref = (
+        adata.obs[OBS.cnv_reference].to_numpy(bool)
+        if OBS.cnv_reference in adata.obs
+        else np.zeros(adata.n_obs, bool)
+    )
     x = adata.obs[OBS.cnv_score].to_numpy(float)
     y = adata.obs[OBS.cnv_correlation].to_numpy(float)
     for s, a in zip(order, axes):
@@ -185,15 +204,19 @@ def malignant_calls(
             mm = m & (calls == c)
             a.scatter(x[mm], y[mm], s=6, c=col, label=c, linewidths=0, rasterized=mm.sum() > 5000)
         mr = m & ref
-        a.scatter(x[mr], y[mr], s=10, facecolors="none", edgecolors="black", linewidths=0.4, label="reference")
+        a.scatter(
+            x[mr], y[mr], s=10, facecolors="none", edgecolors="black", linewidths=0.4, label="reference"
+        )
         a.set_xscale("log")
         a.set_xlabel("CNV score (mean square)")
         a.set_ylabel("CNV correlation")
         a.set_title(s)
-    for a in axes[len(order):]:
+    for a in axes[len(order) :]:
         a.set_visible(False)
     axes[min(len(order), len(axes)) - 1].legend(frameon=False, fontsize="small", loc="lower right")
-    return finish(fig, list(axes[: len(order)]), show=show, save=save, return_fig=return_fig, ax_given=ax is not None)
+    return finish(
+        fig, list(axes[: len(order)]), show=show, save=save, return_fig=return_fig, ax_given=ax is not None
+    )
 
 
 def clone_tree(
@@ -255,23 +278,41 @@ def clone_tree(
                 a.plot([x, xpos[k]], [-depth[node], -depth[k]], color="#555555", lw=1)
             if kids:  # the arms that separate the two children, written once under their parent
                 arms = str(info_of[kids[0]].split_arms).replace("+", "").replace("-", "").replace(",", ", ")
-                a.text(x, -depth[node] - 0.45, textwrap.fill(arms, 28), fontsize="x-small", ha="center", va="center",
-                       color="#D55E00", bbox={"fc": "white", "ec": "none", "pad": 0.5}, zorder=4)
+                a.text(
+                    x,
+                    -depth[node] - 0.45,
+                    textwrap.fill(arms, 28),
+                    fontsize="x-small",
+                    ha="center",
+                    va="center",
+                    color="#D55E00",
+                    bbox={"fc": "white", "ec": "none", "pad": 0.5},
+                    zorder=4,
+                )
             size = 60 + 400 * r.n_cells / max(1, t["n_cells"].max())
             a.scatter([x], [-depth[node]], s=size, c="#0072B2" if r.clone else "#BBBBBB", zorder=3)
             if r.clone:
-                a.text(x, -depth[node] - 0.25, f"{r.clone}\n{r.n_cells} cells", ha="center", va="top", fontsize="small")
+                a.text(
+                    x,
+                    -depth[node] - 0.25,
+                    f"{r.clone}\n{r.n_cells} cells",
+                    ha="center",
+                    va="top",
+                    fontsize="small",
+                )
         a.set_ylim(-maxd - 1, 0.5)
         a.set_xlim(-0.7, max(len(leaves) - 0.3, 0.7))
         a.axis("off")
         a.set_title(s)
-    for a in axes[len(samples):]:
+    for a in axes[len(samples) :]:
         a.set_visible(False)
-    return finish(fig, list(axes[: len(samples)]), show=show, save=save, return_fig=return_fig, ax_given=ax is not None)
+    return finish(
+        fig, list(axes[: len(samples)]), show=show, save=save, return_fig=return_fig, ax_given=ax is not None
+    )
 
 
 def _layout_tree(root: str, children: dict[str, list[str]]) -> tuple[dict[str, float], list[str]]:
-    """x position of every node (leaves at 0, 1, 2, ...; inner nodes above their children's mean)."""
+    """X position of every node (leaves at 0, 1, 2, ...; inner nodes above their children's mean)."""
     xpos: dict[str, float] = {}
     leaves: list[str] = []
     stack = [(root, False)]

@@ -13,9 +13,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
 from .._keys import OBS, OBSM, UNS
-from .._validation import check_adata, check_obs_key, check_one_of
+from .._store import read_params
+from .._validation import check_adata, check_int, check_obs_key, check_one_of
 from ._spatial import _scale_bar
 from ._utils import COMPARTMENT_COLORS, MAJOR_COLORS, categorical_palette, finish, new_axes
 
@@ -67,15 +69,6 @@ def _result(adata: AnnData, uns_key: str) -> Mapping:
     return entry
 
 
-def _param(adata: AnnData, uns_key: str, name: str, default: Any = None) -> Any:
-    """``adata.uns[uns_key]["params"][name]`` as a plain value (:func:`tmeatlas._store.read_params`);
-    ``default`` when absent or ``None``."""
-    from .._store import read_params
-
-    v = read_params(adata, uns_key).get(name)
-    return default if v is None else v
-
-
 def _categories(col: pd.Series) -> list[str]:
     """Categories of an ``obs`` column as strings: category order, else sorted values."""
     if isinstance(col.dtype, pd.CategoricalDtype):
@@ -115,12 +108,14 @@ def _group_colors(adata: AnnData, key: str | None, groups: Sequence[str]) -> dic
 
 
 def _legend_handles(pal: Mapping[str, str], labels: Sequence[str], marker: str = "o"):
+    """Legend handles (markers coloured by ``pal``) for ``labels``."""
     from matplotlib.lines import Line2D
 
     return [Line2D([], [], marker=marker, linestyle="", markersize=7, color=pal[c], label=c) for c in labels]
 
 
 def _check_bool(name: str, value: Any) -> None:
+    """Nothing; an error unless ``value`` is a bool."""
     if not isinstance(value, bool | np.bool_):
         raise InvalidParameterError(f"{name} must be True or False, got {value!r}.")
 
@@ -202,7 +197,9 @@ def spatial_niches(
     if pd.api.types.is_numeric_dtype(col) and not isinstance(col.dtype, pd.CategoricalDtype):
         raise InvalidInputError(f"obs[{key!r}] is numeric; spatial_niches colours by categorical labels.")
     if spatial_key is None:
-        spatial_key = _param(adata, UNS.niches, "spatial_key", OBSM.spatial)
+        spatial_key = read_params(adata, UNS.niches).get("spatial_key")
+    if spatial_key is None:
+        spatial_key = OBSM.spatial
     if spatial_key not in adata.obsm:
         raise MissingResultError(
             f"no coordinates in adata.obsm[{spatial_key!r}]; spatial maps need cell or spot coordinates "
@@ -213,7 +210,7 @@ def spatial_niches(
         raise InvalidInputError(f"obsm[{spatial_key!r}] needs at least 2 columns, got shape {coords.shape}.")
     coords = coords[:, :2]
     if sample_key is None:
-        sample_key = _param(adata, UNS.niches, "sample_key")
+        sample_key = read_params(adata, UNS.niches).get("sample_key")
         if sample_key is None and OBS.sample in adata.obs.columns:
             sample_key = OBS.sample
     if sample_key is None:
@@ -235,8 +232,7 @@ def spatial_niches(
         raise InvalidParameterError(
             f"scale_bar must be a length in microns >= 0 (0 hides it), got {scale_bar!r}."
         )
-    if not isinstance(ncols, int | np.integer) or ncols < 1:
-        raise InvalidParameterError(f"ncols must be an integer >= 1, got {ncols!r}.")
+    check_int("ncols", ncols, 1)
 
     cats = _categories(col)
     pal = categorical_palette(cats, adata, key)
@@ -300,6 +296,7 @@ def _composition(adata: AnnData, key: str) -> pd.DataFrame:
     return comp.fillna(0.0)
 
 
+@doc_params("plot")
 def niche_composition(
     adata: AnnData,
     *,
@@ -324,7 +321,7 @@ def niche_composition(
     the largest fraction; each row is marked by its niche colour (``uns[f"{key}_colors"]`` when
     stored, else :data:`~tmeatlas.pl.CB_PALETTE`), as in :func:`spatial_niches`. ``kind="bar"``: one stacked bar per niche split into the groups'
     fractions; groups coloured with the fixed palettes of ``tm.pl`` when they are major cell
-    types or compartments, else with ``uns[f"{cluster_key}_colors"]`` / the CB palette.
+    types or compartments, else with ``uns[f"{groupby}_colors"]`` / the CB palette.
 
     Parameters
     ----------
@@ -339,14 +336,7 @@ def niche_composition(
         Write each fraction into its heatmap cell (``kind="heatmap"`` only).
     cmap
         Colour map of the heatmap (a name or a matplotlib colour map).
-    ax
-        Axes to draw into.
-    return_fig
-        Return the figure.
-    show
-        Show the figure (default: when not returning it and not drawing into ``ax``).
-    save
-        Path to save the figure to; the suffix picks the format (``.pdf``/``.svg`` keep text as text).
+    {plot}
 
     Returns
     -------
@@ -370,8 +360,9 @@ def niche_composition(
     niches, groups = list(comp.index), list(comp.columns)
     niche_cats = _categories(adata.obs[key]) if key in adata.obs.columns else niches
     npal = categorical_palette(niche_cats + [r for r in niches if r not in set(niche_cats)], adata, key)
-    cluster_key = _param(adata, UNS.niches, "cluster_key")
-    group_title = str(cluster_key) if cluster_key is not None else "cell group"
+    params = read_params(adata, UNS.niches)
+    groupby = params.get("groupby", params.get("cluster_key"))  # cluster_key: atlases written before 0.1
+    group_title = str(groupby) if groupby is not None else "cell group"
     vals = comp.to_numpy(dtype=float)
     n_k, n_g = vals.shape
 
@@ -414,7 +405,7 @@ def niche_composition(
         cb = fig.colorbar(im, ax=a, shrink=0.7, label="mean fraction of\nneighbourhood")
         out = [a, cb.ax]
     else:
-        gpal = _group_colors(adata, cluster_key, groups)
+        gpal = _group_colors(adata, groupby, groups)
         legend_rows = n_g if n_g <= 16 else (n_g + 1) // 2
         fig, axes = new_axes(ax, panel_size=(6.5, max(0.38 * n_k + 1.2, 0.24 * legend_rows + 0.9)))
         a = axes[0]
@@ -447,6 +438,7 @@ def niche_composition(
 # tm.pl.interface_profile
 # --------------------------------------------------------------------------------------------
 def _bin_edges(bins, d: np.ndarray) -> np.ndarray:
+    """Distance bin edges in microns: the defaults, ``bins`` equal bins over ``d``, or the edges given."""
     if bins is None:
         return DEFAULT_BINS.copy()
     if isinstance(bins, bool | np.bool_):
@@ -480,6 +472,86 @@ def _binned_fractions(b: np.ndarray, g: np.ndarray, n_bins: int, n_groups: int) 
     return frac
 
 
+def _check_interface_args(adata: AnnData, groupby: Any, per_sample: Any) -> None:
+    """Nothing; an error unless ``adata`` has the interface distances and a ``groupby`` column and
+    ``per_sample`` is a bool.
+    """
+    check_adata(adata)
+    if OBS.tumor_distance not in adata.obs.columns:
+        raise MissingResultError(_RUN[UNS.interface])
+    if not isinstance(groupby, str):
+        raise InvalidParameterError(f"groupby must be the name of a column of adata.obs, got {groupby!r}.")
+    if groupby not in adata.obs.columns:
+        if groupby in (OBS.cell_type_major, OBS.cell_type, OBS.compartment):
+            raise MissingResultError(
+                f"no cell-type labels in obs[{groupby!r}]: run `tm.tl.annotate(adata)` first."
+            )
+        check_obs_key(adata, groupby, what="groupby")
+    _check_bool("per_sample", per_sample)
+
+
+def _interface_groups(adata: AnnData, groupby: str, groups: Any):
+    """``(distance, usable, categories, codes, groups to draw)``: the signed distances, which cells have a
+    finite one and a label, the label categories, each cell's category code (-1: unusable) and the groups
+    asked for (default: all present).
+    """
+    d = pd.to_numeric(adata.obs[OBS.tumor_distance], errors="coerce").to_numpy(dtype=float)
+    lab = adata.obs[groupby]
+    ok = np.isfinite(d) & lab.notna().to_numpy()
+    if not ok.any():
+        raise InvalidInputError(
+            "no cell has both a finite obs['tumor_distance'] and a label in "
+            f"obs[{groupby!r}] (no sample with tumour?)."
+        )
+    cats = _categories(lab)
+    codes = pd.Categorical(np.where(ok, lab.astype(str).to_numpy(dtype=object), None), categories=cats).codes
+    present = [c for i, c in enumerate(cats) if np.any(codes[ok] == i)]
+    if groups is None:
+        draw = present
+    else:
+        draw = [groups] if isinstance(groups, str) else [str(g) for g in groups]
+        unknown = [g for g in draw if g not in set(cats)]
+        if unknown or not draw:
+            raise InvalidParameterError(
+                f"groups {unknown or draw} not in obs[{groupby!r}]; available: {present}."
+            )
+    return d, ok, cats, codes, draw
+
+
+def _interface_sample_key(adata: AnnData, sample_key: str | None, per_sample: bool) -> str | None:
+    """The checked sample column: ``sample_key``, else (for ``per_sample``) the one the interface used."""
+    if per_sample:
+        if sample_key is None:
+            sample_key = read_params(adata, UNS.interface).get("sample_key")
+        if sample_key is None:
+            raise InvalidParameterError(
+                "per_sample=True needs sample_key= naming the column with the sample."
+            )
+        check_obs_key(adata, sample_key, what="sample_key")
+    elif sample_key is not None:
+        check_obs_key(adata, sample_key, what="sample_key")
+    return sample_key
+
+
+def _margin_band(a: Axes, adata: AnnData, d: np.ndarray) -> None:
+    """Nothing; draws the margin of ``uns["interface"]["params"]["margin_width"]`` as a grey band on ``a``
+    (on both sides of the boundary when the margin cells lie on both).
+    """
+    margin = read_params(adata, UNS.interface).get("margin_width")
+    try:
+        margin = float(margin) if margin is not None else None
+    except (TypeError, ValueError):
+        margin = None
+    if margin is not None and np.isfinite(margin) and margin > 0:
+        lo = 0.0
+        if OBS.tumor_region in adata.obs.columns:
+            in_margin = (adata.obs[OBS.tumor_region].astype(str) == "margin").to_numpy() & np.isfinite(d)
+            if in_margin.any() and np.nanmin(d[in_margin]) < -1e-9 and np.nanmax(d[in_margin]) > 1e-9:
+                lo = -margin
+        a.axvspan(lo, margin, color="#DDDDDD", alpha=0.6, linewidth=0, zorder=0, label="margin")
+
+
+@doc_params("plot")
 def interface_profile(
     adata: AnnData,
     *,
@@ -525,84 +597,27 @@ def interface_profile(
         distances; default: every 25 µm from -300 to 300 µm.
     per_sample
         Also draw each sample's profile as a thin line (same bin rule, per sample).
-    ax
-        Axes to draw into.
-    return_fig
-        Return the figure.
-    show
-        Show the figure (default: when not returning it and not drawing into ``ax``).
-    save
-        Path to save the figure to; the suffix picks the format (``.pdf``/``.svg`` keep text as text).
+    {plot}
 
     Returns
     -------
     The figure when ``return_fig``; ``None`` when shown or saved; else ``[axes]``.
     """
-    check_adata(adata)
-    if OBS.tumor_distance not in adata.obs.columns:
-        raise MissingResultError(_RUN[UNS.interface])
-    if not isinstance(groupby, str):
-        raise InvalidParameterError(f"groupby must be the name of a column of adata.obs, got {groupby!r}.")
-    if groupby not in adata.obs.columns:
-        if groupby in (OBS.cell_type_major, OBS.cell_type, OBS.compartment):
-            raise MissingResultError(
-                f"no cell-type labels in obs[{groupby!r}]: run `tm.tl.annotate(adata)` first."
-            )
-        check_obs_key(adata, groupby, what="groupby")
-    _check_bool("per_sample", per_sample)
-    d = pd.to_numeric(adata.obs[OBS.tumor_distance], errors="coerce").to_numpy(dtype=float)
-    lab = adata.obs[groupby]
-    ok = np.isfinite(d) & lab.notna().to_numpy()
-    if not ok.any():
-        raise InvalidInputError(
-            "no cell has both a finite obs['tumor_distance'] and a label in "
-            f"obs[{groupby!r}] (no sample with tumour?)."
-        )
-    cats = _categories(lab)
-    codes = pd.Categorical(np.where(ok, lab.astype(str).to_numpy(dtype=object), None), categories=cats).codes
-    present = [c for i, c in enumerate(cats) if np.any(codes[ok] == i)]
-    if groups is None:
-        draw = present
-    else:
-        draw = [groups] if isinstance(groups, str) else [str(g) for g in groups]
-        unknown = [g for g in draw if g not in set(cats)]
-        if unknown or not draw:
-            raise InvalidParameterError(
-                f"groups {unknown or draw} not in obs[{groupby!r}]; available: {present}."
-            )
+    _check_interface_args(adata, groupby, per_sample)
+    d, ok, cats, codes, draw = _interface_groups(adata, groupby, groups)
     edges = _bin_edges(bins, d[ok])
     nb = len(edges) - 1
     centres = (edges[:-1] + edges[1:]) / 2
     b = np.searchsorted(edges, d, side="right") - 1
     b[d == edges[-1]] = nb - 1  # the last bin includes its right edge
     inb = ok & (b >= 0) & (b < nb)
-    if per_sample:
-        if sample_key is None:
-            sample_key = _param(adata, UNS.interface, "sample_key")
-        if sample_key is None:
-            raise InvalidParameterError(
-                "per_sample=True needs sample_key= naming the column with the sample."
-            )
-        check_obs_key(adata, sample_key, what="sample_key")
-    elif sample_key is not None:
-        check_obs_key(adata, sample_key, what="sample_key")
+    sample_key = _interface_sample_key(adata, sample_key, per_sample)
 
     pal = _group_colors(adata, groupby, cats)
     frac = _binned_fractions(b[inb], codes[inb], nb, len(cats))
     fig, axes = new_axes(ax, panel_size=(5.5, 3.8))
     a = axes[0]
-    margin = _param(adata, UNS.interface, "margin_width")
-    try:
-        margin = float(margin) if margin is not None else None
-    except (TypeError, ValueError):
-        margin = None
-    if margin is not None and np.isfinite(margin) and margin > 0:
-        lo = 0.0
-        if OBS.tumor_region in adata.obs.columns:
-            in_margin = (adata.obs[OBS.tumor_region].astype(str) == "margin").to_numpy() & np.isfinite(d)
-            if in_margin.any() and np.nanmin(d[in_margin]) < -1e-9 and np.nanmax(d[in_margin]) > 1e-9:
-                lo = -margin
-        a.axvspan(lo, margin, color="#DDDDDD", alpha=0.6, linewidth=0, zorder=0, label="margin")
+    _margin_band(a, adata, d)
     a.axvline(0.0, color="black", linestyle="--", linewidth=0.8, zorder=1)
     if per_sample:
         smp = adata.obs[sample_key].astype(str).to_numpy(dtype=object)
@@ -653,6 +668,7 @@ def interface_profile(
 # --------------------------------------------------------------------------------------------
 # tm.pl.immune_phenotypes
 # --------------------------------------------------------------------------------------------
+@doc_params("plot")
 def immune_phenotypes(
     adata: AnnData,
     *,
@@ -684,14 +700,7 @@ def immune_phenotypes(
         Samples to draw, in this order (default: all rows of the table, in order).
     log
         Logarithmic density axis (zero densities sit at the bottom of the axis).
-    ax
-        Axes to draw into.
-    return_fig
-        Return the figure.
-    show
-        Show the figure (default: when not returning it and not drawing into ``ax``).
-    save
-        Path to save the figure to; the suffix picks the format (``.pdf``/``.svg`` keep text as text).
+    {plot}
 
     Returns
     -------
@@ -774,7 +783,7 @@ def immune_phenotypes(
         )
     a.set_xlim(-0.6, n - 0.4)
     a.set_ylabel("CD8 T cells per mm²")
-    sample_key = _param(adata, UNS.immune_phenotype, "sample_key")
+    sample_key = read_params(adata, UNS.immune_phenotype).get("sample_key")
     a.set_xlabel(str(sample_key) if sample_key is not None else "sample")
     a.spines[["top", "right"]].set_visible(False)
     regions = a.legend(

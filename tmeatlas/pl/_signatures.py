@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError
 from .._keys import UNS
 from .._validation import check_adata, check_one_of
@@ -45,6 +46,7 @@ def _scale(m: np.ndarray, how: str | None) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # tm.pl.signatures
 # --------------------------------------------------------------------------------------------
+@doc_params("plot")
 def signatures(
     adata: AnnData,
     *,
@@ -83,14 +85,7 @@ def signatures(
         ``"dotplot"`` or ``"heatmap"``.
     standard_scale
         ``"var"``: scale each signature to [0, 1]; ``"group"``: scale each group; ``None``: raw means.
-    ax
-        Axes to draw into.
-    return_fig
-        Return the figure.
-    show
-        Show the figure (default: when not returning it and not drawing into ``ax``).
-    save
-        Path to save the figure to; the suffix picks the format (``.pdf``/``.svg`` keep text as text).
+    {plot}
 
     Returns
     -------
@@ -128,12 +123,27 @@ def signatures(
     a = axes[0]
     vmin, vmax = (0.0, 1.0) if standard_scale else (None, None)
     if kind == "heatmap":
-        im = a.imshow(np.ma.masked_invalid(color), cmap="viridis", vmin=vmin, vmax=vmax, aspect="auto",
-                      interpolation="nearest")
+        im = a.imshow(
+            np.ma.masked_invalid(color),
+            cmap="viridis",
+            vmin=vmin,
+            vmax=vmax,
+            aspect="auto",
+            interpolation="nearest",
+        )
     else:
         xx, yy = np.meshgrid(np.arange(n_s), np.arange(n_g))
-        im = a.scatter(xx.ravel(), yy.ravel(), s=frac.ravel() * DOT_AREA, c=color.ravel(), cmap="viridis",
-                       vmin=vmin, vmax=vmax, linewidths=0, zorder=3)
+        im = a.scatter(
+            xx.ravel(),
+            yy.ravel(),
+            s=frac.ravel() * DOT_AREA,
+            c=color.ravel(),
+            cmap="viridis",
+            vmin=vmin,
+            vmax=vmax,
+            linewidths=0,
+            zorder=3,
+        )
         a.set_xlim(-0.6, n_s - 0.4)
         a.set_ylim(n_g - 0.4, -0.6)
         a.grid(color="#EEEEEE", linewidth=0.5, zorder=0)
@@ -144,10 +154,29 @@ def signatures(
     scale = {"var": "\n(scaled per signature)", "group": "\n(scaled per group)", None: ""}[standard_scale]
     cb = fig.colorbar(im, ax=a, shrink=0.45, aspect=10, anchor=(0.0, 1.0), label=f"mean score{scale}")
     if kind == "dotplot":
-        handles = [Line2D([], [], marker="o", linestyle="", color="#666666", markersize=float(np.sqrt(f * DOT_AREA)),
-                          label=f"{f:.0%}") for f in (0.25, 0.5, 0.75, 1.0)]
-        cb.ax.legend(handles=handles, title="cells above\nmedian", loc="upper left", bbox_to_anchor=(-0.5, -0.12),
-                     frameon=False, fontsize="small", title_fontsize="small", labelspacing=1.0, borderaxespad=0)
+        handles = [
+            Line2D(
+                [],
+                [],
+                marker="o",
+                linestyle="",
+                color="#666666",
+                markersize=float(np.sqrt(f * DOT_AREA)),
+                label=f"{f:.0%}",
+            )
+            for f in (0.25, 0.5, 0.75, 1.0)
+        ]
+        cb.ax.legend(
+            handles=handles,
+            title="cells above\nmedian",
+            loc="upper left",
+            bbox_to_anchor=(-0.5, -0.12),
+            frameon=False,
+            fontsize="small",
+            title_fontsize="small",
+            labelspacing=1.0,
+            borderaxespad=0,
+        )
     return finish(fig, [a, cb.ax], show=show, save=save, return_fig=return_fig, ax_given=ax is not None)
 
 
@@ -160,6 +189,7 @@ def _format_p(p: float) -> str:
     return f"p = {p:.2g}" if p >= 1e-3 else f"p = {p:.1e}"
 
 
+@doc_params("plot")
 def signature_by_sample(
     adata: AnnData,
     *,
@@ -201,14 +231,7 @@ def signature_by_sample(
         Fewest cells behind a pseudobulk point.
     test
         ``"auto"``, ``"paired"`` or ``"unpaired"``, as in :func:`tmeatlas.get.signature_test`.
-    ax
-        Axes to draw into.
-    return_fig
-        Return the figure.
-    show
-        Show the figure (default: when not returning it and not drawing into ``ax``).
-    save
-        Path to save the figure to; the suffix picks the format (``.pdf``/``.svg`` keep text as text).
+    {plot}
 
     Returns
     -------
@@ -219,16 +242,33 @@ def signature_by_sample(
     check_adata(adata)
     if not isinstance(signature, str):
         raise InvalidParameterError(f"signature must be one signature name, got {signature!r}.")
-    pb = signature_summary(adata, groupby=groupby, sample_key=sample_key, signatures=[signature], groups=groups,
-                           min_cells=min_cells)
+    pb = signature_summary(
+        adata,
+        groupby=groupby,
+        sample_key=sample_key,
+        signatures=[signature],
+        groups=groups,
+        min_cells=min_cells,
+    )
     if pb.empty:
         raise InvalidInputError(
             f"no (sample, group) has at least min_cells={min_cells} cells; lower `min_cells`."
         )
     groups_shown = [str(g) for g in pb["group"].cat.categories]
     samples = [str(s) for s in pb["sample"].cat.categories]
-    res = signature_test(adata, groupby=groupby, sample_key=sample_key, signatures=[signature], groups=groups_shown,
-                         min_cells=min_cells, test=test) if len(groups_shown) >= 2 else None
+    res = (
+        signature_test(
+            adata,
+            groupby=groupby,
+            sample_key=sample_key,
+            signatures=[signature],
+            groups=groups_shown,
+            min_cells=min_cells,
+            test=test,
+        )
+        if len(groups_shown) >= 2
+        else None
+    )
     wide = pb.pivot_table(index="sample", columns="group", values="mean", observed=False).reindex(
         index=samples, columns=groups_shown
     )
@@ -238,17 +278,30 @@ def signature_by_sample(
     x = np.arange(len(groups_shown))
     box = [wide[g].dropna().to_numpy() for g in groups_shown]
     keep = [i for i, b in enumerate(box) if len(b)]
-    a.boxplot([box[i] for i in keep], positions=x[keep], widths=0.5, showfliers=False, patch_artist=True,
-              boxprops={"facecolor": "#EEEEEE", "edgecolor": "#888888"}, medianprops={"color": "#444444"},
-              whiskerprops={"color": "#888888"}, capprops={"color": "#888888"}, zorder=1)
+    a.boxplot(
+        [box[i] for i in keep],
+        positions=x[keep],
+        widths=0.5,
+        showfliers=False,
+        patch_artist=True,
+        boxprops={"facecolor": "#EEEEEE", "edgecolor": "#888888"},
+        medianprops={"color": "#444444"},
+        whiskerprops={"color": "#888888"},
+        capprops={"color": "#888888"},
+        zorder=1,
+    )
     for s in samples:
         y = wide.loc[s].to_numpy(dtype=float)
         ok = np.isfinite(y)
         if ok.sum() >= 2:
             a.plot(x[ok], y[ok], color="#999999", linewidth=0.8, zorder=2)
         a.scatter(x[ok], y[ok], s=28, color=pal[s], edgecolors="white", linewidths=0.5, zorder=3, label=s)
-    a.set_xticks(x, groups_shown, rotation=45 if max(map(len, groups_shown)) > 6 else 0,
-                 ha="right" if max(map(len, groups_shown)) > 6 else "center")
+    a.set_xticks(
+        x,
+        groups_shown,
+        rotation=45 if max(map(len, groups_shown)) > 6 else 0,
+        ha="right" if max(map(len, groups_shown)) > 6 else "center",
+    )
     a.set_xlim(-0.6, len(groups_shown) - 0.4)
     a.set_xlabel(groupby)
     name = pb["signature"].iloc[0]
@@ -256,17 +309,20 @@ def signature_by_sample(
     title = name
     if res is not None and len(res):
         row = res.iloc[0]  # two groups: the first group against the other; more: the omnibus row
-        title += f"\n{row['test']} over {int(row['n_samples'])} samples, {_format_p(float(row['pvalue']))}"
+        title += f"\n{row['test']} over {int(row['n_samples'])} samples, {_format_p(float(row['pval']))}"
     a.set_title(title, fontsize="medium")
     a.spines[["top", "right"]].set_visible(False)
     if len(samples) <= 20:
-        a.legend(bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False, fontsize="small", title=sample_key)
+        a.legend(
+            bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False, fontsize="small", title=sample_key
+        )
     return finish(fig, [a], show=show, save=save, return_fig=return_fig, ax_given=ax is not None)
 
 
 # --------------------------------------------------------------------------------------------
 # tm.pl.checkpoint_interactions
 # --------------------------------------------------------------------------------------------
+@doc_params("plot")
 def checkpoint_interactions(
     adata: AnnData,
     *,
@@ -300,14 +356,7 @@ def checkpoint_interactions(
         Receptor–ligand pair names to show (e.g. ``["PD-1/PD-L1"]``); ``None``: all.
     max_padj
         Largest adjusted p-value drawn; ``None``: every tested row.
-    ax
-        Axes to draw into.
-    return_fig
-        Return the figure.
-    show
-        Show the figure (default: when not returning it and not drawing into ``ax``).
-    save
-        Path to save the figure to; the suffix picks the format (``.pdf``/``.svg`` keep text as text).
+    {plot}
 
     Returns
     -------
@@ -334,7 +383,10 @@ def checkpoint_interactions(
     n_perms = int(np.asarray(entry.get("params", {}).get("n_perms", 1000)))
     multi = df["sample"].nunique() > 1
     df = df.assign(
-        row=(df["sample"].astype(str) + " | " if multi else "") + df["sender"].astype(str) + " → " + df["receiver"].astype(str)
+        row=(df["sample"].astype(str) + " | " if multi else "")
+        + df["sender"].astype(str)
+        + " → "
+        + df["receiver"].astype(str)
     )
     rows = list(pd.unique(df["row"]))
     cols = [p for p in order_pairs if p in set(df["pair"])]
@@ -350,8 +402,15 @@ def checkpoint_interactions(
     xi = df["pair"].map({p: i for i, p in enumerate(cols)}).to_numpy()
     yi = df["row"].map({r: i for i, r in enumerate(rows)}).to_numpy()
     nlp = -np.log10(np.clip(df["padj"].to_numpy(dtype=float), 1e-300, 1.0))
-    sc = a.scatter(xi, yi, s=np.maximum(nlp, 0.05) * P_AREA, c=df["strength"].to_numpy(dtype=float), cmap="viridis",
-                   linewidths=0, zorder=3)
+    sc = a.scatter(
+        xi,
+        yi,
+        s=np.maximum(nlp, 0.05) * P_AREA,
+        c=df["strength"].to_numpy(dtype=float),
+        cmap="viridis",
+        linewidths=0,
+        zorder=3,
+    )
     a.set_xticks(np.arange(len(cols)), cols, rotation=90, fontsize="small")
     a.set_yticks(np.arange(len(rows)), rows, fontsize="small")
     a.set_xlim(-0.6, len(cols) - 0.4)
@@ -359,12 +418,40 @@ def checkpoint_interactions(
     a.grid(color="#EEEEEE", linewidth=0.5, zorder=0)
     a.set_axisbelow(True)
     mode = str(entry.get("mode", ""))
-    a.set_title("checkpoint interactions" + (" (spatial neighbours)" if mode == "spatial" else ""), fontsize="medium")
-    cb = fig.colorbar(sc, ax=a, shrink=0.45, aspect=10, anchor=(0.0, 1.0), label="strength\n(mean of ligand and\nreceptor means)")
+    a.set_title(
+        "checkpoint interactions" + (" (spatial neighbours)" if mode == "spatial" else ""), fontsize="medium"
+    )
+    cb = fig.colorbar(
+        sc,
+        ax=a,
+        shrink=0.45,
+        aspect=10,
+        anchor=(0.0, 1.0),
+        label="strength\n(mean of ligand and\nreceptor means)",
+    )
     top = np.log10(n_perms + 1)
     ticks = [v for v in (1.0, 2.0, 3.0, 4.0) if v <= top + 1e-9] or [round(top, 1)]
-    handles = [Line2D([], [], marker="o", linestyle="", color="#666666", markersize=float(np.sqrt(v * P_AREA)),
-                      label=f"{10 ** -v:g}") for v in ticks]
-    cb.ax.legend(handles=handles, title="padj", loc="upper left", bbox_to_anchor=(-0.5, -0.12), frameon=False,
-                 fontsize="small", title_fontsize="small", labelspacing=1.2, borderaxespad=0)
+    handles = [
+        Line2D(
+            [],
+            [],
+            marker="o",
+            linestyle="",
+            color="#666666",
+            markersize=float(np.sqrt(v * P_AREA)),
+            label=f"{10**-v:g}",
+        )
+        for v in ticks
+    ]
+    cb.ax.legend(
+        handles=handles,
+        title="padj",
+        loc="upper left",
+        bbox_to_anchor=(-0.5, -0.12),
+        frameon=False,
+        fontsize="small",
+        title_fontsize="small",
+        labelspacing=1.2,
+        borderaxespad=0,
+    )
     return finish(fig, [a, cb.ax], show=show, save=save, return_fig=return_fig, ax_given=ax is not None)

@@ -9,7 +9,7 @@ import pandas as pd
 
 from .._errors import InvalidParameterError, MissingResultError
 from .._keys import OBS, OBSM
-from .._validation import check_adata, check_obs_key
+from .._validation import check_adata, check_obs_key, renamed_args
 from ._utils import categorical_palette, finish, new_axes
 
 if TYPE_CHECKING:
@@ -22,13 +22,14 @@ if TYPE_CHECKING:
 __all__ = ["spatial"]
 
 
+@renamed_args(basis="spatial_key")
 def spatial(
     adata: AnnData,
     *,
     color: str,
     sample_key: str | None = OBS.sample,
     samples: list[str] | None = None,
-    basis: str = OBSM.spatial,
+    spatial_key: str = OBSM.spatial,
     layer: str | None = None,
     size: float | None = None,
     scale_bar: float | None = None,
@@ -41,7 +42,7 @@ def spatial(
 ) -> Figure | list[Axes] | None:
     """Maps of cells (or spots) in tissue coordinates, one panel per sample.
 
-    Coordinates are read from ``adata.obsm[basis]`` and taken to be microns; each panel gets a
+    Coordinates are read from ``adata.obsm[spatial_key]`` and taken to be microns; each panel gets a
     scale bar whose length is a round number of microns (about a fifth of the panel width)
     unless ``scale_bar`` gives it. Categorical colours are the ones stored scanpy-style in
     ``adata.uns[f"{color}_colors"]`` when present, else a colour-blind-safe palette.
@@ -49,14 +50,14 @@ def spatial(
     Parameters
     ----------
     adata
-        Annotated data matrix with coordinates in ``obsm[basis]``.
+        Annotated data matrix with coordinates in ``obsm[spatial_key]``.
     color
         A column of ``adata.obs`` or a gene name (expression from ``layer``).
     sample_key
         Column of ``adata.obs`` naming the sample of each cell; ``None``: one panel.
     samples
         Samples to draw (default: all, in category order).
-    basis
+    spatial_key
         Key of the coordinates in ``adata.obsm``.
     layer
         Layer for gene expression (``None``: ``adata.X``).
@@ -78,11 +79,11 @@ def spatial(
         Path to save the figure to; the suffix picks the format (``.pdf``/``.svg`` are vector).
     """
     check_adata(adata)
-    if basis not in adata.obsm:
+    if spatial_key not in adata.obsm:
         raise MissingResultError(
-            f"no coordinates in adata.obsm[{basis!r}]; spatial plots need cell or spot coordinates (microns)."
+            f"no coordinates in adata.obsm[{spatial_key!r}]; spatial plots need cell or spot coordinates (microns)."
         )
-    coords = np.asarray(adata.obsm[basis])[:, :2]
+    coords = np.asarray(adata.obsm[spatial_key])[:, :2]
     values, categorical = _values(adata, color, layer)
     if sample_key is None:
         groups = pd.Series(np.zeros(adata.n_obs, dtype=int).astype(str), index=adata.obs_names)
@@ -90,12 +91,18 @@ def spatial(
     else:
         check_obs_key(adata, sample_key, what="sample_key")
         groups = adata.obs[sample_key].astype(str)
-        order = list(adata.obs[sample_key].cat.categories) if hasattr(adata.obs[sample_key], "cat") else sorted(groups.unique())
+        order = (
+            list(adata.obs[sample_key].cat.categories)
+            if hasattr(adata.obs[sample_key], "cat")
+            else sorted(groups.unique())
+        )
         order = [str(o) for o in order]
     if samples is not None:
         missing = [s for s in samples if s not in set(order)]
         if missing:
-            raise InvalidParameterError(f"samples {missing} not found in adata.obs[{sample_key!r}]; available: {order}.")
+            raise InvalidParameterError(
+                f"samples {missing} not found in adata.obs[{sample_key!r}]; available: {order}."
+            )
         order = [str(s) for s in samples]
     if ncols < 1:
         raise InvalidParameterError(f"ncols must be >= 1, got {ncols}.")
@@ -117,9 +124,21 @@ def spatial(
             for c in cats:
                 mm = (v == c).to_numpy()
                 if mm.any():
-                    a.scatter(xy[mm, 0], xy[mm, 1], s=s, c=pal[c], label=c, linewidths=0, rasterized=m.sum() > 5000)
+                    a.scatter(
+                        xy[mm, 0], xy[mm, 1], s=s, c=pal[c], label=c, linewidths=0, rasterized=m.sum() > 5000
+                    )
         else:
-            sc = a.scatter(xy[:, 0], xy[:, 1], s=s, c=values[m], cmap=cmap, vmin=vmin, vmax=vmax, linewidths=0, rasterized=m.sum() > 5000)
+            sc = a.scatter(
+                xy[:, 0],
+                xy[:, 1],
+                s=s,
+                c=values[m],
+                cmap=cmap,
+                vmin=vmin,
+                vmax=vmax,
+                linewidths=0,
+                rasterized=m.sum() > 5000,
+            )
         a.set_aspect("equal")
         a.invert_yaxis()
         a.set_xticks([])
@@ -128,7 +147,14 @@ def spatial(
         if scale_bar != 0 and len(xy):
             _scale_bar(a, xy, scale_bar)
         if categorical and i == n - 1:
-            a.legend(bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False, markerscale=max(1.0, 20 / s) ** 0.5, fontsize="small", title=color)
+            a.legend(
+                bbox_to_anchor=(1.02, 1),
+                loc="upper left",
+                frameon=False,
+                markerscale=max(1.0, 20 / s) ** 0.5,
+                fontsize="small",
+                title=color,
+            )
     for a in axes[n:]:
         a.set_visible(False)
     if not categorical:
@@ -140,7 +166,9 @@ def _values(adata: AnnData, color: str, layer: str | None):
     if color in adata.obs.columns:
         v = adata.obs[color]
         if isinstance(v.dtype, pd.CategoricalDtype) or v.dtype == object or v.dtype == bool:
-            return v.astype(str).astype("category") if not isinstance(v.dtype, pd.CategoricalDtype) else v, True
+            return v.astype(str).astype("category") if not isinstance(
+                v.dtype, pd.CategoricalDtype
+            ) else v, True
         return v.to_numpy(dtype=float), False
     if color in adata.var_names:
         from scipy import sparse

@@ -112,7 +112,7 @@ def _check_positive(name: str, value: Any) -> float | None:
 
 
 def _defaults() -> dict[str, Any]:
-    """matplotlib's built-in defaults (``rcParamsDefault``) without the non-style settings."""
+    """Matplotlib's built-in defaults (``rcParamsDefault``) without the non-style settings."""
     import warnings
 
     import matplotlib as mpl

@@ -13,10 +13,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .._docs import doc_params
 from .._errors import InvalidParameterError, MissingResultError
 from .._keys import UNS
-from .._store import plain
-from .._validation import check_adata, suggest_names
+from .._store import plain, read_params
+from .._validation import check_adata, check_int, suggest_names
 from ._utils import CB_PALETTE, finish, new_axes
 
 if TYPE_CHECKING:
@@ -55,19 +56,15 @@ _RUN_COVER = (
 # shared helpers
 # --------------------------------------------------------------------------------------------
 def _check_key(key: Any) -> None:
+    """Nothing; an error unless ``key`` is a non-empty string."""
     if not isinstance(key, str) or not key:
         raise InvalidParameterError(f"key must be a non-empty string (a key of adata.uns), got {key!r}.")
 
 
 def _check_bool(name: str, value: Any) -> None:
+    """Nothing; an error unless ``value`` is a bool."""
     if not isinstance(value, bool | np.bool_):
         raise InvalidParameterError(f"{name} must be True or False, got {value!r}.")
-
-
-def _check_count(name: str, value: Any, lo: int = 1) -> int:
-    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer) or value < lo:
-        raise InvalidParameterError(f"{name} must be an integer >= {lo}, got {value!r}.")
-    return int(value)
 
 
 def _as_bool(col: pd.Series) -> pd.Series:
@@ -104,16 +101,15 @@ def _survival(adata: AnnData, key: str) -> tuple[pd.DataFrame, list[str], float]
     table["survives"] = _as_bool(table["survives"])
     table["reasons"] = table["reasons"].fillna("").astype(str) if "reasons" in table.columns else ""
     order = list(pd.unique(table["therapy"]))
-    params = res.get("params")
+    params = read_params(adata, key)
     threshold = _DEFAULT_THRESHOLD
-    if isinstance(params, Mapping):
-        listed = params.get("therapies")
-        if listed is not None and not isinstance(listed, str):
-            listed = [str(t) for t in np.asarray(listed).ravel()]
-            order = [t for t in listed if t in set(order)] + [t for t in order if t not in set(listed)]
-        thr = plain(params.get("threshold"))
-        if isinstance(thr, int | float) and np.isfinite(thr):
-            threshold = float(thr)
+    listed = params.get("therapies")
+    if listed is not None and not isinstance(listed, str):
+        listed = [str(t) for t in np.asarray(listed).ravel()]
+        order = [t for t in listed if t in set(order)] + [t for t in order if t not in set(listed)]
+    thr = params.get("threshold")
+    if isinstance(thr, int | float) and np.isfinite(thr):
+        threshold = float(thr)
     return table.reset_index(drop=True), order, threshold
 
 
@@ -134,6 +130,7 @@ def _resolve_therapy(name: Any, known: Sequence[str], what: str = "therapy") -> 
 
 
 def _as_list(name: str, value: Any) -> list[str]:
+    """``value`` (a string or an iterable of values) as a non-empty list of strings."""
     if isinstance(value, str):
         return [value]
     try:
@@ -166,6 +163,7 @@ def _one_sample(table: pd.DataFrame) -> bool:
 
 
 def _label(sample: str, group: str, single: bool) -> str:
+    """The label of a subpopulation: its group alone when there is one sample, else sample · group."""
     return str(group) if single else f"{sample}{SEP}{group}"
 
 
@@ -198,12 +196,14 @@ def _luminance(rgba) -> float:
 
 
 def _flag_note(threshold: float) -> str:
+    """The legend note that explains the flags."""
     return f"survives: 95% interval > {threshold:g}, evidence decides; ?: no evidence"
 
 
 # --------------------------------------------------------------------------------------------
 # tm.pl.therapy_survival
 # --------------------------------------------------------------------------------------------
+@doc_params("plot")
 def therapy_survival(
     adata: AnnData,
     *,
@@ -217,12 +217,12 @@ def therapy_survival(
     show: bool | None = None,
     save: str | Path | None = None,
 ) -> Figure | list[Axes] | None:
-    """Heat map of the predicted surviving fraction of each malignant subpopulation under each therapy.
+    r"""Heat map of the predicted surviving fraction of each malignant subpopulation under each therapy.
 
     Rows are the subpopulations of :func:`tmeatlas.tl.therapy_survival` (``"sample · group"``;
     the group alone when it ran without samples), in the tool's order; columns the therapies.
     The colour is the subpopulation's surviving fraction, the mean over its malignant cells of
-    the per-cell survival probability :math:`s_{id} = \\sigma(\\ell_{id})` of the tool's
+    the per-cell survival probability :math:`s_{id} = \sigma(\ell_{id})` of the tool's
     additive logistic evidence model, on a fixed [0, 1] scale (``cividis`` by default: a
     perceptually uniform map readable with colour-vision deficiencies, Nuñez et al., PLoS ONE
     13:e0199239, 2018). Cells called ``survives`` (interval above the tool's ``threshold`` with
@@ -248,14 +248,7 @@ def therapy_survival(
         Write the surviving fraction in each cell.
     cmap
         Colour map (name or :class:`~matplotlib.colors.Colormap`) of the surviving fraction.
-    ax
-        Axes to draw into.
-    return_fig
-        Return the figure.
-    show
-        Show the figure (default: when not returning it and not drawing into ``ax``).
-    save
-        Path to save the figure to; the suffix picks the format (``.pdf``/``.svg`` keep text as text).
+    {plot}
 
     Returns
     -------
@@ -342,6 +335,7 @@ def therapy_survival(
 # --------------------------------------------------------------------------------------------
 # tm.pl.survival_reasons
 # --------------------------------------------------------------------------------------------
+@doc_params("plot")
 def survival_reasons(
     adata: AnnData,
     *,
@@ -383,14 +377,7 @@ def survival_reasons(
         Key of ``adata.uns`` with the result.
     max_reasons
         Most reasons printed per subpopulation (the rest are counted).
-    ax
-        Axes to draw into.
-    return_fig
-        Return the figure.
-    show
-        Show the figure (default: when not returning it and not drawing into ``ax``).
-    save
-        Path to save the figure to; the suffix picks the format (``.pdf``/``.svg`` keep text as text).
+    {plot}
 
     Returns
     -------
@@ -400,7 +387,7 @@ def survival_reasons(
 
     table, order, threshold = _survival(adata, key)
     therapy = _resolve_therapy(therapy, order)
-    max_reasons = _check_count("max_reasons", max_reasons)
+    max_reasons = check_int("max_reasons", max_reasons, 1)
     table = table[table["therapy"] == therapy]
     keep = _select(table, "sample", sample, "sample").index.intersection(
         _select(table, "group", group, "group").index
@@ -477,6 +464,7 @@ def survival_reasons(
 # --------------------------------------------------------------------------------------------
 # tm.pl.combination_cover
 # --------------------------------------------------------------------------------------------
+@doc_params("plot")
 def combination_cover(
     adata: AnnData,
     *,
@@ -487,11 +475,11 @@ def combination_cover(
     show: bool | None = None,
     save: str | Path | None = None,
 ) -> Figure | list[Axes] | None:
-    """The best therapy combinations against the malignant subpopulations: which drug kills which.
+    r"""The best therapy combinations against the malignant subpopulations: which drug kills which.
 
     Rows are the ``n_solutions`` best combinations of :func:`tmeatlas.tl.combination_cover`
-    (rank, therapies, number of drugs and the objective :math:`\\sum_d x_d + \\lambda \\sum_d
-    \\tau_d x_d` of its set-cover integer program, with :math:`\\tau_d` the therapy's toxicity);
+    (rank, therapies, number of drugs and the objective :math:`\sum_d x_d + \lambda \sum_d
+    \tau_d x_d` of its set-cover integer program, with :math:`\tau_d` the therapy's toxicity);
     columns the malignant subpopulations it considered (``"sample · group"`` with the
     fraction of the sample's malignant cells; those below ``min_fraction`` were left out by
     the tool). A cell is coloured by the therapy of the combination that kills the
@@ -509,14 +497,7 @@ def combination_cover(
         Key of ``adata.uns`` with that result.
     n_solutions
         Number of combinations to show, best first (at most those found).
-    ax
-        Axes to draw into.
-    return_fig
-        Return the figure.
-    show
-        Show the figure (default: when not returning it and not drawing into ``ax``).
-    save
-        Path to save the figure to; the suffix picks the format (``.pdf``/``.svg`` keep text as text).
+    {plot}
 
     Returns
     -------
@@ -527,15 +508,15 @@ def combination_cover(
 
     check_adata(adata)
     _check_key(key)
-    n_solutions = _check_count("n_solutions", n_solutions)
+    n_solutions = check_int("n_solutions", n_solutions, 1)
     res = adata.uns.get(key)
     if not isinstance(res, Mapping) or "solutions" not in res or "coverage" not in res:
         raise MissingResultError(f"no combination cover in adata.uns[{key!r}]; {_RUN_COVER}")
     sol = pd.DataFrame(res["solutions"]).copy()
     cov = pd.DataFrame(res["coverage"]).copy()
     unc = pd.DataFrame(res.get("uncoverable", pd.DataFrame(columns=["sample", "group"])))
-    params = res.get("params") if isinstance(res.get("params"), Mapping) else {}
-    max_drugs = plain(params.get("max_drugs"))
+    params = read_params(adata, key)
+    max_drugs = params.get("max_drugs")
 
     fig, axes = new_axes(ax, panel_size=(6.0, 3.0))  # resized below when drawing a grid
     a = axes[0]

@@ -42,12 +42,12 @@ def therapy_simulation(
     show: bool | None = None,
     save: str | Path | None = None,
 ) -> Figure | list[Axes] | None:
-    """Subpopulation sizes and total tumour burden over time under each simulated dosing schedule.
+    r"""Subpopulation sizes and total tumour burden over time under each simulated dosing schedule.
 
     Draws ``adata.uns[key]`` of :func:`tmeatlas.tl.simulate_therapy`, one panel per sample: a
     line per subpopulation and schedule (colour: subpopulation, from the colour-blind-safe
     :data:`tmeatlas.pl.CB_PALETTE`; line style: schedule, continuous solid, adaptive dashed) and
-    the total burden :math:`B(t) = \\sum_i N_i(t)` of each schedule (thick black, same style).
+    the total burden :math:`B(t) = \sum_i N_i(t)` of each schedule (thick black, same style).
     Sizes are relative to the initial burden. The progression threshold (e.g. 1.2, RECIST-like
     20 % growth) is a dotted grey line, the time to progression of each schedule a cross on its
     total, and the treatment intervals of each schedule a bar along the top of the panel (the

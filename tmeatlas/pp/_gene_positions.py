@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._docs import doc_params
 from .._errors import GenePositionError, InvalidParameterError
 from .._keys import UNS, VAR
 from .._resources import CHROMOSOMES, NUCLEAR_CHROMOSOMES, chromosome_table, gene_names, gene_table
@@ -31,6 +32,7 @@ _DUP_SUFFIX_RE = re.compile(r"^(.+?)(?:[.-](\d+))$")
 MIN_FRACTION = 0.5
 
 
+@doc_params("copy")
 def gene_positions(
     adata: AnnData,
     *,
@@ -78,8 +80,7 @@ def gene_positions(
     min_fraction
         Fewer matched genes than this fraction is an error (wrong species, wrong identifier
         type, wrong column).
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------
@@ -130,7 +131,13 @@ def gene_positions(
     startpos = pd.array(rows["start"].to_numpy(), dtype="Int64")
     endpos = pd.array(rows["end"].to_numpy(), dtype="Int64")
     routes = pd.Series(route).value_counts().to_dict()
-    logger.info("gene_positions: %d of %d genes placed (%.1f%%), ids detected as %s", matched.sum(), len(ids), 100 * frac, id_type)
+    logger.info(
+        "gene_positions: %d of %d genes placed (%.1f%%), ids detected as %s",
+        matched.sum(),
+        len(ids),
+        100 * frac,
+        id_type,
+    )
     store(
         adata,
         tool="pp.gene_positions",
@@ -144,7 +151,12 @@ def gene_positions(
             "matched_by": {k: int(v) for k, v in routes.items() if k != "none"},
             "source": source,
         },
-        params={"genome": genome, "gtf": None if gtf is None else str(gtf), "key": key, "min_fraction": min_fraction},
+        params={
+            "genome": genome,
+            "gtf": None if gtf is None else str(gtf),
+            "key": key,
+            "min_fraction": min_fraction,
+        },
     )
     return adata if copy else None
 
@@ -178,10 +190,14 @@ def _match(
     symbols = table.index
     if id_type.startswith("ensembl"):
         stable = pd.Index(ids.str.replace(r"\.\d+$", "", regex=True))
-        id_map = pd.Series(symbols[table["gene_id"] != ""], index=table.loc[table["gene_id"] != "", "gene_id"])
+        id_map = pd.Series(
+            symbols[table["gene_id"] != ""], index=table.loc[table["gene_id"] != "", "gene_id"]
+        )
         if names is not None:
             extra = names[names["kind"] == "ensembl"]
-            id_map = pd.concat([id_map, pd.Series(extra["symbol"].to_numpy(), index=extra["name"].to_numpy())])
+            id_map = pd.concat(
+                [id_map, pd.Series(extra["symbol"].to_numpy(), index=extra["name"].to_numpy())]
+            )
         id_map = id_map[~id_map.index.duplicated()]
         hit = stable.isin(id_map.index)
         out[hit] = id_map.reindex(stable[hit]).to_numpy()
@@ -214,7 +230,11 @@ def _match(
     for i in todo:
         m = _DUP_SUFFIX_RE.match(ids[i])
         if m and m.group(1) in present:
-            j = ids.get_indexer([m.group(1)])[0] if ids.is_unique else int(np.flatnonzero(ids == m.group(1))[0])
+            j = (
+                ids.get_indexer([m.group(1)])[0]
+                if ids.is_unique
+                else int(np.flatnonzero(ids == m.group(1))[0])
+            )
             if pd.notna(out[j]):
                 out[i] = out[j]
                 route[i] = "duplicate_suffix"
@@ -266,11 +286,15 @@ def _read_gtf(path: str | PathLike) -> pd.DataFrame:
                 chrom = f[0] if f[0].startswith("chr") else f"chr{f[0]}"
                 chrom = "chrM" if chrom == "chrMT" else chrom
                 gid = attrs.get("gene_id", "")
-                rows.append((attrs.get("gene_name", gid), re.sub(r"\.\d+$", "", gid), chrom, int(f[3]), int(f[4])))
+                rows.append(
+                    (attrs.get("gene_name", gid), re.sub(r"\.\d+$", "", gid), chrom, int(f[3]), int(f[4]))
+                )
     except OSError as e:
         raise GenePositionError(f"cannot read GTF {str(path)!r}: {e}") from e
     if not rows:
-        raise GenePositionError(f"no 'gene' records found in GTF {str(path)!r}; is it a GTF file (not GFF3/BED)?")
+        raise GenePositionError(
+            f"no 'gene' records found in GTF {str(path)!r}; is it a GTF file (not GFF3/BED)?"
+        )
     df = pd.DataFrame(rows, columns=["symbol", "gene_id", "chromosome", "start", "end"])
     df = df[df["chromosome"].isin(CHROMOSOMES)]
     by_id = df.drop_duplicates("gene_id").assign(symbol=lambda d: d["gene_id"])

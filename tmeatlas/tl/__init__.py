@@ -6,6 +6,7 @@ from ._annotate import annotate
 from ._checkpoints import checkpoint_interactions
 from ._clones import cnv_clones
 from ._cnv import infer_cnv
+from ._combination import combination_cover
 from ._drug_screen import drug_screen
 from ._heterogeneity import heterogeneity
 from ._immunotherapy import immunotherapy_benefit
@@ -13,7 +14,7 @@ from ._integrate import integrate, transfer_labels
 from ._malignant import call_malignant
 from ._signatures import score_signatures
 from ._stemness import stemness
-from ._therapy import combination_cover, therapy_survival
+from ._survival import therapy_survival
 from ._therapy_sim import simulate_therapy
 
 __all__ = [

@@ -10,6 +10,7 @@ import pandas as pd
 from scipy import sparse
 
 from .._core.chunks import is_streamed, row_blocks
+from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError
 from .._keys import OBS, OBSM, UNS
 from .._settings import logger, settings
@@ -48,15 +49,16 @@ def marker_table(markers=None) -> pd.DataFrame:
     "-": [...]}}`` of major types (a dict's keys must be names of the fixed major vocabulary,
     or the cell types become both their own major and fine type).
     """
-    from .._resources import data_path
-
     if markers is None:
-        with data_path("markers_human.tsv").open("rb") as fh:
-            return pd.read_csv(fh, sep="\t", dtype=str, keep_default_na=False)
+        from ..datasets._markers import library
+
+        return library()
     if isinstance(markers, pd.DataFrame):
         need = {"cell_type", "cell_type_major", "level", "gene", "direction"}
         if not need <= set(markers.columns):
-            raise InvalidParameterError(f"a marker table needs the columns {sorted(need)}; got {list(markers.columns)}.")
+            raise InvalidParameterError(
+                f"a marker table needs the columns {sorted(need)}; got {list(markers.columns)}."
+            )
         df = markers.copy()
     elif isinstance(markers, dict):
         rows = []
@@ -68,7 +70,9 @@ def marker_table(markers=None) -> pd.DataFrame:
                 rows += [(ct, ct, level, g, "+") for g in pos] + [(ct, ct, level, g, "-") for g in neg]
         df = pd.DataFrame(rows, columns=["cell_type", "cell_type_major", "level", "gene", "direction"])
     else:
-        raise InvalidParameterError(f"markers must be None, a DataFrame or a dict, got {type(markers).__name__}.")
+        raise InvalidParameterError(
+            f"markers must be None, a DataFrame or a dict, got {type(markers).__name__}."
+        )
     if df.empty:
         raise InvalidParameterError("the marker table is empty.")
     if not df["direction"].isin(["+", "-"]).all() or not df["level"].isin(["major", "fine"]).all():
@@ -110,7 +114,7 @@ def _marker_counts(X, cols: np.ndarray, chunk: int) -> tuple[sparse.csr_matrix, 
     linear normalised input as it is. ``X`` may be in memory or streamed (Dask, backed): it is
     read one row block at a time.
     """
-    from ._cnv import _input_mode
+    from .._core.expression import MODE_NAMES, input_mode
 
     if not is_streamed(X):
         if sparse.issparse(X):
@@ -118,7 +122,7 @@ def _marker_counts(X, cols: np.ndarray, chunk: int) -> tuple[sparse.csr_matrix, 
         else:
             X = np.asarray(X)
         check_expression_values(X)
-    mode = {0: "counts", 1: "log", 2: "linear"}[_input_mode(X)]
+    mode = MODE_NAMES[input_mode(X)]
     parts, factors = [], []
     for _, _, B in row_blocks(X, chunk):
         if is_streamed(X):
@@ -173,7 +177,9 @@ def _background(Y: sparse.csr_matrix, f: np.ndarray, labels: np.ndarray, samples
     return out
 
 
-def _decontaminate(Y: sparse.csr_matrix, f: np.ndarray, bg: np.ndarray, samples: np.ndarray) -> sparse.csr_matrix:
+def _decontaminate(
+    Y: sparse.csr_matrix, f: np.ndarray, bg: np.ndarray, samples: np.ndarray
+) -> sparse.csr_matrix:
     """Subtract each cell's expected background, ``max(y_gc - b_gs / f_c, 0)`` (b: :func:`_background`)."""
     Yd = Y.tocsr(copy=True)
     row = np.repeat(np.arange(Y.shape[0]), np.diff(Yd.indptr))
@@ -264,7 +270,9 @@ def _class_sums(X, mode: str, codes: np.ndarray, n_classes: int, chunk: int) -> 
         if len(keep) == 0:
             continue
         Xc = _pseudo_counts(X[s : s + chunk], mode)[keep]
-        G = sparse.csr_matrix((np.ones(len(keep)), (c[keep], np.arange(len(keep)))), shape=(n_classes, len(keep)))
+        G = sparse.csr_matrix(
+            (np.ones(len(keep)), (c[keep], np.arange(len(keep)))), shape=(n_classes, len(keep))
+        )
         out += np.asarray((G @ Xc).todense())
     return out
 
@@ -317,6 +325,7 @@ def _naive_bayes(X, mode: str, rows: np.ndarray, seeds: np.ndarray, n_classes: i
     return pred, post, z
 
 
+@doc_params("copy", "layer", "chunk_size")
 def annotate(
     adata: AnnData,
     *,
@@ -435,8 +444,7 @@ def annotate(
     sample_key
         Column with the sample (patient, 10x channel): each sample's background is estimated on
         its own; also used for per-sample summaries.
-    layer
-        Layer to use instead of ``adata.X``.
+    {layer}
     malignant_key
         Column with the CNV malignant calls.
     smooth
@@ -455,14 +463,12 @@ def annotate(
     refine
         Relabel cells with a classifier of whole expression profiles trained on the cells the
         markers label most clearly (see Method). Not used with ``groupby``.
-    chunk_size
-        Cells per chunk (default ``tm.settings.chunk_size``).
+    {chunk_size}
     key_added
         Key of ``adata.uns`` for the summary; the labels go to ``obs["compartment"]``,
         ``obs["cell_type_major"]``, ``obs["cell_type"]``, ``obs["cell_type_confidence"]``
         and the fine-type scores to ``obsm["X_cell_type_scores"]`` (a labelled table).
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------
@@ -511,7 +517,18 @@ def annotate(
     # without CNV calls, the malignant (carcinoma) program competes inside the epithelial type
     parent = np.where((lib.fine_major == "Malignant") & (mal_calls is None), "Epithelial", lib.fine_major)
     major, conf_m, refined = _major_calls(
-        Y, U, lib, Sm_use, Sf_use, cov_m, ok_m, ok_f, parent, float(min_score), refine and groupby is None, chunk
+        Y,
+        U,
+        lib,
+        Sm_use,
+        Sf_use,
+        cov_m,
+        ok_m,
+        ok_f,
+        parent,
+        float(min_score),
+        refine and groupby is None,
+        chunk,
     )
 
     # --- fine type within the major type, malignant precedence -------------------------------
@@ -578,7 +595,9 @@ class _Library:
         P = np.zeros((U.shape[1], len(self.majors)))
         pos = self.major_tab[self.major_tab["direction"] == "+"]
         for k, t in enumerate(self.majors):
-            P[[self.gene_col[g] for g in pos.loc[pos["cell_type"] == t, "gene"] if g in self.gene_col], k] = 1.0
+            P[[self.gene_col[g] for g in pos.loc[pos["cell_type"] == t, "gene"] if g in self.gene_col], k] = (
+                1.0
+            )
         on = sparse.csr_matrix((U > 0).astype(np.float64))
         return np.asarray(on @ P)[np.arange(U.shape[0]), best]
 
@@ -601,17 +620,23 @@ def _smoothed(adata: AnnData, smooth: str | None, groupby: str | None, Sm: np.nd
             Sm = 0.5 * (Sm + A @ Sm)
             Sf = 0.5 * (Sf + A @ Sf)
         elif smooth != "auto":
-            raise InvalidInputError(f"no graph obsp[{smooth!r}]; run `sc.pp.neighbors(adata)` or pass smooth=None.")
+            raise InvalidInputError(
+                f"no graph obsp[{smooth!r}]; run `sc.pp.neighbors(adata)` or pass smooth=None."
+            )
     if groupby is not None:
         codes, uniq = pd.factorize(adata.obs[groupby].astype(str))
-        G = sparse.csr_matrix((np.ones(adata.n_obs), (codes, np.arange(adata.n_obs))), shape=(len(uniq), adata.n_obs))
+        G = sparse.csr_matrix(
+            (np.ones(adata.n_obs), (codes, np.arange(adata.n_obs))), shape=(len(uniq), adata.n_obs)
+        )
         size = np.asarray(G.sum(axis=1)).ravel()
         Gm = sparse.diags(1.0 / size) @ G
         Sm, Sf = (Gm @ Sm)[codes], (Gm @ Sf)[codes]
     return Sm, Sf, graph
 
 
-def _major_calls(Y, U, lib: _Library, Sm, Sf, cov_m, ok_m, ok_f, parent, min_score: float, refine: bool, chunk: int):
+def _major_calls(
+    Y, U, lib: _Library, Sm, Sf, cov_m, ok_m, ok_f, parent, min_score: float, refine: bool, chunk: int
+):
     """Major type per cell from the marker scores, then (``refine``) from the classifier.
 
     Returns ``(major, confidence, refined)``.
@@ -686,11 +711,13 @@ def _malignant_precedence(adata: AnnData, malignant_key: str, mal_calls, major, 
 def _store_annotation(adata, lib: _Library, major, fine, conf, Sf, cov_m, cov_f, ok_m, ok_f, sample_key,
                       *, uns: dict, params: dict, key_added: str) -> None:  # fmt: skip
     """Write labels, scores, the markers used and per-sample counts (one ``store`` call)."""
-    from ..pl._utils import compartment_palette, major_palette
+    from .._palettes import compartment_palette, major_palette
 
     majors, fines = lib.majors, lib.fines
     compartment = np.asarray([_MAJOR_COMPARTMENT.get(m, "unassigned") for m in major], dtype=object)
-    fine_cats = [f for f in fines if f in set(fine)] + [c for c in (EPI_UNCERTAIN, UNASSIGNED) if c in set(fine)]
+    fine_cats = [f for f in fines if f in set(fine)] + [
+        c for c in (EPI_UNCERTAIN, UNASSIGNED) if c in set(fine)
+    ]
     fine_cats += [c for c in pd.unique(fine) if c not in fine_cats]
     major_cats = MAJOR_TYPES + [m for m in majors if m not in MAJOR_TYPES]
     scores = pd.DataFrame(np.asarray(Sf, dtype=np.float32), index=adata.obs_names, columns=fines)
@@ -714,7 +741,12 @@ def _store_annotation(adata, lib: _Library, major, fine, conf, Sf, cov_m, cov_f,
     lab = pd.DataFrame({"cell_type_major": major, "cell_type": fine})
     if sample_key:
         lab[sample_key] = adata.obs[sample_key].astype(str).to_numpy()
-    counts = lab.groupby([*by, "cell_type_major", "cell_type"], observed=True).size().rename("n_cells").reset_index()
+    counts = (
+        lab.groupby([*by, "cell_type_major", "cell_type"], observed=True)
+        .size()
+        .rename("n_cells")
+        .reset_index()
+    )
     counts.index = counts.index.astype(str)
     logger.info(
         "annotate: %d cells, %d unassigned; markers measured for %d/%d types",
@@ -767,7 +799,9 @@ def _refine_major(X, mode, major, sublabel, margin, sub_major, majors, cov_m, ch
     disagree), times the square root of the type's marker coverage.
     """
     X = sparse.csr_matrix(X) if not sparse.issparse(X) else X.tocsr()
-    classes = [c for c in pd.unique(sublabel) if c != UNASSIGNED and sub_major.get(c) not in (None, "Malignant")]
+    classes = [
+        c for c in pd.unique(sublabel) if c != UNASSIGNED and sub_major.get(c) not in (None, "Malignant")
+    ]
     seeds = _seed_codes(sublabel, margin, classes)
     present = np.bincount(seeds[seeds >= 0], minlength=len(classes)) >= MIN_SEEDS
     if len({sub_major[c] for c, p in zip(classes, present) if p}) < 2:

@@ -3,25 +3,41 @@
 from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pandas as pd
-from numba import njit
 from scipy import sparse
 
+from .._core.checkpoints import slot_sums
 from .._core.chunks import is_streamed, row_block
+from .._core.expression import log_normalise
+from .._core.stats import bh_adjust
+from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError, MissingResultError, NotApplicableError
 from .._keys import OBSM, UNS
 from .._rng import make_rng, resolve_seed, spawn_seeds
 from .._settings import logger, settings
 from .._store import store
-from .._validation import check_expression_values, check_obs_key, get_matrix, looks_like_counts, start
+from .._validation import (
+    check_expression_values,
+    check_int,
+    check_obs_key,
+    get_matrix,
+    looks_like_counts,
+    start,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
-__all__ = ["TABLE_COLUMNS", "checkpoint_interactions", "checkpoint_pairs"]
+__all__ = [
+    "TABLE_COLUMNS",
+    "checkpoint_interactions",
+    "checkpoint_pairs",
+    "interaction_table",
+    "pair_expression",
+]
 
 #: columns of ``uns[key_added]["table"]``, in order
 TABLE_COLUMNS = [
@@ -75,7 +91,9 @@ def checkpoint_pairs(pairs: pd.DataFrame | None = None) -> pd.DataFrame:
         df[c] = df[c].astype(str).str.replace(r"\s+", "", regex=True)
     bad = df[(df["receptor"].str.strip("+") == "") | (df["ligand"].str.strip("+") == "") | (df["pair"] == "")]
     if len(bad):
-        raise InvalidParameterError(f"pairs has rows without a pair name, receptor or ligand: {bad[need].to_dict('records')[:3]}.")
+        raise InvalidParameterError(
+            f"pairs has rows without a pair name, receptor or ligand: {bad[need].to_dict('records')[:3]}."
+        )
     dup = df["pair"][df["pair"].duplicated()]
     if len(dup):
         raise InvalidParameterError(f"pair names must be unique; repeated: {sorted(set(dup))[:5]}.")
@@ -83,12 +101,14 @@ def checkpoint_pairs(pairs: pd.DataFrame | None = None) -> pd.DataFrame:
 
 
 def _subunits(s: str) -> list[str]:
+    """The subunits (genes) of a ``+``-joined complex."""
     return [g for g in s.split("+") if g]
 
 
 def _gene_columns(var_names: pd.Index, genes: list[str]) -> dict[str, int]:
     """Column of each gene found in the data (the matching of :func:`tmeatlas.tl.score_signatures`:
-    exact name, else current HGNC symbols via Ensembl IDs, legacy symbols, aliases and case)."""
+    exact name, else current HGNC symbols via Ensembl IDs, legacy symbols, aliases and case).
+    """
     from ._signatures import _gene_columns as columns
 
     cols = columns(var_names, genes)
@@ -98,70 +118,41 @@ def _gene_columns(var_names: pd.Index, genes: list[str]) -> dict[str, int]:
 # --------------------------------------------------------------------------------------------
 # expression of the pair genes
 # --------------------------------------------------------------------------------------------
-def _pair_expression(X, cols: np.ndarray, chunk: int) -> tuple[sparse.csr_matrix, str]:
+def pair_expression(X, cols: np.ndarray, chunk: int) -> tuple[sparse.csr_matrix, str]:
     """Expression of genes ``cols`` (cells x genes, CSR): ``log1p`` CP10k for counts, else as stored.
 
     Library sizes are row sums of the whole matrix, computed chunk by chunk; only the pair
-    genes' columns are kept.
+    genes' columns are kept (:func:`tmeatlas._core.expression.log_normalise` with the full-row
+    library sizes). Returns the matrix and ``"log1p_cp10k"`` or ``"as_is"``.
     """
     if sparse.issparse(X):
         check_expression_values(X)
     counts = looks_like_counts(X)
     parts = []
     for s in range(0, X.shape[0], chunk):
-        block = row_block(X, s, min(X.shape[0], s + chunk))  # in memory, backed or Dask rows
-        if sparse.issparse(block):
-            if is_streamed(X):  # blocks of a Dask / backed matrix: checked as they are read
-                check_expression_values(block)
-            Xc = sparse.csr_matrix(block, dtype=np.float64)
-        else:
-            arr = np.asarray(block, dtype=np.float64)
-            check_expression_values(arr)  # dense input: checked chunk by chunk
-            Xc = sparse.csr_matrix(arr)
-        Xm = sparse.csr_matrix(Xc[:, cols])
-        if counts:
-            lib = np.asarray(Xc.sum(axis=1)).ravel()
-            scale = np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0)
-            Xm = sparse.csr_matrix(sparse.diags(scale) @ Xm)
-            Xm.data = np.log1p(Xm.data)
-        Xm.eliminate_zeros()
-        parts.append(Xm)
+        Xc = _checked_block(X, s, min(X.shape[0], s + chunk))
+        lib = np.asarray(Xc.sum(axis=1)).ravel() if counts else None
+        parts.append(log_normalise(Xc[:, cols], counts, lib=lib))
     E = sparse.vstack(parts, format="csr")
     E.sort_indices()
     return E, ("log1p_cp10k" if counts else "as_is")
 
 
+def _checked_block(X, start: int, stop: int) -> sparse.csr_matrix:
+    """Rows ``start:stop`` of ``X`` (in memory, backed or Dask) as float64 CSR, values checked where not yet."""
+    block = row_block(X, start, stop)
+    if sparse.issparse(block):
+        if is_streamed(X):  # blocks of a Dask / backed matrix: checked as they are read
+            check_expression_values(block)
+        return sparse.csr_matrix(block, dtype=np.float64)
+    arr = np.asarray(block, dtype=np.float64)
+    check_expression_values(arr)  # dense input: checked chunk by chunk
+    return sparse.csr_matrix(arr)
+
+
 # --------------------------------------------------------------------------------------------
 # the per-sample statistics
 # --------------------------------------------------------------------------------------------
-@njit(cache=True, nogil=True)
-def _slot_sums(codes_b, src, dst, K, spatial, indptr, indices, data, binary, send, recv, size):  # pragma: no cover
-    """Add each item's expression into its slot, for every labelling ``b`` (numba; releases the GIL).
-
-    Expression mode: item = cell, slot = its group, sums in ``send``. Spatial mode: item = edge
-    ``src -> dst``, slot = ``K * group(src) + group(dst)``; the sender cell's row goes to
-    ``send``, the receiver cell's to ``recv``. ``size`` counts the items of each slot.
-    """
-    for b in range(codes_b.shape[0]):
-        lab = codes_b[b]
-        if spatial:
-            for e in range(src.shape[0]):
-                i = src[e]
-                j = dst[e]
-                s = lab[i] * K + lab[j]
-                size[b, s] += 1.0
-                for p in range(indptr[i], indptr[i + 1]):
-                    send[b, s, indices[p]] += 1.0 if binary else data[p]
-                for p in range(indptr[j], indptr[j + 1]):
-                    recv[b, s, indices[p]] += 1.0 if binary else data[p]
-        else:
-            for i in range(lab.shape[0]):
-                s = lab[i]
-                size[b, s] += 1.0
-                for p in range(indptr[i], indptr[i + 1]):
-                    send[b, s, indices[p]] += 1.0 if binary else data[p]
-
-
 class _Sample:
     """Everything one sample needs: its cells' codes, expression and (spatial mode) edges.
 
@@ -188,14 +179,10 @@ class _Sample:
 
         ``codes_b`` is ``(B, n)``; returns ``(send (B, slots, genes), recv (same), size (B, slots))``.
         """
-        B, S, g = codes_b.shape[0], self.n_slots, self.E.shape[1]
-        send = np.zeros((B, S, g))
-        recv = np.zeros((B, S, g)) if self.spatial else send
-        size = np.zeros((B, S))
         E = self.E
-        _slot_sums(np.ascontiguousarray(codes_b, dtype=np.int64), self.src, self.dst, self.K, self.spatial,
-                   E.indptr.astype(np.int64), E.indices.astype(np.int64), E.data, binary, send, recv, size)
-        return send, recv, size
+        return slot_sums(np.ascontiguousarray(codes_b, dtype=np.int64), self.src, self.dst, self.K,
+                         E.indptr.astype(np.int64), E.indices.astype(np.int64), E.data, E.shape[1],
+                         spatial=self.spatial, binary=binary)  # fmt: skip
 
 
 def _complex(vals: np.ndarray, idx: np.ndarray) -> np.ndarray:
@@ -205,6 +192,7 @@ def _complex(vals: np.ndarray, idx: np.ndarray) -> np.ndarray:
 
 
 def _means(smp: _Sample, codes_b: np.ndarray, lig: np.ndarray, rec: np.ndarray, binary: bool = False):
+    """``(ligand means (B, slots, pairs), receptor means (same), slot sizes (B, slots))`` for ``B`` labellings."""
     send, recv, size = smp.sums(codes_b, binary=binary)
     with np.errstate(invalid="ignore", divide="ignore"):
         send = send / size[..., None]
@@ -236,17 +224,10 @@ def _null_counts(smp: _Sample, combos, obs: np.ndarray, lig, rec, seed: int, n: 
     return count
 
 
-def _bh(p: np.ndarray) -> np.ndarray:
-    from scipy.stats import false_discovery_control
-
-    if len(p) == 0:
-        return p.astype(np.float64)
-    return false_discovery_control(np.asarray(p, dtype=np.float64), method="bh")
-
-
 # --------------------------------------------------------------------------------------------
 # tm.tl.checkpoint_interactions
 # --------------------------------------------------------------------------------------------
+@doc_params("copy", "layer")
 def checkpoint_interactions(
     adata: AnnData,
     *,
@@ -322,8 +303,7 @@ def checkpoint_interactions(
         ``None``: the shipped ``tmeatlas/_data/checkpoint_pairs.tsv``; or a DataFrame with
         columns ``pair``, ``receptor``, ``ligand`` (``+``-joined genes for complexes).
         Pairs with a gene that is not measured are skipped (listed in ``uns[key_added]["pairs"]``).
-    layer
-        Layer to use instead of ``adata.X``.
+    {layer}
     spatial_key
         Key of the coordinates in ``adata.obsm``; when they exist but the graph does not, the
         log says how to build the graph (``sq.gr.spatial_neighbors(adata, spatial_key=...)``).
@@ -343,8 +323,7 @@ def checkpoint_interactions(
         results do not depend on it.
     key_added
         Key of ``adata.uns`` for the results.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------
@@ -356,191 +335,33 @@ def checkpoint_interactions(
     ``samples`` (those analysed) and ``params``. Read it with :func:`tmeatlas.get.checkpoint_interactions`.
     """
     adata = start(adata, copy)
-    if not isinstance(groupby, str):
-        raise InvalidParameterError(f"groupby must be the name of a column of adata.obs, got {groupby!r}.")
-    hint = "Run `tm.tl.annotate(adata)` first." if groupby in ("cell_type_major", "cell_type", "compartment") else ""
-    check_obs_key(adata, groupby, what="groupby", hint=hint)
-    check_obs_key(adata, sample_key, what="sample_key")
-    if not isinstance(n_perms, int | np.integer) or isinstance(n_perms, bool) or n_perms < 1:
-        raise InvalidParameterError(f"n_perms must be an integer >= 1, got {n_perms!r}.")
-    if not isinstance(min_cells, int | np.integer) or isinstance(min_cells, bool) or min_cells < 1:
-        raise InvalidParameterError(f"min_cells must be an integer >= 1, got {min_cells!r}.")
-    if (not isinstance(min_fraction, int | float | np.integer | np.floating) or isinstance(min_fraction, bool)
-            or not 0.0 <= float(min_fraction) <= 1.0):
-        raise InvalidParameterError(f"min_fraction must be in [0, 1], got {min_fraction!r}.")
-    if not isinstance(key_added, str) or not key_added:
-        raise InvalidParameterError(f"key_added must be a non-empty string, got {key_added!r}.")
+    _check_params(adata, groupby, sample_key, n_perms, min_cells, min_fraction, key_added)
     seed = resolve_seed(rng)
     threads = settings.resolve_n_jobs(n_jobs)
     table = checkpoint_pairs(pairs)
-
-    # --- genes of the pairs ----------------------------------------------------------------
-    lig_sub = [_subunits(s) for s in table["ligand"]]
-    rec_sub = [_subunits(s) for s in table["receptor"]]
-    all_genes = list(dict.fromkeys(g for subs in (*lig_sub, *rec_sub) for g in subs))
-    found = _gene_columns(adata.var_names, all_genes)
-    missing = [[g for g in lig + rec if g not in found] for lig, rec in zip(lig_sub, rec_sub)]
-    table["measured"] = [not m for m in missing]
-    table["missing"] = [",".join(dict.fromkeys(m)) for m in missing]
-    if not table["measured"].any():
-        raise NotApplicableError(
-            f"no receptor–ligand pair has all its genes in adata.var_names (looked for {all_genes[:10]}"
-            f"{'...' if len(all_genes) > 10 else ''}); check that var_names are human gene symbols or "
-            "Ensembl IDs, or pass `pairs=` naming genes of the data."
-        )
-    if (~table["measured"]).any():
-        logger.warning(
-            "checkpoint_interactions: %d of %d pairs skipped, genes not measured: %s",
-            int((~table["measured"]).sum()), len(table), ", ".join(sorted({g for m in missing for g in m}))[:300],
-        )
-    used = table[table["measured"]].reset_index(drop=True)
-    genes = list(dict.fromkeys(g for i in used.index for g in _subunits(used.at[i, "ligand"]) + _subunits(used.at[i, "receptor"])))
-    gidx = {g: j for j, g in enumerate(genes)}
-    width = max(max(len(_subunits(s)) for s in used["ligand"]), max(len(_subunits(s)) for s in used["receptor"]))
-
-    def padded(col):
-        out = np.full((len(used), width), -1, dtype=np.int64)
-        for i, s in enumerate(used[col]):
-            sub = _subunits(s)
-            out[i, : len(sub)] = [gidx[g] for g in sub]
-        return out
-
-    lig, rec = padded("ligand"), padded("receptor")
-    E, expression = _pair_expression(
-        get_matrix(adata, layer), np.array([found[g] for g in genes], dtype=np.int64), settings.chunk_size
-    )
-
-    # --- groups, samples, graph ------------------------------------------------------------
-    gcol = adata.obs[groupby]
-    if isinstance(gcol.dtype, pd.CategoricalDtype):
-        groups = [str(c) for c in gcol.cat.categories]
-    else:
-        groups = sorted({str(v) for v in gcol.dropna()})
-    if not groups:
-        raise InvalidInputError(f"obs[{groupby!r}] has no non-missing values.")
-    codes_all = pd.Categorical(np.where(gcol.isna(), None, gcol.astype(str)), categories=groups).codes.astype(np.int64)
-    K = len(groups)
-    if sample_key is None:
-        sample_of = np.full(adata.n_obs, "all", dtype=object)
-        samples = ["all"]
-    else:
-        scol = adata.obs[sample_key]
-        sample_of = np.where(scol.isna(), None, scol.astype(str)).astype(object)
-        samples = (
-            [str(c) for c in scol.cat.categories if (scol == c).any()]
-            if isinstance(scol.dtype, pd.CategoricalDtype)
-            else sorted({str(v) for v in scol.dropna()})
-        )
-    A = None
-    if connectivity_key is not None and connectivity_key in adata.obsp:
-        A = sparse.csr_matrix(adata.obsp[connectivity_key])
-        if A.shape != (adata.n_obs, adata.n_obs):
-            raise InvalidInputError(f"obsp[{connectivity_key!r}] has shape {A.shape}, expected {(adata.n_obs,) * 2}.")
-    elif connectivity_key is not None and spatial_key in adata.obsm:
-        logger.info(
-            "checkpoint_interactions: obsm[%r] has coordinates but obsp[%r] does not exist; testing all cells "
-            "of each group. For contact-based tests run `squidpy.gr.spatial_neighbors(adata, spatial_key=%r, "
-            "library_key=<sample column>)` first.", spatial_key, connectivity_key, spatial_key,
-        )
+    used, cols, lig, rec = _pair_genes(table, adata.var_names)
+    E, expression = pair_expression(get_matrix(adata, layer), cols, settings.chunk_size)
+    groups, codes_all = _group_codes(adata, groupby)
+    sample_of, samples = _sample_labels(adata, sample_key)
+    A = _connectivity(adata, spatial_key, connectivity_key)
     mode = "spatial" if A is not None else "expression"
-
-    # --- observed statistics per sample ----------------------------------------------------
     frac_min = float(min_fraction)
-    sample_seeds = spawn_seeds(seed, len(samples))
-    work, rows = [], []
-    for si, s in enumerate(samples):
-        idx = np.flatnonzero((sample_of == s) & (codes_all >= 0))
-        if idx.size == 0:
-            continue
-        codes = codes_all[idx]
-        n_k = np.bincount(codes, minlength=K)
-        big = n_k >= min_cells
-        if big.sum() == 0:
-            continue
-        Es = E[idx]
-        if A is not None:
-            As = sparse.coo_matrix(A[idx][:, idx])
-            keep = (As.data != 0) & (As.row != As.col)
-            smp = _Sample(codes, Es, K, As.row[keep].astype(np.int64), As.col[keep].astype(np.int64))
-        else:
-            smp = _Sample(codes, Es, K)
-        Lm, Rm, size = _means(smp, codes[None, :], lig, rec)
-        Lf, Rf, _ = _means(smp, codes[None, :], lig, rec, binary=True)
-        Lm, Rm, size, Lf, Rf = Lm[0], Rm[0], size[0], Lf[0], Rf[0]
-        snd, rcv = np.meshgrid(np.flatnonzero(big), np.flatnonzero(big), indexing="ij")
-        snd, rcv = snd.ravel(), rcv.ravel()
-        if A is not None:
-            s_slot = r_slot = snd * K + rcv
-        else:
-            s_slot, r_slot = snd, rcv
-        P = len(used)
-        p_i = np.repeat(np.arange(P), len(snd))
-        snd_i, rcv_i = np.tile(snd, P), np.tile(rcv, P)
-        s_i, r_i = np.tile(s_slot, P), np.tile(r_slot, P)
-        lf, rf = Lf[s_i, p_i], Rf[r_i, p_i]
-        ok = (size[s_i] > 0) & (size[r_i] > 0) & (lf > 0) & (rf > 0) & (lf >= frac_min) & (rf >= frac_min)
-        if not ok.any():
-            continue
-        combos = (p_i[ok], s_i[ok], r_i[ok])
-        obs = _strength(Lm[None], Rm[None], size[None], combos)[0]
-        n_streams = -(-n_perms // PERMS_PER_STREAM)
-        stream_seeds = spawn_seeds(int(sample_seeds[si]), n_streams)
-        for t in range(n_streams):
-            nb = min(PERMS_PER_STREAM, n_perms - t * PERMS_PER_STREAM)
-            work.append((len(rows), smp, combos, obs, int(stream_seeds[t]), nb))
-        rows.append(
-            pd.DataFrame(
-                {
-                    "sample": s,
-                    "pair": used["pair"].to_numpy()[p_i[ok]],
-                    "sender": np.asarray(groups, dtype=object)[snd_i[ok]],
-                    "receiver": np.asarray(groups, dtype=object)[rcv_i[ok]],
-                    "ligand": used["ligand"].to_numpy()[p_i[ok]],
-                    "receptor": used["receptor"].to_numpy()[p_i[ok]],
-                    "n_sender": n_k[snd_i[ok]].astype(np.int64),
-                    "n_receiver": n_k[rcv_i[ok]].astype(np.int64),
-                    "n_edges": size[s_i[ok]].astype(np.int64) if A is not None else np.full(int(ok.sum()), -1, np.int64),
-                    "ligand_fraction": lf[ok],
-                    "receptor_fraction": rf[ok],
-                    "ligand_mean": Lm[s_i[ok], p_i[ok]],
-                    "receptor_mean": Rm[r_i[ok], p_i[ok]],
-                    "strength": obs,
-                    "_order": p_i[ok] * K * K + snd_i[ok] * K + rcv_i[ok],
-                }
-            )
-        )
-
-    # --- permutations ----------------------------------------------------------------------
-    counts = [np.zeros(len(r), dtype=np.int64) for r in rows]
-
-    def run(task):
-        k, smp, combos, obs, sd, nb = task
-        return k, _null_counts(smp, combos, obs, lig, rec, sd, nb)
-
-    if threads > 1 and len(work) > 1:
-        with ThreadPoolExecutor(max_workers=threads) as ex:
-            results = list(ex.map(run, work))
-    else:
-        results = [run(t) for t in work]
-    for k, c in results:
-        counts[k] += c
-
-    for r, c in zip(rows, counts):
-        r["pval"] = (1.0 + c) / (1.0 + n_perms)
-        r["padj"] = _bh(r["pval"].to_numpy())
-        r["spatial"] = A is not None
-    if rows:
-        out = pd.concat(rows, ignore_index=True)
-        out = out.sort_values(["sample", "_order"], kind="stable", key=lambda c: c.map(samples.index) if c.name == "sample" else c)
-        out = out.drop(columns="_order").reset_index(drop=True)[TABLE_COLUMNS]
-    else:
+    design = _Design(E=E, A=A, codes=codes_all, groups=groups, used=used, lig=lig, rec=rec)
+    rows, work = _observed(design, sample_of, samples, min_cells=min_cells, frac_min=frac_min,
+                           n_perms=int(n_perms), seed=seed)  # fmt: skip
+    counts = _permutation_counts(work, [len(r) for r in rows], lig, rec, threads)
+    out = _result_table(rows, counts, n_perms, samples, spatial=A is not None)
+    if not rows:
         logger.warning(
             "checkpoint_interactions: no sender/receiver combination passed the filters (min_cells=%d, "
-            "min_fraction=%g%s); the table is empty.", min_cells, frac_min, ", neighbouring groups" if A is not None else "",
+            "min_fraction=%g%s); the table is empty.",
+            min_cells,
+            frac_min,
+            ", neighbouring groups" if A is not None else "",
         )
-        out = _empty_table()
-    out.index = out.index.astype(str)
-    logger.info("checkpoint_interactions: %s mode, %d rows tested over %d samples", mode, len(out), len(samples))
+    logger.info(
+        "checkpoint_interactions: %s mode, %d rows tested over %d samples", mode, len(out), len(samples)
+    )
     store(
         adata,
         tool="tl.checkpoint_interactions",
@@ -564,7 +385,272 @@ def checkpoint_interactions(
     return adata if copy else None
 
 
+# --------------------------------------------------------------------------------------------
+# the steps of checkpoint_interactions
+# --------------------------------------------------------------------------------------------
+class _Design(NamedTuple):
+    """What every sample's test reads: pair-gene expression, graph, group codes and the pairs."""
+
+    E: sparse.csr_matrix  # cells x pair genes
+    A: sparse.csr_matrix | None  # the cell graph (spatial mode) or None
+    codes: np.ndarray  # each cell's group (-1: no label)
+    groups: list[str]
+    used: pd.DataFrame  # the measured pairs
+    lig: np.ndarray  # pairs x subunits: gene indices of the ligand (padded with -1)
+    rec: np.ndarray  # same for the receptor
+
+
+def _check_params(adata, groupby, sample_key, n_perms, min_cells, min_fraction, key_added) -> None:
+    """None; raises a typed error naming the first parameter that is not valid."""
+    if not isinstance(groupby, str):
+        raise InvalidParameterError(f"groupby must be the name of a column of adata.obs, got {groupby!r}.")
+    hint = (
+        "Run `tm.tl.annotate(adata)` first."
+        if groupby in ("cell_type_major", "cell_type", "compartment")
+        else ""
+    )
+    check_obs_key(adata, groupby, what="groupby", hint=hint)
+    check_obs_key(adata, sample_key, what="sample_key")
+    check_int("n_perms", n_perms, 1)
+    check_int("min_cells", min_cells, 1)
+    if (
+        not isinstance(min_fraction, int | float | np.integer | np.floating)
+        or isinstance(min_fraction, bool)
+        or not 0.0 <= float(min_fraction) <= 1.0
+    ):
+        raise InvalidParameterError(f"min_fraction must be in [0, 1], got {min_fraction!r}.")
+    if not isinstance(key_added, str) or not key_added:
+        raise InvalidParameterError(f"key_added must be a non-empty string, got {key_added!r}.")
+
+
+def _pair_genes(table: pd.DataFrame, var_names: pd.Index):
+    """``(used, cols, lig, rec)``: the measured pairs, the data columns of their genes and each pair's
+    ligand and receptor subunits as indices into those genes (padded with -1).
+
+    Adds the columns ``measured`` and ``missing`` to ``table``; raises :class:`NotApplicableError`
+    when no pair is measured.
+    """
+    lig_sub = [_subunits(s) for s in table["ligand"]]
+    rec_sub = [_subunits(s) for s in table["receptor"]]
+    all_genes = list(dict.fromkeys(g for subs in (*lig_sub, *rec_sub) for g in subs))
+    found = _gene_columns(var_names, all_genes)
+    missing = [[g for g in lig + rec if g not in found] for lig, rec in zip(lig_sub, rec_sub)]
+    table["measured"] = [not m for m in missing]
+    table["missing"] = [",".join(dict.fromkeys(m)) for m in missing]
+    if not table["measured"].any():
+        raise NotApplicableError(
+            f"no receptor–ligand pair has all its genes in adata.var_names (looked for {all_genes[:10]}"
+            f"{'...' if len(all_genes) > 10 else ''}); check that var_names are human gene symbols or "
+            "Ensembl IDs, or pass `pairs=` naming genes of the data."
+        )
+    if (~table["measured"]).any():
+        logger.warning(
+            "checkpoint_interactions: %d of %d pairs skipped, genes not measured: %s",
+            int((~table["measured"]).sum()),
+            len(table),
+            ", ".join(sorted({g for m in missing for g in m}))[:300],
+        )
+    used = table[table["measured"]].reset_index(drop=True)
+    genes = list(
+        dict.fromkeys(
+            g for i in used.index for g in _subunits(used.at[i, "ligand"]) + _subunits(used.at[i, "receptor"])
+        )
+    )
+    gidx = {g: j for j, g in enumerate(genes)}
+    width = max(
+        max(len(_subunits(s)) for s in used["ligand"]), max(len(_subunits(s)) for s in used["receptor"])
+    )
+    lig, rec = _padded(used["ligand"], gidx, width), _padded(used["receptor"], gidx, width)
+    return used, np.array([found[g] for g in genes], dtype=np.int64), lig, rec
+
+
+def _padded(values, gidx: dict[str, int], width: int) -> np.ndarray:
+    """Indices (``gidx``) of the subunits of each ``+``-joined entry, one row per entry, padded with -1."""
+    out = np.full((len(values), width), -1, dtype=np.int64)
+    for i, s in enumerate(values):
+        sub = _subunits(s)
+        out[i, : len(sub)] = [gidx[g] for g in sub]
+    return out
+
+
+def _group_codes(adata: AnnData, groupby: str) -> tuple[list[str], np.ndarray]:
+    """``(groups, codes)``: the groups of ``obs[groupby]`` in order and each cell's code (-1: missing)."""
+    gcol = adata.obs[groupby]
+    if isinstance(gcol.dtype, pd.CategoricalDtype):
+        groups = [str(c) for c in gcol.cat.categories]
+    else:
+        groups = sorted({str(v) for v in gcol.dropna()})
+    if not groups:
+        raise InvalidInputError(f"obs[{groupby!r}] has no non-missing values.")
+    codes = pd.Categorical(np.where(gcol.isna(), None, gcol.astype(str)), categories=groups).codes.astype(
+        np.int64
+    )
+    return groups, codes
+
+
+def _sample_labels(adata: AnnData, sample_key: str | None) -> tuple[np.ndarray, list[str]]:
+    """``(sample_of, samples)``: each cell's sample (None: missing) and the samples, in order."""
+    if sample_key is None:
+        return np.full(adata.n_obs, "all", dtype=object), ["all"]
+    scol = adata.obs[sample_key]
+    sample_of = np.where(scol.isna(), None, scol.astype(str)).astype(object)
+    samples = (
+        [str(c) for c in scol.cat.categories if (scol == c).any()]
+        if isinstance(scol.dtype, pd.CategoricalDtype)
+        else sorted({str(v) for v in scol.dropna()})
+    )
+    return sample_of, samples
+
+
+def _connectivity(adata: AnnData, spatial_key: str, connectivity_key: str | None) -> sparse.csr_matrix | None:
+    """The cell graph ``obsp[connectivity_key]`` as CSR (spatial mode), or None (expression mode)."""
+    if connectivity_key is not None and connectivity_key in adata.obsp:
+        A = sparse.csr_matrix(adata.obsp[connectivity_key])
+        if A.shape != (adata.n_obs, adata.n_obs):
+            raise InvalidInputError(
+                f"obsp[{connectivity_key!r}] has shape {A.shape}, expected {(adata.n_obs,) * 2}."
+            )
+        return A
+    if connectivity_key is not None and spatial_key in adata.obsm:
+        logger.info(
+            "checkpoint_interactions: obsm[%r] has coordinates but obsp[%r] does not exist; testing all cells "
+            "of each group. For contact-based tests run `squidpy.gr.spatial_neighbors(adata, spatial_key=%r, "
+            "library_key=<sample column>)` first.",
+            spatial_key,
+            connectivity_key,
+            spatial_key,
+        )
+    return None
+
+
+def _observed(
+    design: _Design, sample_of, samples, *, min_cells: int, frac_min: float, n_perms: int, seed: int
+):
+    """``(rows, work)``: per tested sample, its table of observed statistics, and the permutation tasks
+    ``(row index, sample, combos, observed strength, stream seed, permutations)``.
+    """
+    sample_seeds = spawn_seeds(seed, len(samples))
+    work, rows = [], []
+    for si, s in enumerate(samples):
+        idx = np.flatnonzero((sample_of == s) & (design.codes >= 0))
+        tested = _observed_sample(design, s, idx, min_cells, frac_min) if idx.size else None
+        if tested is None:
+            continue
+        smp, combos, obs, frame = tested
+        n_streams = -(-n_perms // PERMS_PER_STREAM)
+        stream_seeds = spawn_seeds(int(sample_seeds[si]), n_streams)
+        for t in range(n_streams):
+            nb = min(PERMS_PER_STREAM, n_perms - t * PERMS_PER_STREAM)
+            work.append((len(rows), smp, combos, obs, int(stream_seeds[t]), nb))
+        rows.append(frame)
+    return rows, work
+
+
+def _observed_sample(design: _Design, sample: str, idx: np.ndarray, min_cells: int, frac_min: float):
+    """``(smp, combos, obs, frame)`` of one sample's cells ``idx``: the :class:`_Sample`, the tested
+    (pair, sender slot, receiver slot) combinations, their strengths and their rows of the table;
+    None when no combination passes the filters.
+    """
+    K, A = len(design.groups), design.A
+    codes = design.codes[idx]
+    n_k = np.bincount(codes, minlength=K)
+    big = n_k >= min_cells
+    if big.sum() == 0:
+        return None
+    Es = design.E[idx]
+    if A is not None:
+        As = sparse.coo_matrix(A[idx][:, idx])
+        keep = (As.data != 0) & (As.row != As.col)
+        smp = _Sample(codes, Es, K, As.row[keep].astype(np.int64), As.col[keep].astype(np.int64))
+    else:
+        smp = _Sample(codes, Es, K)
+    Lm, Rm, size = _means(smp, codes[None, :], design.lig, design.rec)
+    Lf, Rf, _ = _means(smp, codes[None, :], design.lig, design.rec, binary=True)
+    Lm, Rm, size, Lf, Rf = Lm[0], Rm[0], size[0], Lf[0], Rf[0]
+    snd, rcv = np.meshgrid(np.flatnonzero(big), np.flatnonzero(big), indexing="ij")
+    snd, rcv = snd.ravel(), rcv.ravel()
+    if A is not None:
+        s_slot = r_slot = snd * K + rcv
+    else:
+        s_slot, r_slot = snd, rcv
+    P = len(design.used)
+    p_i = np.repeat(np.arange(P), len(snd))
+    snd_i, rcv_i = np.tile(snd, P), np.tile(rcv, P)
+    s_i, r_i = np.tile(s_slot, P), np.tile(r_slot, P)
+    lf, rf = Lf[s_i, p_i], Rf[r_i, p_i]
+    ok = (size[s_i] > 0) & (size[r_i] > 0) & (lf > 0) & (rf > 0) & (lf >= frac_min) & (rf >= frac_min)
+    if not ok.any():
+        return None
+    combos = (p_i[ok], s_i[ok], r_i[ok])
+    obs = _strength(Lm[None], Rm[None], size[None], combos)[0]
+    used, groups = design.used, np.asarray(design.groups, dtype=object)
+    frame = pd.DataFrame(
+        {
+            "sample": sample,
+            "pair": used["pair"].to_numpy()[p_i[ok]],
+            "sender": groups[snd_i[ok]],
+            "receiver": groups[rcv_i[ok]],
+            "ligand": used["ligand"].to_numpy()[p_i[ok]],
+            "receptor": used["receptor"].to_numpy()[p_i[ok]],
+            "n_sender": n_k[snd_i[ok]].astype(np.int64),
+            "n_receiver": n_k[rcv_i[ok]].astype(np.int64),
+            "n_edges": size[s_i[ok]].astype(np.int64)
+            if A is not None
+            else np.full(int(ok.sum()), -1, np.int64),
+            "ligand_fraction": lf[ok],
+            "receptor_fraction": rf[ok],
+            "ligand_mean": Lm[s_i[ok], p_i[ok]],
+            "receptor_mean": Rm[r_i[ok], p_i[ok]],
+            "strength": obs,
+            "_order": p_i[ok] * K * K + snd_i[ok] * K + rcv_i[ok],
+        }
+    )
+    return smp, combos, obs, frame
+
+
+def _permutation_counts(work: list, n_rows: list[int], lig, rec, threads: int) -> list[np.ndarray]:
+    """Per sample's rows, the number of permutations (over all its streams) with strength >= observed."""
+    counts = [np.zeros(n, dtype=np.int64) for n in n_rows]
+
+    def run(task):
+        k, smp, combos, obs, sd, nb = task
+        return k, _null_counts(smp, combos, obs, lig, rec, sd, nb)
+
+    if threads > 1 and len(work) > 1:
+        with ThreadPoolExecutor(max_workers=threads) as ex:
+            results = list(ex.map(run, work))
+    else:
+        results = [run(t) for t in work]
+    for k, c in results:
+        counts[k] += c
+    return counts
+
+
+def _result_table(rows: list[pd.DataFrame], counts: list[np.ndarray], n_perms: int, samples: list[str], *,
+                  spatial: bool) -> pd.DataFrame:  # fmt: skip
+    """The table of :data:`TABLE_COLUMNS`: the samples' rows with p-values and BH-adjusted p-values
+    (per sample), in sample, pair, sender, receiver order; an empty table when nothing was tested.
+    """
+    for r, c in zip(rows, counts):
+        r["pval"] = (1.0 + c) / (1.0 + n_perms)
+        r["padj"] = bh_adjust(r["pval"].to_numpy())
+        r["spatial"] = spatial
+    if rows:
+        out = pd.concat(rows, ignore_index=True)
+        out = out.sort_values(
+            ["sample", "_order"],
+            kind="stable",
+            key=lambda c: c.map(samples.index) if c.name == "sample" else c,
+        )
+        out = out.drop(columns="_order").reset_index(drop=True)[TABLE_COLUMNS]
+    else:
+        out = _empty_table()
+    out.index = out.index.astype(str)
+    return out
+
+
 def _empty_table() -> pd.DataFrame:
+    """An empty table with the columns of :data:`TABLE_COLUMNS` and their dtypes."""
     dtypes = {
         "sample": object, "pair": object, "sender": object, "receiver": object, "ligand": object, "receptor": object,
         "n_sender": np.int64, "n_receiver": np.int64, "n_edges": np.int64, "ligand_fraction": np.float64,
@@ -574,8 +660,15 @@ def _empty_table() -> pd.DataFrame:
     return pd.DataFrame({c: pd.Series(dtype=dtypes[c]) for c in TABLE_COLUMNS})
 
 
-def _table(adata: AnnData, key: str) -> pd.DataFrame:
-    """The stored table of :func:`checkpoint_interactions` under ``uns[key]`` (a copy)."""
+# --------------------------------------------------------------------------------------------
+# reading the stored table
+# --------------------------------------------------------------------------------------------
+def interaction_table(adata: AnnData, key: str) -> pd.DataFrame:
+    """The stored table of :func:`checkpoint_interactions` under ``uns[key]`` (a copy).
+
+    Categorical text columns come back as text and ``spatial`` as bool (after an h5ad round
+    trip); raises :class:`MissingResultError` when ``uns[key]`` holds no table.
+    """
     entry = adata.uns.get(key)
     if not isinstance(entry, dict) or not isinstance(entry.get("table"), pd.DataFrame):
         raise MissingResultError(

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._docs import doc_params
 from .._errors import InvalidParameterError, MissingResultError
 from .._keys import OBS, UNS
 from .._rng import resolve_seed
@@ -28,6 +29,7 @@ MAX_ARM_CANDIDATES = 6
 MIN_PURITY = 0.5
 
 
+@doc_params("copy")
 def cnv_clones(
     adata: AnnData,
     *,
@@ -40,7 +42,7 @@ def cnv_clones(
     split_pval: float = 0.01,
     max_depth: int = 4,
     rng: int = 0,
-    key_added: str = OBS.cnv_clone,
+    key_added: str = UNS.cnv_clones,
     copy: bool = False,
 ) -> AnnData | None:
     r"""Subclones of malignant cells from their copy-number profiles, as a tree, per sample.
@@ -100,14 +102,13 @@ def cnv_clones(
     rng
         Seed of the k-means splits (recorded).
     key_added
-        Column of ``adata.obs`` for the clone labels (``"<sample>_c<k>"``; non-malignant cells
-        get ``"non-malignant"``); the summary goes to ``uns["cnv_clones"]``.
-    copy
-        Return a copy instead of writing to ``adata``.
+        Key of ``adata.uns`` for the summary; the clone labels go to ``obs["cnv_clone"]``
+        (``"<sample>_c<k>"``; non-malignant cells get ``"non-malignant"``).
+    {copy}
 
     Returns
     -------
-    ``None`` or a copy. Writes ``obs[key_added]`` and ``uns["cnv_clones"]`` with ``clones``
+    ``None`` or a copy. Writes ``obs["cnv_clone"]`` and ``uns[key_added]`` with ``clones``
     (clone, sample, n_cells, fraction of the sample's malignant cells), ``arm_calls`` (tidy:
     clone, arm, call, shift, padj), ``tree`` (node, parent, sample, n_cells, clone or empty for
     inner nodes, arms separating it from its sibling) and ``params``.
@@ -126,15 +127,86 @@ def cnv_clones(
         raise MissingResultError(f"no CNV results in uns[{cnv_key!r}]: run `tm.tl.infer_cnv(adata)` first.")
     seed = resolve_seed(rng)
     X, mode, genes = _expression(adata, cnv_key)
-    bins = adata.uns[cnv_key]["bins"]
+    ref = (
+        adata.obs[OBS.cnv_reference].to_numpy(bool)
+        if OBS.cnv_reference in adata.obs
+        else np.zeros(adata.n_obs, bool)
+    )
+    samples = (
+        adata.obs[sample_key].astype(str).to_numpy()
+        if sample_key
+        else np.full(adata.n_obs, "all", dtype=object)
+    )
+    mal = (adata.obs[malignant_key].astype(str) == MALIGNANT).to_numpy()
+    d = _clone_features(X, mode, genes, adata.uns[cnv_key]["bins"], ref, samples, mal)
+    tree_rows, pending = _grow_trees(
+        d, ref, samples, mal, max_depth, min_clone_size, min_arm_shift, split_pval, seed
+    )
+    means_all, slots, pooled_mean = _clone_means(
+        X, mode, d["cols"], pending, np.flatnonzero(ref), adata.n_obs
+    )
+    labels, clone_rows, call_rows = _name_clones(
+        pending,
+        slots,
+        means_all,
+        pooled_mean,
+        tree_rows,
+        d["gene_arm"],
+        d["arm_labels"],
+        adata.n_obs,
+        min_arm_shift,
+        max_pval,
+    )
+    cats = sorted(
+        {str(v) for v in labels} - {NOT_MALIGNANT},
+        key=lambda v: (v.rsplit("_c", 1)[0], int(v.rsplit("_c", 1)[1])),
+    ) + [NOT_MALIGNANT]
+    clones = pd.DataFrame(clone_rows, columns=["clone", "sample", "n_cells", "fraction"])
+    calls = pd.DataFrame(call_rows, columns=["clone", "sample", "arm", "call", "shift", "padj"])
+    tree = pd.DataFrame(tree_rows, columns=["node", "parent", "sample", "n_cells", "clone", "split_arms"])
+    for df in (clones, calls, tree):
+        df.index = df.index.astype(str)
+    logger.info(
+        "cnv_clones: %d clones in %d samples", len(clones), clones["sample"].nunique() if len(clones) else 0
+    )
+    store(
+        adata,
+        tool="tl.cnv_clones",
+        obs={OBS.cnv_clone: pd.Categorical(labels.astype(str), categories=cats)},
+        uns_key=key_added,
+        uns={"clones": clones, "arm_calls": calls, "tree": tree},
+        params={
+            "sample_key": sample_key,
+            "cnv_key": cnv_key,
+            "malignant_key": malignant_key,
+            "min_clone_size": min_clone_size,
+            "min_arm_shift": min_arm_shift,
+            "max_pval": max_pval,
+            "split_pval": split_pval,
+            "max_depth": max_depth,
+            "rng": seed,
+            "key_added": key_added,
+        },
+    )
+    return adata if copy else None
+
+
+def _clone_features(X, mode: int, genes: pd.DataFrame, bins: pd.DataFrame, ref, samples, mal) -> dict:
+    """Arm features of the gene halves and quarters, and the held-out genes' linear expression of the
+    malignant cells: what :func:`_best_split` reads, with the genes' columns and arms.
+    """
     seg_names = list(pd.unique(bins["segment"].astype(str)))
     arm_labels = np.asarray([s.split(":")[1] for s in seg_names])
-    gene_arm = genes["segment"].astype(str).map({s: j for j, s in enumerate(seg_names)}).fillna(-1).to_numpy().astype(np.int64)
+    gene_arm = (
+        genes["segment"]
+        .astype(str)
+        .map({s: j for j, s in enumerate(seg_names)})
+        .fillna(-1)
+        .to_numpy()
+        .astype(np.int64)
+    )
     cols = genes["col"].to_numpy().astype(np.int64)
     half = np.arange(len(cols)) % 2 == 0
-    ref = adata.obs[OBS.cnv_reference].to_numpy(bool) if OBS.cnv_reference in adata.obs else np.zeros(adata.n_obs, bool)
-    samples = adata.obs[sample_key].astype(str).to_numpy() if sample_key else np.full(adata.n_obs, "all", dtype=object)
-    mal = (adata.obs[malignant_key].astype(str) == MALIGNANT).to_numpy()
     # halves of the genes (one proposes splits, the other tests them); two interleaved quarters,
     # whose covariance across cells measures clone structure on an arm (shared signal) and whose
     # difference its noise; all genes for the final assignment only. One pass over the matrix.
@@ -145,16 +217,22 @@ def cnv_clones(
          np.where(half, -1, gene_arm), gene_arm],
         len(arm_labels), ref, samples, standardize=[True, False, False, True, True],
     )  # fmt: skip
-    odd_arm = gene_arm[~half]
     # the odd genes' linear expression of the malignant cells (the only cells split into clones)
     mal_rows = np.flatnonzero(mal)
     lin_odd = _linear_normalised(X, mode, cols[~half], rows=mal_rows)
-    lin_pos = np.full(adata.n_obs, -1, dtype=np.int64)
+    lin_pos = np.full(len(mal), -1, dtype=np.int64)
     lin_pos[mal_rows] = np.arange(len(mal_rows))
-    n_tests = len(arm_labels)
+    return {"F": F, "Q1": Q1, "Q2": Q2, "F_odd": F_odd, "As": As, "lin": (lin_odd, lin_pos), "odd_arm": gene_arm[~half],
+            "arm_labels": arm_labels, "gene_arm": gene_arm, "cols": cols}  # fmt: skip
 
-    labels = np.full(adata.n_obs, NOT_MALIGNANT, dtype=object)
-    tree_rows, clone_rows, call_rows = [], [], []
+
+def _grow_trees(
+    d: dict, ref, samples, mal, max_depth, min_clone_size, min_arm_shift, split_pval, seed
+) -> tuple[list, list]:
+    """The clone tree of every sample by tested splits: ``(tree rows, pending)``, ``pending`` holding per
+    sample its leaves (largest first) and the reference cells its clones are compared with.
+    """
+    tree_rows = []
     all_ref = np.flatnonzero(ref)
     pending = []  # per sample: its leaves and the reference cells its clones are compared with
     for s in pd.unique(samples):
@@ -163,21 +241,32 @@ def cnv_clones(
             continue
         leaves: list[tuple[str, np.ndarray]] = []
         stack = [("0", root, 0)]
-        tree_rows.append({"node": f"{s}:0", "parent": "", "sample": s, "n_cells": len(root), "clone": "", "split_arms": ""})
+        tree_rows.append(
+            {"node": f"{s}:0", "parent": "", "sample": s, "n_cells": len(root), "clone": "", "split_arms": ""}
+        )
         while stack:
             node, idx, depth = stack.pop()
             split = None
             if depth < max_depth and len(idx) >= 2 * min_clone_size:
                 split = _best_split(
-                    idx, F, Q1, Q2, F_odd, As, (lin_odd, lin_pos), odd_arm, arm_labels, min_clone_size, min_arm_shift, split_pval, seed
-                )
+                    idx, d["F"], d["Q1"], d["Q2"], d["F_odd"], d["As"], d["lin"], d["odd_arm"], d["arm_labels"],
+                    min_clone_size, min_arm_shift, split_pval, seed,
+                )  # fmt: skip
             if split is None:
                 leaves.append((node, idx))
                 continue
             a, b, arms = split
             for child, ix in ((node + "0", a), (node + "1", b)):
-                tree_rows.append({"node": f"{s}:{child}", "parent": f"{s}:{node}", "sample": s, "n_cells": len(ix),
-                                  "clone": "", "split_arms": arms})
+                tree_rows.append(
+                    {
+                        "node": f"{s}:{child}",
+                        "parent": f"{s}:{node}",
+                        "sample": s,
+                        "n_cells": len(ix),
+                        "clone": "",
+                        "split_arms": arms,
+                    }
+                )
                 stack.append((child, ix, depth + 1))
         leaves.sort(key=lambda t: -len(t[1]))
         ref_s = np.flatnonzero((samples == s) & ref)
@@ -186,10 +275,17 @@ def cnv_clones(
         if len(ref_idx) < 5:  # no reference: the sample's non-malignant cells
             ref_idx = np.flatnonzero((samples == s) & ~mal)
         pending.append((s, leaves, ref_idx, pooled))
-    # mean expression of every clone and reference in one pass over the matrix (a second one for
-    # the pooled reference when a sample needs it: it overlaps the samples' own references). A
-    # cell in both a clone and its reference counts for the reference, as it always did.
-    codes = np.full(adata.n_obs, -1, dtype=np.int64)
+    return tree_rows, pending
+
+
+def _clone_means(X, mode: int, cols: np.ndarray, pending: list, all_ref: np.ndarray, n_obs: int):
+    """Mean expression of every clone and reference: ``(means, (leaf ids, reference id) per sample,
+    mean of the pooled reference or None)``.
+    """
+    # one pass over the matrix (a second one for the pooled reference when a sample needs it: it
+    # overlaps the samples' own references). A cell in both a clone and its reference counts for
+    # the reference, as it always did.
+    codes = np.full(n_obs, -1, dtype=np.int64)
     gid = 0
     slots = []
     for _, leaves, ref_idx, pooled in pending:
@@ -207,11 +303,24 @@ def cnv_clones(
             gid += 1
     m, c = group_means(X, mode, codes, max(gid, 1), cols)
     means_all = m / np.maximum(c, 1)[:, None]
+    pooled_mean = None
     if any(p[3] for p in pending):
-        pc = np.full(adata.n_obs, -1, dtype=np.int64)
+        pc = np.full(n_obs, -1, dtype=np.int64)
         pc[all_ref] = 0
         pm, pn = group_means(X, mode, pc, 1, cols)
         pooled_mean = pm[0] / max(pn[0], 1)
+    return means_all, slots, pooled_mean
+
+
+def _name_clones(
+    pending, slots, means_all, pooled_mean, tree_rows, gene_arm, arm_labels, n_obs, min_arm_shift, max_pval
+):
+    """Clone labels of the cells (also written into ``tree_rows``), clone rows and arm-call rows:
+    ``(labels, clone rows, call rows)``.
+    """
+    n_tests = len(arm_labels)
+    labels = np.full(n_obs, NOT_MALIGNANT, dtype=object)
+    clone_rows, call_rows = [], []
     for (s, leaves, ref_idx, _), (leaf_ids, ref_id) in zip(pending, slots):
         ref_mean = means_all[ref_id] if ref_id is not None else pooled_mean
         for k, (node, ix) in enumerate(leaves, start=1):
@@ -226,37 +335,16 @@ def cnv_clones(
                 tab = arm_shifts(means_all[leaf_ids[k - 1]], ref_mean, gene_arm, arm_labels)
                 padj = np.minimum(1.0, tab["pval"].to_numpy() * n_tests)
                 sh = tab["shift"].to_numpy()
-                call = np.where((padj <= max_pval) & (sh >= min_arm_shift), "gain",
-                                np.where((padj <= max_pval) & (sh <= -min_arm_shift), "loss", "neutral"))
-                call_rows += [{"clone": name, "sample": s, "arm": arm, "call": c, "shift": float(x), "padj": float(p)}
-                              for arm, c, x, p in zip(arm_labels, call, sh, padj)]
-    cats = sorted({str(v) for v in labels} - {NOT_MALIGNANT}, key=lambda v: (v.rsplit("_c", 1)[0], int(v.rsplit("_c", 1)[1]))) + [NOT_MALIGNANT]
-    clones = pd.DataFrame(clone_rows, columns=["clone", "sample", "n_cells", "fraction"])
-    calls = pd.DataFrame(call_rows, columns=["clone", "sample", "arm", "call", "shift", "padj"])
-    tree = pd.DataFrame(tree_rows, columns=["node", "parent", "sample", "n_cells", "clone", "split_arms"])
-    for df in (clones, calls, tree):
-        df.index = df.index.astype(str)
-    logger.info("cnv_clones: %d clones in %d samples", len(clones), clones["sample"].nunique() if len(clones) else 0)
-    store(
-        adata,
-        tool="tl.cnv_clones",
-        obs={key_added: pd.Categorical(labels.astype(str), categories=cats)},
-        uns_key=UNS.cnv_clones,
-        uns={"clones": clones, "arm_calls": calls, "tree": tree},
-        params={
-            "sample_key": sample_key,
-            "cnv_key": cnv_key,
-            "malignant_key": malignant_key,
-            "min_clone_size": min_clone_size,
-            "min_arm_shift": min_arm_shift,
-            "max_pval": max_pval,
-            "split_pval": split_pval,
-            "max_depth": max_depth,
-            "rng": seed,
-            "key_added": key_added,
-        },
-    )
-    return adata if copy else None
+                call = np.where(
+                    (padj <= max_pval) & (sh >= min_arm_shift),
+                    "gain",
+                    np.where((padj <= max_pval) & (sh <= -min_arm_shift), "loss", "neutral"),
+                )
+                call_rows += [
+                    {"clone": name, "sample": s, "arm": arm, "call": c, "shift": float(x), "padj": float(p)}
+                    for arm, c, x, p in zip(arm_labels, call, sh, padj)
+                ]
+    return labels, clone_rows, call_rows
 
 
 def _best_split(idx, F, Q1, Q2, F_odd, As, lin_odd, odd_arm, arm_labels, min_size, min_shift, max_pval, seed):
@@ -342,7 +430,9 @@ def _best_split(idx, F, Q1, Q2, F_odd, As, lin_odd, odd_arm, arm_labels, min_siz
     return None
 
 
-def _reassign(F: np.ndarray, lab: np.ndarray, arms: np.ndarray, min_size: int, seed: int) -> tuple[np.ndarray, float]:
+def _reassign(
+    F: np.ndarray, lab: np.ndarray, arms: np.ndarray, min_size: int, seed: int
+) -> tuple[np.ndarray, float]:
     """Two-component Gaussian mixture along the difference of the parts' means on ``arms``.
 
     Returns the new labels (``lab`` unchanged when a part would fall below ``min_size``) and

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
 
-from .._core.chunks import is_streamed, iter_chunks, row_block, row_blocks, row_subset_blocks
-from .._core.cnv import bin_layout, gene_sums, smooth_chunk
+from .._core.chunks import iter_chunks, row_subset_blocks
+from .._core.cnv import as_csr, bin_layout, csr_blocks, matrix_gene_sums, smooth_chunk
+from .._core.expression import MODE_NAMES, TARGET_SUM, input_mode
+from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError, MissingResultError, NotApplicableError
 from .._keys import OBS, UNS, VAR
 from .._resources import NUCLEAR_CHROMOSOMES
 from .._rng import make_rng, resolve_seed
 from .._settings import logger, settings
 from .._store import store
-from .._validation import check_obs_key, get_matrix, looks_like_counts, start
+from .._validation import check_obs_key, get_matrix, start
+from ._cnv_evidence import arm_matrix, cnv_clusters, gene_arm_codes, lineage_checks
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -42,13 +45,13 @@ NORMAL_PROGRAMS: dict[str, list[str]] = {
 }
 #: lineages of haematopoietic (PTPRC+) cells: the anchor of the automatic reference in solid tumours
 IMMUNE_LINEAGES = ("T and NK", "B and plasma", "myeloid", "mast")
-_INPUT_MODES = {0: "counts", 1: "log", 2: "linear"}
 #: an arm with fewer usable genes than this is smoothed together with the other arm
 MIN_ARM_GENES = 20
 #: the first (reference-confirming) pass profiles all candidates and at most this many other cells
 REFINE_OTHER_CELLS = 20_000
 
 
+@doc_params("copy", "chunk_size")
 def infer_cnv(
     adata: AnnData,
     *,
@@ -129,16 +132,14 @@ def infer_cnv(
         Chromosomes left out (chrY by default: its genes follow sex, not copy number).
     min_reference_cells
         Fewest cells a reference group needs in a sample to get a per-sample mean.
-    chunk_size
-        Cells per chunk (default ``tm.settings.chunk_size``).
+    {chunk_size}
     n_jobs
         Threads (default ``tm.settings.n_jobs``; ``-1`` all cores).
     rng
         Seed of the automatic reference's confirmation step (cell sample and k-means; recorded).
     key_added
-        Results go to ``obsm[f"X_{key_added}"]`` and ``uns[key_added]``.
-    copy
-        Return a copy instead of writing to ``adata``.
+        Key of ``adata.uns`` for the record; the profiles go to ``obsm[f"X_{key_added}"]``.
+    {copy}
 
     Returns
     -------
@@ -154,7 +155,9 @@ def infer_cnv(
     if clip <= 0:
         raise InvalidParameterError(f"clip must be > 0, got {clip}.")
     if (reference_key is None) != (reference_cats is None):
-        raise InvalidParameterError("give both reference_key and reference_cats, or neither (automatic reference).")
+        raise InvalidParameterError(
+            "give both reference_key and reference_cats, or neither (automatic reference)."
+        )
     adata = start(adata, copy)
     for col in (VAR.chromosome, VAR.start, VAR.arm):
         if col not in adata.var.columns:
@@ -165,91 +168,31 @@ def infer_cnv(
     seed = resolve_seed(rng)
     chunk = int(chunk_size or settings.chunk_size)
 
-    X = _as_csr(get_matrix(adata, layer))
-    mode = _input_mode(X)
-    target = 1e4
-
-    import numba
-
-    old_threads = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        # pass 1: mean expression of every gene -> genes used and their genome order
-        sums, _ = _gene_sums(X, np.zeros(X.shape[0], np.int64), 1, mode, target, chunk)
-        gene_mean = sums[0] / X.shape[0]
-        layout = _gene_layout(adata, gene_mean, min_mean, exclude_chromosomes, step, window)
-
-        samples, n_samples = _codes(adata, sample_key)
-        if reference_key is not None:
-            cats = [reference_cats] if isinstance(reference_cats, str) else list(reference_cats)
-            labels = adata.obs[reference_key].astype(str)
-            missing = [c for c in cats if c not in set(labels)]
-            if missing:
-                raise InvalidParameterError(
-                    f"reference_cats {missing} not found in adata.obs[{reference_key!r}] "
-                    f"(values: {sorted(set(labels))[:20]})."
-                )
-            lineage = pd.Categorical(labels.where(labels.isin(cats)), categories=cats)
-            ref_codes = np.asarray(lineage.codes, dtype=np.int64)
-            if (ref_codes >= 0).all():
-                raise InvalidInputError(
-                    f"all {adata.n_obs} cells are in the reference ({reference_key} in {cats}); CNV inference "
-                    "compares cells with a normal reference: leave the suspected tumour cells out of reference_cats."
-                )
-            ref_names = cats
-            how = "given"
-        else:
-            ref_codes, ref_names = _marker_candidates(X, adata.var_names, chunk)
-            how = "automatic"
-        n_candidates = int((ref_codes >= 0).sum())
-
-        def _profiles(codes: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
-            """Profiles of all cells, or of ``rows`` only, against the reference ``codes``."""
-            lo, hi, group = _reference_bounds(
-                X, codes, len(ref_names), samples, n_samples, layout, mode, target, min_reference_cells, chunk
-            )
-            n_out = X.shape[0] if rows is None else len(rows)
-            out = np.empty((n_out, len(layout["bin_center"])), dtype=np.float32)
-            at = 0
-            for sel, B in row_subset_blocks(_blocks(X, chunk), rows):  # rows is sorted
-                grp = group[sel]
-                for sl in iter_chunks(B.shape[0], chunk):
-                    out[at + sl.start : at + sl.stop] = smooth_chunk(
-                        B.indptr, B.indices, B.data, sl.start, sl.stop, layout["col_pos"], layout["n_sel"],
-                        grp, lo, hi, layout["seg_start"], layout["seg_stop"], layout["bin_center"], layout["bin_seg"],
-                        window // 2, float(clip), mode, target,
-                    )
-                at += B.shape[0]
-            return out
-
-        if n_candidates < min_reference_cells:
-            if how == "given":
-                raise InvalidInputError(
-                    f"only {n_candidates} reference cells; need at least {min_reference_cells} (min_reference_cells)."
-                )
-            warnings.warn(
-                f"only {n_candidates} cells look confidently non-malignant (immune/stromal/endothelial programs); "
-                "CNV profiles are relative to the mean of all cells. Pass reference_key/reference_cats if you "
-                "know normal cells.",
-                stacklevel=2,
-            )
-            ref_codes = np.zeros(X.shape[0], dtype=np.int64)
-            ref_names = ["all cells"]
-            how = "all cells (fallback)"
-        n_dropped, checks = 0, {}
-        if how == "automatic":
-            ref_codes, n_dropped, checks = _confirm_reference(
-                X, mode, ref_codes, ref_names, samples, layout, _profiles, min_reference_cells, seed, chunk
-            )
-        cnv = _profiles(ref_codes)
-    finally:
-        numba.set_num_threads(old_threads)
-
+    X = as_csr(get_matrix(adata, layer))
+    mode = input_mode(X)
+    res = _compute_cnv(
+        adata, X, mode, reference_key=reference_key, reference_cats=reference_cats, sample_key=sample_key,
+        window=window, step=step, min_mean=min_mean, clip=clip, exclude_chromosomes=exclude_chromosomes,
+        min_cells=min_reference_cells, n_threads=n_threads, seed=seed, chunk=chunk,
+    )  # fmt: skip
+    cnv, layout, ref_codes, ref_names, how = (
+        res["cnv"],
+        res["layout"],
+        res["ref_codes"],
+        res["ref_names"],
+        res["how"],
+    )
     is_ref = ref_codes >= 0
     if how == "all cells (fallback)":
         is_ref = np.zeros(adata.n_obs, bool)  # profiles are relative to all cells; none is a known normal
     ref_counts = pd.Series(np.asarray(ref_names, dtype=object)[ref_codes[ref_codes >= 0]]).value_counts()
-    logger.info("infer_cnv: %d bins from %d genes; reference %s (%d cells)", cnv.shape[1], layout["n_sel"], how, is_ref.sum())
+    logger.info(
+        "infer_cnv: %d bins from %d genes; reference %s (%d cells)",
+        cnv.shape[1],
+        layout["n_sel"],
+        how,
+        is_ref.sum(),
+    )
     store(
         adata,
         tool="tl.infer_cnv",
@@ -260,15 +203,15 @@ def infer_cnv(
             "bins": layout["bins"],
             "genes": layout["genes"],
             "chr_pos": layout["chr_pos"],
-            "input_type": _INPUT_MODES[mode],
+            "input_type": MODE_NAMES[mode],
             "n_genes_used": int(layout["n_sel"]),
             "reference": {
                 "how": how,
                 "groups": {str(k): int(v) for k, v in ref_counts.items()},
                 "n_cells": int(is_ref.sum()),
-                "n_candidates": n_candidates,
-                "n_dropped_by_cnv": n_dropped,
-                **_reference_diagnostics(checks, adata, sample_key, ref_names),
+                "n_candidates": res["n_candidates"],
+                "n_dropped_by_cnv": res["n_dropped"],
+                **_reference_diagnostics(res["checks"], adata, sample_key, ref_names),
             },
         },
         params={
@@ -288,69 +231,156 @@ def infer_cnv(
     return adata if copy else None
 
 
-def _as_csr(X):
-    """An in-memory matrix as checked CSR; a streamed one (Dask, backed) unchanged: its blocks are
-    checked as they are read (:func:`_blocks`)."""
-    if is_streamed(X):
-        return X
-    return _checked_csr(X)
-
-
-def _checked_csr(X) -> sparse.csr_matrix:
-    if sparse.issparse(X):
-        X = X.tocsr() if X.format != "csr" else X
-    else:
-        X = sparse.csr_matrix(np.asarray(X))
-    if X.data.dtype not in (np.float32, np.float64):
-        X = X.astype(np.float32)
-    if not np.isfinite(X.data).all():
-        raise InvalidInputError(
-            "the expression matrix contains NaN or infinite values; CNV inference needs finite expression "
-            "(fill or drop them first)."
-        )
-    if (X.data < 0).any():
-        raise InvalidInputError(
-            "the expression matrix has negative values (scaled/centred data?); pass raw counts or "
-            "log-normalised expression, e.g. `layer='counts'`."
-        )
-    return X  # the kernels do not need sorted indices: adata.X is never reordered in place
-
-
-def _blocks(X, chunk: int):
-    """``(start, stop, CSR rows)``: the whole in-memory matrix, or checked row blocks of a streamed one."""
-    for s, e, B in row_blocks(X, chunk):
-        yield s, e, (_checked_csr(B) if is_streamed(X) else B)
-
-
-def _gene_sums(X, group: np.ndarray, n_groups: int, mode: int, target: float, chunk: int, linear: bool = False):
-    """:func:`~tmeatlas._core.cnv.gene_sums` over the whole matrix, accumulated over row blocks."""
+def _compute_cnv(
+    adata,
+    X,
+    mode: int,
+    *,
+    reference_key,
+    reference_cats,
+    sample_key,
+    window: int,
+    step: int,
+    min_mean: float,
+    clip: float,
+    exclude_chromosomes,
+    min_cells: int,
+    n_threads: int,
+    seed: int,
+    chunk: int,
+) -> dict:
+    """CNV profiles and the reference they are relative to: ``cnv``, ``layout``, ``ref_codes``,
+    ``ref_names``, ``how``, ``n_candidates``, ``n_dropped`` and ``checks``.
+    """
     import numba
 
-    sums = np.zeros((n_groups, X.shape[1]))
-    cnt = np.zeros(n_groups)
-    for s, e, B in _blocks(X, chunk):
-        su, cn = gene_sums(
-            B.indptr, B.indices, B.data, X.shape[1], np.ascontiguousarray(group[s:e], dtype=np.int64), n_groups,
-            mode, target, numba.get_num_threads(), linear,
+    old_threads = numba.get_num_threads()
+    numba.set_num_threads(max(1, min(n_threads, numba.config.NUMBA_NUM_THREADS)))
+    try:
+        # pass 1: mean expression of every gene -> genes used and their genome order
+        sums, _ = matrix_gene_sums(X, np.zeros(X.shape[0], np.int64), 1, mode, TARGET_SUM, chunk)
+        gene_mean = sums[0] / X.shape[0]
+        layout = _gene_layout(adata, gene_mean, min_mean, exclude_chromosomes, step, window)
+
+        samples, n_samples = _codes(adata, sample_key)
+        if reference_key is not None:
+            ref_codes, ref_names = _given_reference(adata, reference_key, reference_cats)
+            how = "given"
+        else:
+            ref_codes, ref_names = _marker_candidates(X, adata.var_names, chunk)
+            how = "automatic"
+        n_candidates = int((ref_codes >= 0).sum())
+        if n_candidates < min_cells:
+            if how == "given":
+                raise InvalidInputError(
+                    f"only {n_candidates} reference cells; need at least {min_cells} (min_reference_cells)."
+                )
+            warnings.warn(
+                f"only {n_candidates} cells look confidently non-malignant (immune/stromal/endothelial programs); "
+                "CNV profiles are relative to the mean of all cells. Pass reference_key/reference_cats if you "
+                "know normal cells.",
+                stacklevel=3,
+            )
+            ref_codes = np.zeros(X.shape[0], dtype=np.int64)
+            ref_names = ["all cells"]
+            how = "all cells (fallback)"
+        profiles = functools.partial(
+            _profiles,
+            X,
+            layout,
+            samples,
+            n_samples,
+            len(ref_names),
+            mode,
+            min_cells,
+            window // 2,
+            float(clip),
+            chunk,
         )
-        sums += su
-        cnt += cn
-    return sums, cnt
+        n_dropped, checks = 0, {}
+        if how == "automatic":
+            ref_codes, n_dropped, checks = _confirm_reference(
+                X, mode, ref_codes, ref_names, samples, layout, profiles, min_cells, seed, chunk
+            )
+        cnv = profiles(ref_codes)
+    finally:
+        numba.set_num_threads(old_threads)
+    return {"cnv": cnv, "layout": layout, "ref_codes": ref_codes, "ref_names": ref_names, "how": how,
+            "n_candidates": n_candidates, "n_dropped": n_dropped, "checks": checks}  # fmt: skip
 
 
-MODE_SAMPLE_ROWS = 20_000
+def _given_reference(adata, reference_key: str, reference_cats) -> tuple[np.ndarray, list[str]]:
+    """Reference group code of every cell (-1: not in the reference) and the group names, from
+    ``reference_key``/``reference_cats`` (checked: the categories exist, not every cell is reference).
+    """
+    cats = [reference_cats] if isinstance(reference_cats, str) else list(reference_cats)
+    labels = adata.obs[reference_key].astype(str)
+    missing = [c for c in cats if c not in set(labels)]
+    if missing:
+        raise InvalidParameterError(
+            f"reference_cats {missing} not found in adata.obs[{reference_key!r}] "
+            f"(values: {sorted(set(labels))[:20]})."
+        )
+    lineage = pd.Categorical(labels.where(labels.isin(cats)), categories=cats)
+    ref_codes = np.asarray(lineage.codes, dtype=np.int64)
+    if (ref_codes >= 0).all():
+        raise InvalidInputError(
+            f"all {adata.n_obs} cells are in the reference ({reference_key} in {cats}); CNV inference "
+            "compares cells with a normal reference: leave the suspected tumour cells out of reference_cats."
+        )
+    return ref_codes, cats
 
 
-def _input_mode(X) -> int:
-    """0: raw counts; 1: log-scale expression; 2: linear normalised (TPM/CPM), from the first rows."""
-    if looks_like_counts(X):
-        return 0
-    B = X[:MODE_SAMPLE_ROWS] if not is_streamed(X) else row_block(X, 0, min(X.shape[0], MODE_SAMPLE_ROWS))
-    data = B.data if sparse.issparse(B) else np.asarray(B)
-    return 2 if data.size and float(data.max()) > 50 else 1
+def _profiles(
+    X,
+    layout: dict,
+    samples: np.ndarray,
+    n_samples: int,
+    n_groups: int,
+    mode: int,
+    min_cells: int,
+    half_window: int,
+    clip: float,
+    chunk: int,
+    codes: np.ndarray,
+    rows: np.ndarray | None = None,
+) -> np.ndarray:
+    """Profiles (cells x bins, float32) of all cells, or of the sorted ``rows`` only, against the reference ``codes``."""
+    lo, hi, group = _reference_bounds(
+        X, codes, n_groups, samples, n_samples, layout, mode, TARGET_SUM, min_cells, chunk
+    )
+    n_out = X.shape[0] if rows is None else len(rows)
+    out = np.empty((n_out, len(layout["bin_center"])), dtype=np.float32)
+    at = 0
+    for sel, B in row_subset_blocks(csr_blocks(X, chunk), rows):  # rows is sorted
+        grp = group[sel]
+        for sl in iter_chunks(B.shape[0], chunk):
+            out[at + sl.start : at + sl.stop] = smooth_chunk(
+                B.indptr,
+                B.indices,
+                B.data,
+                sl.start,
+                sl.stop,
+                layout["col_pos"],
+                layout["n_sel"],
+                grp,
+                lo,
+                hi,
+                layout["seg_start"],
+                layout["seg_stop"],
+                layout["bin_center"],
+                layout["bin_seg"],
+                half_window,
+                clip,
+                mode,
+                TARGET_SUM,
+            )
+        at += B.shape[0]
+    return out
 
 
 def _codes(adata: AnnData, key: str | None) -> tuple[np.ndarray, int]:
+    """Code of every cell's category of ``obs[key]`` and the number of categories (one when ``key`` is None)."""
     if key is None:
         return np.zeros(adata.n_obs, dtype=np.int64), 1
     cat = pd.Categorical(adata.obs[key].astype(str))
@@ -358,6 +388,7 @@ def _codes(adata: AnnData, key: str | None) -> tuple[np.ndarray, int]:
 
 
 def _gene_layout(adata, gene_mean, min_mean, exclude, step, window) -> dict:
+    """The genes used in genome order, their arm segments and the bins: the layout of the kernels."""
     var = adata.var
     chrom = var[VAR.chromosome].astype(object)
     ok = chrom.isin([c for c in NUCLEAR_CHROMOSOMES if c not in set(exclude)]).to_numpy()
@@ -378,7 +409,9 @@ def _gene_layout(adata, gene_mean, min_mean, exclude, step, window) -> dict:
             "chromosome": chrom.to_numpy()[idx],
             "arm": var[VAR.arm].astype(str).to_numpy()[idx],
             "start": var[VAR.start].to_numpy()[idx].astype(np.int64),
-            "end": var[VAR.end].to_numpy()[idx].astype(np.int64) if VAR.end in var else var[VAR.start].to_numpy()[idx],
+            "end": var[VAR.end].to_numpy()[idx].astype(np.int64)
+            if VAR.end in var
+            else var[VAR.start].to_numpy()[idx],
         }
     )
     df["corder"] = df["chromosome"].map(chrom_order)
@@ -408,7 +441,10 @@ def _gene_layout(adata, gene_mean, min_mean, exclude, step, window) -> dict:
         }
     )
     bins.index = bins.index.astype(str)
-    chr_pos = {str(c): int(np.flatnonzero(bins["chromosome"].to_numpy() == c)[0]) for c in pd.unique(bins["chromosome"])}
+    chr_pos = {
+        str(c): int(np.flatnonzero(bins["chromosome"].to_numpy() == c)[0])
+        for c in pd.unique(bins["chromosome"])
+    }
     genes = pd.DataFrame(
         {
             "gene": adata.var_names[df["col"].to_numpy()].astype(str),
@@ -443,11 +479,15 @@ def _marker_candidates(X, var_names: pd.Index, chunk: int) -> tuple[np.ndarray, 
     usable = np.zeros(len(names), dtype=bool)
     lineage_cols = {}
     for j, lin in enumerate(names):
-        cols = [var_names.get_loc(g) for g in NORMAL_PROGRAMS[lin] if g in var_names and isinstance(var_names.get_loc(g), int)]
+        cols = [
+            var_names.get_loc(g)
+            for g in NORMAL_PROGRAMS[lin]
+            if g in var_names and isinstance(var_names.get_loc(g), int)
+        ]
         if len(cols) >= 3:
             usable[j] = True
             lineage_cols[j] = cols
-    for s, e, B in _blocks(X, chunk):
+    for s, e, B in csr_blocks(X, chunk):
         for j, cols in lineage_cols.items():
             frac[s:e, j] = np.asarray((B[:, cols] > 0).sum(axis=1)).ravel() / len(cols)
     hit = (frac >= 0.5) & usable
@@ -463,7 +503,7 @@ def _reference_bounds(X, codes, n_groups, samples, n_samples, layout, mode, targ
     order = np.argsort(layout["col_pos"][sel_cols])
     cols = sel_cols[order]  # genome order
     combo = np.where(codes >= 0, samples * n_groups + codes, -1).astype(np.int64)
-    sums, cnt = _gene_sums(X, combo, n_samples * n_groups, mode, target, chunk)
+    sums, cnt = matrix_gene_sums(X, combo, n_samples * n_groups, mode, target, chunk)
     sums = sums[:, cols].reshape(n_samples, n_groups, n_sel)
     cnt = cnt.reshape(n_samples, n_groups)
     pooled_cnt = cnt.sum(axis=0)
@@ -493,8 +533,6 @@ def _refine_reference(cnv: np.ndarray, cand: np.ndarray, samples: np.ndarray, se
     malignant cells expressing it, or doublets. Of the rest, candidates whose CNV amplitude (mean
     square) exceeds the candidates' median + 3 MAD are dropped.
     """
-    from ._cnv_evidence import cnv_clusters
-
     P = cnv.astype(np.float64)
     clusters = cnv_clusters(P, samples, seed)
     frac = pd.Series(cand).groupby(clusters).mean()
@@ -535,8 +573,6 @@ def _confirm_reference(X, mode, ref_codes, ref_names, samples, layout, profiles,
     clusters with arm-level shifts (malignant cells expressing a fibroblast, endothelial or
     immune program).
     """
-    from ._cnv_evidence import arm_matrix, gene_arm_codes, lineage_checks
-
     cand = ref_codes >= 0
     immune = np.isin(ref_codes, [ref_names.index(n) for n in IMMUNE_LINEAGES if n in ref_names]) & cand
     verified = int(immune.sum()) >= min_cells
@@ -550,7 +586,18 @@ def _confirm_reference(X, mode, ref_codes, ref_names, samples, layout, profiles,
         lin = np.where(keep_rows, ref_codes[rows], -1)
         A = arm_matrix(P, layout["bins"])[0]  # clusters on arm means: arm-level changes are what is tested
         ok, table = lineage_checks(
-            X, mode, A, rows, lin, immune[rows] & keep_rows, samples[rows], cols, gene_arm, arm_labels, seed, chunk=chunk
+            X,
+            mode,
+            A,
+            rows,
+            lin,
+            immune[rows] & keep_rows,
+            samples[rows],
+            cols,
+            gene_arm,
+            arm_labels,
+            seed,
+            chunk=chunk,
         )
         keep_rows &= ok
     keep = np.zeros(X.shape[0], bool)
@@ -558,7 +605,11 @@ def _confirm_reference(X, mode, ref_codes, ref_names, samples, layout, profiles,
     n_dropped = int((cand & ~keep).sum())
     if keep.sum() >= min_cells:
         ref_codes = np.where(keep, ref_codes, -1)
-    return ref_codes, n_dropped, {"verified": verified, "table": table, "candidates": cand, "kept": ref_codes >= 0}
+    return (
+        ref_codes,
+        n_dropped,
+        {"verified": verified, "table": table, "candidates": cand, "kept": ref_codes >= 0},
+    )
 
 
 def _reference_diagnostics(checks: dict, adata, sample_key, ref_names) -> dict:
@@ -577,11 +628,19 @@ def _reference_diagnostics(checks: dict, adata, sample_key, ref_names) -> dict:
         return out
     tab = checks["table"].copy()
     if len(tab):
-        names = pd.Categorical(adata.obs[sample_key].astype(str)).categories if sample_key is not None else ["all"]
+        names = (
+            pd.Categorical(adata.obs[sample_key].astype(str)).categories
+            if sample_key is not None
+            else ["all"]
+        )
         tab["sample"] = np.asarray(names, dtype=object)[tab["sample"].to_numpy().astype(int)]
-    tab["lineage"] = np.asarray(ref_names, dtype=object)[tab["lineage"].to_numpy().astype(int)] if len(tab) else []
+    tab["lineage"] = (
+        np.asarray(ref_names, dtype=object)[tab["lineage"].to_numpy().astype(int)] if len(tab) else []
+    )
     tab["sample"] = tab["sample"].astype(str)
     tab.index = tab.index.astype(str)
     out["lineage_checks"] = tab
-    out["n_dropped_by_lineage_check"] = int(tab.loc[tab["cnv"].astype(bool), "n_cells"].sum()) if len(tab) else 0
+    out["n_dropped_by_lineage_check"] = (
+        int(tab.loc[tab["cnv"].astype(bool), "n_cells"].sum()) if len(tab) else 0
+    )
     return out

@@ -24,6 +24,8 @@ import pandas as pd
 from scipy import sparse
 
 from .._core.chunks import iter_chunks, row_blocks, row_subset_blocks
+from .._core.cnv import csr_blocks, matrix_gene_sums
+from .._core.expression import COUNTS, LOG, TARGET_SUM, log_normalise
 
 __all__ = ["arm_matrix", "arm_shifts", "group_means", "rowcorr"]
 
@@ -33,7 +35,11 @@ MIN_GENE_MEAN = 0.1  # CP10k; genes less expressed than this in both groups are 
 
 def arm_matrix(P: np.ndarray, bins: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-cell arm means of CNV profiles: ``(A, arm_code_of_each_bin, arm_labels)``."""
-    key = bins["segment"].astype(str) if "segment" in bins else bins["chromosome"].astype(str) + ":" + bins["arm"].astype(str)
+    key = (
+        bins["segment"].astype(str)
+        if "segment" in bins
+        else bins["chromosome"].astype(str) + ":" + bins["arm"].astype(str)
+    )
     codes, labels = pd.factorize(key)
     A = np.zeros((P.shape[0], len(labels)))
     for j in range(len(labels)):
@@ -49,17 +55,22 @@ def rowcorr(P: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.divide(Pc @ cc, den, out=np.zeros(P.shape[0]), where=den > 0)
 
 
-def group_means(X, mode: int, codes: np.ndarray, n_groups: int, cols: np.ndarray, chunk: int = 20_000) -> tuple[np.ndarray, np.ndarray]:
+def group_means(
+    X, mode: int, codes: np.ndarray, n_groups: int, cols: np.ndarray, chunk: int = 20_000
+) -> tuple[np.ndarray, np.ndarray]:
     """Mean linear normalised expression (CP10k) of genes ``cols`` per group: one pass over ``X``
-    (in memory, or streamed in row blocks)."""
-    from ._cnv import _gene_sums
-
-    sums, cnt = _gene_sums(X, codes.astype(np.int64), n_groups, mode, 1e4, chunk, linear=True)
+    (in memory, or streamed in row blocks).
+    """
+    sums, cnt = matrix_gene_sums(X, codes.astype(np.int64), n_groups, mode, TARGET_SUM, chunk, linear=True)
     return sums[:, cols], cnt
 
 
 def arm_shifts(
-    m_group: np.ndarray, m_ref: np.ndarray, gene_arm: np.ndarray, arm_labels: np.ndarray, baseline: np.ndarray | None = None
+    m_group: np.ndarray,
+    m_ref: np.ndarray,
+    gene_arm: np.ndarray,
+    arm_labels: np.ndarray,
+    baseline: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Arm-level copy-number evidence of a group against the reference, from gene means.
 
@@ -98,7 +109,9 @@ def arm_shifts(
     return pd.DataFrame({"arm": arm_labels, "shift": shift, "n_genes": n_in.astype(int), "pval": pval})
 
 
-def cnv_clusters(P: np.ndarray, groups: np.ndarray, seed: int, *, cells_per_cluster: int = 50, max_clusters: int = 30) -> np.ndarray:
+def cnv_clusters(
+    P: np.ndarray, groups: np.ndarray, seed: int, *, cells_per_cluster: int = 50, max_clusters: int = 30
+) -> np.ndarray:
     """Cluster cells on their CNV profiles within each group; globally unique cluster codes.
 
     k-means (3 starts, ``seed``; mini-batch k-means above 10,000 cells) on the top 20 principal
@@ -130,8 +143,15 @@ def cnv_clusters(P: np.ndarray, groups: np.ndarray, seed: int, *, cells_per_clus
 
 
 def arm_features(
-    X: sparse.csr_matrix, mode: int, cols: np.ndarray, gene_arm: np.ndarray, n_arms: int,
-    ref: np.ndarray, groups: np.ndarray, chunk: int = 20_000, standardize: bool = True,
+    X: sparse.csr_matrix,
+    mode: int,
+    cols: np.ndarray,
+    gene_arm: np.ndarray,
+    n_arms: int,
+    ref: np.ndarray,
+    groups: np.ndarray,
+    chunk: int = 20_000,
+    standardize: bool = True,
 ) -> np.ndarray:
     """Per-cell arm means of log-normalised expression of genes ``cols``, relative to the reference.
 
@@ -145,13 +165,19 @@ def arm_features(
 
 
 def arm_features_many(
-    X, mode: int, cols: np.ndarray, gene_arms: list[np.ndarray], n_arms: int,
-    ref: np.ndarray, groups: np.ndarray, chunk: int = 20_000, standardize: list[bool] | None = None,
+    X,
+    mode: int,
+    cols: np.ndarray,
+    gene_arms: list[np.ndarray],
+    n_arms: int,
+    ref: np.ndarray,
+    groups: np.ndarray,
+    chunk: int = 20_000,
+    standardize: list[bool] | None = None,
 ) -> list[np.ndarray]:
     """:func:`arm_features` for several gene-to-arm assignments (e.g. halves or quarters of the
-    genes) from one pass over the matrix and one reference pass: each block is normalised once."""
-    from ._cnv import _blocks, _gene_sums
-
+    genes) from one pass over the matrix and one reference pass: each block is normalised once.
+    """
     standardize = [True] * len(gene_arms) if standardize is None else list(standardize)
     specs = []
     for gene_arm in gene_arms:
@@ -161,24 +187,18 @@ def arm_features_many(
         Mfull = sparse.csr_matrix((np.ones(len(c)), (c, ga)), shape=(X.shape[1], n_arms))
         specs.append((c, M, Mfull, np.maximum(np.asarray(M.sum(axis=0)).ravel(), 1)))
     Fs = [np.zeros((X.shape[0], n_arms)) for _ in specs]
-    for b0, _, B in _blocks(X, chunk):
+    for b0, _, B in csr_blocks(X, chunk):
         for sl in iter_chunks(B.shape[0], chunk):
-            Xc = B[sl].astype(np.float64)  # row slice: cheap; genes are picked by Mfull
-            if mode == 0:
-                lib = np.asarray(Xc.sum(axis=1)).ravel()
-                Xc.data *= np.repeat(np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0), np.diff(Xc.indptr))
-                Xc.data = np.log1p(Xc.data)
-            elif mode == 2:
-                Xc.data = np.log1p(Xc.data)
+            Xc = log_normalise(B[sl], mode)  # row slice: cheap; genes are picked by Mfull
             for F, (_, _, Mfull, n_per_arm) in zip(Fs, specs):
                 F[b0 + sl.start : b0 + sl.stop] = (Xc @ Mfull).toarray() / n_per_arm
     names = pd.unique(groups)
     codes = pd.Categorical(groups, categories=names).codes.astype(np.int64)
     rc = np.where(ref, codes, -1)
-    sums_all, cnt = _gene_sums(X, rc, len(names), mode, 1e4, chunk)
+    sums_all, cnt = matrix_gene_sums(X, rc, len(names), mode, TARGET_SUM, chunk)
     allsum = None
     if cnt.sum() < 5:
-        allsum, allcnt = _gene_sums(X, np.zeros(X.shape[0], np.int64), 1, mode, 1e4, chunk)
+        allsum, allcnt = matrix_gene_sums(X, np.zeros(X.shape[0], np.int64), 1, mode, TARGET_SUM, chunk)
     out = []
     for F, (c, M, _, n_per_arm), std in zip(Fs, specs, standardize):
         sums = sums_all[:, c]
@@ -196,20 +216,25 @@ def arm_features_many(
     return out
 
 
-def linear_normalised(X, mode: int, cols: np.ndarray, chunk: int = 20_000, rows: np.ndarray | None = None) -> sparse.csr_matrix:
+def linear_normalised(
+    X, mode: int, cols: np.ndarray, chunk: int = 20_000, rows: np.ndarray | None = None
+) -> sparse.csr_matrix:
     """Columns ``cols`` of ``X`` as linear normalised expression (CP10k for counts, expm1 of logs),
-    for all cells or for the sorted ``rows`` only, read one row block at a time."""
+    for all cells or for the sorted ``rows`` only, read one row block at a time.
+    """
     parts, libs = [], []
     for _, B in row_subset_blocks(row_blocks(X, chunk), rows):
         B = B if sparse.issparse(B) else sparse.csr_matrix(B)
         parts.append(B[:, cols].astype(np.float64).tocsr())
-        if mode == 0:
+        if mode == COUNTS:
             libs.append(np.asarray(B.sum(axis=1)).ravel())
     Xc = parts[0] if len(parts) == 1 else sparse.vstack(parts, format="csr")
-    lib = (libs[0] if len(libs) == 1 else np.concatenate(libs)) if mode == 0 else None
-    if mode == 0:
-        Xc = (sparse.diags(np.divide(1e4, lib, out=np.zeros_like(lib, dtype=float), where=lib > 0)) @ Xc).tocsr()
-    elif mode == 1:
+    lib = (libs[0] if len(libs) == 1 else np.concatenate(libs)) if mode == COUNTS else None
+    if mode == COUNTS:
+        Xc = (
+            sparse.diags(np.divide(TARGET_SUM, lib, out=np.zeros_like(lib, dtype=float), where=lib > 0)) @ Xc
+        ).tocsr()
+    elif mode == LOG:
         Xc.data = np.expm1(Xc.data)
     return Xc
 
@@ -222,9 +247,21 @@ def gene_arm_codes(genes: pd.DataFrame, bins: pd.DataFrame) -> tuple[np.ndarray,
 
 
 def lineage_checks(
-    X, mode: int, P: np.ndarray, rows: np.ndarray, lineage: np.ndarray, anchor: np.ndarray, samples: np.ndarray,
-    cols: np.ndarray, gene_arm: np.ndarray, arm_labels: np.ndarray, seed: int, *,
-    min_arm_shift: float = 0.15, max_pval: float = 1e-3, chunk: int = 20_000,
+    X,
+    mode: int,
+    P: np.ndarray,
+    rows: np.ndarray,
+    lineage: np.ndarray,
+    anchor: np.ndarray,
+    samples: np.ndarray,
+    cols: np.ndarray,
+    gene_arm: np.ndarray,
+    arm_labels: np.ndarray,
+    seed: int,
+    *,
+    min_arm_shift: float = 0.15,
+    max_pval: float = 1e-3,
+    chunk: int = 20_000,
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Copy-number coherence of reference candidates with the anchor (immune) cells of their sample.
 
@@ -253,7 +290,9 @@ def lineage_checks(
     means, cnt = group_means(X, mode, full, n_cl + len(s_names), cols, chunk)
     pooled = means[n_cl:].sum(axis=0) / max(cnt[n_cl:].sum(), 1)
     first = [np.flatnonzero(cl == c)[0] for c in range(n_cl)]
-    m_refs = np.vstack([means[n_cl + s] / cnt[n_cl + s] if cnt[n_cl + s] >= 10 else pooled for s in s_codes[first]])
+    m_refs = np.vstack(
+        [means[n_cl + s] / cnt[n_cl + s] if cnt[n_cl + s] >= 10 else pooled for s in s_codes[first]]
+    )
     m_cl = means[:n_cl] / np.maximum(cnt[:n_cl], 1)[:, None]
     program = _lineage_programs(np.log((m_cl + PSEUDO) / (m_refs + PSEUDO)), lineage[first], cnt[:n_cl])
     n_tests = 2 * len(arm_labels) * max(1, n_cl)
@@ -265,7 +304,9 @@ def lineage_checks(
         # against the anchor cells, and net of the lineage's own program where it can be estimated
         for base in [None] + ([] if program[c] is None else [program[c]]):
             tab = arm_shifts(m_cl[c], m_refs[c], gene_arm, arm_labels, base)
-            sig |= ((tab["shift"].abs() >= min_arm_shift) & (np.minimum(1.0, tab["pval"] * n_tests) <= max_pval)).to_numpy()
+            sig |= (
+                (tab["shift"].abs() >= min_arm_shift) & (np.minimum(1.0, tab["pval"] * n_tests) <= max_pval)
+            ).to_numpy()
         if sig.any():
             out_keep[idx] = False
         rows_tab.append((s_names[s], int(lineage[idx[0]]), c, len(idx), float(tab["shift"].abs().max()),
@@ -273,11 +314,14 @@ def lineage_checks(
     return out_keep, pd.DataFrame(rows_tab, columns=cols_tab)
 
 
-def _lineage_programs(lfc: np.ndarray, lineage: np.ndarray, n_cells: np.ndarray, min_clusters: int = 3) -> list:
+def _lineage_programs(
+    lfc: np.ndarray, lineage: np.ndarray, n_cells: np.ndarray, min_clusters: int = 3
+) -> list:
     """Per cluster, the gene-level program of its lineage against the anchor cells: the median log
     fold change over the lineage's clusters of >= 10 cells in all samples (``None`` with fewer than
     ``min_clusters`` of them). Copy-number changes differ between patients and clones, so at any
-    arm most clusters of a lineage are diploid and the median keeps the lineage's expression only."""
+    arm most clusters of a lineage are diploid and the median keeps the lineage's expression only.
+    """
     out = [None] * len(lfc)
     for lin in np.unique(lineage):
         mine = np.flatnonzero(lineage == lin)

@@ -17,13 +17,16 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._core.cnv import _row_norm_log, _transform
+from .._core.drug_screen import Z_STEP, group_stats, null_histogram
+from .._core.expression import TARGET_SUM
+from .._core.stats import bh_adjust
+from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError, NotApplicableError
 from .._keys import OBS, UNS
 from .._rng import RngLike, make_rng, resolve_seed
 from .._settings import logger, settings
 from .._store import store
-from .._validation import check_obs_key, get_matrix, start
+from .._validation import check_int, check_number, check_obs_key, get_matrix, renamed_args, start
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -34,7 +37,7 @@ UNS_DRUG_SCREEN = UNS.drug_screen
 
 #: columns of ``uns[key_added]["table"]``
 TABLE_COLUMNS = [
-    "therapy", "sample", "group", "n_cells", "fraction_of_sample", "n_genes", "score", "pvalue", "fdr",
+    "therapy", "sample", "group", "n_cells", "fraction_of_sample", "n_genes", "score", "pval", "padj",
     "toxicity", "rank", "call", "survives", "reasons",
 ]  # fmt: skip
 #: columns of ``uns[key_added]["therapies"]``
@@ -56,7 +59,7 @@ MIN_GENES = {TARGETS: 1, SIGNATURE: 3}
 _N_BINS = 25  # expression bins of the matched null (Tirosh et al. 2016; scanpy's score_genes)
 _Z_CLIP = 3.0  # standardised expression is clipped at +-3 (one gene cannot dominate a set)
 _SD_FLOOR_REL = 0.05  # gene SD floor: 5% of the 99th percentile of the gene SDs
-_Z_STEP, _Z_MAX = 0.01, 12.0  # histogram of the pooled standardised null |z| (|z| >= 12: one bin)
+_Z_STEP, _Z_MAX = Z_STEP, 12.0  # histogram of the pooled standardised null |z| (|z| >= 12: one bin)
 _SIZE_EDGES = (1, 2, 3, 5, 10, 20, 50)  # pooled nulls are kept apart by gene-set size class
 _BLOCK_ELEMENTS = 4_000_000  # int32 elements of one block of gene permutations
 _N_TOP = 3  # genes named in a reason
@@ -67,7 +70,8 @@ _N_TOP = 3  # genes named in a reason
 # --------------------------------------------------------------------------------------------
 def _from_table(df: pd.DataFrame) -> pd.DataFrame:
     """A drug-target table (``drug``, ``target``; ``weight``, ``direction`` optional) as long rows.
-    Targets joined by ``|`` (the Drug Repurposing Hub's ``target`` column) are split."""
+    Targets joined by ``|`` (the Drug Repurposing Hub's ``target`` column) are split.
+    """
     missing = [c for c in ("drug", "target") if c not in df.columns]
     if missing:
         raise InvalidParameterError(
@@ -89,7 +93,8 @@ def _from_table(df: pd.DataFrame) -> pd.DataFrame:
 
 def _from_mapping(drugs: dict) -> pd.DataFrame:
     """``{drug: {"up": [...], "down": [...]}}`` (signatures; optional ``"weights": {gene: w}``) or
-    ``{drug: [targets]}`` (target sets), read by the signature reader of :func:`score_signatures`."""
+    ``{drug: [targets]}`` (target sets), read by the signature reader of :func:`score_signatures`.
+    """
     from ._signatures import _from_dict
 
     try:
@@ -132,7 +137,8 @@ def _from_gmt(path: Path) -> pd.DataFrame:
 
 def _resolve_drugs(drugs) -> tuple[pd.DataFrame, pd.DataFrame]:
     """``(long, info)``: the validated long table (drug, gene, direction, weight, kind; rows with a gene)
-    and one row per drug in input order (drug, kind)."""
+    and one row per drug in input order (drug, kind).
+    """
     from ._signatures import _looks_like_path, _resolve
 
     if isinstance(drugs, os.PathLike) or (isinstance(drugs, str) and _looks_like_path(drugs)):
@@ -187,7 +193,8 @@ def _membership(long: pd.DataFrame, info: pd.DataFrame, var_names, min_genes, ha
 
     Returns ``info`` completed (n_listed, n_genes, genes, missing, scored, reason, col: the drug's
     row in its kind's matrix or -1), ``{kind: csr matrix}`` and the name of each gene column as the
-    drugs spell it (the data's name for genes no drug lists)."""
+    drugs spell it (the data's name for genes no drug lists).
+    """
     from ._signatures import _gene_columns
 
     genes = pd.unique(long["gene"])
@@ -235,33 +242,16 @@ def _membership(long: pd.DataFrame, info: pd.DataFrame, var_names, min_genes, ha
 # --------------------------------------------------------------------------------------------
 # one pass over the cells: per-group sums of log-normalised expression
 # --------------------------------------------------------------------------------------------
-@numba.njit(cache=True)
-def _accumulate(indptr, indices, data, r0, r1, codes, mode, target, S, Q, N):  # pragma: no cover - numba
-    """Per group ``codes[i - r0]`` of rows ``r0:r1``: sum, sum of squares and number of cells expressing
-    each gene, of log1p(CP10k) expression (``mode`` 0: counts), log1p (2: linear) or as stored (1)."""
-    for i in range(r0, r1):
-        c = codes[i - r0]
-        if c < 0:
-            continue
-        scale = _row_norm_log(data, indptr[i], indptr[i + 1], mode, target)
-        for p in range(indptr[i], indptr[i + 1]):
-            v = _transform(data[p], scale, mode)
-            if v != 0.0:
-                j = indices[p]
-                S[c, j] += v
-                Q[c, j] += v * v
-                N[c, j] += 1.0
-
-
 def _group_stats(X, codes: np.ndarray, n_codes: int, chunk: int):
     """``(S, Q, N)``: per group (rows) and gene, the sum, sum of squares and number of cells expressing,
     of log-normalised expression, in one chunked pass over the cells (a Dask or backed matrix is read
     block by block; groups < 0 are skipped). Counts are normalised on the fly (log1p CP10k, the
     transform of :func:`tmeatlas.tl.score_signatures` and :func:`tmeatlas.tl.infer_cnv`), without a copy
-    of the matrix."""
+    of the matrix.
+    """
     import warnings
 
-    from ._signatures import _TARGET_SUM, _chunks, _input_mode
+    from ._signatures import _chunks, _input_mode
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
@@ -271,20 +261,15 @@ def _group_stats(X, codes: np.ndarray, n_codes: int, chunk: int):
             "the expression matrix has negative values (scaled data?); the drug screen compares expression "
             "levels and detection: pass raw counts or log-normalised expression (e.g. `layer='counts'`)."
         )
-    n_genes = X.shape[1]
-    S = np.zeros((n_codes, n_genes))
-    Q = np.zeros((n_codes, n_genes))
-    N = np.zeros((n_codes, n_genes))
-    for indptr, indices, data, r0, r1, off in _chunks(X, chunk):
-        _accumulate(indptr, indices, data, r0, r1, codes[off : off + r1 - r0], mode, _TARGET_SUM, S, Q, N)
-    return S, Q, N
+    return group_stats(_chunks(X, chunk), codes, n_codes, X.shape[1], mode, TARGET_SUM)
 
 
 def _standardised(S, Q, N, n: np.ndarray):
     """Group x gene standardised expression for target sets (subpopulation vs the normal compartment,
     in SDs over all analysed cells) and for signatures (subpopulation vs the average malignant cell, in
     SDs over malignant cells), both clipped at +-3; also the gene means over all analysed cells, each
-    group's detection rates and the normal compartment's."""
+    group's detection rates and the normal compartment's.
+    """
     K = len(n) - 1
     mu = S / np.maximum(n, 1)[:, None]
 
@@ -323,7 +308,8 @@ def _null_moments(Z: np.ndarray, M: sparse.csr_matrix, cut: np.ndarray, size: np
     genes is replaced by a random gene of the same expression bin, drawn without replacement:
     per bin :math:`b` with :math:`N_b` genes of mean :math:`m_b` and variance :math:`s_b^2`, and the
     drug's weights :math:`a_i` there, :math:`E = m_b \sum a_i`,
-    :math:`V = s_b^2 (\sum a_i^2 - ((\sum a_i)^2 - \sum a_i^2)/(N_b - 1))`, summed over bins."""
+    :math:`V = s_b^2 (\sum a_i^2 - ((\sum a_i)^2 - \sum a_i^2)/(N_b - 1))`, summed over bins.
+    """
     G = len(cut)
     Bind = sparse.csr_matrix((np.ones(G), (cut, np.arange(G))), shape=(len(size), G))
     m = (Bind @ Z.T).T / size
@@ -349,44 +335,15 @@ def _bin_permutations(cut: np.ndarray, n: int, gen: np.random.Generator) -> np.n
 
 
 def _size_class(n_genes: np.ndarray) -> np.ndarray:
+    """Set-size class (index into ``_SIZE_EDGES``) of each number of genes."""
     return np.searchsorted(np.asarray(_SIZE_EDGES), n_genes, side="right") - 1
-
-
-@numba.njit(parallel=True, cache=True)
-def _null_hist(indptr, indices, data, ZT, perms, mean, inv, off, n_z, n_hist, n_threads):  # pragma: no cover
-    """Histogram of the standardised null scores :math:`|S^{null} - m| / s` of every drug (CSR rows of
-    signed weights over genes) in every group (columns of ``ZT``, genes x groups) under each gene
-    permutation (rows of ``perms``), binned by ``_Z_STEP`` into the pool offset ``off`` (drugs x
-    groups). Integer counts: the result does not depend on the threads."""
-    R = perms.shape[0]
-    D = indptr.shape[0] - 1
-    K = ZT.shape[1]
-    hist = np.zeros((n_threads, n_hist), dtype=np.int64)
-    per = (R + n_threads - 1) // n_threads
-    step_inv = 1.0 / _Z_STEP
-    for t in numba.prange(n_threads):
-        acc = np.empty(K, dtype=np.float32)
-        for r in range(t * per, min(R, (t + 1) * per)):
-            for d in range(D):
-                acc[:] = 0.0
-                for q in range(indptr[d], indptr[d + 1]):
-                    w = data[q]
-                    g = perms[r, indices[q]]
-                    for k in range(K):
-                        acc[k] += w * ZT[g, k]
-                for k in range(K):
-                    b = int(abs(acc[k] - mean[d, k]) * inv[d, k] * step_inv)
-                    hist[t, off[d, k] + min(b, n_z - 1)] += 1
-    out = np.zeros(n_hist, dtype=np.int64)
-    for t in range(n_threads):
-        out += hist[t]
-    return out
 
 
 def _pooled_null(Zs: dict, mats: dict, moments: dict, pools: dict, n_pools: int, cut, seed: int, n_perms: int,
                  n_jobs: int):  # fmt: skip
     """Histogram (pools x |z| bins) of the standardised null scores of all drugs of each pool under
-    ``n_perms`` random within-bin permutations of the genes (drawn in order from ``seed``)."""
+    ``n_perms`` random within-bin permutations of the genes (drawn in order from ``seed``).
+    """
     from ._signatures import _with_threads
 
     n_z = int(round(_Z_MAX / _Z_STEP)) + 1
@@ -408,30 +365,34 @@ def _pooled_null(Zs: dict, mats: dict, moments: dict, pools: dict, n_pools: int,
             perms = _bin_permutations(cut, min(per_call, n_perms - r0), gen)
             for k in kinds:
                 indptr, indices, data, ZT, mean, inv, off = prep[k]
-                hist += _null_hist(indptr, indices, data, ZT, perms, mean, inv, off, n_z, len(hist), threads)
+                hist += null_histogram(
+                    indptr, indices, data, ZT, perms, mean, inv, off, n_z, len(hist), threads
+                )
     return hist.reshape(n_pools + 1, n_z)
 
 
 def _pvalues(obs_z: np.ndarray, pool: np.ndarray, tail: np.ndarray, n_in_pool: np.ndarray) -> np.ndarray:
     """Two-sided p-value of each observed standardised score from its pool's null (Phipson & Smyth 2010:
-    ``(1 + #{null |z| >= |z_obs|}) / (1 + n_null)``; the observed value's histogram bin counts as >=)."""
+    ``(1 + #{null |z| >= |z_obs|}) / (1 + n_null)``; the observed value's histogram bin counts as >=).
+    """
     i = np.minimum((np.abs(obs_z) / _Z_STEP).astype(np.int64), tail.shape[1] - 1)
     return (1.0 + tail[pool, i]) / (1.0 + n_in_pool[pool])
 
 
 def _bh(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values of one family (NaN entries left out; the checkpoint tool's BH)."""
-    from ._checkpoints import _bh as bh
-
+    """Benjamini-Hochberg adjusted p-values of one family (:func:`tmeatlas._core.stats.bh_adjust`; NaN
+    entries left out and kept NaN).
+    """
     out = np.full(len(p), np.nan)
     ok = np.isfinite(p)
-    out[ok] = bh(p[ok])
+    out[ok] = bh_adjust(p[ok])
     return out
 
 
 def _test(Zs, mats, info, cut, seed, n_perms, n_jobs):
     """Observed scores, exact null moments, the pooled permutation null and p-values: per kind the
-    arrays (groups x drugs) ``score``, ``p`` and ``testable`` (the null has spread)."""
+    arrays (groups x drugs) ``score``, ``p`` and ``testable`` (the null has spread).
+    """
     size = np.bincount(cut).astype(float)
     K = next(iter(Zs.values())).shape[0]
     moments, pools, out = {}, {}, {}
@@ -467,7 +428,8 @@ def _test(Zs, mats, info, cut, seed, n_perms, n_jobs):
 def _gene_texts(names, w, Zg, det, score, kind) -> list[str]:
     """Per group (rows of ``Zg``, groups x the drug's genes, weights ``w``): the (up to 3) genes that
     carry the score in its direction, with their z (and detection rate for targets; up/down for
-    signatures)."""
+    signatures).
+    """
     C = Zg * w
     sign = np.where(np.nan_to_num(score) >= 0, 1.0, -1.0)[:, None]
     part = np.where(w < 0, "down ", "up ")
@@ -504,7 +466,8 @@ def _row_reason(kind, score, fdr, call, tox, genes, alpha) -> str:
 
 def _calls(score, z, fdr, alpha):
     """``responds`` (sensitivity / target window: above the null and > 0, FDR <= alpha), ``survives``
-    (resistance / target below the normal compartment, likewise), else ``undetermined``."""
+    (resistance / target below the normal compartment, likewise), else ``undetermined``.
+    """
     sigf = np.isfinite(fdr) & (fdr <= alpha)
     return np.where(sigf & (z > 0) & (score > 0), "responds",
                     np.where(sigf & (z < 0) & (score < 0), "survives", "undetermined"))  # fmt: skip
@@ -548,8 +511,8 @@ def _table(info, res, Zs, det, subs, mats, names_of, alpha, tox_weight):
         "therapy": np.repeat(info["drug"].to_numpy(), K), "sample": np.tile(subs["sample"].to_numpy(), D),
         "group": np.tile(subs["group"].to_numpy(), D), "n_cells": np.tile(subs["n_cells"].to_numpy(), D),
         "fraction_of_sample": np.tile(subs["fraction_of_sample"].to_numpy(), D),
-        "n_genes": np.repeat(info["n_genes"].to_numpy(), K), "score": score.ravel(), "pvalue": p.ravel(),
-        "fdr": fdr.ravel(), "toxicity": np.repeat(tox, K), "rank": rank.ravel(), "call": calls.ravel(),
+        "n_genes": np.repeat(info["n_genes"].to_numpy(), K), "score": score.ravel(), "pval": p.ravel(),
+        "padj": fdr.ravel(), "toxicity": np.repeat(tox, K), "rank": rank.ravel(), "call": calls.ravel(),
     })  # fmt: skip
     t["survives"] = t["call"].eq("survives")
     t["reasons"] = reasons
@@ -559,14 +522,13 @@ def _table(info, res, Zs, det, subs, mats, names_of, alpha, tox_weight):
 # --------------------------------------------------------------------------------------------
 # tm.tl.drug_screen
 # --------------------------------------------------------------------------------------------
-def _check_params(n_perms, fdr, toxicity_weight, min_genes, key_added) -> None:
-    if isinstance(n_perms, bool) or not isinstance(n_perms, int | np.integer) or n_perms < 1:
-        raise InvalidParameterError(f"n_perms must be an integer >= 1, got {n_perms!r}.")
+def _check_params(n_perms, max_padj, toxicity_weight, min_genes, key_added) -> None:
+    """None; raises :class:`InvalidParameterError` naming the first parameter that is not valid."""
+    check_int("n_perms", n_perms, 1)
     if min_genes is not None and (isinstance(min_genes, bool) or not isinstance(min_genes, int | np.integer)
                                   or min_genes < 1):  # fmt: skip
         raise InvalidParameterError(f"min_genes must be None or an integer >= 1, got {min_genes!r}.")
-    if isinstance(fdr, bool) or not isinstance(fdr, int | float) or not 0 < fdr <= 1:
-        raise InvalidParameterError(f"fdr must be a number in (0, 1], got {fdr!r}.")
+    check_number("max_padj", max_padj, low=0, high=1, low_open=True)
     if (isinstance(toxicity_weight, bool) or not isinstance(toxicity_weight, int | float)
             or not np.isfinite(toxicity_weight) or toxicity_weight < 0):  # fmt: skip
         raise InvalidParameterError(
@@ -579,7 +541,8 @@ def _check_params(n_perms, fdr, toxicity_weight, min_genes, key_added) -> None:
 def _subpopulations(adata, groupby, sample_key, mal, mal_rule):
     """``(subs, codes)``: the subpopulations (sample, group, n_cells, fraction_of_sample; sorted) and each
     cell's code: its subpopulation, ``len(subs)`` for the normal compartment, -1 for malignant cells
-    without a group label."""
+    without a group label.
+    """
     if not isinstance(groupby, str):
         raise InvalidParameterError(f"groupby must be the name of a column of adata.obs, got {groupby!r}.")
     hint = "Run `tm.tl.cnv_clones(adata)` first." if groupby == OBS.cnv_clone else ""
@@ -610,6 +573,8 @@ def _subpopulations(adata, groupby, sample_key, mal, mal_rule):
     return subs, codes
 
 
+@renamed_args(fdr="max_padj")
+@doc_params("copy", "layer")
 def drug_screen(
     adata: AnnData,
     *,
@@ -621,7 +586,7 @@ def drug_screen(
     malignant_value: str | None = None,
     min_genes: int | None = None,
     n_perms: int = 1000,
-    fdr: float = 0.05,
+    max_padj: float = 0.05,
     toxicity_weight: float = 1.0,
     rng: RngLike = 0,
     n_jobs: int | None = None,
@@ -684,9 +649,9 @@ def drug_screen(
     within each subpopulation by :math:`S_{kd} - \lambda \tau_d` (:math:`\lambda` =
     ``toxicity_weight``).
 
-    **Calls.** ``responds``: FDR <= ``fdr`` with :math:`t_{kd} > 0` and :math:`S_{kd} > 0`
+    **Calls.** ``responds``: FDR <= ``max_padj`` with :math:`t_{kd} > 0` and :math:`S_{kd} > 0`
     (targets above the normal compartment / signature says sensitive); ``survives``: FDR <=
-    ``fdr`` with both below 0 (no target window / resistant); else ``undetermined`` (also
+    ``max_padj`` with both below 0 (no target window / resistant); else ``undetermined`` (also
     drugs not scored). A drug with fewer than ``min_genes`` measured genes is reported on
     every row as not scored, with the reason and the genes not found. Among thousands of
     compounds BH is strict: a single-target drug must beat nearly every gene of its expression
@@ -705,8 +670,7 @@ def drug_screen(
         Column of ``adata.obs`` with the subpopulations (CNV clone, cluster, cell state).
     sample_key
         Column of ``adata.obs`` with the sample; ``None``: one sample.
-    layer
-        Layer to use instead of ``adata.X``.
+    {layer}
     malignant_key, malignant_value
         Column and value that mark malignant cells (default: ``obs["malignant"] == "malignant"``,
         else ``obs["compartment"] == "malignant"``, else ``obs["cell_type_major"] == "Malignant"``).
@@ -714,8 +678,8 @@ def drug_screen(
         Fewest measured genes for a drug to be scored; ``None``: 1 for target sets, 3 for signatures.
     n_perms
         Random within-bin gene permutations of the null (each scores every drug).
-    fdr
-        FDR level of the ``responds`` / ``survives`` calls.
+    max_padj
+        Largest Benjamini-Hochberg adjusted p-value (FDR level) of the ``responds`` / ``survives`` calls.
     toxicity_weight
         :math:`\lambda`, score units lost per unit of toxicity in ``rank``.
     rng
@@ -724,8 +688,7 @@ def drug_screen(
         Threads over blocks of permutations (default ``tm.settings.n_jobs``); results do not depend on it.
     key_added
         Key of ``adata.uns`` for the result (read by :func:`combination_cover` with ``key=``).
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------
@@ -733,11 +696,11 @@ def drug_screen(
     drug (``therapy``), sample and group; ``survives`` is ``call == "survives"``), ``therapies``
     (therapy, kind, n_listed, n_genes, genes, missing, toxicity, scored, reason) and ``params``.
     """
-    from ._therapy import _malignant_mask
+    from ._cells import malignant_mask as _malignant_mask
 
     adata = start(adata, copy)
     seed = resolve_seed(rng)
-    _check_params(n_perms, fdr, toxicity_weight, min_genes, key_added)
+    _check_params(n_perms, max_padj, toxicity_weight, min_genes, key_added)
     n_threads = settings.resolve_n_jobs(n_jobs)
     X = get_matrix(adata, layer)
     mal, mal_rule = _malignant_mask(adata, malignant_key, malignant_value)
@@ -763,12 +726,12 @@ def drug_screen(
             tox[rows] = np.clip(M @ f_norm, 0.0, 1.0)[info["col"].to_numpy()[rows]]
     info["toxicity"] = tox
     res = _test(Zs, mats, info, cut, seed, int(n_perms), n_threads)
-    table = _table(info, res, Zs, det, subs, mats, names_of, float(fdr), float(toxicity_weight))
+    table = _table(info, res, Zs, det, subs, mats, names_of, float(max_padj), float(toxicity_weight))
     therapies = info.rename(columns={"drug": "therapy"})[THERAPY_COLUMNS]
     params = {
         "drugs": f"{len(info)} drugs ({', '.join(f'{v} {k}' for k, v in info['kind'].value_counts().items())})",
         "groupby": groupby, "sample_key": sample_key, "layer": layer, "malignant": mal_rule,
-        "min_genes": min_genes, "n_perms": int(n_perms), "fdr": float(fdr), "toxicity_weight": float(toxicity_weight),
+        "min_genes": min_genes, "n_perms": int(n_perms), "max_padj": float(max_padj), "toxicity_weight": float(toxicity_weight),
         "rng": seed, "n_jobs": n_threads, "key_added": key_added, "n_bins": _N_BINS,
     }  # fmt: skip
     logger.info(

@@ -13,11 +13,12 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._docs import doc_params
 from .._errors import InvalidParameterError, NotApplicableError
 from .._keys import OBS, OBSM, UNS
 from .._rng import make_rng, resolve_seed, spawn_seeds
 from .._settings import logger
-from .._store import read_params, store
+from .._store import store
 from .._validation import check_int, check_obs_key, get_matrix, start, suggest_names
 
 if TYPE_CHECKING:
@@ -62,6 +63,7 @@ _EPI_REASON = "no chromatin-accessibility modality given"
 _BOOT_CELLS = 2_000_000  # bootstrap weights held at once (replicates x cells)
 
 
+@doc_params("copy")
 def heterogeneity(
     adata: AnnData,
     *,
@@ -172,8 +174,7 @@ def heterogeneity(
         Threads of the signature scoring (``None``: ``tm.settings.n_jobs``).
     key_added
         Key of ``adata.uns`` for the result.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------
@@ -312,7 +313,8 @@ def _states(adata, X, mal, samples, progs, seed, n_jobs) -> tuple[np.ndarray, li
     Scores are averaged over each cell's 30 nearest malignant neighbours of its sample and z-scored
     within the sample, shrunk by the reliability of the averages (as in
     :func:`tmeatlas.tl.therapy_survival`): a program that varies no more than cell sampling noise
-    scores ~0 and assigns no cell. A cell is in a state when that z reaches ``STATE_Z``."""
+    scores ~0 and assigns no cell. A cell is in a state when that z reaches ``STATE_Z``.
+    """
     from .._settings import settings
     from ._immunotherapy import _light, _score
     from ._therapy import _lognorm_rows, _smoother, _zscore
@@ -354,10 +356,7 @@ def _coordinates(adata, spatial_key) -> tuple[np.ndarray | None, str]:
 def _tree_tables(adata, clone_key) -> dict | None:
     """``uns["cnv_clones"]`` arm calls and tree when they describe ``obs[clone_key]``, else ``None``."""
     entry = adata.uns.get(UNS.cnv_clones)
-    if (
-        not isinstance(entry, dict)
-        or read_params(adata, UNS.cnv_clones).get("key_added", OBS.cnv_clone) != clone_key
-    ):
+    if not isinstance(entry, dict) or clone_key != OBS.cnv_clone:  # cnv_clones labels obs["cnv_clone"]
         return None
     calls = pd.DataFrame(entry.get("arm_calls", pd.DataFrame()))
     tree = pd.DataFrame(entry.get("tree", pd.DataFrame()))
@@ -487,7 +486,8 @@ def _neighbours(
     idx, ccode, xy, why_xy, why, genetic, n_clones
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Per malignant cell: fraction of its 10 nearest labelled malignant neighbours of another clone, and
-    the entropy of their labels (NaN for cells without a label or coordinates)."""
+    the entropy of their labels (NaN for cells without a label or coordinates).
+    """
     if not genetic:
         return None, None
     if xy is None:

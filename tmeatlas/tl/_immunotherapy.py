@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError
 from .._keys import OBS, UNS
 from .._rng import RngLike, make_rng, resolve_seed
@@ -130,13 +131,13 @@ def _light(adata, X):
 def _detected(adata, X, chunk: int) -> dict[str, np.ndarray]:
     """Per-cell detection (count > 0) of the genes of :data:`_GENES` that are measured."""
     from ._cells import gene_cols as _gene_cols
-    from ._checkpoints import _pair_expression
+    from ._checkpoints import pair_expression
 
     cols = _gene_cols(adata.var_names, list(_GENES))
     if not cols:
         return {}
     names = list(cols)
-    E, _ = _pair_expression(X, np.asarray([cols[g] for g in names], dtype=np.int64), chunk)
+    E, _ = pair_expression(X, np.asarray([cols[g] for g in names], dtype=np.int64), chunk)
     E = E.tocsc()
     return {g: np.asarray((E[:, j] > 0).todense()).ravel() for j, g in enumerate(names)}
 
@@ -276,7 +277,7 @@ def _component_rows(samples, setting, NUM, DEN, names, phenotype, masks) -> pd.D
 
 
 def _standardise(comp: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
-    """z of each measured component across the samples that have it (>= 3 samples), clipped at +-3."""
+    """Z of each measured component across the samples that have it (>= 3 samples), clipped at +-3."""
     comp = comp.copy()
     comp["z"] = np.nan
     scale = {}
@@ -390,7 +391,8 @@ def benefit_tables(
     adata, X, *, samples, mal, cell_type_key, seed, n_jobs, n_boot, chunk, scores=None, detected=None
 ):
     """The per-sample benefit table and the per-sample x component table (the core of the public tool);
-    ``scores`` / ``detected`` when the caller has read them already (no second pass over the matrix)."""
+    ``scores`` / ``detected`` when the caller has read them already (no second pass over the matrix).
+    """
     det = _detected(adata, X, chunk) if detected is None else detected
     masks = _cell_masks(adata, det, mal, cell_type_key)
     if scores is None or not set(_SIGNATURES) <= set(scores.columns):
@@ -415,6 +417,7 @@ def benefit_tables(
     return table, comp[cols].reset_index(drop=True)
 
 
+@doc_params("copy", "layer")
 def immunotherapy_benefit(
     adata: AnnData,
     *,
@@ -476,8 +479,7 @@ def immunotherapy_benefit(
     sample_key
         Column of ``adata.obs`` with the sample (patient); ``None``: one sample (no cohort to
         compare with: every component "not counted", benefit undetermined).
-    layer
-        Layer to use instead of ``adata.X``.
+    {layer}
     malignant_key, malignant_value
         Column and value marking malignant cells (default ``obs["malignant"] == "malignant"``, then
         ``obs["compartment"]``, then ``obs["cell_type_major"]``); without any, no cell is malignant.
@@ -491,8 +493,7 @@ def immunotherapy_benefit(
         Threads of the signature scoring (default ``tm.settings.n_jobs``).
     key_added
         Key of ``adata.uns`` for the result.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------

@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
+from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError, MissingDependencyError
 from .._keys import OBS, OBSM, UNS
 from .._rng import resolve_seed
@@ -66,6 +67,7 @@ def _import_scvi():
 
 
 def _check_positive_int(name: str, value, *, allow_none: bool = False) -> None:
+    """Nothing; raises unless ``value`` is a positive integer (or ``None`` when allowed)."""
     if value is None and allow_none:
         return
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
@@ -87,6 +89,7 @@ def _counts(adata: AnnData, layer: str | None, *, what: str = "adata") -> sparse
 
 
 def _unique_var_names(adata: AnnData, what: str) -> None:
+    """Nothing; raises when ``adata`` has duplicated gene names."""
     if not adata.var_names.is_unique:
         dup = adata.var_names[adata.var_names.duplicated()][:5].tolist()
         raise InvalidInputError(
@@ -95,6 +98,7 @@ def _unique_var_names(adata: AnnData, what: str) -> None:
 
 
 def _batch_labels(adata: AnnData, batch_key: str, what: str) -> np.ndarray:
+    """The batch of every cell as strings; raises when one is missing."""
     col = adata.obs[batch_key]
     if col.isna().any():
         raise InvalidInputError(
@@ -127,13 +131,15 @@ def _select_genes(X: sparse.csr_matrix, batches: np.ndarray, n_top_genes: int | 
                 ) from err
             logger.warning(
                 "seurat_v3 gene ranking failed within a batch (%s; a batch with very few cells?): "
-                "ranking genes over all cells instead.", err,
+                "ranking genes over all cells instead.",
+                err,
             )
             sc.pp.highly_variable_genes(tmp, flavor="seurat_v3", n_top_genes=int(n_top_genes))
     return np.flatnonzero(tmp.var["highly_variable"].to_numpy())
 
 
 def _check_cells_have_counts(X: sparse.csr_matrix, n_top_genes: int | None, what: str) -> None:
+    """Nothing; raises when a cell has no counts in the genes modelled."""
     empty = int((np.asarray(X.sum(axis=1)).ravel() <= 0).sum())
     if empty:
         hint = " or raise n_top_genes (or pass n_top_genes=None to use every gene)" if n_top_genes else ""
@@ -191,13 +197,16 @@ def _scvi_session(seed: int, n_threads: int) -> Iterator[tuple]:
 
 
 def _train_kwargs(accelerator: str) -> dict:
+    """The lightning trainer arguments of both tools."""
     return {"accelerator": accelerator, "devices": 1, "enable_progress_bar": False}
 
 
 def _loss_history(model) -> pd.DataFrame:
     """Per-epoch training loss (and ELBO) of a trained scvi-tools model, h5ad-safe."""
     hist = model.history
-    cols = [k for k in ("train_loss", "elbo_train", "reconstruction_loss_train", "kl_local_train") if k in hist]
+    cols = [
+        k for k in ("train_loss", "elbo_train", "reconstruction_loss_train", "kl_local_train") if k in hist
+    ]
     if not cols:
         return pd.DataFrame({"epoch": np.array([], dtype=np.int64)}, index=pd.Index([], dtype=str))
     df = pd.concat([hist[k] for k in cols], axis=1)
@@ -209,10 +218,12 @@ def _loss_history(model) -> pd.DataFrame:
 
 
 def _final_loss(history: pd.DataFrame) -> float:
+    """The last epoch's training loss (NaN without history)."""
     return float(history["train_loss"].iloc[-1]) if "train_loss" in history and len(history) else float("nan")
 
 
 def _check_accelerator(accelerator: str) -> None:
+    """Nothing; raises on an unknown ``accelerator``."""
     if not isinstance(accelerator, str) or accelerator not in ("auto", "cpu", "gpu", "cuda", "mps"):
         raise InvalidParameterError(
             f"accelerator must be one of 'auto', 'cpu', 'gpu', 'cuda', 'mps', got {accelerator!r}."
@@ -220,6 +231,7 @@ def _check_accelerator(accelerator: str) -> None:
 
 
 def _check_model_sizes(n_latent, n_layers, n_hidden, n_top_genes, max_epochs) -> None:
+    """Nothing; raises unless the model sizes and epochs are positive integers."""
     _check_positive_int("n_latent", n_latent)
     _check_positive_int("n_layers", n_layers)
     _check_positive_int("n_hidden", n_hidden)
@@ -232,6 +244,7 @@ def _check_model_sizes(n_latent, n_layers, n_hidden, n_top_genes, max_epochs) ->
 # ---------------------------------------------------------------------------------------------
 
 
+@doc_params("copy")
 def integrate(
     adata: AnnData,
     *,
@@ -245,7 +258,7 @@ def integrate(
     accelerator: str = "auto",
     rng: RngLike = 0,
     n_jobs: int | None = None,
-    key_added: str = OBSM.scvi,
+    key_added: str = UNS.integrate,
     copy: bool = False,
 ) -> AnnData | None:
     r"""Batch-corrected latent space of the cells with scVI.
@@ -292,13 +305,13 @@ def integrate(
     n_jobs
         Torch threads (default ``tm.settings.n_jobs``; ``-1`` all cores); restored afterwards.
     key_added
-        Key of ``adata.obsm`` for the latent space (float32, cells x ``n_latent``).
-    copy
-        Return a copy instead of writing to ``adata``.
+        Key of ``adata.uns`` for the record; the latent space (float32, cells x ``n_latent``)
+        goes to ``obsm["X_scvi"]``.
+    {copy}
 
     Returns
     -------
-    ``None`` or a copy. Writes ``obsm[key_added]`` and ``uns["integrate"]`` with ``genes`` (the
+    ``None`` or a copy. Writes ``obsm["X_scvi"]`` and ``uns[key_added]`` with ``genes`` (the
     genes modelled), ``history`` (per-epoch training loss), ``final_train_loss`` and ``params``
     (including ``seed``, ``n_epochs`` actually trained and ``n_genes`` modelled).
 
@@ -340,13 +353,17 @@ def integrate(
     final_loss = _final_loss(history)
     logger.info(
         "integrate: scVI on %d cells x %d genes, %d batches, %d epochs (final loss %.1f)",
-        adata.n_obs, len(genes), len(np.unique(batches)), len(history), final_loss,
+        adata.n_obs,
+        len(genes),
+        len(np.unique(batches)),
+        len(history),
+        final_loss,
     )
     store(
         adata,
         tool="tl.integrate",
-        obsm={key_added: Z},
-        uns_key=UNS.integrate,
+        obsm={OBSM.scvi: Z},
+        uns_key=key_added,
         uns={
             "genes": adata.var_names[genes].astype(str).tolist(),
             "history": history,
@@ -380,6 +397,7 @@ def integrate(
 # ---------------------------------------------------------------------------------------------
 
 
+@doc_params("copy")
 def transfer_labels(
     adata: AnnData,
     reference: AnnData,
@@ -397,8 +415,7 @@ def transfer_labels(
     rng: RngLike = 0,
     n_jobs: int | None = None,
     unlabeled_category: str = "Unknown",
-    key_added: str = OBS.transferred_label,
-    confidence_key: str = OBS.transferred_confidence,
+    key_added: str = UNS.transfer_labels,
     copy: bool = False,
 ) -> AnnData | None:
     r"""Transfer cell labels from an annotated reference to the cells of ``adata`` with scANVI.
@@ -459,16 +476,15 @@ def transfer_labels(
     unlabeled_category
         Label marking the query cells as unlabelled for scANVI; must not be a reference label.
     key_added
-        Column of ``adata.obs`` for the transferred labels (categorical, with the reference's
-        labels as categories).
-    confidence_key
-        Column of ``adata.obs`` for the probability of the transferred label, in [0, 1].
-    copy
-        Return a copy instead of writing to ``adata``.
+        Key of ``adata.uns`` for the record. The transferred labels go to
+        ``obs["transferred_label"]`` (categorical, with the reference's labels as categories) and
+        the probability of each transferred label, in [0, 1], to
+        ``obs["transferred_label_confidence"]``.
+    {copy}
 
     Returns
     -------
-    ``None`` or a copy. Writes ``obs[key_added]``, ``obs[confidence_key]``, ``obsm["X_scanvi"]``
+    ``None`` or a copy. Writes ``obs["transferred_label"]``, ``obs["transferred_label_confidence"]``, ``obsm["X_scanvi"]``
     (the query cells' scANVI latent space) and ``uns["transfer_labels"]`` with ``label_counts``
     (label, n_cells, mean_confidence among the query cells), ``reference_accuracy`` (the
     classifier's accuracy on the labelled reference cells, a check of fit, not of transfer),
@@ -483,128 +499,56 @@ def transfer_labels(
         When the counts are not raw counts, fewer than 50 genes are shared, the reference has
         fewer than two labels, or a cell has no counts in the genes modelled.
     """
-    from anndata import AnnData as _AnnData
-
     adata = start(adata, copy)
-    if not isinstance(reference, _AnnData):
-        raise InvalidInputError(
-            f"reference must be an AnnData with labelled cells, got {type(reference).__name__}."
-        )
-    if reference.n_obs == 0 or reference.n_vars == 0:
-        raise InvalidInputError(f"the reference AnnData is empty ({reference.n_obs} cells x {reference.n_vars} genes).")
-    if label_key is None:
-        raise InvalidParameterError("label_key is required: the column of reference.obs with the labels.")
-    check_obs_key(reference, label_key, what="label_key", hint="Name the column of reference.obs with the labels.")
-    for obj, what in ((adata, "adata"), (reference, "reference")):
-        check_obs_key(obj, batch_key, what=f"batch_key (in {what}.obs)",
-                      hint="batch_key must be a column of both adata.obs and reference.obs, or None.")
-        _unique_var_names(obj, what)
+    _check_reference(adata, reference, label_key, batch_key)
     _check_model_sizes(n_latent, n_layers, n_hidden, n_top_genes, max_epochs)
-    _check_positive_int("scanvi_epochs", scanvi_epochs, allow_none=True)
-    _check_accelerator(accelerator)
-    if not isinstance(unlabeled_category, str) or not unlabeled_category:
-        raise InvalidParameterError(f"unlabeled_category must be a non-empty string, got {unlabeled_category!r}.")
+    _check_transfer_params(scanvi_epochs, accelerator, unlabeled_category)
     seed = resolve_seed(rng)
     n_threads = settings.resolve_n_jobs(n_jobs)
     _import_scvi()
 
-    # labels of the reference, in the reference's category order when categorical
-    lab = reference.obs[label_key]
-    present = pd.unique(lab.dropna().astype(str))
-    if isinstance(lab.dtype, pd.CategoricalDtype):
-        cats = [str(c) for c in lab.cat.categories if str(c) in set(present)]
-    else:
-        cats = sorted(present)
-    if unlabeled_category in cats:
-        raise InvalidParameterError(
-            f"unlabeled_category {unlabeled_category!r} is one of the reference labels in "
-            f"reference.obs[{label_key!r}]; pass another unlabeled_category."
-        )
-    if len(cats) < 2:
-        raise InvalidInputError(
-            f"reference.obs[{label_key!r}] has {len(cats)} label(s); label transfer needs at least two."
-        )
-
-    # shared genes, in the query's order
-    shared = adata.var_names.isin(reference.var_names)
-    n_shared = int(shared.sum())
-    if n_shared < MIN_SHARED_GENES:
-        raise InvalidInputError(
-            f"adata ({adata.n_vars} genes) and reference ({reference.n_vars} genes) share "
-            f"{'no' if n_shared == 0 else 'only ' + str(n_shared)} genes (need >= {MIN_SHARED_GENES}); "
-            "use the same gene identifiers in both (symbols or Ensembl IDs, e.g. via var_names)."
-        )
-    genes_all = adata.var_names[shared]
-    Xq = _counts(adata, layer, what="adata")[:, np.flatnonzero(shared)]
-    Xr = _counts(reference, layer, what="reference")[:, reference.var_names.get_indexer(genes_all)]
-    X = sparse.vstack([Xr, Xq], format="csr")
-    n_ref, n_query = reference.n_obs, adata.n_obs
-    origin = np.array(["reference"] * n_ref + ["query"] * n_query, dtype=object)
-    if batch_key is None:
-        batches = origin.astype(str)
-    else:
-        inner = np.concatenate([_batch_labels(reference, batch_key, "reference"), _batch_labels(adata, batch_key, "adata")])
-        batches = np.char.add(np.char.add(origin.astype(str), ":"), inner.astype(str))
-    labels = np.concatenate([lab.astype(object).where(lab.notna(), unlabeled_category).astype(str).to_numpy(),
-                             np.full(n_query, unlabeled_category, dtype=object)]).astype(str)
-    cols = _select_genes(X, batches, n_top_genes)
-    X = X[:, cols]
-    genes = genes_all[cols]
-    _check_cells_have_counts(X[:n_ref], n_top_genes, "reference")
-    _check_cells_have_counts(X[n_ref:], n_top_genes, "adata")
-    n_epochs = _default_epochs(X.shape[0]) if max_epochs is None else int(max_epochs)
-    if scanvi_epochs is None:
-        n_epochs_scanvi = int(min(10, max(2, round(_default_epochs(X.shape[0]) / 3.0))))
-    else:
-        n_epochs_scanvi = int(scanvi_epochs)
-
-    import anndata as ad
-
-    obs = pd.DataFrame(
-        {_BATCH: pd.Categorical(batches), _LABEL: pd.Categorical(labels)},
-        index=[f"r{i}" for i in range(n_ref)] + [f"q{i}" for i in range(n_query)],
+    cats = _reference_labels(reference, label_key, unlabeled_category)
+    X, genes, batches, labels, n_shared = _joint_counts(
+        adata,
+        reference,
+        layer=layer,
+        label_key=label_key,
+        batch_key=batch_key,
+        unlabeled_category=unlabeled_category,
+        n_top_genes=n_top_genes,
     )
-    work = ad.AnnData(X=X, obs=obs)
-    work.var_names = genes.astype(str)
-    query_idx = np.arange(n_ref, n_ref + n_query)
+    n_ref, n_query = reference.n_obs, adata.n_obs
+    n_epochs, n_epochs_scanvi = _transfer_epochs(X.shape[0], max_epochs, scanvi_epochs)
     labelled_ref = np.flatnonzero(labels[:n_ref] != unlabeled_category)
-    with _scvi_session(seed, n_threads) as (scvi, _torch):
-        scvi.model.SCVI.setup_anndata(work, batch_key=_BATCH)
-        vae = scvi.model.SCVI(work, n_latent=n_latent, n_layers=n_layers, n_hidden=n_hidden)
-        vae.train(max_epochs=n_epochs, **_train_kwargs(accelerator))
-        hist_scvi = _loss_history(vae)
-        scanvi = scvi.model.SCANVI.from_scvi_model(vae, unlabeled_category=unlabeled_category, labels_key=_LABEL)
-        scanvi.train(max_epochs=n_epochs_scanvi, **_train_kwargs(accelerator))
-        hist_scanvi = _loss_history(scanvi)
-        pred_idx = np.concatenate([labelled_ref, query_idx])
-        proba = scanvi.predict(indices=pred_idx, soft=True).loc[work.obs_names[pred_idx]]
-        Zq = np.asarray(scanvi.get_latent_representation(indices=query_idx), dtype=np.float32)
-        version = scvi.__version__
-    P = proba.reindex(columns=cats, fill_value=0.0).to_numpy(dtype=np.float64)
-    P = P / np.maximum(P.sum(axis=1, keepdims=True), 1e-300)
-    best = P.argmax(axis=1)
-    conf = P[np.arange(len(P)), best]
-    cats_arr = np.asarray(cats, dtype=object)
+    proba, Zq, hist_scvi, hist_scanvi, version = _fit_scanvi(
+        X,
+        genes,
+        batches,
+        labels,
+        labelled_ref,
+        n_query=n_query,
+        unlabeled_category=unlabeled_category,
+        model_kw={"n_latent": n_latent, "n_layers": n_layers, "n_hidden": n_hidden},
+        epochs=(n_epochs, n_epochs_scanvi),
+        accelerator=accelerator,
+        seed=seed,
+        n_threads=n_threads,
+    )
+    q_label, q_conf, ref_acc, counts = _predicted_labels(proba, cats, labels[labelled_ref])
     n_lab = len(labelled_ref)
-    ref_acc = float(np.mean(cats_arr[best[:n_lab]] == labels[labelled_ref])) if n_lab else float("nan")
-    q_label = pd.Categorical(cats_arr[best[n_lab:]].astype(str), categories=cats)
-    q_conf = conf[n_lab:].astype(np.float64)
-    counts = pd.DataFrame({
-        "label": cats,
-        "n_cells": [int((q_label == c).sum()) for c in cats],
-        "mean_confidence": [float(q_conf[q_label == c].mean()) if (q_label == c).any() else float("nan") for c in cats],
-    })
-    counts.index = counts.index.astype(str)
     logger.info(
         "transfer_labels: scANVI on %d reference + %d query cells x %d genes; reference accuracy %.3f",
-        n_ref, n_query, len(genes), ref_acc,
+        n_ref,
+        n_query,
+        len(genes),
+        ref_acc,
     )
     store(
         adata,
         tool="tl.transfer_labels",
-        obs={key_added: q_label, confidence_key: q_conf},
+        obs={OBS.transferred_label: q_label, OBS.transferred_confidence: q_conf},
         obsm={OBSM.scanvi: Zq},
-        uns_key=UNS.transfer_labels,
+        uns_key=key_added,
         uns={
             "label_counts": counts,
             "reference_accuracy": ref_acc,
@@ -636,8 +580,201 @@ def transfer_labels(
             "seed": seed,
             "n_jobs": n_threads,
             "key_added": key_added,
-            "confidence_key": confidence_key,
             "scvi_tools_version": version,
         },
     )
     return adata if copy else None
+
+
+def _check_transfer_params(scanvi_epochs: int | None, accelerator: str, unlabeled_category: str) -> None:
+    """Nothing; raises on an invalid ``scanvi_epochs``, ``accelerator`` or ``unlabeled_category``."""
+    _check_positive_int("scanvi_epochs", scanvi_epochs, allow_none=True)
+    _check_accelerator(accelerator)
+    if not isinstance(unlabeled_category, str) or not unlabeled_category:
+        raise InvalidParameterError(
+            f"unlabeled_category must be a non-empty string, got {unlabeled_category!r}."
+        )
+
+
+def _transfer_epochs(n_cells: int, max_epochs: int | None, scanvi_epochs: int | None) -> tuple[int, int]:
+    """``(scVI epochs, scANVI epochs)``: the given numbers, or scvi-tools' heuristics for ``n_cells``."""
+    n_epochs = _default_epochs(n_cells) if max_epochs is None else int(max_epochs)
+    if scanvi_epochs is None:
+        n_epochs_scanvi = int(min(10, max(2, round(_default_epochs(n_cells) / 3.0))))
+    else:
+        n_epochs_scanvi = int(scanvi_epochs)
+    return n_epochs, n_epochs_scanvi
+
+
+def _check_reference(adata: AnnData, reference, label_key: str | None, batch_key: str | None) -> None:
+    """Nothing; raises unless ``reference`` is a non-empty AnnData with ``obs[label_key]`` and both
+    AnnData objects have ``batch_key`` (when given) and unique gene names.
+    """
+    from anndata import AnnData as _AnnData
+
+    if not isinstance(reference, _AnnData):
+        raise InvalidInputError(
+            f"reference must be an AnnData with labelled cells, got {type(reference).__name__}."
+        )
+    if reference.n_obs == 0 or reference.n_vars == 0:
+        raise InvalidInputError(
+            f"the reference AnnData is empty ({reference.n_obs} cells x {reference.n_vars} genes)."
+        )
+    if label_key is None:
+        raise InvalidParameterError("label_key is required: the column of reference.obs with the labels.")
+    check_obs_key(
+        reference, label_key, what="label_key", hint="Name the column of reference.obs with the labels."
+    )
+    for obj, what in ((adata, "adata"), (reference, "reference")):
+        check_obs_key(
+            obj,
+            batch_key,
+            what=f"batch_key (in {what}.obs)",
+            hint="batch_key must be a column of both adata.obs and reference.obs, or None.",
+        )
+        _unique_var_names(obj, what)
+
+
+def _reference_labels(reference: AnnData, label_key: str, unlabeled_category: str) -> list[str]:
+    """The reference's labels (in its category order when categorical, else sorted); raises when
+    fewer than two or when ``unlabeled_category`` is one of them.
+    """
+    lab = reference.obs[label_key]
+    present = pd.unique(lab.dropna().astype(str))
+    if isinstance(lab.dtype, pd.CategoricalDtype):
+        cats = [str(c) for c in lab.cat.categories if str(c) in set(present)]
+    else:
+        cats = sorted(present)
+    if unlabeled_category in cats:
+        raise InvalidParameterError(
+            f"unlabeled_category {unlabeled_category!r} is one of the reference labels in "
+            f"reference.obs[{label_key!r}]; pass another unlabeled_category."
+        )
+    if len(cats) < 2:
+        raise InvalidInputError(
+            f"reference.obs[{label_key!r}] has {len(cats)} label(s); label transfer needs at least two."
+        )
+    return cats
+
+
+def _joint_counts(
+    adata: AnnData,
+    reference: AnnData,
+    *,
+    layer: str | None,
+    label_key: str,
+    batch_key: str | None,
+    unlabeled_category: str,
+    n_top_genes: int | None,
+) -> tuple[sparse.csr_matrix, pd.Index, np.ndarray, np.ndarray, int]:
+    """``(X, genes, batches, labels, n_shared)``: the counts of the reference cells then the query
+    cells on the modelled genes (shared, highly variable), those genes, each cell's batch and label
+    (``unlabeled_category`` for the query) and the number of shared genes.
+    """
+    shared = adata.var_names.isin(reference.var_names)
+    n_shared = int(shared.sum())
+    if n_shared < MIN_SHARED_GENES:
+        raise InvalidInputError(
+            f"adata ({adata.n_vars} genes) and reference ({reference.n_vars} genes) share "
+            f"{'no' if n_shared == 0 else 'only ' + str(n_shared)} genes (need >= {MIN_SHARED_GENES}); "
+            "use the same gene identifiers in both (symbols or Ensembl IDs, e.g. via var_names)."
+        )
+    genes_all = adata.var_names[shared]
+    Xq = _counts(adata, layer, what="adata")[:, np.flatnonzero(shared)]
+    Xr = _counts(reference, layer, what="reference")[:, reference.var_names.get_indexer(genes_all)]
+    X = sparse.vstack([Xr, Xq], format="csr")
+    n_ref, n_query = reference.n_obs, adata.n_obs
+    origin = np.array(["reference"] * n_ref + ["query"] * n_query, dtype=object)
+    if batch_key is None:
+        batches = origin.astype(str)
+    else:
+        inner = np.concatenate(
+            [_batch_labels(reference, batch_key, "reference"), _batch_labels(adata, batch_key, "adata")]
+        )
+        batches = np.char.add(np.char.add(origin.astype(str), ":"), inner.astype(str))
+    lab = reference.obs[label_key]
+    labels = np.concatenate(
+        [
+            lab.astype(object).where(lab.notna(), unlabeled_category).astype(str).to_numpy(),
+            np.full(n_query, unlabeled_category, dtype=object),
+        ]
+    ).astype(str)
+    cols = _select_genes(X, batches, n_top_genes)
+    X = X[:, cols]
+    genes = genes_all[cols]
+    _check_cells_have_counts(X[:n_ref], n_top_genes, "reference")
+    _check_cells_have_counts(X[n_ref:], n_top_genes, "adata")
+    return X, genes, batches, labels, n_shared
+
+
+def _fit_scanvi(
+    X: sparse.csr_matrix,
+    genes: pd.Index,
+    batches: np.ndarray,
+    labels: np.ndarray,
+    labelled_ref: np.ndarray,
+    *,
+    n_query: int,
+    unlabeled_category: str,
+    model_kw: dict,
+    epochs: tuple[int, int],
+    accelerator: str,
+    seed: int,
+    n_threads: int,
+):
+    """``(proba, Zq, hist_scvi, hist_scanvi, version)``: scANVI's label probabilities of the labelled
+    reference cells then the query cells, the query's latent space, both training histories and the
+    scvi-tools version, from scVI then scANVI fit on the joint counts.
+    """
+    import anndata as ad
+
+    n_ref = X.shape[0] - n_query
+    obs = pd.DataFrame(
+        {_BATCH: pd.Categorical(batches), _LABEL: pd.Categorical(labels)},
+        index=[f"r{i}" for i in range(n_ref)] + [f"q{i}" for i in range(n_query)],
+    )
+    work = ad.AnnData(X=X, obs=obs)
+    work.var_names = genes.astype(str)
+    query_idx = np.arange(n_ref, n_ref + n_query)
+    with _scvi_session(seed, n_threads) as (scvi, _torch):
+        scvi.model.SCVI.setup_anndata(work, batch_key=_BATCH)
+        vae = scvi.model.SCVI(work, **model_kw)
+        vae.train(max_epochs=epochs[0], **_train_kwargs(accelerator))
+        hist_scvi = _loss_history(vae)
+        scanvi = scvi.model.SCANVI.from_scvi_model(
+            vae, unlabeled_category=unlabeled_category, labels_key=_LABEL
+        )
+        scanvi.train(max_epochs=epochs[1], **_train_kwargs(accelerator))
+        hist_scanvi = _loss_history(scanvi)
+        pred_idx = np.concatenate([labelled_ref, query_idx])
+        proba = scanvi.predict(indices=pred_idx, soft=True).loc[work.obs_names[pred_idx]]
+        Zq = np.asarray(scanvi.get_latent_representation(indices=query_idx), dtype=np.float32)
+        version = scvi.__version__
+    return proba, Zq, hist_scvi, hist_scanvi, version
+
+
+def _predicted_labels(proba: pd.DataFrame, cats: list[str], ref_labels: np.ndarray):
+    """``(q_label, q_conf, ref_acc, counts)``: the most probable label of each query cell and its
+    probability, the accuracy on the labelled reference cells (``ref_labels``, the first rows of
+    ``proba``) and the per-label table of query cells and mean confidence.
+    """
+    P = proba.reindex(columns=cats, fill_value=0.0).to_numpy(dtype=np.float64)
+    P = P / np.maximum(P.sum(axis=1, keepdims=True), 1e-300)
+    best = P.argmax(axis=1)
+    conf = P[np.arange(len(P)), best]
+    cats_arr = np.asarray(cats, dtype=object)
+    n_lab = len(ref_labels)
+    ref_acc = float(np.mean(cats_arr[best[:n_lab]] == ref_labels)) if n_lab else float("nan")
+    q_label = pd.Categorical(cats_arr[best[n_lab:]].astype(str), categories=cats)
+    q_conf = conf[n_lab:].astype(np.float64)
+    counts = pd.DataFrame(
+        {
+            "label": cats,
+            "n_cells": [int((q_label == c).sum()) for c in cats],
+            "mean_confidence": [
+                float(q_conf[q_label == c].mean()) if (q_label == c).any() else float("nan") for c in cats
+            ],
+        }
+    )
+    counts.index = counts.index.astype(str)
+    return q_label, q_conf, ref_acc, counts

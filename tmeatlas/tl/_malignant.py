@@ -8,6 +8,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._core.cnv import as_csr
+from .._core.expression import input_mode
+from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
 from .._keys import OBS, UNS
 from .._rng import resolve_seed
@@ -38,6 +41,7 @@ MIN_SEPARATION = 2.0
 MAX_REFERENCE_TUMOUR_LIKE = 0.1
 
 
+@doc_params("copy")
 def call_malignant(
     adata: AnnData,
     *,
@@ -103,9 +107,8 @@ def call_malignant(
     rng
         Seed of the k-means clustering of CNV profiles (recorded).
     key_added
-        ``uns`` key of the per-sample summary.
-    copy
-        Return a copy instead of writing to ``adata``.
+        Key of ``adata.uns`` for the per-sample summary; the calls go to ``obs["malignant"]``.
+    {copy}
 
     Returns
     -------
@@ -123,7 +126,13 @@ def call_malignant(
     check_obs_key(adata, sample_key, what="sample_key")
     groups = _groups(adata, sample_key, min_cells)
     res = cnv_evidence(
-        adata, groups, cnv_key=cnv_key, min_arm_shift=min_arm_shift, max_pval=max_pval, min_cells=min_cells, seed=resolve_seed(rng)
+        adata,
+        groups,
+        cnv_key=cnv_key,
+        min_arm_shift=min_arm_shift,
+        max_pval=max_pval,
+        min_cells=min_cells,
+        seed=resolve_seed(rng),
     )
     prob = res["prob"]
     n_genes = int(adata.uns[cnv_key].get("n_genes_used", MIN_CNV_GENES))
@@ -159,7 +168,10 @@ def call_malignant(
     frac = pd.Series(np.asarray(calls == MALIGNANT)).groupby(groups).mean()
     table["malignant_fraction"] = table["sample"].map(frac).astype(float)
     logger.info(
-        "call_malignant: %d malignant, %d uncertain of %d cells", (calls == MALIGNANT).sum(), (calls == UNCERTAIN).sum(), adata.n_obs
+        "call_malignant: %d malignant, %d uncertain of %d cells",
+        (calls == MALIGNANT).sum(),
+        (calls == UNCERTAIN).sum(),
+        adata.n_obs,
     )
     store(
         adata,
@@ -215,7 +227,8 @@ def _guard_samples(table: pd.DataFrame, groups: np.ndarray, reference: dict) -> 
     names = table.loc[bad, "sample"].astype(str).tolist()
     warnings.warn(
         f"malignant calls of {len(names)} sample(s) ({', '.join(names[:10])}) are marked uncertain: "
-        + "; ".join(sorted(set(why[bad]))) + ". See uns['malignant']['samples'] (separation, "
+        + "; ".join(sorted(set(why[bad])))
+        + ". See uns['malignant']['samples'] (separation, "
         "reference_tumour_like) and uns['cnv']['reference']; pass reference_key/reference_cats to "
         "`tm.tl.infer_cnv` with cells you know are normal (e.g. immune cells).",
         stacklevel=3,
@@ -224,7 +237,11 @@ def _guard_samples(table: pd.DataFrame, groups: np.ndarray, reference: dict) -> 
 
 
 def _groups(adata: AnnData, sample_key: str | None, min_cells: int) -> np.ndarray:
-    samples = adata.obs[sample_key].astype(str).to_numpy() if sample_key else np.full(adata.n_obs, "all", dtype=object)
+    samples = (
+        adata.obs[sample_key].astype(str).to_numpy()
+        if sample_key
+        else np.full(adata.n_obs, "all", dtype=object)
+    )
     uniq, counts = np.unique(samples, return_counts=True)
     small = uniq[counts < min_cells]
     return np.where(np.isin(samples, small), "pooled small samples", samples).astype(object)
@@ -251,19 +268,20 @@ def _empty_cells(adata: AnnData, cnv_key: str) -> np.ndarray:
 
 def _expression(adata: AnnData, cnv_key: str):
     """The matrix, input mode and gene table that infer_cnv used."""
-    from ._cnv import _as_csr, _input_mode
-
     info = adata.uns[cnv_key]
     layer = info.get("params", {}).get("layer", "None")
-    X = _as_csr(get_matrix(adata, None if layer in ("None", None) else layer))
+    X = as_csr(get_matrix(adata, None if layer in ("None", None) else layer))
     genes = info["genes"]
     cols = genes["col"].to_numpy().astype(np.int64)
-    if cols.max() >= adata.n_vars or not (adata.var_names[cols].astype(str) == genes["gene"].astype(str).to_numpy()).all():
+    if (
+        cols.max() >= adata.n_vars
+        or not (adata.var_names[cols].astype(str) == genes["gene"].astype(str).to_numpy()).all()
+    ):
         raise InvalidInputError(
             f"the genes of adata differ from those infer_cnv used (uns[{cnv_key!r}]['genes']); rerun "
             "`tm.tl.infer_cnv` on this AnnData."
         )
-    return X, _input_mode(X), genes
+    return X, input_mode(X), genes
 
 
 def cnv_evidence(
@@ -300,7 +318,11 @@ def cnv_evidence(
     gene_arm = genes["segment"].astype(str).map(seg_codes).fillna(-1).to_numpy().astype(np.int64)
     cols = genes["col"].to_numpy().astype(np.int64)
     if reference is None:
-        reference = adata.obs[OBS.cnv_reference].to_numpy(bool) if OBS.cnv_reference in adata.obs else np.zeros(adata.n_obs, bool)
+        reference = (
+            adata.obs[OBS.cnv_reference].to_numpy(bool)
+            if OBS.cnv_reference in adata.obs
+            else np.zeros(adata.n_obs, bool)
+        )
     ref = np.asarray(reference, bool)
 
     n = adata.n_obs
@@ -311,18 +333,8 @@ def cnv_evidence(
             "`tm.tl.infer_cnv`.",
             stacklevel=3,
         )
-        score = np.einsum("ij,ij->i", P, P, dtype=np.float64) / P.shape[1]
-        table = pd.DataFrame(
-            [{"sample": g, "n_cells": int((groups == g).sum()), "coherent_cnv": False, "cnv_arms": "",
-              "n_malignant_clusters": 0, "max_abs_arm_shift": 0.0, "reason": "no reference cells"} for g in pd.unique(groups)]
-        )
-        table.index = table.index.astype(str)
-        arms = pd.DataFrame(columns=["sample", "cnv_cluster", "n_cells", "arm", "shift", "n_genes", "pval", "padj", "cnv"])
-        return {"score": score, "corr": np.zeros(n), "prob": np.full(n, np.nan), "table": table, "arms": arms,
-                "cluster": np.full(n, -1)}
+        return _no_reference_evidence(P, groups)
     score = np.einsum("ij,ij->i", P, P, dtype=np.float64) / P.shape[1]
-    corr = np.zeros(n)
-    prob = np.full(n, np.nan)
     names = list(pd.unique(groups))
     gidx = {g: np.flatnonzero(groups == g) for g in names}
     active = [g for g in names if len(gidx[g]) >= min_cells]
@@ -339,10 +351,77 @@ def cnv_evidence(
     if act.any():
         F = arm_features(X, mode, cols, np.where(half, gene_arm, -1), len(arm_labels), ref, groups)
         cluster[act] = cnv_clusters(F[act], groups[act], seed)
-    test_arm = np.where(half, -1, gene_arm)
+    # 2.-3. gene-level arm tests of every cluster on the odd genes
+    tabs, sig_of, cluster_group = _test_clusters(
+        X,
+        mode,
+        cols,
+        np.where(half, -1, gene_arm),
+        arm_labels,
+        cluster,
+        groups,
+        ref,
+        active,
+        gidx,
+        min_arm_shift,
+        max_pval,
+    )
+    # 4. per group: malignant clusters, per-cell correlation, dosage and probability
+    corr = np.zeros(n)
+    prob = np.full(n, np.nan)
+    rows = []
+    for g in names:
+        idx = gidx[g]
+        if g not in active:
+            rows.append(
+                {
+                    "sample": g,
+                    "n_cells": len(idx),
+                    "coherent_cnv": False,
+                    "cnv_arms": "",
+                    "n_malignant_clusters": 0,
+                    "max_abs_arm_shift": 0.0,
+                    "reason": f"fewer than {min_cells} cells",
+                }
+            )
+            continue
+        mine = [c for c in range(len(cluster_group)) if cluster_group[c] == g and c in sig_of]
+        rows.append(_call_group(g, idx, mine, sig_of, cluster, groups, ref, P, A, arm_of_bin, arm_labels, corr, prob,
+                                min_arm_shift, max_pval))  # fmt: skip
+    cols_out = ["sample", "cnv_cluster", "n_cells", "arm", "shift", "n_genes", "pval", "padj", "cnv"]
+    arms = pd.concat(tabs, ignore_index=True)[cols_out] if tabs else pd.DataFrame(columns=cols_out)
+    arms.index = arms.index.astype(str)
+    table = pd.DataFrame(rows)
+    table.index = table.index.astype(str)
+    return {"score": score, "corr": corr, "prob": prob, "table": table, "arms": arms, "cluster": cluster}
+
+
+def _no_reference_evidence(P: np.ndarray, groups: np.ndarray) -> dict:
+    """The result of :func:`cnv_evidence` without reference cells: amplitudes only, every cell uncertain."""
+    n = P.shape[0]
+    score = np.einsum("ij,ij->i", P, P, dtype=np.float64) / P.shape[1]
+    table = pd.DataFrame(
+        [{"sample": g, "n_cells": int((groups == g).sum()), "coherent_cnv": False, "cnv_arms": "",
+          "n_malignant_clusters": 0, "max_abs_arm_shift": 0.0, "reason": "no reference cells"} for g in pd.unique(groups)]
+    )  # fmt: skip
+    table.index = table.index.astype(str)
+    arms = pd.DataFrame(
+        columns=["sample", "cnv_cluster", "n_cells", "arm", "shift", "n_genes", "pval", "padj", "cnv"]
+    )
+    return {"score": score, "corr": np.zeros(n), "prob": np.full(n, np.nan), "table": table, "arms": arms,
+            "cluster": np.full(n, -1)}  # fmt: skip
+
+
+def _test_clusters(
+    X, mode, cols, test_arm, arm_labels, cluster, groups, ref, active, gidx, min_arm_shift, max_pval
+):
+    """Gene-level arm tests of every CNV cluster of >= 10 cells against its group's reference cells:
+    ``(tables, {cluster: (significant arms, shifts)}, group of each cluster)``.
+    """
+    n = len(groups)
     cluster_group = [str(groups[np.flatnonzero(cluster == c)[0]]) for c in range(cluster.max() + 1)]
     n_cl = len(cluster_group)
-    # 2. one pass: mean expression of every cluster, every group's reference and all reference cells
+    # one pass: mean expression of every cluster, every group's reference and all reference cells
     gi = {g: i for i, g in enumerate(active)}
     codes = cluster.copy()
     ref_codes = np.full(n, -1, dtype=np.int64)
@@ -350,9 +429,10 @@ def cnv_evidence(
         idx = gidx[g]
         ref_codes[idx[ref[idx]]] = n_cl + gi[g]
     means, cnt = group_means(X, mode, codes, n_cl, cols)
-    rmeans, rcnt = group_means(X, mode, np.where(ref_codes >= 0, ref_codes - n_cl, -1), max(1, len(active)), cols)
+    rmeans, rcnt = group_means(
+        X, mode, np.where(ref_codes >= 0, ref_codes - n_cl, -1), max(1, len(active)), cols
+    )
     pooled = rmeans.sum(axis=0) / max(rcnt.sum(), 1) if rcnt.sum() >= 5 else None
-    # 3. gene-level arm tests of each cluster
     n_tests = len(arm_labels) * max(1, n_cl)
     tabs, sig_of = [], {}
     for c in range(n_cl):
@@ -372,53 +452,61 @@ def cnv_evidence(
         tab["cnv"] = sig
         tabs.append(tab.assign(sample=g, cnv_cluster=int(c), n_cells=int(cnt[c])))
         sig_of[c] = (sig, tab["shift"].to_numpy())
-    # 4. per group: malignant clusters, per-cell correlation, dosage and probability
-    rows = []
-    for g in names:
-        idx = gidx[g]
-        if g not in active:
-            rows.append({"sample": g, "n_cells": len(idx), "coherent_cnv": False, "cnv_arms": "", "n_malignant_clusters": 0,
-                         "max_abs_arm_shift": 0.0, "reason": f"fewer than {min_cells} cells"})
-            continue
-        mal = [c for c in range(n_cl) if cluster_group[c] == g and c in sig_of and sig_of[c][0].any()]
-        shifts = [np.abs(sig_of[c][1]).max() for c in range(n_cl) if cluster_group[c] == g and c in sig_of]
-        max_shift = float(max(shifts)) if shifts else 0.0
-        in_mal = np.isin(cluster[idx], mal)
-        if not mal or in_mal.sum() < max(5, int(np.ceil(0.01 * len(idx)))):
-            prob[idx] = 0.0
-            corr[idx] = 0.0
-            rows.append({"sample": g, "n_cells": len(idx), "coherent_cnv": False, "cnv_arms": "", "n_malignant_clusters": 0,
-                         "max_abs_arm_shift": max_shift,
-                         "reason": f"no CNV cluster with an arm |median log fold change| >= {min_arm_shift} and adjusted "
-                                   f"p <= {max_pval} (largest |shift| {max_shift:.3f})"})
-            continue
-        segs = np.vstack([np.where(sig_of[c][0], sig_of[c][1], 0.0) for c in mal])  # clusters x arms
-        # the normal component is anchored by reference cells: the sample's own, else all of them
-        r = ref[idx]
-        extra = np.flatnonzero(ref & (groups != g)) if r.sum() < 5 else np.zeros(0, dtype=np.int64)
-        both = np.concatenate([idx, extra])
-        C = np.column_stack([rowcorr(P[both], sg[arm_of_bin]) for sg in segs])
-        best = np.argmax(C, axis=1)
-        cb = C[np.arange(len(both)), best]
-        corr[idx] = cb[: len(idx)]
-        rb = ref[both]
-        base = A[both][rb].mean(axis=0) if rb.sum() >= 5 else A[idx][~in_mal].mean(axis=0)
-        W = segs[best]
-        dosage = np.einsum("ij,ij->i", A[both] - base, W) / np.einsum("ij,ij->i", W, W)
-        feats = np.column_stack([np.arctanh(np.clip(cb, -0.999, 0.999)), dosage])
-        init = np.concatenate([in_mal, np.zeros(len(extra), bool)]) & ~rb
-        post = _mixture_posterior(feats, init_pos=init, fixed_neg=rb)
-        prob[idx] = post[: len(idx)]
-        arms_any = np.any([sig_of[c][0] for c in mal], axis=0)
-        rows.append({"sample": g, "n_cells": len(idx), "coherent_cnv": True, "cnv_arms": ",".join(arm_labels[arms_any]),
-                     "n_malignant_clusters": len(mal), "max_abs_arm_shift": max_shift, "reason": "coherent CNV profile",
-                     **_separability(feats[:, 0], post, cb[: len(idx)], r)})
-    cols_out = ["sample", "cnv_cluster", "n_cells", "arm", "shift", "n_genes", "pval", "padj", "cnv"]
-    arms = pd.concat(tabs, ignore_index=True)[cols_out] if tabs else pd.DataFrame(columns=cols_out)
-    arms.index = arms.index.astype(str)
-    table = pd.DataFrame(rows)
-    table.index = table.index.astype(str)
-    return {"score": score, "corr": corr, "prob": prob, "table": table, "arms": arms, "cluster": cluster}
+    return tabs, sig_of, cluster_group
+
+
+def _call_group(
+    g,
+    idx,
+    tested,
+    sig_of,
+    cluster,
+    groups,
+    ref,
+    P,
+    A,
+    arm_of_bin,
+    arm_labels,
+    corr,
+    prob,
+    min_arm_shift,
+    max_pval,
+) -> dict:
+    """The summary row of group ``g`` (cells ``idx``, tested clusters ``tested``); writes the cells'
+    correlation and malignant probability into ``corr`` and ``prob``.
+    """
+    mal = [c for c in tested if sig_of[c][0].any()]
+    shifts = [np.abs(sig_of[c][1]).max() for c in tested]
+    max_shift = float(max(shifts)) if shifts else 0.0
+    in_mal = np.isin(cluster[idx], mal)
+    if not mal or in_mal.sum() < max(5, int(np.ceil(0.01 * len(idx)))):
+        prob[idx] = 0.0
+        corr[idx] = 0.0
+        return {"sample": g, "n_cells": len(idx), "coherent_cnv": False, "cnv_arms": "", "n_malignant_clusters": 0,
+                "max_abs_arm_shift": max_shift,
+                "reason": f"no CNV cluster with an arm |median log fold change| >= {min_arm_shift} and adjusted "
+                          f"p <= {max_pval} (largest |shift| {max_shift:.3f})"}  # fmt: skip
+    segs = np.vstack([np.where(sig_of[c][0], sig_of[c][1], 0.0) for c in mal])  # clusters x arms
+    # the normal component is anchored by reference cells: the sample's own, else all of them
+    r = ref[idx]
+    extra = np.flatnonzero(ref & (groups != g)) if r.sum() < 5 else np.zeros(0, dtype=np.int64)
+    both = np.concatenate([idx, extra])
+    C = np.column_stack([rowcorr(P[both], sg[arm_of_bin]) for sg in segs])
+    best = np.argmax(C, axis=1)
+    cb = C[np.arange(len(both)), best]
+    corr[idx] = cb[: len(idx)]
+    rb = ref[both]
+    base = A[both][rb].mean(axis=0) if rb.sum() >= 5 else A[idx][~in_mal].mean(axis=0)
+    W = segs[best]
+    dosage = np.einsum("ij,ij->i", A[both] - base, W) / np.einsum("ij,ij->i", W, W)
+    feats = np.column_stack([np.arctanh(np.clip(cb, -0.999, 0.999)), dosage])
+    init = np.concatenate([in_mal, np.zeros(len(extra), bool)]) & ~rb
+    post = _mixture_posterior(feats, init_pos=init, fixed_neg=rb)
+    prob[idx] = post[: len(idx)]
+    arms_any = np.any([sig_of[c][0] for c in mal], axis=0)
+    return {"sample": g, "n_cells": len(idx), "coherent_cnv": True, "cnv_arms": ",".join(arm_labels[arms_any]),
+            "n_malignant_clusters": len(mal), "max_abs_arm_shift": max_shift, "reason": "coherent CNV profile",
+            **_separability(feats[:, 0], post, cb[: len(idx)], r)}  # fmt: skip
 
 
 def _separability(z: np.ndarray, post: np.ndarray, corr: np.ndarray, ref: np.ndarray) -> dict:
@@ -441,7 +529,9 @@ def _separability(z: np.ndarray, post: np.ndarray, corr: np.ndarray, ref: np.nda
     return {"separation": d, "reference_tumour_like": like}
 
 
-def _mixture_posterior(F: np.ndarray, *, init_pos: np.ndarray, fixed_neg: np.ndarray, n_iter: int = 100) -> np.ndarray:
+def _mixture_posterior(
+    F: np.ndarray, *, init_pos: np.ndarray, fixed_neg: np.ndarray, n_iter: int = 100
+) -> np.ndarray:
     """Posterior of the positive component of a two-component full-covariance Gaussian mixture (EM).
 
     Initialised from ``init_pos``; cells in ``fixed_neg`` keep responsibility 0 (known normal).

@@ -24,13 +24,15 @@ import pandas as pd
 from scipy import sparse
 
 from .._core.chunks import row_block
-from .._core.cnv import _row_norm_log, _transform
+from .._core.expression import COUNTS, LINEAR, LINEAR_MAX, LOG, TARGET_SUM, looks_like_counts
+from .._core.signatures import gene_sums, project, rank_sums, scan_values, ucell
+from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError, NotApplicableError
 from .._keys import OBSM, SIGNATURE_PREFIX, UNS
 from .._rng import RngLike, resolve_seed
 from .._settings import logger, settings
 from .._store import store
-from .._validation import check_one_of, get_matrix, looks_like_counts, start
+from .._validation import check_int, check_one_of, get_matrix, start
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -41,17 +43,17 @@ __all__ = ["METHODS", "score_signatures"]
 METHODS = ("control", "rank", "mean")
 #: ``category`` of signatures given as a dict, GMT file or table without one
 USER_CATEGORY = "user"
-_TARGET_SUM = 1e4
-# transforms of tmeatlas._core.cnv._transform: counts -> log1p(CP10k), as given, linear -> log1p
-_MODE_COUNTS, _MODE_LOG, _MODE_LINEAR = 0, 1, 2
+_TARGET_SUM = TARGET_SUM  # counts per cell before log1p (tl._drug_screen reads it here)
+# what uns[key]["input"] records for each input scale of tmeatlas._core.expression
 _INPUT = {
-    _MODE_COUNTS: "counts: log1p(counts per 10,000) computed on the fly",
-    _MODE_LOG: "log-normalised: used as given",
-    _MODE_LINEAR: "linear (non-integer, max > 50, e.g. TPM): log1p applied on the fly",
+    COUNTS: "counts: log1p(counts per 10,000) computed on the fly",
+    LOG: "log-normalised: used as given",
+    LINEAR: "linear (non-integer, max > 50, e.g. TPM): log1p applied on the fly",
 }
 #: what is recorded for input with negative values (scaled or batch-corrected): used as given
 SCALED_INPUT = "scaled or centred (negative values): used as given; scores compare centred genes"
-_UNIQUE_CAP = 256  # distinct values per cell ranked through a small table (else a partial sort)
+#: what is recorded for the rank method
+_RANK_INPUT = "ranks within each cell (no normalisation needed)"
 _SUM_BLOCK = 1024  # rows per private accumulator of the gene sums (fixed: results do not depend on threads)
 
 
@@ -89,6 +91,7 @@ def _read_gmt(path: Path) -> pd.DataFrame:
 
 
 def _from_dict(sigs: dict) -> pd.DataFrame:
+    """A dict ``{name: [genes]}`` or ``{name: {"up", "down", "weights"}}`` as a tidy table."""
     rows = []
     for name, spec in sigs.items():
         if isinstance(spec, dict):
@@ -119,6 +122,7 @@ def _from_dict(sigs: dict) -> pd.DataFrame:
 
 
 def _from_library(items: list[str]) -> pd.DataFrame:
+    """The rows of the shipped library for the given signature names and categories."""
     from ..datasets._signatures import _library, _unknown
 
     lib = _library()
@@ -134,7 +138,8 @@ def _from_library(items: list[str]) -> pd.DataFrame:
 
 def _looks_like_path(value) -> bool:
     """A path object, or a string ending in ``.gmt`` (``.gmt.gz``, ``.gmt.txt``) or holding a path
-    separator; any other string names a signature or category of the library."""
+    separator; any other string names a signature or category of the library.
+    """
     if isinstance(value, os.PathLike):
         return True
     return value.lower().endswith((".gmt", ".gmt.gz", ".gmt.txt")) or "/" in value or os.sep in value
@@ -240,7 +245,8 @@ def _human_symbols(ids: pd.Index) -> np.ndarray | None:
 
 def _gene_columns(var_names: pd.Index, genes) -> np.ndarray:
     """Column of ``adata`` for each gene name (-1: absent). Exact name first; otherwise both sides
-    are mapped to current HGNC symbols (Ensembl IDs, legacy symbols, aliases, case) and matched."""
+    are mapped to current HGNC symbols (Ensembl IDs, legacy symbols, aliases, case) and matched.
+    """
     var = pd.Index(pd.Index(var_names).astype(str))
     genes = pd.Index(pd.Index(genes).astype(str))
     first = pd.Series(np.arange(len(var)), index=var)
@@ -262,230 +268,12 @@ def _gene_columns(var_names: pd.Index, genes) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# numeric cores
+# reading the matrix (numeric kernels: tmeatlas._core.signatures)
 # --------------------------------------------------------------------------------------------
-@numba.njit(cache=True)
-def _scan(data):
-    """``(all finite, min, max)`` of an array, in one pass without temporaries."""
-    lo = np.inf
-    hi = -np.inf
-    for v in data.ravel():
-        if not np.isfinite(v):
-            return False, lo, hi
-        lo = min(lo, v)
-        hi = max(hi, v)
-    return True, lo, hi
-
-
-@numba.njit(parallel=True, cache=True)
-def _gene_sums(indptr, indices, data, r0: int, r1: int, n_genes: int, mode: int, target: float, block: int):
-    """Sum over rows ``r0:r1`` of (log-)normalised expression per gene. Rows are split in fixed
-    blocks with private accumulators added in order, so the sums do not depend on the threads."""
-    n = r1 - r0
-    nb = (n + block - 1) // block
-    acc = np.zeros((nb, n_genes))
-    for b in numba.prange(nb):
-        for i in range(r0 + b * block, min(r1, r0 + (b + 1) * block)):
-            scale = _row_norm_log(data, indptr[i], indptr[i + 1], mode, target)
-            for k in range(indptr[i], indptr[i + 1]):
-                acc[b, indices[k]] += _transform(data[k], scale, mode)
-    out = np.zeros(n_genes)
-    for b in range(nb):
-        out += acc[b]
-    return out
-
-
-@numba.njit(parallel=True, cache=True)
-def _project(
-    indptr, indices, data, r0: int, r1: int, mode: int, target: float, w_indptr, w_indices, w_data, n_out: int
-):
-    """``E[r0:r1] @ W`` for the (log-)normalised expression ``E`` of a CSR matrix and a CSR
-    weight matrix ``W`` (genes x outputs); genes without weights are skipped."""
-    n = r1 - r0
-    out = np.zeros((n, n_out))
-    for ii in numba.prange(n):
-        i = r0 + ii
-        row = np.zeros(n_out)
-        scale = _row_norm_log(data, indptr[i], indptr[i + 1], mode, target)
-        for k in range(indptr[i], indptr[i + 1]):
-            g = indices[k]
-            a = w_indptr[g]
-            b = w_indptr[g + 1]
-            if a == b:
-                continue
-            x = _transform(data[k], scale, mode)
-            for q in range(a, b):
-                row[w_indices[q]] += x * w_data[q]
-        out[ii] = row
-    return out
-
-
-@numba.njit(cache=True)
-def _kth_smallest(a, k: int):
-    """The ``k``-th smallest value (0-based) of ``a`` by quickselect (Hoare partition); ``a`` is reordered."""
-    lo = 0
-    hi = a.shape[0] - 1
-    while lo < hi:
-        pivot = a[(lo + hi) // 2]
-        i = lo
-        j = hi
-        while i <= j:
-            while a[i] < pivot:
-                i += 1
-            while a[j] > pivot:
-                j -= 1
-            if i <= j:
-                tmp = a[i]
-                a[i] = a[j]
-                a[j] = tmp
-                i += 1
-                j -= 1
-        if k <= j:
-            hi = j
-        elif k >= i:
-            lo = i
-        else:
-            return a[k]
-    return a[k]
-
-
-@numba.njit(cache=True)
-def _unique_counts(vals, cap: int):
-    """Sorted distinct values of ``vals`` and their counts, by insertion into a small table
-    (log-normalised counts take few distinct values per cell); ``u = -1`` past ``cap`` values."""
-    uv = np.empty(cap)
-    uc = np.zeros(cap, np.int64)
-    u = 0
-    for j in range(vals.shape[0]):
-        v = vals[j]
-        lo = 0
-        hi = u
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if uv[mid] < v:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo < u and uv[lo] == v:
-            uc[lo] += 1
-            continue
-        if u == cap:
-            return uv, uc, -1
-        for q in range(u, lo, -1):
-            uv[q] = uv[q - 1]
-            uc[q] = uc[q - 1]
-        uv[lo] = v
-        uc[lo] = 1
-        u += 1
-    return uv, uc, u
-
-
-@numba.njit(cache=True)
-def _rank_row(indptr, indices, data, i: int, n_genes: int, max_rank: int, m_indptr, m_indices, acc) -> float:
-    """UCell ranks of row ``i`` (see :func:`_rank_sums`): adds ``capped rank - z`` of its genes to
-    ``acc`` (one entry per part) and returns ``z``, the capped rank of a zero."""
-    a = indptr[i]
-    b = indptr[i + 1]
-    npos = 0
-    for k in range(a, b):
-        if data[k] > 0:
-            npos += 1
-    z = npos + (n_genes - npos + 1) / 2.0
-    if z > max_rank:
-        z = float(max_rank)
-    if npos == 0:
-        return z
-    vals = np.empty(npos)
-    j = 0
-    for k in range(a, b):
-        if data[k] > 0:
-            vals[j] = data[k]
-            j += 1
-    t = 0.0  # values below t rank beyond max_rank
-    uv, uc, u = _unique_counts(vals, _UNIQUE_CAP)
-    if u < 0:  # many distinct values: partial sort of the max_rank largest
-        m = npos
-        if npos > max_rank:  # keep the values >= the max_rank-th largest (with all its ties)
-            t = _kth_smallest(vals, npos - max_rank)
-            m = 0
-            for j in range(npos):
-                if vals[j] >= t:
-                    vals[m] = vals[j]
-                    m += 1
-        srt = np.sort(vals[:m])
-        uv = np.empty(m)
-        uc = np.zeros(m, np.int64)
-        u = 0
-        for j in range(m):
-            if u == 0 or srt[j] != uv[u - 1]:
-                uv[u] = srt[j]
-                u += 1
-            uc[u - 1] += 1
-    # average rank of each distinct value: (number of larger values) + (ties + 1) / 2
-    avg = np.empty(u)
-    above = 0
-    for q in range(u - 1, -1, -1):
-        avg[q] = above + (uc[q] + 1) / 2.0
-        above += uc[q]
-    for k in range(a, b):
-        g = indices[k]
-        e0 = m_indptr[g]
-        e1 = m_indptr[g + 1]
-        v = data[k]
-        if e0 == e1 or v <= 0 or v < t:
-            continue
-        lo = 0
-        hi = u
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if uv[mid] < v:
-                lo = mid + 1
-            else:
-                hi = mid
-        r = avg[lo]
-        if r >= max_rank:
-            continue  # at the cap, as the zeros are
-        d = r - z
-        for e in range(e0, e1):
-            acc[m_indices[e]] += d
-    return z
-
-
-@numba.njit(parallel=True, cache=True)
-def _rank_sums(
-    indptr, indices, data, r0: int, r1: int, n_genes: int, max_rank: int, m_indptr, m_indices, n_parts: int
-):
-    """UCell rank sums of rows ``r0:r1`` of a non-negative CSR matrix.
-
-    Per cell, genes are ranked by decreasing expression (rank 1 = highest, ties share their
-    average rank; the ``n_genes - nnz`` zeros tie at ``nnz + (n_genes - nnz + 1) / 2``) and ranks
-    are capped at ``max_rank``. Only the ``max_rank`` largest values are sorted (a partition
-    finds the threshold). Returns ``z`` (the capped rank of a zero, per cell) and ``acc[c, p] =
-    sum over the genes of part p of (capped rank - z)``, so that the rank sum of a part with
-    ``n_p`` genes is ``n_p z + acc``. ``m_indptr``/``m_indices``: CSR gene -> parts membership.
-    """
-    n = r1 - r0
-    acc = np.zeros((n, n_parts))
-    zrank = np.empty(n)
-    for ii in numba.prange(n):
-        zrank[ii] = _rank_row(indptr, indices, data, r0 + ii, n_genes, max_rank, m_indptr, m_indices, acc[ii])
-    return zrank, acc
-
-
-def _ucell(zrank: np.ndarray, acc: np.ndarray, n_part: np.ndarray, max_rank: int) -> np.ndarray:
-    """UCell score of each part from the rank sums (see :func:`_rank_sums`)."""
-    n = n_part.astype(float)
-    lfac = n * (n + 1) / 2
-    denom = n * max_rank - lfac
-    rank_sum = zrank[:, None] * n[None, :] + acc
-    with np.errstate(divide="ignore", invalid="ignore"):
-        u = 1.0 - (rank_sum - lfac[None, :]) / denom[None, :]
-    return np.where((n > 0) & (denom > 0), u, 0.0)
-
-
 def _chunks(X, chunk: int):
     """``(indptr, indices, data, r0, r1, offset)`` over row chunks of any matrix, as CSR arrays;
-    a canonical CSR matrix is passed without copies."""
+    a canonical CSR matrix is passed without copies.
+    """
     n = X.shape[0]
     whole = sparse.issparse(X) and X.format == "csr" and X.has_canonical_format
     for s in range(0, n, chunk):
@@ -507,21 +295,22 @@ def _chunks(X, chunk: int):
 
 def _input_mode(X, method: str, chunk: int) -> tuple[int, bool]:
     """Check the matrix (finite; non-negative for ranks) and detect counts / linear / log scale; also
-    whether it holds negative values (scaled)."""
+    whether it holds negative values (scaled).
+    """
     finite, lo, hi = True, np.inf, -np.inf
     if sparse.issparse(X):
-        finite, lo, hi = _scan(np.asarray(X.data))
+        finite, lo, hi = scan_values(np.asarray(X.data))
         if X.nnz < np.prod(X.shape):
             lo, hi = min(lo, 0.0), max(hi, 0.0)
     else:
         for s in range(0, X.shape[0], chunk):
             block = row_block(X, s, s + chunk)
             if sparse.issparse(block):
-                f, a, b = _scan(np.asarray(block.data, dtype=np.float64))
+                f, a, b = scan_values(np.asarray(block.data, dtype=np.float64))
                 if block.nnz < np.prod(block.shape):
                     a, b = min(a, 0.0), max(b, 0.0)
             else:
-                f, a, b = _scan(np.ascontiguousarray(block, dtype=np.float64))
+                f, a, b = scan_values(np.ascontiguousarray(block, dtype=np.float64))
             finite, lo, hi = finite and f, min(lo, a), max(hi, b)
             if not finite:
                 break
@@ -542,10 +331,10 @@ def _input_mode(X, method: str, chunk: int) -> tuple[int, bool]:
             UserWarning,
             stacklevel=3,
         )
-        return _MODE_LOG, True
+        return LOG, True
     if looks_like_counts(X):
-        return _MODE_COUNTS, False
-    return (_MODE_LINEAR if hi > 50 else _MODE_LOG), False
+        return COUNTS, False
+    return (LINEAR if hi > LINEAR_MAX else LOG), False
 
 
 @contextmanager
@@ -560,9 +349,10 @@ def _with_threads(n_threads: int):
 
 
 def _gene_means(X, mode: int, chunk: int) -> np.ndarray:
+    """Mean (log-)normalised expression of every gene over all cells, in one chunked pass."""
     total = np.zeros(X.shape[1])
     for indptr, indices, data, r0, r1, _ in _chunks(X, chunk):
-        total += _gene_sums(indptr, indices, data, r0, r1, X.shape[1], mode, _TARGET_SUM, _SUM_BLOCK)
+        total += gene_sums(indptr, indices, data, r0, r1, X.shape[1], mode, _TARGET_SUM, _SUM_BLOCK)
     return total / X.shape[0]
 
 
@@ -576,7 +366,8 @@ def _legacy_state(seed: int) -> np.random.RandomState:
 def _control_genes(part: np.ndarray, cut: np.ndarray, members: dict, ctrl_size: int, seed: int) -> np.ndarray:
     """Control columns of one gene set, drawn exactly as ``sc.tl.score_genes(random_state=seed)``:
     for each expression bin of the set's genes (ascending), ``ctrl_size`` genes of the bin's pool
-    genes (all of them if the bin is smaller), the set's own genes then removed."""
+    genes (all of them if the bin is smaller), the set's own genes then removed.
+    """
     rs = _legacy_state(seed)
     out = []
     for b in np.unique(cut[part]):
@@ -588,11 +379,12 @@ def _control_genes(part: np.ndarray, cut: np.ndarray, members: dict, ctrl_size: 
 
 
 def _score_matrix(X, W: sparse.csr_matrix, mode: int, chunk: int) -> np.ndarray:
+    """Cells x signatures ``E @ W`` of the (log-)normalised expression, chunked over cells."""
     out = np.empty((X.shape[0], W.shape[1]))
     W = sparse.csr_matrix(W)
     W.sum_duplicates()
     for indptr, indices, data, r0, r1, off in _chunks(X, chunk):
-        out[off : off + r1 - r0] = _project(
+        out[off : off + r1 - r0] = project(
             indptr,
             indices,
             data,
@@ -611,6 +403,7 @@ def _score_matrix(X, W: sparse.csr_matrix, mode: int, chunk: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------
 # public tool
 # --------------------------------------------------------------------------------------------
+@doc_params("copy", "layer", "chunk_size")
 def score_signatures(
     adata: AnnData,
     *,
@@ -693,8 +486,7 @@ def score_signatures(
         :class:`pathlib.Path`).
     method
         ``"control"`` (Tirosh / Seurat / scanpy), ``"rank"`` (UCell) or ``"mean"``.
-    layer
-        Layer to use instead of ``adata.X``.
+    {layer}
     min_genes
         Fewest genes of a signature (up and down together) present in the data for it to be
         scored; a signature with fewer genes than this needs all of them.
@@ -714,12 +506,10 @@ def score_signatures(
         Prefix of the per-signature columns of ``adata.obs`` (``"sig_<name>"`` by default).
     rng
         Seed of the control-gene draws (recorded in ``params``); the other methods are deterministic.
-    chunk_size
-        Cells per chunk (default ``tm.settings.chunk_size``).
+    {chunk_size}
     n_jobs
         Threads (default ``tm.settings.n_jobs``; ``-1`` all cores). Results do not depend on it.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------
@@ -730,31 +520,89 @@ def score_signatures(
     gene, direction, weight, present, var_name: the column each gene matched).
     """
     adata = start(adata, copy)
-    check_one_of("method", method, METHODS)
-    for name, val, lo in (("min_genes", min_genes, 1), ("ctrl_size", ctrl_size, 1), ("n_bins", n_bins, 2),
-                          ("max_rank", max_rank, 1)):  # fmt: skip
-        if isinstance(val, bool) or not isinstance(val, int | np.integer) or val < lo:
-            raise InvalidParameterError(f"{name} must be an integer >= {lo}, got {val!r}.")
-    if not isinstance(key_added, str) or not key_added or "/" in key_added:
-        raise InvalidParameterError(f"key_added must be a non-empty string without '/', got {key_added!r}.")
-    if not isinstance(prefix, str) or "/" in prefix:
-        raise InvalidParameterError(f"prefix must be a string without '/', got {prefix!r}.")
-    if chunk_size is not None and (not isinstance(chunk_size, int | np.integer) or chunk_size < 1):
-        raise InvalidParameterError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
+    _check_params(method, min_genes, ctrl_size, n_bins, max_rank, key_added, prefix, chunk_size)
     seed = resolve_seed(rng)
     n_threads = settings.resolve_n_jobs(n_jobs)
     chunk = int(chunk_size or settings.chunk_size)
     table = _resolve(signatures)
     X = get_matrix(adata, layer)
     mode, scaled = _input_mode(X, method, chunk)
-    n_genes = adata.n_vars
-    rank_cap = int(min(max_rank, n_genes))
+    rank_cap = int(min(max_rank, adata.n_vars))
+    names, parts, summary, genes_report = _match_genes(table, adata.var_names, min_genes)
+    scored = summary.loc[summary["scored"], "signature"].tolist()
+    if method == "rank":
+        _check_rank_cap(scored, parts, rank_cap)
+    with _with_threads(n_threads):
+        S, scored, no_ctrl = _compute_scores(
+            X,
+            adata.var_names,
+            scored,
+            parts,
+            summary,
+            method=method,
+            mode=mode,
+            rank_cap=rank_cap,
+            chunk=chunk,
+            gene_pool=gene_pool,
+            n_bins=n_bins,
+            ctrl_size=ctrl_size,
+            seed=seed,
+        )
+    _check_scored(summary, names, scored, no_ctrl, min_genes=min_genes, key_added=key_added)
+    params = {
+        "signatures": _describe(signatures),
+        "method": method,
+        "layer": layer,
+        "min_genes": int(min_genes),
+        "ctrl_size": int(ctrl_size),
+        "n_bins": int(n_bins),
+        "max_rank": rank_cap,
+        "gene_pool": "all genes" if gene_pool is None else f"{len(pd.unique(pd.Index(gene_pool)))} genes",
+        "key_added": key_added,
+        "prefix": prefix,
+        "rng": seed,
+        "chunk_size": chunk,
+        "n_jobs": n_threads,
+    }
+    logger.info("score_signatures: %d of %d signatures scored (%s)", len(scored), len(names), method)
+    source = (SCALED_INPUT if scaled else _INPUT[mode]) if method != "rank" else _RANK_INPUT
+    _store_scores(
+        adata,
+        S,
+        scored,
+        summary,
+        genes_report,
+        source=source,
+        key_added=key_added,
+        prefix=prefix,
+        params=params,
+    )
+    return adata if copy else None
 
-    # --- genes present ------------------------------------------------------------------------
+
+def _check_params(method, min_genes, ctrl_size, n_bins, max_rank, key_added, prefix, chunk_size) -> None:
+    """Nothing; raises on a parameter of :func:`score_signatures` out of its range."""
+    check_one_of("method", method, METHODS)
+    for name, val, lo in (("min_genes", min_genes, 1), ("ctrl_size", ctrl_size, 1), ("n_bins", n_bins, 2),
+                          ("max_rank", max_rank, 1)):  # fmt: skip
+        check_int(name, val, lo)
+    if not isinstance(key_added, str) or not key_added or "/" in key_added:
+        raise InvalidParameterError(f"key_added must be a non-empty string without '/', got {key_added!r}.")
+    if not isinstance(prefix, str) or "/" in prefix:
+        raise InvalidParameterError(f"prefix must be a string without '/', got {prefix!r}.")
+    if chunk_size is not None and (not isinstance(chunk_size, int | np.integer) or chunk_size < 1):
+        raise InvalidParameterError(f"chunk_size must be a positive integer, got {chunk_size!r}.")
+
+
+def _match_genes(table: pd.DataFrame, var_names: pd.Index, min_genes: int):
+    """``(names, parts, summary, genes_report)``: the signature names in order, the present columns
+    and weights of each signature's up and down genes (``parts[name][direction]``), the per-signature
+    summary table (``scored``: enough genes present) and the per-gene report.
+    """
     uniq = pd.unique(table["gene"])
-    col_of = dict(zip(uniq, _gene_columns(adata.var_names, uniq), strict=True))
+    col_of = dict(zip(uniq, _gene_columns(var_names, uniq), strict=True))
     table["col"] = table["gene"].map(col_of).astype(np.int64)
-    var = np.asarray(adata.var_names.astype(str))
+    var = np.asarray(var_names.astype(str))
     genes_report = pd.DataFrame({
         "signature": table["name"].to_numpy(),
         "gene": table["gene"].to_numpy(),
@@ -776,40 +624,66 @@ def score_signatures(
                      "n_present": n_present, "fraction_present": n_present / n_listed,
                      "scored": n_present >= min(min_genes, n_listed), "n_control": 0})  # fmt: skip
     summary = pd.DataFrame(rows).set_index("signature").reindex(names).reset_index()
-    too_few = summary.loc[~summary["scored"], "signature"].tolist()
-    if method == "rank":
-        big = [
-            nm
-            for nm in names
-            if nm not in too_few and max(len(parts[nm]["up"][0]), len(parts[nm]["down"][0])) > rank_cap
-        ]
-        if big:
-            raise InvalidParameterError(
-                f"signatures {big[:5]} have more genes present than max_rank={rank_cap}; increase max_rank "
-                "(at most the number of genes) or score shorter signatures."
-            )
+    return names, parts, summary, genes_report
 
-    scored = [nm for nm in names if nm not in too_few]
-    no_ctrl: list[str] = []
-    S = None
-    with _with_threads(n_threads):
-        if scored and method == "rank":
-            S = _rank_scores(X, scored, parts, n_genes, rank_cap, chunk)
-        elif scored:
-            ctrl = None
-            if method == "control":
-                means = _gene_means(X, mode, chunk)
-                ctrl = (
-                    *_bins(means, _pool_columns(adata.var_names, gene_pool), n_bins),
-                    int(ctrl_size),
-                    seed,
-                )
-            W, n_ctrl = _weight_matrix(scored, parts, n_genes, ctrl)
-            no_ctrl = [nm for nm in scored if n_ctrl[nm] < 0]
-            scored = [nm for nm in scored if n_ctrl[nm] >= 0]
-            summary["n_control"] = summary["signature"].map(n_ctrl).fillna(0).clip(lower=0).astype(int)
-            if scored:
-                S = _score_matrix(X, W, mode, chunk)
+
+def _check_rank_cap(scored: list[str], parts: dict, rank_cap: int) -> None:
+    """Nothing; raises when a signature to score has more genes present than the rank cap."""
+    big = [nm for nm in scored if max(len(parts[nm]["up"][0]), len(parts[nm]["down"][0])) > rank_cap]
+    if big:
+        raise InvalidParameterError(
+            f"signatures {big[:5]} have more genes present than max_rank={rank_cap}; increase max_rank "
+            "(at most the number of genes) or score shorter signatures."
+        )
+
+
+def _compute_scores(
+    X,
+    var_names: pd.Index,
+    scored: list[str],
+    parts: dict,
+    summary: pd.DataFrame,
+    *,
+    method: str,
+    mode: int,
+    rank_cap: int,
+    chunk: int,
+    gene_pool,
+    n_bins: int,
+    ctrl_size: int,
+    seed: int,
+):
+    """``(S, scored, no_ctrl)``: the cells x signatures scores (``None`` when none is scored), the
+    signatures scored and those left without control genes; records ``n_control`` in ``summary``.
+    """
+    n_genes = len(var_names)
+    if scored and method == "rank":
+        return _rank_scores(X, scored, parts, n_genes, rank_cap, chunk), scored, []
+    if not scored:
+        return None, scored, []
+    ctrl = None
+    if method == "control":
+        means = _gene_means(X, mode, chunk)
+        ctrl = (*_bins(means, _pool_columns(var_names, gene_pool), n_bins), int(ctrl_size), seed)
+    W, n_ctrl = _weight_matrix(scored, parts, n_genes, ctrl)
+    no_ctrl = [nm for nm in scored if n_ctrl[nm] < 0]
+    scored = [nm for nm in scored if n_ctrl[nm] >= 0]
+    summary["n_control"] = summary["signature"].map(n_ctrl).fillna(0).clip(lower=0).astype(int)
+    return (_score_matrix(X, W, mode, chunk) if scored else None), scored, no_ctrl
+
+
+def _check_scored(
+    summary: pd.DataFrame,
+    names: list[str],
+    scored: list[str],
+    no_ctrl: list[str],
+    *,
+    min_genes: int,
+    key_added: str,
+) -> None:
+    """Nothing; marks the signatures without controls unscored, warns once about every signature not
+    scored and raises when none is.
+    """
     if no_ctrl:
         summary.loc[summary["signature"].isin(no_ctrl), "scored"] = False
     skipped = summary.loc[~summary["scored"], "signature"].tolist()
@@ -820,7 +694,7 @@ def score_signatures(
             f"genes in adata.var_names{', or no control genes' if no_ctrl else ''}): {listing}. "
             f"See adata.uns[{key_added!r}]['summary'] and ['genes']."
         )
-        warnings.warn(msg, UserWarning, stacklevel=2)
+        warnings.warn(msg, UserWarning, stacklevel=3)  # the caller of score_signatures
     if not scored:
         raise NotApplicableError(
             f"no signature has at least min_genes={min_genes} genes in adata.var_names (best: "
@@ -828,26 +702,24 @@ def score_signatures(
             "the signatures' species, or lower min_genes."
         )
 
+
+def _store_scores(
+    adata: AnnData,
+    S: np.ndarray,
+    scored: list[str],
+    summary: pd.DataFrame,
+    genes_report: pd.DataFrame,
+    *,
+    source: str,
+    key_added: str,
+    prefix: str,
+    params: dict,
+) -> None:
+    """Nothing; stores the scores (``obs`` columns, ``obsm`` table) and the summary through ``store``."""
     S = S.astype(np.float32)
     obs = {f"{prefix}{nm}": S[:, j] for j, nm in enumerate(scored)}
     obsm_key = OBSM.signatures if key_added == UNS.signatures else f"X_{key_added}"
     frame = pd.DataFrame(S, index=adata.obs_names.copy(), columns=list(scored))
-    params = {
-        "signatures": _describe(signatures),
-        "method": method,
-        "layer": layer,
-        "min_genes": int(min_genes),
-        "ctrl_size": int(ctrl_size),
-        "n_bins": int(n_bins),
-        "max_rank": rank_cap,
-        "gene_pool": "all genes" if gene_pool is None else f"{len(pd.unique(pd.Index(gene_pool)))} genes",
-        "key_added": key_added,
-        "prefix": prefix,
-        "rng": seed,
-        "chunk_size": chunk,
-        "n_jobs": n_threads,
-    }
-    logger.info("score_signatures: %d of %d signatures scored (%s)", len(scored), len(names), method)
     store(
         adata,
         tool="tl.score_signatures",
@@ -855,9 +727,8 @@ def score_signatures(
         obsm={obsm_key: frame},
         uns_key=key_added,
         uns={
-            "method": method,
-            "input": (SCALED_INPUT if scaled else _INPUT[mode]) if method != "rank"
-            else "ranks within each cell (no normalisation needed)",
+            "method": params["method"],
+            "input": source,
             "summary": summary,
             "genes": genes_report,
             "obs_columns": list(obs),
@@ -865,10 +736,10 @@ def score_signatures(
         },
         params=params,
     )
-    return adata if copy else None
 
 
 def _describe(signatures) -> str:
+    """A short description of ``signatures=`` for ``params``."""
     if signatures is None:
         return "shipped library (all)"
     if isinstance(signatures, str | os.PathLike):
@@ -881,6 +752,7 @@ def _describe(signatures) -> str:
 
 
 def _pool_columns(var_names: pd.Index, gene_pool) -> np.ndarray:
+    """Columns of the control-gene pool (all genes for ``None``)."""
     if gene_pool is None:
         return np.arange(len(var_names))
     if isinstance(gene_pool, str):
@@ -895,7 +767,8 @@ def _pool_columns(var_names: pd.Index, gene_pool) -> np.ndarray:
 
 def _bins(means: np.ndarray, pool: np.ndarray, n_bins: int) -> tuple[np.ndarray, dict]:
     """Expression bin of every gene (scanpy: ``rank(method="min") // round(n_pool / (n_bins - 1))``
-    among the pool genes' means) and the pool columns of each bin, in pool order."""
+    among the pool genes' means) and the pool columns of each bin, in pool order.
+    """
     pm = means[pool]
     n_items = max(1, int(np.round(len(pm) / (n_bins - 1))))
     srt = np.sort(pm)
@@ -912,7 +785,8 @@ def _weight_matrix(scored: list[str], parts: dict, n_genes: int, ctrl) -> tuple[
     minus that for down genes, and (control method, ``ctrl = (cut, members, ctrl_size, seed)``)
     ``-1 / |C|`` for the controls of the up genes, ``+1 / |C|`` for those of the down genes.
     Returns the matrix (one column per signature with controls) and the number of control genes
-    of each signature (-1: a part without control genes; that signature gets no column)."""
+    of each signature (-1: a part without control genes; that signature gets no column).
+    """
     rows, cols, vals, n_ctrl = [], [], [], {}
     j = 0
     for nm in scored:
@@ -947,6 +821,7 @@ def _weight_matrix(scored: list[str], parts: dict, n_genes: int, ctrl) -> tuple[
 
 
 def _rank_scores(X, scored: list[str], parts: dict, n_genes: int, max_rank: int, chunk: int) -> np.ndarray:
+    """Cells x signatures UCell scores, ``max(U_up - U_down, 0)``, chunked over cells."""
     k = len(scored)
     rows, cols, n_part = [], [], np.zeros(2 * k, np.int64)
     for j, nm in enumerate(scored):
@@ -959,7 +834,7 @@ def _rank_scores(X, scored: list[str], parts: dict, n_genes: int, max_rank: int,
                           shape=(n_genes, 2 * k))  # fmt: skip
     out = np.empty((X.shape[0], k))
     for indptr, indices, data, r0, r1, off in _chunks(X, chunk):
-        z, acc = _rank_sums(indptr, indices, data, r0, r1, n_genes, max_rank, M.indptr, M.indices, 2 * k)
-        U = _ucell(z, acc, n_part, max_rank)
+        z, acc = rank_sums(indptr, indices, data, r0, r1, n_genes, max_rank, M.indptr, M.indices, 2 * k)
+        U = ucell(z, acc, n_part, max_rank)
         out[off : off + r1 - r0] = np.maximum(U[:, :k] - U[:, k:], 0.0)
     return out

@@ -9,6 +9,8 @@ import pandas as pd
 from scipy import sparse
 
 from .._core.chunks import is_streamed, row_blocks
+from .._core.expression import log_normalise
+from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError, NotApplicableError
 from .._keys import OBS, UNS
 from .._settings import logger, settings
@@ -24,15 +26,6 @@ __all__ = ["stemness"]
 _RAREFY_QUANTILE = 0.1
 #: counts up to this use the product form of the rarefaction probability (exact; faster)
 _RAREFY_SMALL = 8
-
-
-def _log_chunk(Xc, counts: bool) -> sparse.csr_matrix:
-    Xc = sparse.csr_matrix(Xc, dtype=np.float64)
-    if counts:
-        lib = np.asarray(Xc.sum(axis=1)).ravel()
-        Xc = sparse.csr_matrix(sparse.diags(np.divide(1e4, lib, out=np.zeros_like(lib), where=lib > 0)) @ Xc)
-        Xc.data = np.log1p(Xc.data)
-    return Xc
 
 
 def _rarefied_gene_count(Xc, depth: float) -> np.ndarray:
@@ -137,7 +130,7 @@ def _gene_count_signatures(
     gc = [np.zeros(n) for n in ns]
     s1, s2, sxc = (np.zeros((len(ns), p)) for _ in range(3))
     for j, sl, raw in _group_chunks(X, row_sets, chunk):
-        Xc = _log_chunk(raw, counts)
+        Xc = log_normalise(raw, counts)
         # detected genes (log1p(0) = 0 keeps zeros implicit), at a common depth when counts
         c = _rarefied_gene_count(raw, depth[j]) if np.isfinite(depth[j]) else np.diff(Xc.indptr).astype(float)
         gc[j][sl] = c
@@ -160,7 +153,7 @@ def _gene_count_signatures(
         tops.append(top)
     gcs = [np.zeros(n) for n in ns]
     for j, sl, Xc in _group_chunks(X, row_sets, chunk):
-        gcs[j][sl] = _log_chunk(Xc, counts) @ weights[j]
+        gcs[j][sl] = log_normalise(Xc, counts) @ weights[j]
     return [(gcs[j], gc[j], tops[j], depth[j]) for j in range(len(ns))]
 
 
@@ -213,7 +206,7 @@ def _coherent_components(
     s1 = np.zeros((len(ns), k))
     G = np.zeros((len(ns), k, k))
     for j, _, Xc in _group_chunks(X, row_sets, chunk):
-        D = _log_chunk(Xc, counts)[:, cols].toarray()
+        D = log_normalise(Xc, counts)[:, cols].toarray()
         s1[j] += D.sum(axis=0)
         G[j] += D.T @ D
     fits = [_core_fit(s1[j], G[j], ns[j], max_iter) for j in range(len(ns))]
@@ -222,7 +215,7 @@ def _coherent_components(
         mean, sd, ok, w = fits[j]
         if w is None:
             continue
-        D = _log_chunk(Xc, counts)[:, cols].toarray()[:, ok]
+        D = log_normalise(Xc, counts)[:, cols].toarray()[:, ok]
         out[j][sl] = ((D - mean[ok]) / sd[ok]) @ w
     res = []
     for j in range(len(ns)):
@@ -236,7 +229,8 @@ def _coherent_components(
 
 def _core_fit(s1: np.ndarray, G: np.ndarray, n: int, max_iter: int):
     """``(mean, sd, ok, w)`` of the coherent core from a group's sums and cross-products (``w`` is
-    ``None`` when fewer than two genes vary)."""
+    ``None`` when fewer than two genes vary).
+    """
     mean = s1 / n
     cov = G / n - np.outer(mean, mean)
     sd = np.sqrt(np.clip(np.diag(cov), 0.0, None))
@@ -273,6 +267,7 @@ def _percentile(x: np.ndarray) -> np.ndarray:
     return rankdata(x) / len(x) if len(x) else x
 
 
+@doc_params("copy", "layer", "chunk_size")
 def stemness(
     adata: AnnData,
     *,
@@ -284,7 +279,7 @@ def stemness(
     smooth: str | None = "auto",
     min_cells: int = 20,
     chunk_size: int | None = None,
-    key_added: str = OBS.stemness,
+    key_added: str = UNS.stemness,
     copy: bool = False,
 ) -> AnnData | None:
     r"""Stemness (developmental potential) per cell, in [0, 1], from two independent signals.
@@ -366,33 +361,28 @@ def stemness(
         Weight ``w`` of the gene-count signature in [0, 1]; 0 uses the signatures alone.
     n_genes
         Genes in the gene-count signature (CytoTRACE: 200).
-    layer
-        Layer to use instead of ``adata.X``.
+    {layer}
     smooth
         ``"auto"`` (use ``obsp["connectivities"]`` when present), ``None``, or an ``obsp`` key.
     min_cells
         Fewest cells in a group.
-    chunk_size
-        Cells per chunk (default ``tm.settings.chunk_size``).
+    {chunk_size}
     key_added
-        Column of ``adata.obs`` for the score; the two components go to
-        ``obs[f"{key_added}_gene_count"]`` and ``obs[f"{key_added}_signatures"]`` (percentile ranks).
-    copy
-        Return a copy instead of writing to ``adata``.
+        Key of ``adata.uns`` for the record (parameters and tables). The score goes to
+        ``obs["stemness"]``, its two components to ``obs["stemness_gene_count"]`` and
+        ``obs["stemness_signatures"]`` (percentile ranks).
+    {copy}
 
     Returns
     -------
-    ``None`` or a copy. Writes the three ``obs`` columns and ``uns["stemness"]`` with ``params``,
+    ``None`` or a copy. Writes the three ``obs`` columns and ``uns[key_added]`` with ``params``,
     the signatures used, per group the gene-count signature genes (``gene_count_genes``) and the
     signatures' core genes (``signature_core_genes``), and a ``weights`` table (per group: cells,
     the depth the gene counts were rarefied to, ``rho`` and the gene-count weight used).
     """
     adata = start(adata, copy)
     check_obs_key(adata, groupby, what="groupby")
-    if not 0.0 <= float(gene_count_weight) <= 1.0:
-        raise InvalidParameterError(f"gene_count_weight must be in [0, 1], got {gene_count_weight}.")
-    if int(n_genes) < 10:
-        raise InvalidParameterError(f"n_genes must be >= 10, got {n_genes}.")
+    _check_params(gene_count_weight, n_genes)
     chunk = int(chunk_size or settings.chunk_size)
     X = get_matrix(adata, layer)
     if not is_streamed(X):  # a Dask / backed matrix is checked block by block as it is read
@@ -400,119 +390,39 @@ def stemness(
         check_expression_values(X)
     counts = looks_like_counts(X)
     w = float(gene_count_weight) if signatures is not None else 1.0
-
-    sig_rank = np.full(adata.n_obs, np.nan)
     used: list[str] = []
     sig_cols = np.zeros(0, dtype=np.int64)
     if signatures is not None and w < 1.0:
-        from ._signatures import _gene_columns, _resolve
-
-        tab = _resolve(signatures)
-        up = tab.loc[tab["direction"] == "up"] if "direction" in tab else tab
-        used = list(pd.unique(up["name"]))
-        genes = list(pd.unique(up["gene"]))
-        cols = _gene_columns(adata.var_names, genes)
-        sig_cols = np.unique(cols[cols >= 0])
-        if len(sig_cols) < 5:
-            raise NotApplicableError(
-                f"only {len(sig_cols)} of the {len(genes)} stemness signature genes are in adata.var_names; "
-                "check the gene identifiers or pass `signatures=`."
-            )
+        used, sig_cols = _signature_columns(adata.var_names, signatures)
     groups = (
         adata.obs[groupby].astype(str).to_numpy() if groupby else np.full(adata.n_obs, "all", dtype=object)
     )
-    gc_rank = np.full(adata.n_obs, np.nan)
-    combined = np.full(adata.n_obs, np.nan)
-    gcs_genes = []
-    core_genes = []
-    weights: list[dict] = []
-    names = [g for g in pd.unique(groups) if (groups == g).sum() >= min_cells]
-    row_sets = [np.flatnonzero(groups == g) for g in names]
-    # every group at once: a streamed matrix is read a fixed number of times, not once per group
-    gcs_all = _gene_count_signatures(X, row_sets, int(n_genes), chunk, counts) if w > 0 and names else []
-    coh_all = _coherent_components(X, row_sets, sig_cols, chunk, counts) if w < 1.0 and names else []
-    for i, (g, rows) in enumerate(zip(names, row_sets)):
-        depth = float("nan")
-        if w > 0:
-            gcs, _, top, depth = gcs_all[i]
-            gc_rank[rows] = _percentile(gcs)
-            gcs_genes += [{"group": g, "gene": str(adata.var_names[j]), "rank": k} for k, j in enumerate(top)]
-        if w < 1.0:
-            score, core = coh_all[i]
-            sig_rank[rows] = _percentile(score)
-            core_genes += [{"group": g, "gene": str(adata.var_names[j])} for j in sig_cols[core]]
-        if 0 < w < 1:
-            # the gene-count signal counts as far as it agrees with the stemness programs here,
-            # beyond the agreement that chance gives (rho ~ N(0, 1/n) under independence)
-            from scipy.stats import spearmanr
-
-            rho = float(spearmanr(gc_rank[rows], sig_rank[rows])[0])
-            chance = 3.0 / np.sqrt(len(rows))
-            w_eff = w * max(rho - chance, 0.0) / (1.0 - chance) if np.isfinite(rho) and chance < 1 else 0.0
-        else:
-            rho, w_eff = float("nan"), w
-        weights.append(
-            {
-                "group": g,
-                "n_cells": len(rows),
-                "rarefied_to": depth,
-                "rho_gene_count_signatures": rho,
-                "gene_count_weight": w_eff,
-            }
-        )
-        gc_part = w_eff * gc_rank[rows] if w_eff > 0 else 0.0
-        sig_part = (1 - w_eff) * sig_rank[rows] if w_eff < 1 else 0.0
-        combined[rows] = gc_part + sig_part
-    graph = None
-    if smooth is not None:
-        gkey = "connectivities" if smooth == "auto" else smooth
-        if gkey in adata.obsp:
-            graph = gkey
-            A = sparse.csr_matrix(adata.obsp[gkey], dtype=np.float64)
-            src = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
-            same = groups[src] == groups[A.indices]
-            A = sparse.csr_matrix((A.data * same, A.indices, A.indptr), shape=A.shape)  # within groups only
-            deg = np.asarray(A.sum(axis=1)).ravel()
-            ok = np.isfinite(combined)
-            v = np.where(ok, combined, 0.0)
-            nb = np.divide(A @ v, deg, out=v.copy(), where=deg > 0)
-            combined = np.where(ok, 0.5 * (combined + nb), np.nan)
-        elif smooth != "auto":
-            raise InvalidInputError(
-                f"no graph obsp[{smooth!r}]; run `sc.pp.neighbors(adata)` or pass smooth=None."
-            )
-    final = np.full(adata.n_obs, np.nan)
-    for g in pd.unique(groups):
-        rows = np.flatnonzero((groups == g) & np.isfinite(combined))
-        if len(rows):
-            final[rows] = _percentile(combined[rows])
+    gc_rank, sig_rank, combined, tables = _compute_group_ranks(
+        X,
+        adata.var_names,
+        groups,
+        sig_cols,
+        w=w,
+        n_genes=int(n_genes),
+        min_cells=min_cells,
+        chunk=chunk,
+        counts=counts,
+    )
+    combined, graph = _smooth(adata, combined, groups, smooth)
+    final = _rank_within_groups(combined, groups)
     logger.info(
         "stemness: %d cells scored in %d groups", int(np.isfinite(final).sum()), len(pd.unique(groups))
     )
-    genes_tab = pd.DataFrame(gcs_genes, columns=["group", "gene", "rank"])
-    wtab = pd.DataFrame(
-        weights, columns=["group", "n_cells", "rarefied_to", "rho_gene_count_signatures", "gene_count_weight"]
-    )
-    core_tab = pd.DataFrame(core_genes, columns=["group", "gene"])
-    core_tab.index = core_tab.index.astype(str)
-    wtab.index = wtab.index.astype(str)
-    genes_tab.index = genes_tab.index.astype(str)
     store(
         adata,
         tool="tl.stemness",
         obs={
-            key_added: final.astype(np.float32),
-            f"{key_added}_gene_count": gc_rank.astype(np.float32),
-            f"{key_added}_signatures": sig_rank.astype(np.float32),
+            OBS.stemness: final.astype(np.float32),
+            f"{OBS.stemness}_gene_count": gc_rank.astype(np.float32),
+            f"{OBS.stemness}_signatures": sig_rank.astype(np.float32),
         },
-        uns_key=UNS.stemness,
-        uns={
-            "signatures_used": used,
-            "gene_count_genes": genes_tab,
-            "signature_core_genes": core_tab,
-            "weights": wtab,
-            "smoothed_over": graph or "none",
-        },
+        uns_key=key_added,
+        uns={"signatures_used": used, **tables, "smoothed_over": graph or "none"},
         params={
             "groupby": groupby,
             "signatures": signatures if isinstance(signatures, str | type(None)) else "user",
@@ -525,3 +435,144 @@ def stemness(
         },
     )
     return adata if copy else None
+
+
+def _check_params(gene_count_weight: float, n_genes: int) -> None:
+    """Nothing; raises on a ``gene_count_weight`` or ``n_genes`` out of range."""
+    if not 0.0 <= float(gene_count_weight) <= 1.0:
+        raise InvalidParameterError(f"gene_count_weight must be in [0, 1], got {gene_count_weight}.")
+    if int(n_genes) < 10:
+        raise InvalidParameterError(f"n_genes must be >= 10, got {n_genes}.")
+
+
+def _signature_columns(var_names: pd.Index, signatures) -> tuple[list[str], np.ndarray]:
+    """``(used, cols)``: the names of the stemness signatures used (their up genes) and the sorted
+    columns of their genes present in the data (at least 5, else :class:`NotApplicableError`).
+    """
+    from ._signatures import _gene_columns, _resolve
+
+    tab = _resolve(signatures)
+    up = tab.loc[tab["direction"] == "up"] if "direction" in tab else tab
+    used = list(pd.unique(up["name"]))
+    genes = list(pd.unique(up["gene"]))
+    cols = _gene_columns(var_names, genes)
+    sig_cols = np.unique(cols[cols >= 0])
+    if len(sig_cols) < 5:
+        raise NotApplicableError(
+            f"only {len(sig_cols)} of the {len(genes)} stemness signature genes are in adata.var_names; "
+            "check the gene identifiers or pass `signatures=`."
+        )
+    return used, sig_cols
+
+
+def _compute_group_ranks(
+    X,
+    var_names: pd.Index,
+    groups: np.ndarray,
+    sig_cols: np.ndarray,
+    *,
+    w: float,
+    n_genes: int,
+    min_cells: int,
+    chunk: int,
+    counts: bool,
+):
+    """``(gc_rank, sig_rank, combined, tables)``: per cell the percentile ranks of the gene-count
+    signature and of the signatures' core within its group, their weighted combination (NaN outside
+    the groups of at least ``min_cells`` cells), and the ``uns`` tables of genes and weights.
+    """
+    n_obs = len(groups)
+    gc_rank, sig_rank, combined = (np.full(n_obs, np.nan) for _ in range(3))
+    gcs_genes, core_genes, weights = [], [], []
+    names = [g for g in pd.unique(groups) if (groups == g).sum() >= min_cells]
+    row_sets = [np.flatnonzero(groups == g) for g in names]
+    # every group at once: a streamed matrix is read a fixed number of times, not once per group
+    gcs_all = _gene_count_signatures(X, row_sets, n_genes, chunk, counts) if w > 0 and names else []
+    coh_all = _coherent_components(X, row_sets, sig_cols, chunk, counts) if w < 1.0 and names else []
+    for i, (g, rows) in enumerate(zip(names, row_sets)):
+        depth = float("nan")
+        if w > 0:
+            gcs, _, top, depth = gcs_all[i]
+            gc_rank[rows] = _percentile(gcs)
+            gcs_genes += [{"group": g, "gene": str(var_names[j]), "rank": k} for k, j in enumerate(top)]
+        if w < 1.0:
+            score, core = coh_all[i]
+            sig_rank[rows] = _percentile(score)
+            core_genes += [{"group": g, "gene": str(var_names[j])} for j in sig_cols[core]]
+        rho, w_eff = _gene_count_weight(gc_rank[rows], sig_rank[rows], w)
+        weights.append(
+            {
+                "group": g,
+                "n_cells": len(rows),
+                "rarefied_to": depth,
+                "rho_gene_count_signatures": rho,
+                "gene_count_weight": w_eff,
+            }
+        )
+        gc_part = w_eff * gc_rank[rows] if w_eff > 0 else 0.0
+        sig_part = (1 - w_eff) * sig_rank[rows] if w_eff < 1 else 0.0
+        combined[rows] = gc_part + sig_part
+    return gc_rank, sig_rank, combined, _tables(gcs_genes, core_genes, weights)
+
+
+def _gene_count_weight(gc_rank: np.ndarray, sig_rank: np.ndarray, w: float) -> tuple[float, float]:
+    """``(rho, w_eff)``: the Spearman correlation of a group's two signals and the weight of the
+    gene-count signal, ``w`` scaled by its agreement beyond chance (``rho`` NaN unless ``0 < w < 1``).
+    """
+    if not 0 < w < 1:
+        return float("nan"), w
+    # the gene-count signal counts as far as it agrees with the stemness programs here,
+    # beyond the agreement that chance gives (rho ~ N(0, 1/n) under independence)
+    from scipy.stats import spearmanr
+
+    rho = float(spearmanr(gc_rank, sig_rank)[0])
+    chance = 3.0 / np.sqrt(len(gc_rank))
+    w_eff = w * max(rho - chance, 0.0) / (1.0 - chance) if np.isfinite(rho) and chance < 1 else 0.0
+    return rho, w_eff
+
+
+def _tables(gcs_genes: list[dict], core_genes: list[dict], weights: list[dict]) -> dict[str, pd.DataFrame]:
+    """The ``uns`` tables (h5ad-safe string index): gene-count genes, core genes and weights per group."""
+    genes_tab = pd.DataFrame(gcs_genes, columns=["group", "gene", "rank"])
+    wtab = pd.DataFrame(
+        weights, columns=["group", "n_cells", "rarefied_to", "rho_gene_count_signatures", "gene_count_weight"]
+    )
+    core_tab = pd.DataFrame(core_genes, columns=["group", "gene"])
+    core_tab.index = core_tab.index.astype(str)
+    wtab.index = wtab.index.astype(str)
+    genes_tab.index = genes_tab.index.astype(str)
+    return {"gene_count_genes": genes_tab, "signature_core_genes": core_tab, "weights": wtab}
+
+
+def _smooth(adata: AnnData, combined: np.ndarray, groups: np.ndarray, smooth: str | None):
+    """``(combined, graph)``: the scores averaged with each cell's neighbours of the same group (half
+    and half) and the ``obsp`` key used (``None``: not smoothed).
+    """
+    if smooth is None:
+        return combined, None
+    gkey = "connectivities" if smooth == "auto" else smooth
+    if gkey in adata.obsp:
+        A = sparse.csr_matrix(adata.obsp[gkey], dtype=np.float64)
+        src = np.repeat(np.arange(A.shape[0]), np.diff(A.indptr))
+        same = groups[src] == groups[A.indices]
+        A = sparse.csr_matrix((A.data * same, A.indices, A.indptr), shape=A.shape)  # within groups only
+        deg = np.asarray(A.sum(axis=1)).ravel()
+        ok = np.isfinite(combined)
+        v = np.where(ok, combined, 0.0)
+        nb = np.divide(A @ v, deg, out=v.copy(), where=deg > 0)
+        return np.where(ok, 0.5 * (combined + nb), np.nan), gkey
+    if smooth != "auto":
+        raise InvalidInputError(
+            f"no graph obsp[{smooth!r}]; run `sc.pp.neighbors(adata)` or pass smooth=None."
+        )
+    return combined, None
+
+
+def _rank_within_groups(combined: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Percentile rank of each finite score within its group (NaN elsewhere)."""
+    final = np.full(len(combined), np.nan)
+    for g in pd.unique(groups):
+        rows = np.flatnonzero((groups == g) & np.isfinite(combined))
+        if len(rows):
+            final[rows] = _percentile(combined[rows])
+    return final

@@ -15,11 +15,12 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError, MissingResultError, NotApplicableError
 from .._keys import UNS
 from .._settings import logger
 from .._store import store
-from .._validation import start, suggest_names
+from .._validation import check_int, start, suggest_names
 
 if TYPE_CHECKING:
     from anndata import AnnData
@@ -69,9 +70,9 @@ def _simulate(
     t_max: float,
     n_points: int,
 ) -> dict:
-    """Integrate one schedule for one sample.
+    r"""Integrate one schedule for one sample.
 
-    Sizes are integrated on the log scale (:math:`x_i = \\ln N_i`, positive by construction);
+    Sizes are integrated on the log scale (:math:`x_i = \ln N_i`, positive by construction);
     subpopulations of initial size 0 stay at 0. Returns times, sizes (time x group), the dose in
     effect from each time on, the treatment segments and the time to progression (NaN if none).
     """
@@ -304,6 +305,7 @@ def _skipped(rows: list[dict], therapy: str, key_added: str, *, simulated: bool)
     return skipped
 
 
+@doc_params("copy")
 def simulate_therapy(
     adata: AnnData,
     *,
@@ -405,8 +407,7 @@ def simulate_therapy(
         added).
     key_added
         Key of ``adata.uns`` for the result.
-    copy
-        Return a copy instead of writing to ``adata``.
+    {copy}
 
     Returns
     -------
@@ -443,8 +444,7 @@ def simulate_therapy(
         raise InvalidParameterError(
             f"adaptive_thresholds must have lower < upper, got {adaptive_thresholds!r}."
         )
-    if isinstance(n_points, bool) or not isinstance(n_points, int | np.integer) or n_points < 2:
-        raise InvalidParameterError(f"n_points must be an integer >= 2, got {n_points!r}.")
+    check_int("n_points", n_points, 2)
     if not isinstance(competition, pd.DataFrame):
         _number("competition", competition, lo_open=False)
     if not isinstance(growth_rates, Mapping):
