@@ -60,7 +60,7 @@ def test_score_signatures_on_dask_equals_in_memory(pair, method):
 
 @pytest.mark.slow
 def test_score_signatures_on_a_local_cluster(pair):
-    import distributed  # installed with squidpy (through spatialdata)
+    import distributed  # the test extra declares it
 
     a, lazy = pair
     a, lazy = a.copy(), ad.AnnData(X=lazy.X, obs=lazy.obs.copy(), var=lazy.var.copy())
