@@ -236,6 +236,8 @@ CASES = {
     "get.drug_screen": (_screened, {}),
     "tl.heterogeneity": (lambda sim: _cnv(sim, 3), {"sample_key": "sample", "n_boot": 20}),
     "get.heterogeneity": (_heterogeneity, {}),
+    "pl.heterogeneity": (_heterogeneity, {"show": False}),
+    "pl.clone_states": (_heterogeneity, {"show": False}),
 }
 
 #: a bad argument for each dataset function

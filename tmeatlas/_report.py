@@ -41,6 +41,7 @@ REPORT_SIGNATURES = [
 SECTIONS = [
     ("composition", "Composition: compartments and cell types"),
     ("malignant", "Malignant cells, copy number and subclones"),
+    ("heterogeneity", "Tumour heterogeneity: clones, states and their spatial mixing"),
     ("programs", "Programs and immune checkpoints"),
     ("spatial", "Spatial organisation and immune phenotype"),
     ("therapy", "Therapy survival and combinations"),
@@ -355,6 +356,7 @@ def _figure_specs(ctx: _FigureContext, a: AnnData, sample: str | None) -> list[t
     return [
         *_composition_figures(ctx, a, sample),
         *_malignant_figures(ctx, a, sample),
+        *_heterogeneity_figures(ctx, sample),
         *_program_figures(ctx, a, sample),
         *_spatial_figures(ctx, a, sample),
         *_therapy_figures(ctx, sample),
@@ -400,6 +402,69 @@ def _malignant_figures(ctx: _FigureContext, a: AnnData, sample: str | None) -> l
                    "Subclones and the arm-level events that separate them.",
                    lambda: pl.clone_tree(adata, sample=sample, **kw)))  # fmt: skip
     return sp
+
+
+def _heterogeneity_figures(ctx: _FigureContext, sample: str | None) -> list[tuple]:
+    """The heterogeneity section's figures (indices with intervals, clone-by-state composition)."""
+    from . import pl
+
+    if not ctx.has.get("heterogeneity"):
+        return []
+    adata, kw = ctx.adata, ctx.kw
+    res = adata.uns[UNS.heterogeneity]
+    table = pd.DataFrame(res.get("table", pd.DataFrame()))
+    if sample is not None and "sample" in table.columns:
+        table = table[table["sample"].astype(str) == sample]
+    from .pl._heterogeneity import INDEX_LABELS
+
+    measured = [
+        k
+        for k in INDEX_LABELS
+        if k in table.columns and pd.to_numeric(table[k], errors="coerce").notna().any()
+    ]
+    if not measured:  # nothing to draw: the table says why
+        return []
+    samples = None if sample is None else [sample]
+    sp = [("heterogeneity", "heterogeneity", "Heterogeneity indices",
+           "Each index per sample with its 95% cell-resampling interval; n/m: not measured (reason in the table).",
+           lambda: pl.heterogeneity(adata, samples=samples, **kw))]  # fmt: skip
+    comp = pd.DataFrame(res.get("clone_state", pd.DataFrame()))
+    if len(comp) and (sample is None or (comp["sample"].astype(str) == sample).any()):
+        sp.append(("clone_states", "heterogeneity", "States of each clone",
+                   "Fraction of each CNV subclone's malignant cells in each program state.",
+                   lambda: pl.clone_states(adata, samples=samples, **kw)))  # fmt: skip
+    return sp
+
+
+def _heterogeneity_html(adata: AnnData, sample: str | None) -> str:
+    """The heterogeneity section's table: indices with their intervals and what was not measured."""
+    from . import get
+
+    if UNS.heterogeneity not in adata.uns:
+        return ""
+    t = get.heterogeneity(adata)
+    if sample is not None:
+        t = t[t["sample"].astype(str) == sample]
+        if not len(t):
+            return ""
+    out = t[[c for c in ("sample", "n_malignant", "n_clones", "clonal_events", "subclonal_events", "n_states",
+                         "dominant_state") if c in t.columns]].copy()  # fmt: skip
+    for k in (
+        "genetic_diversity",
+        "effective_clones",
+        "state_diversity",
+        "state_between_clones",
+        "clone_mixing",
+    ):
+        if k in t.columns:
+            out[k] = [
+                "n/m" if not np.isfinite(v) else f"{v:.2f} [{lo:.2f}, {hi:.2f}]"
+                for v, lo, hi in zip(t[k], t[f"{k}_low"], t[f"{k}_high"])
+            ]
+    out["not_measured"] = t["not_measured"]
+    return _table(
+        out, max_rows=40, note="95% intervals from resampling cells; all columns: tables/heterogeneity.csv."
+    )
 
 
 def _program_figures(ctx: _FigureContext, a: AnnData, sample: str | None) -> list[tuple]:
@@ -733,17 +798,15 @@ def _report_body(ctx: dict[str, Any], sample: str | None, figs: list[Figure]) ->
     mrow = mal[mal["sample"] == sample] if sample is not None and len(mal) else mal
     cards = _summary_cards(ctx, sample, m, mrow)
     parts = [f'<section id="summary"><h2>Summary</h2>{_cards(cards)}</section>']
-    parts.append(
-        _section_html("composition", SECTIONS[0][1], figs, _composition_html(adata, sample, sample_key, m))
-    )
-    parts.append(_section_html("malignant", SECTIONS[1][1], figs, _malignant_html(adata, sample, mrow)))
-    parts.append(
-        _section_html("programs", SECTIONS[2][1], figs, _programs_html(adata, sample, ctx["tables"]))
-    )
-    parts.append(
-        _section_html("spatial", SECTIONS[3][1], figs, _spatial_html(adata, sample, ctx["pheno"], m))
-    )
-    parts.append(_section_html("therapy", SECTIONS[4][1], figs, _therapy_tables(adata, sample, sample_key)))
+    tables = {
+        "composition": lambda: _composition_html(adata, sample, sample_key, m),
+        "malignant": lambda: _malignant_html(adata, sample, mrow),
+        "heterogeneity": lambda: _heterogeneity_html(adata, sample),
+        "programs": lambda: _programs_html(adata, sample, ctx["tables"]),
+        "spatial": lambda: _spatial_html(adata, sample, ctx["pheno"], m),
+        "therapy": lambda: _therapy_tables(adata, sample, sample_key),
+    }
+    parts += [_section_html(key, title, figs, tables[key]()) for key, title in SECTIONS]
     parts.append(f'<section id="methods"><h2>Methods</h2>{ctx["methods"]}</section>')
     return "".join(p for p in parts if p)
 

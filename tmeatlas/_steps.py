@@ -195,7 +195,8 @@ STEPS: tuple[StepSpec, ...] = (
         "Per-sample heterogeneity of the malignant cells with cell-resampling intervals: Shannon diversity of the "
         "CNV subclones (Miller-Madow corrected) and the effective number of clones, the diversity of program "
         "states and the share of it between clones, and the spatial mixing of clones.",
-        uns=UNS.heterogeneity, present=(("uns", UNS.heterogeneity),), cells_only=True, needs=("clones",),
+        uns=UNS.heterogeneity, present=(("uns", UNS.heterogeneity),), shows=("uns", UNS.heterogeneity),
+        figures=("heterogeneity", "clone_states"), cells_only=True, needs=("clones",),
     ),
     StepSpec(
         "checkpoints", "checkpoint receptor-ligand interactions per sample",

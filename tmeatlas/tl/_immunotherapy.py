@@ -29,41 +29,24 @@ __all__ = ["COMPONENTS", "immunotherapy_benefit"]
 
 WHOLE, IMMUNE_ONLY = "whole tumour", "immune cells only"
 
-#: the benefit components: published direction (+1: higher goes with response), weight, the cell
-#: population it is measured in, the setting it was validated in, and its source
-COMPONENTS = pd.DataFrame(
-    [
-        ("tcf7_cd8_share", +1, 2.0, "CD8 T cells", "any",
-         "fraction of CD8 T cells with TCF7 detected (progenitor-exhausted / memory-like)",
-         "Sade-Feldman et al., Cell 175:998 (2018); Miller et al., Nat Immunol 20:326 (2019)"),
-        ("progenitor_cd8_share", +1, 1.0, "CD8 T cells", "any",
-         "fraction of CD8 T cells whose progenitor-exhausted module (TPEX_TSUI2022: TCF7, ID3, CXCR5, SLAMF6, "
-         "not HAVCR2) scores above their exhaustion module (TEX_CHU2023): the TCF7+ state read from several genes",
-         "Miller et al., Nat Immunol 20:326 (2019); Tsui et al., Nature 609:354 (2022)"),
-        ("exhausted_cd8_share", -1, 1.0, "CD8 T cells", "any",
-         "fraction of CD8 T cells with ENTPD1 (CD39) or HAVCR2 (TIM-3) detected (terminally exhausted)",
-         "Sade-Feldman et al., Cell 175:998 (2018)"),
-        ("immune_phenotype", +1, 2.0, "CD8 T cells relative to tumour (spatial)", "spatial",
-         "inflamed +1, excluded or desert -1 (obs['immune_phenotype'], tm.gr.immune_phenotype)",
-         "Chen & Mellman, Nature 541:321 (2017)"),
-        ("cd8_infiltration", +1, 1.0, "all cells", WHOLE,
-         "CD8 T cells per cell of the sample",
-         "Tumeh et al., Nature 515:568 (2014)"),
-        ("pdl1_positive_share", +1, 1.0, "malignant and myeloid cells", WHOLE,
-         "fraction of malignant and myeloid cells with CD274 (PD-L1) detected (as in the combined positive score)",
-         "Kulangara et al., Arch Pathol Lab Med 143:330 (2019); Topalian et al., NEJM 366:2443 (2012)"),
-        ("tcell_inflamed_gep", +1, 1.0, "all cells", WHOLE,
-         "mean T-cell-inflamed GEP score (AYERS_TCELL_INFLAMED_GEP_18); validated on whole-tumour RNA",
-         "Ayers et al., J Clin Invest 127:2930 (2017); Cristescu et al., Science 362:eaar3593 (2018)"),
-        ("antigen_presentation", +1, 1.0, "malignant cells", WHOLE,
-         "mean MHC-I antigen-presentation score of the malignant cells (MHC1_APM_SENBABAOGLU)",
-         "Sade-Feldman et al., Nat Commun 8:1136 (2017); Senbabaoglu et al., Genome Biol 17:231 (2016)"),
-        ("tls", +1, 1.0, "all cells", WHOLE,
-         "mean tertiary-lymphoid-structure score (CABRITA_TLS_9)",
-         "Cabrita et al., Nature 577:561 (2020)"),
-    ],
-    columns=["component", "direction", "weight", "population", "setting", "measure", "source"],
-)  # fmt: skip
+def _read_components() -> pd.DataFrame:
+    """The benefit components shipped in ``_data/immunotherapy_components.tsv`` (see ``PROVENANCE.md``)."""
+    from .._resources import data_path
+
+    with data_path("immunotherapy_components.tsv").open("rb") as fh:
+        df = pd.read_csv(fh, sep="\t", dtype=str, keep_default_na=False)
+    df["direction"] = df["direction"].astype(int)
+    df["weight"] = df["weight"].astype(float)
+    bad = set(df["setting"]) - {"any", "spatial", WHOLE}
+    if bad:  # a malformed edit of the data file: say where, before any sample is scored
+        raise ValueError(f"immunotherapy_components.tsv: unknown setting {sorted(bad)}")
+    return df
+
+
+#: the benefit components (data: ``_data/immunotherapy_components.tsv``): published direction (+1: higher
+#: goes with response), weight, the cell population it is measured in, the setting it was validated in,
+#: what is measured, and its source
+COMPONENTS = _read_components()
 #: components that count T-cell abundance: in an excluded or desert sample they can lower the
 #: benefit but not raise it (T cells kept out of the tumour bed; Chen & Mellman 2017)
 _ABUNDANCE = ("cd8_infiltration", "tcell_inflamed_gep")
