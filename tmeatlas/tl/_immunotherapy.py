@@ -29,6 +29,7 @@ __all__ = ["COMPONENTS", "immunotherapy_benefit"]
 
 WHOLE, IMMUNE_ONLY = "whole tumour", "immune cells only"
 
+
 def _read_components() -> pd.DataFrame:
     """The benefit components shipped in ``_data/immunotherapy_components.tsv`` (see ``PROVENANCE.md``)."""
     from .._resources import data_path
