@@ -141,3 +141,17 @@ def test_layers_point_down():
 def test_line_count_known_answers(source, expected):
     fn = ast.parse(source).body[0]
     assert _body_lines(fn) == expected
+
+
+@pytest.mark.parametrize("command", [["check"], ["format", "--check"]])
+def test_ruff_is_clean(command):
+    import subprocess
+    import sys
+
+    pytest.importorskip("ruff", reason="ruff is not installed (the test extra pins it)")
+    res = subprocess.run(
+        [sys.executable, "-m", "ruff", *command, "."], cwd=PACKAGE.parent, capture_output=True, text=True
+    )
+    assert res.returncode == 0, (
+        f"ruff {' '.join(command)} is not clean:\n{res.stdout[-3000:]}{res.stderr[-1000:]}"
+    )
