@@ -142,6 +142,23 @@ def test_drug_screen_and_benefit_on_dask_equal_in_memory(pair):
         )
 
 
+def test_heterogeneity_on_dask_equals_in_memory(pair):
+    a, lazy = _fresh(pair)
+    lazy.obsm["spatial"] = np.asarray(a.obsm["spatial"]).copy()  # _fresh keeps obs and var only
+    for b in (a, lazy):
+        b.obs["malignant"] = np.where(b.obs["true_malignant"].astype(bool), "malignant", "non-malignant")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tm.tl.heterogeneity(b, sample_key="sample", clone_key="true_clone", n_boot=20, rng=1)
+    assert is_dask(lazy.X)
+    got, want = tm.get.heterogeneity(lazy), tm.get.heterogeneity(a)
+    assert len(want) == 2 and got.shape == want.shape
+    assert want["state_diversity"].notna().all()  # the program states were read from the matrix
+    assert want["clone_mixing"].notna().all() and (got["not_measured"] == want["not_measured"]).all()
+    num = want.select_dtypes("number").columns
+    assert np.allclose(got[num].to_numpy(float), want[num].to_numpy(float), rtol=0, atol=1e-9, equal_nan=True)
+
+
 @pytest.mark.slow
 def test_infer_cnv_on_a_local_cluster(pair):
     import distributed
