@@ -13,7 +13,15 @@ from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
 from .._keys import OBS, OBSM
 from .._validation import check_adata, check_int, check_obs_key, check_one_of, get_matrix, looks_like_counts
-from ._utils import categorical_palette, compartment_palette, finish, major_palette, new_axes
+from ._utils import (
+    categorical_palette,
+    compartment_palette,
+    finish,
+    major_palette,
+    new_axes,
+    side_legend,
+    size_legend,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -255,15 +263,7 @@ def compartments(
         if cats is not None:
             shown = _present(adata, key, cats) + (["missing"] if na.any() else [])
             handles = _legend_handles({**pal, "missing": _NA_COLOR}, shown)
-            top.legend(
-                handles=handles,
-                bbox_to_anchor=(1.02, 1),
-                loc="upper left",
-                frameon=False,
-                fontsize="small",
-                title=key,
-                ncols=1 if len(shown) <= 16 else 2,
-            )
+            side_legend(top, title=key, n=len(shown), handles=handles)
         elif sc is not None:
             fig.colorbar(sc, ax=[axes[i * nk + j] for i in range(len(samples))], shrink=0.6, label=key)
     return finish(fig, list(axes), show=show, save=save, return_fig=return_fig, ax_given=ax is not None)
@@ -551,32 +551,8 @@ def _block_brackets(a, blocks) -> None:
 
 def _dot_legend(cb) -> None:
     """Nothing; adds the dot-size legend (share of cells expressing) under the colour bar ``cb``."""
-    from matplotlib.lines import Line2D
-
     fr = [0.25, 0.5, 0.75, 1.0]
-    handles = [
-        Line2D(
-            [],
-            [],
-            marker="o",
-            linestyle="",
-            color="#666666",
-            markersize=float(np.sqrt(f * DOT_AREA)),
-            label=f"{f:.0%}",
-        )
-        for f in fr
-    ]
-    cb.ax.legend(
-        handles=handles,
-        title="cells\nexpressing",
-        loc="upper left",
-        bbox_to_anchor=(-0.5, -0.12),
-        frameon=False,
-        fontsize="small",
-        title_fontsize="small",
-        labelspacing=1.0,
-        borderaxespad=0,
-    )
+    size_legend(cb, [np.sqrt(f * DOT_AREA) for f in fr], [f"{f:.0%}" for f in fr], title="cells\nexpressing")
 
 
 # --------------------------------------------------------------------------------------------
@@ -663,12 +639,5 @@ def composition(
     a.set_xlabel("fraction of cells" if normalize else "number of cells")
     a.set_ylabel(sample_key)
     a.spines[["top", "right"]].set_visible(False)
-    a.legend(
-        bbox_to_anchor=(1.02, 1),
-        loc="upper left",
-        frameon=False,
-        fontsize="small",
-        title=groupby,
-        ncols=1 if len(groups) <= 16 else 2,
-    )
+    side_legend(a, title=groupby, n=len(groups))
     return finish(fig, [a], show=show, save=save, return_fig=return_fig, ax_given=ax is not None)

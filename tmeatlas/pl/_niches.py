@@ -19,7 +19,7 @@ from .._keys import OBS, OBSM, UNS
 from .._store import read_params
 from .._validation import check_adata, check_int, check_obs_key, check_one_of
 from ._spatial import _scale_bar
-from ._utils import COMPARTMENT_COLORS, MAJOR_COLORS, categorical_palette, finish, new_axes
+from ._utils import COMPARTMENT_COLORS, MAJOR_COLORS, categorical_palette, finish, new_axes, side_legend
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -266,7 +266,7 @@ def spatial_niches(
     handles = _legend_handles({**pal, _NA_LABEL: _NA_COLOR}, legend, marker="o")
     kw = {"frameon": False, "fontsize": "small", "title": key, "ncols": 1 if len(legend) <= 16 else 2}
     if ax is not None:
-        ax.legend(handles=handles, bbox_to_anchor=(1.02, 1), loc="upper left", **kw)
+        side_legend(ax, title=key, n=len(legend), handles=handles)
     else:
         fig.legend(handles=handles, loc="outside right upper", **kw)
     return finish(fig, list(axes[:n]), show=show, save=save, return_fig=return_fig, ax_given=ax is not None)
@@ -422,14 +422,7 @@ def niche_composition(
         a.set_xlabel("mean fraction of neighbourhood")
         a.set_ylabel(key)
         a.spines[["top", "right"]].set_visible(False)
-        a.legend(
-            bbox_to_anchor=(1.02, 1),
-            loc="upper left",
-            frameon=False,
-            fontsize="small",
-            title=group_title,
-            ncols=1 if n_g <= 16 else 2,
-        )
+        side_legend(a, title=group_title, n=n_g)
         out = [a]
     return finish(fig, out, show=show, save=save, return_fig=return_fig, ax_given=ax is not None)
 
@@ -654,14 +647,7 @@ def interface_profile(
     a.text(0.01, 1.01, "← tumour", transform=a.transAxes, ha="left", va="bottom", fontsize="small")
     a.text(0.99, 1.01, "stroma →", transform=a.transAxes, ha="right", va="bottom", fontsize="small")
     a.spines[["top", "right"]].set_visible(False)
-    a.legend(
-        bbox_to_anchor=(1.02, 1),
-        loc="upper left",
-        frameon=False,
-        fontsize="small",
-        title=groupby,
-        ncols=1 if len(draw) <= 16 else 2,
-    )
+    side_legend(a, title=groupby, n=len(draw))
     return finish(fig, [a], show=show, save=save, return_fig=return_fig, ax_given=ax is not None)
 
 
@@ -786,9 +772,7 @@ def immune_phenotypes(
     sample_key = read_params(adata, UNS.immune_phenotype).get("sample_key")
     a.set_xlabel(str(sample_key) if sample_key is not None else "sample")
     a.spines[["top", "right"]].set_visible(False)
-    regions = a.legend(
-        bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False, fontsize="small", title="CD8 density in"
-    )
+    regions = side_legend(a, title="CD8 density in")
     a.add_artist(regions)
     seen = [p for p in PHENOTYPE_COLORS if p in set(pheno)] + sorted(
         {p for p in pheno if p not in PHENOTYPE_COLORS}

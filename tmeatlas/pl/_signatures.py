@@ -15,7 +15,7 @@ from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError
 from .._keys import UNS
 from .._validation import check_adata, check_one_of
-from ._utils import categorical_palette, finish, new_axes
+from ._utils import categorical_palette, finish, new_axes, side_legend, size_legend
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -91,8 +91,6 @@ def signatures(
     -------
     The figure when ``return_fig``; ``None`` when shown or saved; else ``[axes, colour-bar axes]``.
     """
-    from matplotlib.lines import Line2D
-
     from ..get._signatures import _labels, signature_scores
 
     check_adata(adata)
@@ -154,28 +152,9 @@ def signatures(
     scale = {"var": "\n(scaled per signature)", "group": "\n(scaled per group)", None: ""}[standard_scale]
     cb = fig.colorbar(im, ax=a, shrink=0.45, aspect=10, anchor=(0.0, 1.0), label=f"mean score{scale}")
     if kind == "dotplot":
-        handles = [
-            Line2D(
-                [],
-                [],
-                marker="o",
-                linestyle="",
-                color="#666666",
-                markersize=float(np.sqrt(f * DOT_AREA)),
-                label=f"{f:.0%}",
-            )
-            for f in (0.25, 0.5, 0.75, 1.0)
-        ]
-        cb.ax.legend(
-            handles=handles,
-            title="cells above\nmedian",
-            loc="upper left",
-            bbox_to_anchor=(-0.5, -0.12),
-            frameon=False,
-            fontsize="small",
-            title_fontsize="small",
-            labelspacing=1.0,
-            borderaxespad=0,
+        fr = (0.25, 0.5, 0.75, 1.0)
+        size_legend(
+            cb, [np.sqrt(f * DOT_AREA) for f in fr], [f"{f:.0%}" for f in fr], title="cells above\nmedian"
         )
     return finish(fig, [a, cb.ax], show=show, save=save, return_fig=return_fig, ax_given=ax is not None)
 
@@ -313,9 +292,7 @@ def signature_by_sample(
     a.set_title(title, fontsize="medium")
     a.spines[["top", "right"]].set_visible(False)
     if len(samples) <= 20:
-        a.legend(
-            bbox_to_anchor=(1.02, 1), loc="upper left", frameon=False, fontsize="small", title=sample_key
-        )
+        side_legend(a, title=sample_key)
     return finish(fig, [a], show=show, save=save, return_fig=return_fig, ax_given=ax is not None)
 
 
@@ -363,8 +340,6 @@ def checkpoint_interactions(
     The figure when ``return_fig``; ``None`` when shown or saved; else ``[axes]`` (plus the
     colour-bar axes when dots were drawn).
     """
-    from matplotlib.lines import Line2D
-
     from ..get._signatures import checkpoint_interactions as get_table
 
     check_adata(adata)
@@ -431,27 +406,6 @@ def checkpoint_interactions(
     )
     top = np.log10(n_perms + 1)
     ticks = [v for v in (1.0, 2.0, 3.0, 4.0) if v <= top + 1e-9] or [round(top, 1)]
-    handles = [
-        Line2D(
-            [],
-            [],
-            marker="o",
-            linestyle="",
-            color="#666666",
-            markersize=float(np.sqrt(v * P_AREA)),
-            label=f"{10**-v:g}",
-        )
-        for v in ticks
-    ]
-    cb.ax.legend(
-        handles=handles,
-        title="padj",
-        loc="upper left",
-        bbox_to_anchor=(-0.5, -0.12),
-        frameon=False,
-        fontsize="small",
-        title_fontsize="small",
-        labelspacing=1.2,
-        borderaxespad=0,
-    )
+    size_legend(cb, [np.sqrt(v * P_AREA) for v in ticks], [f"{10**-v:g}" for v in ticks], title="padj",
+                labelspacing=1.2)  # fmt: skip
     return finish(fig, [a, cb.ax], show=show, save=save, return_fig=return_fig, ax_given=ax is not None)

@@ -10,7 +10,7 @@ import pandas as pd
 from .._errors import InvalidParameterError, MissingResultError
 from .._keys import OBS, OBSM
 from .._validation import check_adata, check_obs_key, renamed_args
-from ._utils import categorical_palette, finish, new_axes
+from ._utils import categorical_palette, finish, new_axes, side_legend
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -147,14 +147,7 @@ def spatial(
         if scale_bar != 0 and len(xy):
             _scale_bar(a, xy, scale_bar)
         if categorical and i == n - 1:
-            a.legend(
-                bbox_to_anchor=(1.02, 1),
-                loc="upper left",
-                frameon=False,
-                markerscale=max(1.0, 20 / s) ** 0.5,
-                fontsize="small",
-                title=color,
-            )
+            side_legend(a, title=color, markerscale=max(1.0, 20 / s) ** 0.5)
     for a in axes[n:]:
         a.set_visible(False)
     if not categorical:

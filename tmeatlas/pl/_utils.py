@@ -31,6 +31,8 @@ __all__ = [
     "finish",
     "major_palette",
     "new_axes",
+    "side_legend",
+    "size_legend",
 ]
 
 
@@ -82,3 +84,37 @@ def finish(
         plt.close(fig)
         return None
     return axes
+
+
+def side_legend(ax: Axes, *, title: str | None, n: int = 0, **kwargs):
+    """The legend of ``ax`` outside its right edge, top-aligned, frameless; two columns above 16 entries (``n``)."""
+    return ax.legend(
+        bbox_to_anchor=(1.02, 1),
+        loc="upper left",
+        frameon=False,
+        fontsize="small",
+        title=title,
+        ncols=1 if n <= 16 else 2,
+        **kwargs,
+    )
+
+
+def size_legend(cb, sizes, labels, *, title: str, labelspacing: float = 1.0) -> None:
+    """Nothing; a legend of grey dots of marker ``sizes`` (points) with ``labels`` under the colour bar ``cb``."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color="#666666", markersize=float(m), label=lab)
+        for m, lab in zip(sizes, labels)
+    ]
+    cb.ax.legend(
+        handles=handles,
+        title=title,
+        loc="upper left",
+        bbox_to_anchor=(-0.5, -0.12),
+        frameon=False,
+        fontsize="small",
+        title_fontsize="small",
+        labelspacing=labelspacing,
+        borderaxespad=0,
+    )
