@@ -105,6 +105,20 @@ def _kth_smallest(a, k: int):
     return a[k]
 
 
+@numba.njit(cache=True, inline="always")
+def _lower_bound(a, n: int, v) -> int:
+    """First index ``i < n`` of the sorted ``a[:n]`` with ``a[i] >= v`` (``n`` when none): a binary search."""
+    lo = 0
+    hi = n
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if a[mid] < v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
 @numba.njit(cache=True)
 def _unique_counts(vals, cap: int):
     """Sorted distinct values of ``vals`` and their counts, by insertion into a small table
@@ -115,14 +129,7 @@ def _unique_counts(vals, cap: int):
     u = 0
     for j in range(vals.shape[0]):
         v = vals[j]
-        lo = 0
-        hi = u
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if uv[mid] < v:
-                lo = mid + 1
-            else:
-                hi = mid
+        lo = _lower_bound(uv, u, v)
         if lo < u and uv[lo] == v:
             uc[lo] += 1
             continue
@@ -192,15 +199,7 @@ def _rank_row(indptr, indices, data, i: int, n_genes: int, max_rank: int, m_indp
         v = data[k]
         if e0 == e1 or v <= 0 or v < t:
             continue
-        lo = 0
-        hi = u
-        while lo < hi:
-            mid = (lo + hi) >> 1
-            if uv[mid] < v:
-                lo = mid + 1
-            else:
-                hi = mid
-        r = avg[lo]
+        r = avg[_lower_bound(uv, u, v)]
         if r >= max_rank:
             continue  # at the cap, as the zeros are
         d = r - z
