@@ -415,14 +415,9 @@ def _heterogeneity_figures(ctx: _FigureContext, sample: str | None) -> list[tupl
     table = pd.DataFrame(res.get("table", pd.DataFrame()))
     if sample is not None and "sample" in table.columns:
         table = table[table["sample"].astype(str) == sample]
-    from .pl._heterogeneity import INDEX_LABELS
+    from .pl._heterogeneity import measured_indices
 
-    measured = [
-        k
-        for k in INDEX_LABELS
-        if k in table.columns and pd.to_numeric(table[k], errors="coerce").notna().any()
-    ]
-    if not measured:  # nothing to draw: the table says why
+    if not measured_indices(table):  # nothing to draw: the table says why
         return []
     samples = None if sample is None else [sample]
     sp = [("heterogeneity", "heterogeneity", "Heterogeneity indices",

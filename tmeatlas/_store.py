@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from ._errors import MissingResultError
 from ._keys import UNS
 from ._settings import logger
 from ._version import __version__
@@ -88,6 +89,16 @@ def plain(value: Any) -> Any:
     if value is None or (isinstance(value, str) and value == "None"):
         return None
     return value
+
+
+def read_result(adata: AnnData, uns_key: str, tool: str) -> Mapping:
+    """``adata.uns[uns_key]``, the record of ``tm.tl.<tool>``; a :class:`MissingResultError` naming the tool when absent."""
+    entry = adata.uns.get(uns_key)
+    if not isinstance(entry, Mapping):
+        raise MissingResultError(
+            f"no result in adata.uns[{uns_key!r}]; run `tm.tl.{tool}(adata, ...)` first."
+        )
+    return entry
 
 
 def read_params(adata: AnnData, uns_key: str) -> dict[str, Any]:

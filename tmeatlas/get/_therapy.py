@@ -10,6 +10,7 @@ import pandas as pd
 
 from .._errors import InvalidParameterError, MissingResultError
 from .._keys import UNS
+from .._store import read_result
 from .._validation import check_adata
 
 if TYPE_CHECKING:
@@ -26,10 +27,7 @@ def _entry(adata: AnnData, key: str, tool: str) -> dict:
     check_adata(adata)
     if not isinstance(key, str):
         raise InvalidParameterError(f"key must be a string, got {key!r}.")
-    res = adata.uns.get(key)
-    if not isinstance(res, dict):
-        raise MissingResultError(f"no result in adata.uns[{key!r}]; run `tm.tl.{tool}(adata, ...)` first.")
-    return res
+    return read_result(adata, key, tool)
 
 
 def therapy_survival(adata: AnnData, *, key: str = UNS_THERAPY_SURVIVAL) -> pd.DataFrame:

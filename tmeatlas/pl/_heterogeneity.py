@@ -8,8 +8,9 @@ import numpy as np
 import pandas as pd
 
 from .._docs import doc_params
-from .._errors import InvalidInputError, InvalidParameterError, MissingResultError
+from .._errors import InvalidInputError, InvalidParameterError
 from .._keys import UNS
+from .._store import read_result
 from .._validation import check_adata, suggest_names
 from ._utils import CB_PALETTE, categorical_palette, finish, new_axes
 
@@ -21,7 +22,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-__all__ = ["clone_states", "heterogeneity"]
+__all__ = ["INDEX_LABELS", "clone_states", "heterogeneity", "measured_indices"]
 
 #: the indices drawn by default, with their axis labels, in reading order (genetic, transcriptional, spatial)
 INDEX_LABELS = {
@@ -41,8 +42,6 @@ def _table(adata: AnnData, key: str) -> pd.DataFrame:
     """The per-sample table of ``uns[key]`` (:func:`tmeatlas.get.heterogeneity`), with a typed error when absent."""
     from ..get._heterogeneity import heterogeneity as get_table
 
-    if key not in adata.uns:
-        raise MissingResultError(f"no adata.uns[{key!r}]: run `tm.tl.heterogeneity(adata)` first.")
     return get_table(adata, key=key)
 
 
@@ -61,10 +60,19 @@ def _pick_samples(table: pd.DataFrame, samples) -> pd.DataFrame:
     return table.set_index("sample").loc[wanted].reset_index()
 
 
+def measured_indices(table: pd.DataFrame) -> list[str]:
+    """The indices of :data:`INDEX_LABELS` with a value in at least one row of a heterogeneity ``table``."""
+    return [
+        k
+        for k in INDEX_LABELS
+        if k in table.columns and pd.to_numeric(table[k], errors="coerce").notna().any()
+    ]
+
+
 def _pick_indices(table: pd.DataFrame, indices) -> list[str]:
     """The indices to draw: those asked for, or every index measured in at least one sample."""
     if indices is None:
-        chosen = [k for k in INDEX_LABELS if k in table.columns and table[k].notna().any()]
+        chosen = measured_indices(table)
         if not chosen:
             raise InvalidInputError(
                 "no heterogeneity index was measured in any sample; see the `not_measured` column of "
@@ -186,9 +194,7 @@ def clone_states(
     The figure when ``return_fig``; ``None`` when shown or saved; else the axes.
     """
     check_adata(adata)
-    if key not in adata.uns:
-        raise MissingResultError(f"no adata.uns[{key!r}]: run `tm.tl.heterogeneity(adata)` first.")
-    comp = pd.DataFrame(adata.uns[key].get("clone_state", pd.DataFrame()))
+    comp = pd.DataFrame(read_result(adata, key, "heterogeneity").get("clone_state", pd.DataFrame()))
     if comp.empty or not {"sample", "clone", "state", "fraction"} <= set(comp.columns):
         raise InvalidInputError(
             "no clone-by-state composition: it needs CNV clones and program scores of the malignant cells "
