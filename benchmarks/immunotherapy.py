@@ -12,7 +12,7 @@ the AUROC of the simulator's true progenitor-exhausted share of CD8 T cells (an 
 cannot beat by much: the response is drawn from it and the other mechanisms), and per component the
 AUROC of its value and whether it moves in its published direction (AUROC > 0.5 for "+", < 0.5 for
 "-"). Nothing here is fitted: the weights are the literature ones of
-``tmeatlas.tl._immunotherapy.COMPONENTS``.
+``tmeatlas.tl._immunotherapy.components()``.
 
 Real data: the shared sets hold no treatment response; ``--real`` runs the benefit on the shared
 Qian ovarian set (4 samples) whole and restricted to its T cells, and reports which components
@@ -67,14 +67,14 @@ def cohort(seed: int, setting: str, n_patients: int) -> pd.DataFrame:
 
 
 def report(df: pd.DataFrame) -> dict:
-    from tmeatlas.tl._immunotherapy import COMPONENTS
+    from tmeatlas.tl._immunotherapy import components
 
     y = df["responder"].to_numpy(bool)
     per_seed = [
         auroc(g["responder"].to_numpy(bool), g["benefit"].to_numpy(float)) for _, g in df.groupby("seed")
     ]
     comps = {}
-    for r in COMPONENTS.itertuples():
+    for r in components().itertuples():
         if r.component in df and df[r.component].notna().sum() > 3:
             a = auroc(y, df[r.component].to_numpy(float))
             comps[r.component] = {"auroc": a, "direction": int(r.direction),

@@ -1,7 +1,7 @@
 """Per-sample benefit from immune-checkpoint blockade: ``tm.tl.immunotherapy_benefit``.
 
 Every component is a published biomarker, measured in the cell population and the setting
-(whole tumour or sorted immune cells) in which it was validated; see :data:`COMPONENTS` and
+(whole tumour or sorted immune cells) in which it was validated; see :func:`components` and
 :func:`immunotherapy_benefit`. :func:`tmeatlas.tl.therapy_survival` uses the same benefit for its
 immunotherapy rows.
 """
@@ -9,6 +9,7 @@ immunotherapy rows.
 from __future__ import annotations
 
 import warnings
+from functools import cache
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -25,13 +26,25 @@ from .._validation import check_int, check_obs_key, get_matrix, start
 if TYPE_CHECKING:
     from anndata import AnnData
 
-__all__ = ["COMPONENTS", "immunotherapy_benefit"]
+__all__ = ["components", "immunotherapy_benefit"]
+
 
 WHOLE, IMMUNE_ONLY = "whole tumour", "immune cells only"
 
 
+def components() -> pd.DataFrame:
+    """The benefit components (``_data/immunotherapy_components.tsv``, read once, on first use; see ``PROVENANCE.md``).
+
+    One row per component: its published direction (+1: higher goes with response), weight, the
+    cell population it is measured in, the setting it was validated in, what is measured, and its
+    source.
+    """
+    return _read_components().copy()
+
+
+@cache
 def _read_components() -> pd.DataFrame:
-    """The benefit components shipped in ``_data/immunotherapy_components.tsv`` (see ``PROVENANCE.md``)."""
+    """The shipped components table, read once (callers get copies from :func:`components`)."""
     from .._resources import data_path
 
     with data_path("immunotherapy_components.tsv").open("rb") as fh:
@@ -44,10 +57,6 @@ def _read_components() -> pd.DataFrame:
     return df
 
 
-#: the benefit components (data: ``_data/immunotherapy_components.tsv``): published direction (+1: higher
-#: goes with response), weight, the cell population it is measured in, the setting it was validated in,
-#: what is measured, and its source
-COMPONENTS = _read_components()
 #: components that count T-cell abundance: in an excluded or desert sample they can lower the
 #: benefit but not raise it (T cells kept out of the tumour bed; Chen & Mellman 2017)
 _ABUNDANCE = ("cd8_infiltration", "tcell_inflamed_gep")
@@ -200,7 +209,7 @@ def _ratio_parts(masks, det, scores, mal) -> tuple[np.ndarray, np.ndarray, list[
         "antigen_presentation": sig(_APM, mal),
         "tls": sig(_TLS, np.ones(n, bool)),
     }  # fmt: skip
-    names = [c for c in COMPONENTS["component"] if c != "immune_phenotype"]
+    names = [c for c in components()["component"] if c != "immune_phenotype"]
     NUM = np.zeros((n, len(names)))
     DEN = np.zeros((n, len(names)))
     for j, c in enumerate(names):
@@ -217,7 +226,7 @@ def _ratio_parts(masks, det, scores, mal) -> tuple[np.ndarray, np.ndarray, list[
 # --------------------------------------------------------------------------------------------
 def _component_rows(samples, setting, NUM, DEN, names, phenotype, masks) -> pd.DataFrame:
     """One row per sample and component: value, population size and whether it is measured (and why not)."""
-    meta = COMPONENTS.set_index("component")
+    meta = components().set_index("component")
     rows = []
     for s in pd.unique(samples):
         m = samples == s
@@ -256,7 +265,7 @@ def _component_rows(samples, setting, NUM, DEN, names, phenotype, masks) -> pd.D
                 status="not measured", reason="no spatial immune phenotype (run tm.gr.immune_phenotype)"
             )
         rows.append(row)
-    df = pd.DataFrame(rows).merge(COMPONENTS, on="component", how="left")
+    df = pd.DataFrame(rows).merge(components(), on="component", how="left")
     return df
 
 
@@ -418,7 +427,7 @@ def immunotherapy_benefit(
 ) -> AnnData | None:
     r"""Per-sample benefit from immune-checkpoint blockade, from published biomarkers, for every sample.
 
-    **Components** (:data:`COMPONENTS`), each measured in the population and setting in which it
+    **Components** (:func:`components`), each measured in the population and setting in which it
     was validated:
 
     * ``tcf7_cd8_share`` (+, weight 2): TCF7+ share of CD8 T cells, the progenitor-exhausted /
