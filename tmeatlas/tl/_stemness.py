@@ -197,6 +197,12 @@ def _coherent_component(
     return _coherent_components(X, [rows], cols, chunk, counts, max_iter)[0]
 
 
+def _set_block(Xc, cols: np.ndarray, counts: bool) -> np.ndarray:
+    """Dense log-normalised expression of the genes ``cols`` in the row block ``Xc`` (libraries from all genes)."""
+    Xc = sparse.csr_matrix(Xc)
+    return log_normalise(Xc[:, cols], counts, lib=np.asarray(Xc.sum(axis=1)).ravel()).toarray()
+
+
 def _coherent_components(
     X, row_sets: list[np.ndarray], cols: np.ndarray, chunk: int, counts: bool, max_iter: int = 20
 ) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -206,7 +212,7 @@ def _coherent_components(
     s1 = np.zeros((len(ns), k))
     G = np.zeros((len(ns), k, k))
     for j, _, Xc in _group_chunks(X, row_sets, chunk):
-        D = log_normalise(Xc, counts)[:, cols].toarray()
+        D = _set_block(Xc, cols, counts)
         s1[j] += D.sum(axis=0)
         G[j] += D.T @ D
     fits = [_core_fit(s1[j], G[j], ns[j], max_iter) for j in range(len(ns))]
@@ -215,7 +221,7 @@ def _coherent_components(
         mean, sd, ok, w = fits[j]
         if w is None:
             continue
-        D = log_normalise(Xc, counts)[:, cols].toarray()[:, ok]
+        D = _set_block(Xc, cols, counts)[:, ok]
         out[j][sl] = ((D - mean[ok]) / sd[ok]) @ w
     res = []
     for j in range(len(ns)):
