@@ -121,3 +121,30 @@ def test_suggest_names_hints_close_spellings():
         == "'KEYTRUDA': did you mean 'pembrolizumab'?"
     )
     assert suggest_names(["zzz"], ["palbociclib"]) == ""
+
+
+def test_signed_rank_test_matches_scipy():
+    """Known answers (all of n differences positive: p = 2 / 2^n) and scipy's ``wilcoxon`` on
+    random differences, with and without ties and zeros (those go to scipy)."""
+    import warnings
+
+    from scipy.stats import wilcoxon
+
+    from tmeatlas._core.stats import signed_rank_test
+
+    assert signed_rank_test(np.array([0.5, 1.0, 2.0, 3.0])) == (0.0, 0.125)
+    assert signed_rank_test(np.arange(1.0, 7.0))[1] == pytest.approx(2 / 64)
+    assert signed_rank_test(np.array([1.0, -2.0, 3.0])) == (2.0, 0.75)  # P(T+ >= 4) = 3/8
+    gen = np.random.default_rng(0)
+    for it in range(400):
+        d = gen.normal(size=int(gen.integers(2, 60))) + gen.normal() * 0.5
+        if it % 4 == 0:
+            d = np.round(d, 1)  # ties and zeros
+        if not (d != 0).any():
+            continue
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            ref = wilcoxon(d, alternative="two-sided", zero_method="wilcox")
+        stat, p = signed_rank_test(d)
+        assert stat == float(ref.statistic)
+        assert p == pytest.approx(float(ref.pvalue), rel=1e-12)

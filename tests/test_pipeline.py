@@ -17,6 +17,7 @@ import matplotlib as mpl
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import sparse
 
 import tmeatlas as tm
 from tmeatlas.cli import main
@@ -424,6 +425,67 @@ def test_harmonic_fill_known_answer():
     np.testing.assert_allclose(out[:, 0], np.arange(n), atol=1e-6)
     np.testing.assert_allclose(out[:, 1], np.arange(n) / 2, atol=1e-6)
     np.testing.assert_array_equal(out[fixed], Y[fixed])
+
+
+def test_knn_graph_equals_scanpys_without_importing_umap():
+    """The pipeline's own kNN graph (``_neighbors``) is scanpy's ``pp.neighbors(transformer="sklearn")``
+    graph: the same distances, UMAP connectivities to float precision (duplicated cells included),
+    the same Leiden clusters; and a fresh process running it never imports umap-learn/pynndescent."""
+    import subprocess
+    import sys
+
+    import scanpy as sc
+
+    from tmeatlas._pipeline import _neighbors
+
+    gen = np.random.default_rng(1)
+    pcs = np.vstack([gen.normal(loc=m, size=(150, 8)) for m in (0, 6)]).astype(np.float32)
+    pcs[10] = pcs[11]  # a duplicated cell: another cell at distance 0
+    ours = ad.AnnData(obs=pd.DataFrame(index=[f"c{i}" for i in range(len(pcs))]), obsm={"X_pca": pcs})
+    ref = ours.copy()
+    _neighbors(ours, use_rep="X_pca", rng=0)
+    sc.pp.neighbors(ref, n_neighbors=15, use_rep="X_pca", random_state=0, transformer="sklearn")
+    np.testing.assert_allclose(ours.obsp["distances"].toarray(), ref.obsp["distances"].toarray(), atol=1e-6)
+    np.testing.assert_allclose(ours.obsp["connectivities"].toarray(), ref.obsp["connectivities"].toarray(),
+                               atol=1e-5)  # fmt: skip
+    assert ours.uns["neighbors"]["params"]["n_neighbors"] == ref.uns["neighbors"]["params"]["n_neighbors"]
+    for a in (ours, ref):
+        sc.tl.leiden(a, flavor="igraph", n_iterations=2, directed=False, random_state=0)
+    assert (ours.obs["leiden"] == ref.obs["leiden"]).all()
+    tiny = ad.AnnData(obs=pd.DataFrame(index=list("abcdefgh")), obsm={"X_pca": pcs[:8]})
+    _neighbors(tiny, use_rep="X_pca", rng=0)  # fewer cells than neighbours: scanpy's 1 + n/2
+    assert tiny.uns["neighbors"]["params"]["n_neighbors"] == 5 and tiny.obsp["distances"].nnz == 8 * 4
+    code = (
+        "import sys, numpy as np, anndata as ad, pandas as pd; from tmeatlas._pipeline import _neighbors, _umap;"
+        "a = ad.AnnData(obs=pd.DataFrame(index=[str(i) for i in range(60)]),"
+        " obsm={'X_pca': np.random.default_rng(0).normal(size=(60, 5))});"
+        "_neighbors(a, use_rep='X_pca', rng=0); _umap(a, use_rep='X_pca', n_max=100, rng=0);"
+        "print(int('umap' in sys.modules), int('pynndescent' in sys.modules), a.obsm['X_umap'].shape)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["0", "0", "(60,", "2)"]
+
+
+def test_umap_layout_known_answers():
+    """umap-learn's (a, b) for min_dist 0.5; the layout separates disconnected blobs, repeats with
+    its seed, differs with another, and returns the scaled start when the graph has no edges."""
+    from sklearn.metrics import silhouette_score
+
+    from tmeatlas._core.embedding import ab_params, exact_knn, fuzzy_graph, umap_layout
+
+    a_, b_ = ab_params(1.0, 0.5)
+    assert a_ == pytest.approx(0.5830, abs=1e-3) and b_ == pytest.approx(1.3342, abs=1e-3)
+    gen = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 100)
+    X = gen.normal(scale=30, size=(3, 6))[labels] + gen.normal(size=(300, 6))
+    G = fuzzy_graph(*exact_knn(X, 15))
+    Y = umap_layout(G, X[:, :2], a=a_, b=b_, seed=3)
+    assert Y.shape == (300, 2) and Y.dtype == np.float32 and np.isfinite(Y).all()
+    assert silhouette_score(Y, labels) > 0.7
+    np.testing.assert_array_equal(umap_layout(G, X[:, :2], a=a_, b=b_, seed=3), Y)
+    assert not np.array_equal(umap_layout(G, X[:, :2], a=a_, b=b_, seed=4), Y)
+    empty = umap_layout(sparse.csr_matrix((300, 300)), X[:, :2], a=a_, b=b_, seed=0)
+    assert empty.min() >= 0 and empty.max() <= 10 + 1e-4
 
 
 def test_landmark_umap_places_cells_with_their_cluster():

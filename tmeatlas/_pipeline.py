@@ -24,7 +24,15 @@ import numpy as np
 import pandas as pd
 
 from ._core.chunks import is_streamed, row_block
-from ._core.embedding import harmonic_fill, landmark_indices
+from ._core.embedding import (
+    ab_params,
+    exact_knn,
+    fuzzy_graph,
+    harmonic_fill,
+    knn_distances,
+    landmark_indices,
+    umap_layout,
+)
 from ._core.expression import looks_like_counts
 from ._core.qc import gene_moments, hvg_seurat, mad_outliers, qc_sums
 from ._errors import InvalidInputError, InvalidParameterError, TmeatlasError
@@ -365,7 +373,9 @@ def run(
     4. ``embedding``: highly variable genes, PCA (30), kNN graph (15; exact up to 100,000 cells,
        pynndescent above; on scVI's latent space when ``integrate=True``), Leiden clusters and
        UMAP (above 100,000 cells: UMAP of about 100,000 landmark cells drawn per Leiden cluster,
-       the other cells placed by harmonic interpolation over the kNN graph).
+       the other cells placed by harmonic interpolation over the kNN graph). The exact graph is
+       scanpy's (``pp.neighbors(transformer="sklearn")``) and the layout umap-learn's algorithm
+       (scanpy's ``min_dist=0.5``, PCA start), both computed by tmeatlas's cached kernels.
     5. ``cnv``, ``malignant``, ``clones``: :func:`tmeatlas.tl.infer_cnv`,
        :func:`~tmeatlas.tl.call_malignant`, :func:`~tmeatlas.tl.cnv_clones` per sample.
     6. ``cell_types``: :func:`tmeatlas.tl.annotate` (markers + malignant calls).
@@ -1064,10 +1074,7 @@ def _embedding_step(a: AnnData, *, sample_key: str, layer: str | None, integrate
     if integrate:
         tl.integrate(a, batch_key=sample_key, layer=layer, rng=rng, n_jobs=n_jobs)
         use_rep = OBSM.scvi
-    # exact neighbours (scikit-learn) up to EXACT_KNN_MAX cells: seconds, where pynndescent's
-    # approximate search spends over a minute compiling on a cold start; approximate above
-    transformer = "sklearn" if a.n_obs <= EXACT_KNN_MAX else None
-    sc.pp.neighbors(a, n_neighbors=15, use_rep=use_rep, random_state=rng, transformer=transformer)
+    _neighbors(a, use_rep=use_rep, rng=rng)
     sc.tl.leiden(
         a,
         resolution=1.0,
@@ -1244,12 +1251,57 @@ def _therapy_calls(*, therapies, therapy_arg, simulate, sample_key, layer, rng, 
     }  # fmt: skip
 
 
-def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: int = 50) -> None:
-    """UMAP (:func:`scanpy.tl.umap`) of every cell up to ``n_max`` cells; above, of landmarks.
+def _neighbors(a: AnnData, *, use_rep: str, rng: int, n_neighbors: int = 15) -> None:
+    """The kNN graph of ``obsm[use_rep]`` as :func:`scanpy.pp.neighbors` writes it (``obsp``
+    ``distances`` and ``connectivities``, ``uns["neighbors"]``).
 
-    umap-learn optimises a seeded layout on one thread, and its cost grows faster than the number
-    of cells (this machine: the whole embedding step takes ~2 minutes at 100,000 cells; UMAP alone
-    ran over 8 minutes at 300,000 without finishing). Above ``n_max``
+    Up to ``EXACT_KNN_MAX`` cells: exact neighbours and UMAP's fuzzy graph from
+    :mod:`tmeatlas._core.embedding` (the same graph as scanpy's ``transformer="sklearn"``, without
+    importing umap-learn, whose import compiles pynndescent for ~6 s); above, scanpy with
+    pynndescent's approximate search.
+    """
+    import scanpy as sc
+
+    if a.n_obs > EXACT_KNN_MAX:
+        sc.pp.neighbors(a, n_neighbors=n_neighbors, use_rep=use_rep, random_state=rng)
+        return
+    k = n_neighbors if n_neighbors <= a.n_obs else 1 + int(0.5 * a.n_obs)  # scanpy's small-data rule
+    ind, dist = exact_knn(a.obsm[use_rep], k)
+    a.obsp["distances"] = knn_distances(ind, dist)
+    a.obsp["connectivities"] = fuzzy_graph(ind, dist)
+    a.uns["neighbors"] = {
+        "connectivities_key": "connectivities",
+        "distances_key": "distances",
+        "params": {"n_neighbors": k, "method": "umap", "random_state": rng, "metric": "euclidean",
+                   "use_rep": use_rep},
+    }  # fmt: skip
+
+
+def _layout(rep: np.ndarray, graph, rng: int) -> tuple[np.ndarray, dict]:
+    """UMAP coordinates of the fuzzy ``graph`` (:func:`~tmeatlas._core.embedding.umap_layout`,
+    scanpy's defaults ``min_dist=0.5``, ``spread=1``) started from the first two principal axes of
+    ``rep``, and the parameters to record.
+
+    The start is PCA rather than umap-learn's spectral embedding: as informative about the global
+    structure (Kobak & Linderman, Nat Biotechnol 39:156, 2021), and defined when the graph falls
+    into several components.
+    """
+    X = np.asarray(rep, dtype=np.float64)
+    X = X - X.mean(axis=0)
+    _, _, vt = np.linalg.svd(X, full_matrices=False)
+    init = X @ vt[:2].T if X.shape[1] >= 2 else np.column_stack([X[:, 0], np.zeros(len(X))])
+    a_, b_ = ab_params(spread=1.0, min_dist=0.5)
+    Y = umap_layout(graph, init, a=a_, b=b_, seed=rng)
+    return Y, {"a": a_, "b": b_, "min_dist": 0.5, "spread": 1.0, "init": "pca", "random_state": rng}
+
+
+def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: int = 50) -> None:
+    """UMAP of every cell up to ``n_max`` cells; above, of landmarks.
+
+    The layout is umap-learn's algorithm (:func:`_layout`; one thread, seeded) on the kNN graph of
+    :func:`_neighbors`. Its cost grows faster than the number of cells (umap-learn on this machine:
+    the whole embedding step took ~2 minutes at 100,000 cells and over 8 minutes at 300,000
+    without finishing). Above ``n_max``
     cells, about ``n_max`` landmarks are drawn per Leiden cluster in proportion to its size (at
     least ``min_per_cluster`` each, so small clusters keep a place), UMAP embeds them on their own
     kNN graph (exact up to ``EXACT_KNN_MAX`` landmarks, as for all cells), and every other cell is placed at the harmonic interpolation of the landmark
@@ -1261,31 +1313,26 @@ def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: in
     ``benchmarks/umap_landmarks.py`` (20,000 simulated cells, 4,000 landmarks): silhouette of the
     true cell types 0.54 vs 0.45 for UMAP of every cell, kNN preservation 0.084 vs 0.094.
     """
-    import scanpy as sc
     from anndata import AnnData as _AnnData
 
     n = a.n_obs
     if n <= n_max:
-        sc.tl.umap(a, random_state=rng)
+        a.obsm["X_umap"], params = _layout(a.obsm[use_rep], a.obsp["connectivities"], rng)
+        a.uns["umap"] = {"params": params}
         return
     codes = a.obs[OBS.leiden].cat.codes.to_numpy()
     landmarks = landmark_indices(codes, n_max, rng, min_per_cluster=min_per_cluster)
     sub = _AnnData(
         obs=pd.DataFrame(index=a.obs_names[landmarks]), obsm={use_rep: np.asarray(a.obsm[use_rep])[landmarks]}
     )
-    transformer = "sklearn" if len(landmarks) <= EXACT_KNN_MAX else None
-    sc.pp.neighbors(sub, n_neighbors=15, use_rep=use_rep, random_state=rng, transformer=transformer)
-    sc.tl.umap(sub, random_state=rng)
+    _neighbors(sub, use_rep=use_rep, rng=rng)
+    Y_sub, params = _layout(sub.obsm[use_rep], sub.obsp["connectivities"], rng)
     fixed = np.zeros(n, dtype=bool)
     fixed[landmarks] = True
     Y = np.zeros((n, 2))
-    Y[landmarks] = sub.obsm["X_umap"]
-    a.obsm["X_umap"] = harmonic_fill(a.obsp["connectivities"], Y, fixed, codes).astype(
-        sub.obsm["X_umap"].dtype
-    )
-    a.uns["umap"] = {
-        "params": {**sub.uns["umap"]["params"], "n_landmarks": len(landmarks), "random_state": rng}
-    }
+    Y[landmarks] = Y_sub
+    a.obsm["X_umap"] = harmonic_fill(a.obsp["connectivities"], Y, fixed, codes).astype(Y_sub.dtype)
+    a.uns["umap"] = {"params": {**params, "n_landmarks": len(landmarks)}}
 
 
 #: the output folders that a run writes next to ``atlas.h5ad``

@@ -19,6 +19,7 @@ from ._utils import (
     finish,
     major_palette,
     new_axes,
+    side_colorbar,
     side_legend,
     size_legend,
 )
@@ -489,7 +490,7 @@ def marker_dotplot(
     _block_brackets(a, blocks)
     what = "log1p(CP10k)" if counts else "expression"
     scale = {"var": "\n(scaled per gene)", "group": "\n(scaled per group)", None: ""}[standard_scale]
-    cb = fig.colorbar(sc, ax=a, shrink=0.45, aspect=10, anchor=(0.0, 1.0), label=f"mean {what}{scale}")
+    cb = side_colorbar(fig, sc, a, label=f"mean {what}{scale}", n_rows=n_g)
     _dot_legend(cb)
     return finish(fig, [a, cb.ax], show=show, save=save, return_fig=return_fig, ax_given=ax is not None)
 

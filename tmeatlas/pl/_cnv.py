@@ -12,7 +12,7 @@ from .._errors import InvalidParameterError, MissingResultError
 from .._keys import OBS, UNS
 from .._rng import make_rng, resolve_seed
 from .._validation import check_adata, check_obs_key
-from ._utils import categorical_palette, finish, new_axes
+from ._utils import categorical_palette, finish, new_axes, side_legend
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -196,7 +196,10 @@ def malignant_calls(
         if OBS.cnv_reference in adata.obs
         else np.zeros(adata.n_obs, bool)
     )
-    x = adata.obs[OBS.cnv_score].to_numpy(float)
+    # log10 on a linear axis: a log axis over one or two decades labels its minor ticks, overprinted
+    score = adata.obs[OBS.cnv_score].to_numpy(float)
+    x = np.full(len(score), np.nan)
+    np.log10(score, out=x, where=score > 0)
     y = adata.obs[OBS.cnv_correlation].to_numpy(float)
     for s, a in zip(order, axes):
         m = samples == s
@@ -207,13 +210,15 @@ def malignant_calls(
         a.scatter(
             x[mr], y[mr], s=10, facecolors="none", edgecolors="black", linewidths=0.4, label="reference"
         )
-        a.set_xscale("log")
-        a.set_xlabel("CNV score (mean square)")
+        a.set_xlabel("CNV score (log10 mean square)")
         a.set_ylabel("CNV correlation")
         a.set_title(s)
     for a in axes[len(order) :]:
         a.set_visible(False)
-    axes[min(len(order), len(axes)) - 1].legend(frameon=False, fontsize="small", loc="lower right")
+    # outside the last panel of the first row, never over the cells; the figure widens for it
+    if ax is None:
+        fig.set_figwidth(fig.get_figwidth() + 1.4)
+    side_legend(axes[min(nc, len(order)) - 1], title=None, markerscale=1.5)
     return finish(
         fig, list(axes[: len(order)]), show=show, save=save, return_fig=return_fig, ax_given=ax is not None
     )

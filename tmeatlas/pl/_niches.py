@@ -401,6 +401,7 @@ def niche_composition(
                         va="center",
                         fontsize="x-small",
                         color="black" if light[i, j] else "white",
+                        in_layout=False,  # inside its cell: the layout need not measure it
                     )
         cb = fig.colorbar(im, ax=a, shrink=0.7, label="mean fraction of\nneighbourhood")
         out = [a, cb.ax]
@@ -773,7 +774,8 @@ def immune_phenotypes(
     a.set_xlabel(str(sample_key) if sample_key is not None else "sample")
     a.spines[["top", "right"]].set_visible(False)
     regions = side_legend(a, title="CD8 density in")
-    a.add_artist(regions)
+    a.add_artist(regions)  # kept when the second legend replaces it as the axes' legend
+    regions.set_clip_on(False)  # add_artist clips it to the axes, which left it out of the layout (cut off)
     seen = [p for p in PHENOTYPE_COLORS if p in set(pheno)] + sorted(
         {p for p in pheno if p not in PHENOTYPE_COLORS}
     )

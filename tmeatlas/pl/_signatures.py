@@ -15,7 +15,7 @@ from .._docs import doc_params
 from .._errors import InvalidInputError, InvalidParameterError
 from .._keys import UNS
 from .._validation import check_adata, check_one_of
-from ._utils import categorical_palette, finish, new_axes, side_legend, size_legend
+from ._utils import categorical_palette, finish, new_axes, side_colorbar, side_legend, size_legend
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -150,7 +150,7 @@ def signatures(
     a.set_yticks(np.arange(n_g), groups, fontsize="small")
     a.set_ylabel(groupby)
     scale = {"var": "\n(scaled per signature)", "group": "\n(scaled per group)", None: ""}[standard_scale]
-    cb = fig.colorbar(im, ax=a, shrink=0.45, aspect=10, anchor=(0.0, 1.0), label=f"mean score{scale}")
+    cb = side_colorbar(fig, im, a, label=f"mean score{scale}", n_rows=n_g)
     if kind == "dotplot":
         fr = (0.25, 0.5, 0.75, 1.0)
         size_legend(
@@ -393,17 +393,11 @@ def checkpoint_interactions(
     a.grid(color="#EEEEEE", linewidth=0.5, zorder=0)
     a.set_axisbelow(True)
     mode = str(entry.get("mode", ""))
-    a.set_title(
-        "checkpoint interactions" + (" (spatial neighbours)" if mode == "spatial" else ""), fontsize="medium"
-    )
-    cb = fig.colorbar(
-        sc,
-        ax=a,
-        shrink=0.45,
-        aspect=10,
-        anchor=(0.0, 1.0),
-        label="strength\n(mean of ligand and\nreceptor means)",
-    )
+    title = "checkpoint interactions" + (" (spatial neighbours)" if mode == "spatial" else "")
+    # over the whole figure when it is ours: over the axes alone it is wider than a few columns and
+    # reaches the colour bar's title
+    (a.set_title if ax is not None else fig.suptitle)(title, fontsize="medium")
+    cb = side_colorbar(fig, sc, a, label="strength\n(mean of ligand and\nreceptor means)", n_rows=len(rows))
     top = np.log10(n_perms + 1)
     ticks = [v for v in (1.0, 2.0, 3.0, 4.0) if v <= top + 1e-9] or [round(top, 1)]
     size_legend(cb, [np.sqrt(v * P_AREA) for v in ticks], [f"{10**-v:g}" for v in ticks], title="padj",

@@ -302,14 +302,14 @@ def therapy_survival(
         box.set_path_effects(halo)
         box.set_gid("survives")
         a.add_patch(box)
-    if annotate:
+    if annotate:  # inside their cells: left out of the layout, which then measures hundreds fewer texts
         fs = "small" if n_c <= 12 else "x-small"
         for i, j in zip(*np.nonzero(np.isfinite(vals))):
             color = "black" if _luminance(cm(float(vals[i, j]))) > 0.35 else "white"
             a.text(j, i, f"{vals[i, j]:.2f}", ha="center", va="center", color=color, fontsize=fs,
-                   fontweight="bold" if flag[i, j] else "normal", zorder=4)  # fmt: skip
+                   fontweight="bold" if flag[i, j] else "normal", zorder=4, in_layout=False)  # fmt: skip
         for i, j in zip(*np.nonzero(scored & ~np.isfinite(vals))):  # no evidence measured: undetermined
-            a.text(j, i, "?", ha="center", va="center", color="0.35", fontsize=fs, zorder=4)
+            a.text(j, i, "?", ha="center", va="center", color="0.35", fontsize=fs, zorder=4, in_layout=False)
     a.set_xlim(-0.5, n_c - 0.5)
     a.set_ylim(n_r - 0.5, -0.5)
     a.set_xticks(np.arange(n_c), order, rotation=45, ha="right", rotation_mode="anchor", fontsize="small")
@@ -448,7 +448,6 @@ def survival_reasons(
     a.set_ylim(tops[-1], 0.0)
     a.set_xlim(0.0, 1.02)
     a.set_xlabel("predicted surviving fraction (95% bootstrap interval)")
-    a.set_title(f"{therapy}: who survives and why", fontsize="medium", loc="left")
     a.grid(axis="x", color="#EEEEEE", linewidth=0.5, zorder=0)
     a.set_axisbelow(True)
     a.spines[["top", "right"]].set_visible(False)
@@ -456,8 +455,11 @@ def survival_reasons(
         Patch(facecolor=FLAGGED_COLOR, label=_flag_note(threshold)),
         Patch(facecolor=NOT_FLAGGED_COLOR, label="not flagged"),
     ]
-    a.legend(handles=handles, loc="lower left", bbox_to_anchor=(1.03, 1.01), ncols=2, frameon=False,
-             fontsize="small", borderaxespad=0.0, handlelength=1.2)  # fmt: skip
+    leg = a.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.01), ncols=2, frameon=False,
+                   fontsize="small", borderaxespad=0.0, handlelength=1.2)  # fmt: skip
+    # the title above the legend (a title beside it reaches over it when the axes are narrow)
+    height = leg.get_window_extent().height * 72 / fig.dpi  # points
+    a.set_title(f"{therapy}: who survives and why", fontsize="medium", loc="left", pad=height + 6)
     return finish(fig, [a], show=show, save=save, return_fig=return_fig, ax_given=ax is not None)
 
 

@@ -31,6 +31,7 @@ __all__ = [
     "finish",
     "major_palette",
     "new_axes",
+    "side_colorbar",
     "side_legend",
     "size_legend",
 ]
@@ -97,6 +98,24 @@ def side_legend(ax: Axes, *, title: str | None, n: int = 0, **kwargs):
         ncols=1 if n <= 16 else 2,
         **kwargs,
     )
+
+
+def side_colorbar(fig: Figure, mappable, ax: Axes, *, label: str, n_rows: int):
+    """The colour bar of ``mappable`` right of ``ax``, top-aligned, titled ``label``; a dot plot's key.
+
+    The title stands above the bar, horizontal and left-aligned with it: along a short bar a label
+    is longer than the bar and reaches over the legend under it (:func:`size_legend`) or the title
+    above. The bar spans 45% of the axes' height, more when ``n_rows`` (the plot's rows) are few:
+    the axes are then short, and so many ticks on a short bar would overprint.
+    """
+    import matplotlib as mpl
+
+    shrink = min(1.0, max(0.45, 3.6 / max(n_rows, 1)))
+    cb = fig.colorbar(mappable, ax=ax, shrink=shrink, aspect=10, anchor=(0.0, 1.0))
+    # clear of the top tick label, which is centred on the bar's end
+    tick = mpl.font_manager.FontProperties(size=mpl.rcParams["ytick.labelsize"]).get_size_in_points()
+    cb.ax.set_title(label, loc="left", fontsize="small", pad=2 + 0.75 * tick)
+    return cb
 
 
 def size_legend(cb, sizes, labels, *, title: str, labelspacing: float = 1.0) -> None:
