@@ -71,6 +71,28 @@ def test_cohort_has_flags_and_uncovered(cohort):
 # --------------------------------------------------------------------------------------------
 # tm.pl.therapy_survival
 # --------------------------------------------------------------------------------------------
+def test_heatmap_turns_when_therapies_are_many(cohort, monkeypatch):
+    """More therapies than MAX_THERAPY_COLUMNS: therapies are the rows, subpopulations the columns,
+    and every value, flag and annotation moves with its cell."""
+    from tmeatlas.pl import _therapy
+
+    t = _table(cohort)
+    monkeypatch.setattr(_therapy, "MAX_THERAPY_COLUMNS", len(THERAPIES) - 1)
+    ax = therapy_survival(cohort, return_fig=True).axes[0]
+    assert [x.get_text() for x in ax.get_yticklabels()] == THERAPIES
+    cols = [x.get_text() for x in ax.get_xticklabels()]
+    assert cols[0] == f"P1{SEP}P1_c1" and len(cols) == 5
+    assert ax.get_ylabel() == "therapy" and ax.get_xlabel().startswith("subpopulation")
+    (mesh,) = [c for c in ax.collections if c.get_gid() == "surviving_fraction"]
+    vals = np.asarray(mesh.get_array()).reshape(len(THERAPIES), 5)
+    piv = t.assign(col=t["sample"] + SEP + t["group"]).pivot(
+        index="therapy", columns="col", values="surviving_fraction"
+    )
+    np.testing.assert_allclose(vals, piv.loc[THERAPIES, cols].to_numpy())
+    assert len(_gids(ax, "survives")) == int(t["survives"].sum())
+    assert len(ax.texts) == len(t)
+
+
 def test_heatmap_cells_values_and_flags(cohort):
     t = _table(cohort)
     fig = therapy_survival(cohort, return_fig=True)

@@ -36,6 +36,8 @@ UNS_THERAPY_SURVIVAL = UNS.therapy_survival
 UNS_COMBINATION_COVER = UNS.combination_cover
 #: separator of sample and group in subpopulation labels
 SEP = " · "
+#: most therapies drawn as columns by :func:`therapy_survival`; with more, therapies are the rows
+MAX_THERAPY_COLUMNS = 25
 #: bar colours of :func:`survival_reasons` (Okabe-Ito vermillion / blue: safe for colour-vision deficiencies)
 FLAGGED_COLOR = "#D55E00"
 NOT_FLAGGED_COLOR = "#0072B2"
@@ -221,6 +223,9 @@ def therapy_survival(
 
     Rows are the subpopulations of :func:`tmeatlas.tl.therapy_survival` (``"sample · group"``;
     the group alone when it ran without samples), in the tool's order; columns the therapies.
+    With more than :data:`MAX_THERAPY_COLUMNS` therapies the map is turned: therapies are the rows
+    and subpopulations the columns (one column per therapy would make a figure too wide to read
+    at a page's width; the whole knowledge base is 83 therapies).
     The colour is the subpopulation's surviving fraction, the mean over its malignant cells of
     the per-cell survival probability :math:`s_{id} = \sigma(\ell_{id})` of the tool's
     additive logistic evidence model, on a fixed [0, 1] scale (``cividis`` by default: a
@@ -287,7 +292,13 @@ def therapy_survival(
         flag[i, j] = bool(r.survives)
         scored[i, j] = True
 
-    fig, axes = new_axes(ax, panel_size=(max(3.6, 0.55 * n_c + 3.0), max(2.6, 0.34 * n_r + 2.2)))
+    turned = n_c > MAX_THERAPY_COLUMNS  # therapies as rows: a page's width holds few columns
+    row_names, col_names = (order, labels) if turned else (labels, order)
+    if turned:
+        vals, flag, scored, n_r, n_c = vals.T, flag.T, scored.T, n_c, n_r
+    # turned: room for the long therapy names and the legend above the few columns
+    width = max(6.5, 0.6 * n_c + 4.5) if turned else max(3.6, 0.55 * n_c + 3.0)
+    fig, axes = new_axes(ax, panel_size=(width, max(2.6, 0.34 * n_r + 2.2)))
     a = axes[0]
     mesh = a.pcolormesh(
         np.arange(n_c + 1) - 0.5, np.arange(n_r + 1) - 0.5, np.ma.masked_invalid(vals), cmap=cm, vmin=0.0,
@@ -312,20 +323,21 @@ def therapy_survival(
             a.text(j, i, "?", ha="center", va="center", color="0.35", fontsize=fs, zorder=4, in_layout=False)
     a.set_xlim(-0.5, n_c - 0.5)
     a.set_ylim(n_r - 0.5, -0.5)
-    a.set_xticks(np.arange(n_c), order, rotation=45, ha="right", rotation_mode="anchor", fontsize="small")
-    a.set_yticks(np.arange(n_r), labels, fontsize="small")
+    a.set_xticks(np.arange(n_c), col_names, rotation=45, ha="right", rotation_mode="anchor", fontsize="small")
+    a.set_yticks(np.arange(n_r), row_names, fontsize="small")
     a.tick_params(length=0)
     for s in a.spines.values():
         s.set_visible(False)
-    a.set_xlabel("therapy")
-    a.set_ylabel("group" if single else f"subpopulation (sample{SEP}group)")
+    sub_title = "group" if single else f"subpopulation (sample{SEP}group)"
+    a.set_xlabel(sub_title if turned else "therapy")
+    a.set_ylabel("therapy" if turned else sub_title)
     cb = fig.colorbar(
         mesh, ax=a, shrink=0.6, aspect=12, anchor=(0.0, 1.0), label="predicted\nsurviving fraction"
     )
     handle = Patch(facecolor="none", edgecolor="black", linewidth=2.0, label=_flag_note(threshold))
     a.legend(handles=[handle], loc="lower left", bbox_to_anchor=(0.0, 1.01), frameon=False, fontsize="small",
              borderaxespad=0.0, handlelength=1.2)  # fmt: skip
-    if not n_r:
+    if not len(labels):
         a.text(
             0.5, 0.5, "no subpopulations", transform=a.transAxes, ha="center", va="center", color="#777777"
         )
