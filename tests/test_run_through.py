@@ -82,6 +82,17 @@ def test_genes_on_one_chromosome_make_cnv_not_applicable():
     assert st["clones"] == "not applicable"
 
 
+def test_two_cells_make_the_embedding_not_applicable_and_the_rest_runs():
+    """No gene is detected in 3 cells: the embedding is skipped with its reason (it failed with
+    pandas' "Cannot cut empty array"), every other step still runs."""
+    a = _sim(n_cells=300, spatial=False)[:2].copy()
+    tm.run(a, sample_key="sample", progress=False)
+    st = _status(a)
+    assert st["embedding"] == "not applicable" and "at least 3 cells" in _reason(a, "embedding")
+    assert "X_umap" not in a.obsm
+    assert st["cnv"] == "done" and st["cell_types"] == "done"
+
+
 def test_panel_too_small_for_copy_number_calls_is_uncertain_not_normal():
     """A 1,000-gene panel: every cell is uncertain (not confidently non-malignant), with a warning."""
     a = _sim(n_cells=400)

@@ -1042,6 +1042,10 @@ def _embedding_step(a: AnnData, *, sample_key: str, layer: str | None, integrate
         n_det = np.asarray((a.X > 0).sum(axis=0)).ravel()
     # genes detected in fewer than 3 cells have no dispersion estimate (scanpy bins log means)
     detected = n_det >= 3
+    if detected.sum() < 2:
+        from ._errors import NotApplicableError
+
+        raise NotApplicableError(f"needs genes detected in at least 3 cells ({a.n_obs} cells here)")
     n_hvg = int(min(2000, detected.sum()))
     flag = np.zeros(a.n_vars, dtype=bool)
     if streamed:
