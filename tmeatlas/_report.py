@@ -249,7 +249,7 @@ def _cover_keys(adata: AnnData, sample_key: str) -> list[tuple[str, str]]:
 
 #: resolution of the PNG figures (the PDFs are vector)
 PNG_DPI = 130
-#: zlib level of the PNG figures: lossless like the default (6), ~40% faster to write, files ~4% larger
+#: zlib level of the PNG figures: lossless like the default (6), less work per file for slightly larger files
 PNG_COMPRESS_LEVEL = 3
 
 

@@ -75,7 +75,7 @@ def harmonic_fill(W, Y: np.ndarray, fixed: np.ndarray, groups: np.ndarray, *, to
 # The same fuzzy simplicial set as umap-learn's ``fuzzy_simplicial_set`` (which scanpy's
 # ``pp.neighbors`` calls) and the same stochastic layout as its ``simplicial_set_embedding``,
 # written here with cached numba kernels: importing umap-learn compiles pynndescent's kernels
-# eagerly (about 6 s at every fresh start on 2 cores), the largest fixed cost of a small run.
+# eagerly at every fresh start, the largest fixed cost of a small run (benchmarks/latency.py).
 
 #: binary-search tolerance and floor of the kernel width (umap-learn's values)
 _SMOOTH_K_TOL = 1e-5
