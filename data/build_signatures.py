@@ -16,7 +16,17 @@ Inputs
     set by set, to ``h.all.v7.5.1.symbols.gmt``; sha256 below);
   * CancerSEA functional-state gene lists (Yuan et al., NAR 2019), ``--cancersea-gmt`` (default
     ``../shared/data/resources/cancersea_14_states.gmt``, made from the CancerSEA download of
-    2022-05-02 as kept in cnio-bu/beyondcell ``data-raw/CancerSEA``).
+    2022-05-02 as kept in cnio-bu/beyondcell ``data-raw/CancerSEA``);
+  * the 41 malignant-cell meta-programs of intratumour heterogeneity (Gavish et al., Nature
+    618:598-606, 2023), ``data/gavish2023_cancer_mps.tsv`` (columns meta_program, rank, gene; 50
+    genes per program in the authors' order; sha256 in ``GAVISH_SHA256``).  It is the element
+    "Cancer" of the authors' file ``ITH_hallmarks/MPs_distribution/MP_list.RDS.gz`` in
+    github.com/tiroshlab/3ca at commit f91ce80e1fe55b421e8ff9f4225886e4af81de9e (gzip RDS, sha256
+    cbf32d4a540d6b6cf27bd9b2e13d658c91918820bc1580053353bdfba315ec38), converted with the ``rdata``
+    package (``rdata.conversion.convert(rdata.parser.parse_file(path))["Cancer"]``, names and gene
+    order kept).  Repository licence: MIT, "Copyright (c) 2022 Tirosh Lab" (full text in
+    ``tmeatlas/_data/PROVENANCE.md``).  Upper-cased open-reading-frame names (``C15ORF48``) are read
+    as ``C15orf48`` before the symbol rules below; names that do not resolve are dropped (recorded).
 
 When a GMT file is absent (a fresh clone has no ``../shared``), the rows of those sets are taken
 from the existing ``signatures_human.tsv`` so the curated part can still be rebuilt.
@@ -35,6 +45,7 @@ import argparse
 import hashlib
 import re
 import sys
+from datetime import date, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -47,6 +58,8 @@ DATA = ROOT / "tmeatlas" / "_data"
 SHARED = ROOT.parent / "shared" / "data" / "resources"
 HALLMARK_SHA256 = "25ec73df8b7b9a5a2cf26ce66525a5724ff90255cf358765b0bf5e61e3451fbb"
 CANCERSEA_SHA256 = "b6cb1e1d8766857b8a2f6fe12a63bcc05eb1961445532a5a2b50cc32ffdde5ee"
+GAVISH_TSV = ROOT / "data" / "gavish2023_cancer_mps.tsv"
+GAVISH_SHA256 = "0808a49f5db4673f34d4122e503255872c09f5e55a8179ce2f1e088aac27a366"
 
 CATEGORIES = [
     "stemness",
@@ -72,6 +85,7 @@ CATEGORIES = [
     "dna_repair",
     "drug_efflux",
     "hallmark",
+    "meta_program",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -259,6 +273,11 @@ SOURCES = {
         "Saul D. et al. A new gene set identifies senescent cells and predicts senescence-associated pathways across tissues. Nat Commun 13:4827 (2022) (SenMayo)",
         "10.1038/s41467-022-32552-1",
         FACTS + "; article CC BY 4.0",
+    ),
+    "Gavish2023": (
+        "Gavish A. et al. Hallmarks of transcriptional intratumour heterogeneity across a thousand tumours. Nature 618:598-606 (2023) (malignant-cell meta-programs, authors' repository tiroshlab/3ca)",
+        "10.1038/s41586-023-06130-4",
+        "MIT, Copyright (c) 2022 Tirosh Lab (full text in PROVENANCE.md); gene lists from github.com/tiroshlab/3ca ITH_hallmarks/MPs_distribution/MP_list.RDS.gz",
     ),
 }
 
@@ -1340,6 +1359,37 @@ SYMBOL_UPDATES = {
     # Cheng 2021 M1/M2 lists (published spellings)
     "IL23": "IL23A",
     "FASL": "FASLG",
+    # Gavish 2023 meta-programs: previous symbols that are still rows of the gene table (xclone part);
+    # the current symbol is the NCBI one (org.Hs.eg.db 3.16 alias table); where that table offers
+    # several (GARS, NOV, QARS, SARS) the HGNC successor of the previous symbol is used
+    "C11orf88": "HOATZ",
+    "C1orf194": "CFAP276",
+    "C1orf61": "MIR9-1HG",
+    "C6orf48": "SNHG32",
+    "C9orf116": "PIERCE1",
+    "CARS": "CARS1",
+    "EPRS": "EPRS1",
+    "FAM19A2": "TAFA2",
+    "FAM208B": "TASOR2",
+    "FAM45A": "DENND10",
+    "GARS": "GARS1",
+    "H2AFV": "H2AZ2",
+    "H3F3A": "H3-3A",
+    "HIST1H1B": "H1-5",
+    "HIST1H1C": "H1-2",
+    "HIST1H1E": "H1-4",
+    "HIST2H2AC": "H2AC20",
+    "HIST3H2A": "H2AC25",
+    "NOV": "CCN3",
+    "PLA2G16": "PLAAT3",
+    "QARS": "QARS1",
+    "RARRES3": "PLAAT4",
+    "SARS": "SARS1",
+    "TCTEX1D2": "DYNLT2B",
+    "TMEM161B-AS1": "TMEM161B-DT",
+    "TMEM206": "PACC1",
+    "WARS": "WARS1",
+    "YARS": "YARS1",
 }
 
 # --------------------------------------------------------------------------------------------
@@ -1468,6 +1518,56 @@ PAIRS = [
 NOT_PAIRED_SOURCES = ["Chapoval2001", "Munn1998"]
 
 
+GAVISH_COMPARED = (
+    "authors' file tiroshlab/3ca ITH_hallmarks/MPs_distribution/MP_list.RDS.gz at commit f91ce80e1fe55b421e8ff9f4225886e4af81de9e "
+    "(sha256 cbf32d4a540d6b6cf27bd9b2e13d658c91918820bc1580053353bdfba315ec38), element 'Cancer', program '{mp}': "
+    "read again with rdata 1.1.0 and compared with data/gavish2023_cancer_mps.tsv gene for gene and in order "
+    "(all 41 x 50 identical); {n} of its 50 genes shipped"
+)
+
+
+def gavish_slug(title: str) -> str:
+    """``CELL_CYCLE_G2M`` from ``Cell Cycle - G2/M``: upper case, [A-Z0-9_] only ("Cylce" read as CYCLE)."""
+    t = re.sub(r"\bG([12])/([SM])\b", r"G\1\2", title.replace("Cylce", "Cycle"))
+    return re.sub(r"[^A-Z0-9]+", "_", t.upper()).strip("_")
+
+
+def _why_dropped(gene: str) -> str:
+    """Why a Gavish gene name is not shipped (a bare number is a spreadsheet date serial)."""
+    if not gene.isdigit():
+        return "not in the gene table, no alias"
+    day = date(1899, 12, 30) + timedelta(days=int(gene))
+    return f"a spreadsheet date serial ({day.isoformat()}, probably SEPT{day.day}); not restored"
+
+
+def gavish_entries(table: set[str], aliases: dict[str, str]) -> dict[str, dict]:
+    """The 41 malignant-cell meta-programs of Gavish 2023 (category meta_program), from GAVISH_TSV.
+
+    Genes that do not resolve to the gene table are dropped here (``dropped``; main() records them).
+    """
+    if sha256(GAVISH_TSV) != GAVISH_SHA256:
+        print(f"warning: {GAVISH_TSV} differs from the file this library was built from", file=sys.stderr)
+    mps = pd.read_csv(GAVISH_TSV, sep="\t", dtype={"gene": str}, keep_default_na=False)
+    out = {}
+    for mp, g in mps.groupby("meta_program", sort=False):
+        num, title = re.fullmatch(r"MP(\d+)\s+(.+)", mp.strip()).groups()
+        genes = list(g.sort_values("rank")["gene"])
+        keep = [x for x in genes if resolve(x, table, aliases) is not None]
+        name = f"GAVISH_MP{num}_{gavish_slug(title)}"
+        out[name] = dict(
+            category="meta_program",
+            source="Gavish2023",
+            description=f"MP{num} {' '.join(title.split())} (Gavish et al. 2023, malignant-cell meta-program, "
+            "top 50 genes in the authors' order)",
+            rows=[(x, "up", 1.0) for x in keep],
+            check="checked",
+            compared=GAVISH_COMPARED.format(mp=" ".join(mp.split()), n=len(keep)),
+            dropped=[(x, _why_dropped(x)) for x in genes if x not in keep],
+        )
+    assert len(out) == 41 and all(re.fullmatch(r"GAVISH_MP\d+_[A-Z0-9_]+", n) for n in out), sorted(out)
+    return out
+
+
 def check_checkpoint_sets():
     """The three checkpoint sets are compilations: assert that they are exactly the genes of PAIRS
     (each pair carries its own citation) plus CD276 (Chapoval 2001) and IDO1 (Munn 1998)."""
@@ -1510,7 +1610,10 @@ def resolve(gene: str, table: set[str], aliases: dict[str, str]) -> str | None:
         return SYMBOL_UPDATES[gene]
     if gene in table:
         return gene
-    return aliases.get(gene)
+    if gene in aliases:
+        return aliases[gene]
+    orf = re.fullmatch(r"C(\d+|X|Y)ORF(\d+)", gene)  # upper-cased open reading frame (C15ORF48)
+    return resolve(f"C{orf[1]}orf{orf[2]}", table, aliases) if orf else None
 
 
 def main(argv=None):
@@ -1593,6 +1696,9 @@ def main(argv=None):
             prebuilt=rows is None,
         )
 
+    # Gavish 2023 meta-programs
+    entries.update(gavish_entries(table, aliases))
+
     # symbols
     out_rows, meta_rows, check_rows = [], [], []
     for name, e in entries.items():
@@ -1610,6 +1716,7 @@ def main(argv=None):
                 if cur != gene:
                     change_list.append(f"{gene}->{cur}")
                 rows.append((cur, direction, weight))
+            change_list += [f"{g} dropped ({why})" for g, why in e.get("dropped", [])]
             changes = bool(change_list)
             check = e["check"]
             if check == "checked" and changes:
@@ -1705,6 +1812,7 @@ def validate():
             genes = v.split("+")
             assert all(genes) and set(genes) <= table, v
     assert (meta["category"] == "hallmark").sum() == 50
+    assert (meta["category"] == "meta_program").sum() == 41
     print("format checks passed")
 
 

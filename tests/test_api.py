@@ -238,6 +238,7 @@ CASES = {
     "get.heterogeneity": (_heterogeneity, {}),
     "pl.heterogeneity": (_heterogeneity, {"show": False}),
     "pl.clone_states": (_heterogeneity, {"show": False}),
+    "pl.clone_mixing": (_heterogeneity, {"sample": "P1", "show": False}),
 }
 
 #: a bad argument for each dataset function

@@ -145,14 +145,12 @@ def test_simulated_malignant_f1_and_normal_patient(sim_cnv):
 
 
 def test_simulated_clones(sim_cnv):
-    """Clone ARI in the tumours of this cohort (seed 7, 8,000 genes): >= 0.6 in each, >= 0.8 in one.
+    """Clone ARI in the tumours of this cohort (seed 7, 8,000 genes): >= 0.7 in each, >= 0.8 in two.
 
-    Measured here: 0.839 / 0.799 / 0.647 (0.843 / 0.793 / 0.834 before the CNV reference was anchored
-    on immune cells and checked lineage by lineage, which fixed the real ovarian tumour whose
-    mesenchymal cancer cells had entered the reference: benchmarks/malignant_real.py). At 8,000 genes
-    benchmarks/clones.py now finds ARI >= 0.8 in 8 of 15 tumours (median 0.822; was 9, median
-    0.864) against 10 of 15 for an oracle trained on the true clones (median 0.861; was 0.879):
-    single-arm subclones on short arms are near per-cell resolution.
+    Measured here: 0.851 / 0.822 / 0.844 since the leaves of the clone tree are reassigned jointly on
+    all separating arms (0.839 / 0.799 / 0.647 before: a cell sent the wrong way at a split could
+    never reach its clone). benchmarks/clones.py compares with an oracle trained on the true clones:
+    single-arm subclones on short arms are near per-cell resolution at 8,000 genes.
     """
     from sklearn.metrics import adjusted_rand_score
 
@@ -164,9 +162,9 @@ def test_simulated_clones(sim_cnv):
         if not m.any():
             continue
         ari = adjusted_rand_score(a.obs["true_clone"][m].astype(str), a.obs["cnv_clone"][m].astype(str))
-        assert ari >= 0.6, (s, ari)
+        assert ari >= 0.7, (s, ari)
         aris.append(ari)
-    assert sum(x >= 0.8 for x in aris) >= 1, aris
+    assert sum(x >= 0.8 for x in aris) >= 2, aris
 
 
 def test_simulated_arm_calls_match_truth(sim_cnv):
@@ -346,3 +344,139 @@ def test_guard_known_answers():
     np.testing.assert_array_equal(out, np.repeat([False, True, True, False], 3))
     assert list(table["trusted"]) == [True, False, False, True]
     assert table.loc[1, "reason"].startswith("suspect reference") and "separate" in table.loc[2, "reason"]
+
+
+def test_refine_leaves_known_answer():
+    """The joint reassignment moves cells the tree sent the wrong way back to their clone.
+
+    Two clones differ on arm "1p" (means 0 and 3, unit noise, noise-free elsewhere); the tree's
+    leaves hold 10 cells of each clone on the wrong side. A likelihood under the two clones' means
+    (pooled variance, size prior) puts every cell on its own side; tree sizes are updated.
+    """
+    from tmeatlas.tl._clones import _refine_leaves
+
+    gen = np.random.default_rng(0)
+    n = 200
+    truth = np.repeat([0, 1], n // 2)
+    As = np.zeros((n, 3))
+    As[:, 1] = 3.0 * truth + gen.normal(0, 0.3, n)
+    As[:, 0] = gen.normal(0, 1.0, n)  # an arm that separates nothing and is not a split arm
+    arms = np.array(["1q", "1p", "2p"])
+    wrong = np.r_[np.arange(10), np.arange(100, 110)]
+    lab = truth.copy()
+    lab[wrong] = 1 - lab[wrong]
+    leaves = [("00", np.flatnonzero(lab == 0)), ("01", np.flatnonzero(lab == 1))]
+    rows = [
+        {"node": "S:0", "sample": "S", "n_cells": n, "split_arms": ""},
+        {"node": "S:00", "sample": "S", "n_cells": 100, "split_arms": "1p-"},
+        {"node": "S:01", "sample": "S", "n_cells": 100, "split_arms": "1p-"},
+    ]
+    out = _refine_leaves(leaves, As, arms, rows, "S", 20)
+    assert [node for node, _ in out] == ["00", "01"]
+    assert np.array_equal(out[0][1], np.arange(100)) and np.array_equal(out[1][1], np.arange(100, 200))
+    assert [r["n_cells"] for r in rows] == [200, 100, 100]
+    # a reassignment that would leave a clone below min_size is not taken: the tree's leaves stay.
+    # Leaf "01" holds 30 cells of which only the last 12 differ on 1p.
+    small = [("00", np.arange(170)), ("01", np.arange(170, 200))]
+    As2 = np.zeros((n, 3))
+    As2[:, 1] = gen.normal(0, 0.3, n)
+    As2[188:, 1] += 3.0
+    assert [len(ix) for _, ix in _refine_leaves(small, As2, arms, rows, "S", 20)] == [170, 30]
+    assert [len(ix) for _, ix in _refine_leaves(small, As2, arms, rows, "S", 5)] == [188, 12]
+    # one leaf, or no split arm: unchanged
+    assert _refine_leaves(leaves[:1], As, arms, rows, "S", 20) == leaves[:1]
+
+
+def test_anchor_means_each_lineage_counts_once():
+    """A cluster's anchor is the median of its sample's other immune lineages' means, whatever their size.
+
+    Log-scale input (mode 1, linear = expm1). Sample 0 has lineages 0, 1, 2 with linear means 1, 2, 10
+    on gene 0; lineage 2 has 50 cells, the others 10. A non-immune cluster (lineage 3) gets the median
+    2 (the pooled mean would be 7.5); a lineage-2 cluster is compared with lineages 0 and 1 only (mean
+    1.5); in sample 1, without anchor cells, the pooled anchor of all samples' other lineages is used.
+    """
+    from tmeatlas.tl._cnv_evidence import _anchor_means
+
+    lin = np.r_[np.zeros(10), np.ones(10), np.full(50, 2), np.full(5, 3)].astype(np.int64)
+    val = np.r_[np.full(10, 1.0), np.full(10, 2.0), np.full(50, 10.0), np.full(5, 4.0)]
+    X = sparse.csr_matrix(np.column_stack([np.log1p(val), np.log1p(np.ones_like(val))]))
+    n = X.shape[0]
+    rows = np.arange(n)
+    anchor = lin < 3
+    s_codes = np.zeros(n, dtype=np.int64)
+    out = _anchor_means(X, 1, rows, anchor, lin, s_codes, 2, 4, np.array([0, 1]), 1000,
+                        np.array([0, 0, 1]), np.array([3, 2, 3]))  # fmt: skip
+    assert np.allclose(out[:, 1], 1.0)
+    assert np.isclose(out[0, 0], 2.0) and np.isclose(out[1, 0], 1.5)
+    assert np.isclose(out[2, 0], 2.0)  # sample 1 has no anchor cell: all samples' lineages 0-2
+
+
+def test_lineage_programs_one_vote_per_sample():
+    """A sample with many clusters of a lineage cannot make its own changes the lineage's program."""
+    from tmeatlas.tl._cnv_evidence import _lineage_programs
+
+    # 5 clusters of lineage 0 in sample 2 carry +1 on gene 0; one cluster each in samples 0 and 1 does not
+    lfc = np.zeros((7, 2))
+    lfc[2:, 0] = 1.0
+    lfc[:, 1] = 0.5  # the lineage's expression program, in every cluster
+    prog = _lineage_programs(lfc, np.zeros(7, int), np.full(7, 20), np.array([0, 1, 2, 2, 2, 2, 2]))
+    assert np.allclose(prog[0], [0.0, 0.5])  # per-sample medians 0, 0, 1 -> 0 (pooled median would be 1)
+    assert _lineage_programs(lfc[:2], np.zeros(2, int), np.full(2, 20), np.array([0, 1]))[0] is None
+
+
+def test_haematological_lineage_from_whole_lineage_tests():
+    """A lineage is called haematological when its whole-lineage test has changed arms, if it is immune."""
+    from tmeatlas.tl._cnv import _haematological
+
+    lin = np.r_[np.zeros(100), np.ones(50), np.full(30, 2)].astype(np.int64)
+    samples = np.r_[np.zeros(150), np.ones(30)].astype(np.int64)
+    table = pd.DataFrame(
+        columns=["sample", "lineage", "cnv_cluster", "n_cells", "max_abs_shift", "cnv_arms", "cnv"]
+    )
+    table.attrs["anchor_lineages"] = pd.DataFrame({
+        "sample": [0, 0, 1], "lineage": [0, 1, 2], "n_cells": [100, 50, 30], "max_abs_shift": [0.4, 0.1, 0.5],
+        "cnv_arms": ["3q,17p", "", "6q"], "cnv": [True, False, True],
+    })  # fmt: skip
+    assert _haematological(table, lin, samples, [0, 1]) == [(0, 0, 100, "3q,17p")]
+    assert _haematological(table, lin, samples, [0, 1, 2]) == [(0, 0, 100, "3q,17p"), (1, 2, 30, "6q")]
+    assert _haematological(pd.DataFrame(), lin, samples, [0]) == []
+
+
+def test_lymphoma_sample_detected_and_not_called_normal(tmp_path):
+    """A constructed B-cell lymphoma (60 % of its sample; +3, +18, 6q-, 17p-) in a carcinoma cohort.
+
+    infer_cnv calls the B lineage of that sample haematological (warning, arms, out of the
+    reference) and no other lineage or sample; call_malignant leaves no more than 5 % of the
+    lymphoma cells non-malignant (calls them malignant or uncertain) and keeps the carcinoma
+    samples' calls. benchmarks/haematological.py measures it over seeds and fractions.
+    """
+    from sklearn.metrics import f1_score
+
+    from tmeatlas.datasets._constructs import lymphoma_sample
+
+    a = lymphoma_sample(
+        tm.datasets.simulate_tumor(n_cells=4500, n_patients=3, n_genes=8000, rng=3), "P3", 0.6
+    )
+    with pytest.warns(
+        UserWarning, match="immune cells carry clonal copy-number changes: B and plasma of sample P3"
+    ):
+        tm.tl.infer_cnv(a, sample_key="sample")
+    haem = a.uns["cnv"]["reference"]["haematological"]
+    assert list(haem["sample"]) == ["P3"] and list(haem["lineage"]) == ["B and plasma"]
+    assert {"3p", "3q", "17p"} <= set(haem["cnv_arms"].iloc[0].split(","))
+    lym = a.obs_names.str.startswith("lymphoma")
+    assert not (a.obs["cnv_reference"].astype(bool) & lym).any()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tm.tl.call_malignant(a, sample_key="sample")
+    call = a.obs["malignant"].astype(str)
+    assert (call[lym] == "non-malignant").mean() <= 0.05
+    normal_p3 = (a.obs["sample"] == "P3").to_numpy() & ~a.obs["true_malignant"].to_numpy()
+    assert (call[normal_p3] == "malignant").mean() <= 0.02
+    for s in ("P1", "P2"):
+        m = (a.obs["sample"] == s).to_numpy()
+        assert f1_score(a.obs["true_malignant"][m], call[m] == "malignant") >= 0.98
+    # round trip of the new table
+    a.write_h5ad(tmp_path / "x.h5ad")
+    b = ad.read_h5ad(tmp_path / "x.h5ad")
+    assert list(b.uns["cnv"]["reference"]["haematological"]["lineage"]) == ["B and plasma"]

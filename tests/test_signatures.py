@@ -431,6 +431,33 @@ def test_shipped_library_is_checked_and_covers_the_required_categories():
     assert (df["category"] == "hallmark").sum() == 50
 
 
+def test_shipped_gavish_meta_programs():
+    """The 41 malignant-cell meta-programs of Gavish et al. 2023, with their MIT notice (issue 24)."""
+    from tmeatlas._resources import data_path
+
+    if not data_path(lib_mod.GENES_FILE).is_file():
+        pytest.skip("the shipped signature library is not installed yet")
+    df = lib_mod.signatures(category="meta_program")
+    names = list(dict.fromkeys(df["name"]))
+    assert len(names) == 41 and all(n.startswith("GAVISH_MP") for n in names)
+    assert {"GAVISH_MP1_CELL_CYCLE_G2M", "GAVISH_MP6_HYPOXIA", "GAVISH_MP12_EMT_I",
+            "GAVISH_MP3_CELL_CYCLE_HMG_RICH", "GAVISH_MP41_UNASSIGNED"} <= set(names)  # fmt: skip
+    assert {f"GAVISH_MP{k}" for k in range(1, 42)} == {n.split("_")[0] + "_" + n.split("_")[1] for n in names}
+    assert (df["category"] == "meta_program").all() and (df["source"] == "Gavish2023").all()
+    assert df["licence"].str.contains("MIT").all() and df["licence"].str.contains("Tirosh Lab").all()
+    assert df["doi"].eq("10.1038/s41586-023-06130-4").all()
+    genes = df.groupby("name")["gene"].apply(set)
+    assert "TOP2A" in genes["GAVISH_MP1_CELL_CYCLE_G2M"]
+    assert {"NDRG1", "VEGFA"} <= genes["GAVISH_MP6_HYPOXIA"]
+    sizes = df.groupby("name").size()
+    assert (sizes <= 50).all() and (sizes >= 48).all(), sizes[sizes < 48]
+    assert (df["direction"] == "up").all() and (df["weight"] == 1.0).all()
+    assert df.drop_duplicates("name")["description"].str.contains("Gavish et al. 2023").all()
+    # the authors' typo is kept in the description only
+    desc = df.drop_duplicates("name").set_index("name")["description"]
+    assert desc["GAVISH_MP3_CELL_CYCLE_HMG_RICH"].startswith("MP3 Cell Cylce HMG-rich")
+
+
 def test_removed_signature_names_say_what_replaces_them():
     from tmeatlas._resources import data_path
 

@@ -45,6 +45,8 @@ OBS = SimpleNamespace(
     malignant_prob="malignant_prob",
     malignant="malignant",
     cnv_clone="cnv_clone",
+    # tm.tl.heterogeneity
+    malignant_state="malignant_state",
     # tm.tl.annotate
     compartment="compartment",
     cell_type_major="cell_type_major",
@@ -111,6 +113,8 @@ UNS = SimpleNamespace(
     immunotherapy_benefit="immunotherapy_benefit",
     drug_screen="drug_screen",
     heterogeneity="heterogeneity",
+    # tm.read: the unit of obsm["spatial"]
+    spatial_units="spatial_units",
     pipeline="pipeline",
     qc="qc",
     log="tmeatlas_log",

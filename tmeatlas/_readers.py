@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ._errors import InvalidInputError, InvalidParameterError, MissingDependencyError
-from ._keys import OBS, OBSM
+from ._keys import OBS, OBSM, UNS
 from ._settings import logger
 from ._validation import suggest_names
 
@@ -53,7 +53,7 @@ KIND_ALIASES = {
     "akoya": "cell_table",
 }
 #: where the unit facts of ``obsm["spatial"]`` are kept
-UNITS_KEY = "spatial_units"
+UNITS_KEY = UNS.spatial_units
 #: pixel coordinates of Visium spots (full-resolution image) are kept here for image overlays
 PIXELS_KEY = "spatial_pixels"
 #: a Visium spot's diameter; ``scalefactors_json.json``'s ``spot_diameter_fullres`` is the same in pixels

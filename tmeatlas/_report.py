@@ -470,7 +470,9 @@ def _malignant_figures(ctx: _FigureContext, a: AnnData, sample: str | None) -> l
 
 
 def _heterogeneity_figures(ctx: _FigureContext, sample: str | None) -> list[tuple]:
-    """The heterogeneity section's figures (indices with intervals, clone-by-state composition)."""
+    """The heterogeneity section's figures (indices with intervals, clone-by-state composition and, per
+    sample with coordinates and 2 clones or more, the spatial mixing map of the clones).
+    """
     from . import pl
 
     if not ctx.has.get("heterogeneity"):
@@ -493,7 +495,24 @@ def _heterogeneity_figures(ctx: _FigureContext, sample: str | None) -> list[tupl
         sp.append(("clone_states", "heterogeneity", "States of each clone",
                    "Fraction of each CNV subclone's malignant cells in each program state.",
                    lambda: pl.clone_states(adata, samples=samples, **kw)))  # fmt: skip
+    if sample is not None and ctx.has["spatial"] and _mixing_measured(table):
+        sp.append(("clone_mixing", "heterogeneity", "Spatial mixing of the clones",
+                   "Left: the malignant cells coloured by CNV subclone; right: each one's share of its 10 nearest "
+                   "clone-labelled malignant cells that belong to another clone (low: clones segregate).",
+                   lambda: pl.clone_mixing(adata, sample=sample, **kw)))  # fmt: skip
     return sp
+
+
+def _mixing_measured(table: pd.DataFrame) -> bool:
+    """Whether the one sample of ``table`` has 2 clones or more and its cells' neighbours were measured
+    (``clone_spatial_entropy`` is a number: coordinates and enough labelled malignant cells).
+    """
+    if len(table) != 1 or not {"n_clones", "clone_spatial_entropy"} <= set(table.columns):
+        return False
+    n_clones, ent = (
+        pd.to_numeric(table[c], errors="coerce").iloc[0] for c in ("n_clones", "clone_spatial_entropy")
+    )
+    return bool(n_clones >= 2 and np.isfinite(ent))
 
 
 def _heterogeneity_html(adata: AnnData, sample: str | None) -> str:

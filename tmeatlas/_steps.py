@@ -196,7 +196,7 @@ STEPS: tuple[StepSpec, ...] = (
         "CNV subclones (Miller-Madow corrected) and the effective number of clones, the diversity of program "
         "states and the share of it between clones, and the spatial mixing of clones.",
         uns=UNS.heterogeneity, present=(("uns", UNS.heterogeneity),), shows=("uns", UNS.heterogeneity),
-        figures=("heterogeneity", "clone_states"), cells_only=True, needs=("clones",),
+        figures=("heterogeneity", "clone_states", "clone_mixing"), cells_only=True, needs=("clones",),
     ),
     StepSpec(
         "checkpoints", "checkpoint receptor-ligand interactions per sample",

@@ -22,6 +22,7 @@ _TEXT = ("sample", "dominant_state", "not_measured")
 _COUNTS = (
     "n_malignant",
     "n_clone_labelled",
+    "n_chromatin_profiled",
     "n_clones",
     "clonal_events",
     "subclonal_events",
@@ -33,14 +34,16 @@ _COUNTS = (
 def heterogeneity(adata: AnnData, *, key: str = UNS_HETEROGENEITY) -> pd.DataFrame:
     """The per-sample heterogeneity table of :func:`tmeatlas.tl.heterogeneity`, tidy.
 
-    One row per sample: ``sample``, cell counts (``n_malignant``, ``n_clone_labelled``), the
-    clone tree descriptors (``n_clones``, ``clonal_events``, ``subclonal_events``, ``tree_depth``;
-    nullable integers), ``n_states`` and ``dominant_state``, then every index with its 95 %
-    cell-resampling interval (``genetic_diversity``, ``effective_clones``, ``cnv_burden``,
-    ``state_diversity``, ``state_between_clones``, ``clone_mixing``, ``clone_spatial_entropy``,
-    ``epigenetic_diversity``, each with ``_low`` and ``_high``) and ``not_measured`` (why an index
-    is NaN). Formulas (Miller-Madow Shannon entropy, Hill number of order 1, mutual information
-    of state and clone, neighbour mixing) and citations: :func:`tmeatlas.tl.heterogeneity`; the
+    One row per sample: ``sample``, cell counts (``n_malignant``, ``n_clone_labelled``,
+    ``n_chromatin_profiled``), the clone tree descriptors (``n_clones``, ``clonal_events``,
+    ``subclonal_events``, ``tree_depth``; nullable integers), ``n_states`` and
+    ``dominant_state``, then every index with its 95 % cell-resampling interval
+    (``genetic_diversity``, ``effective_clones``, ``cnv_burden``, ``state_diversity``,
+    ``state_between_clones``, ``clone_mixing``, ``clone_spatial_entropy``,
+    ``epigenetic_diversity``, ``epigenetic_rna_agreement``, each with ``_low`` and ``_high``) and
+    ``not_measured`` (why an index is NaN). Formulas (Miller-Madow Shannon entropy, Hill number of
+    order 1, mutual information of state and clone, neighbour mixing, Cohen's kappa of the RNA and
+    chromatin states) and citations: :func:`tmeatlas.tl.heterogeneity`; the
     clone-by-state composition is ``adata.uns[key]["clone_state"]``.
 
     Parameters

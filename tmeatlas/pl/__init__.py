@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ._annotate import compartments, composition, marker_dotplot
 from ._cnv import clone_tree, cnv_heatmap, malignant_calls
-from ._heterogeneity import clone_states, heterogeneity
+from ._heterogeneity import clone_mixing, clone_states, heterogeneity
 from ._niches import immune_phenotypes, interface_profile, niche_composition, spatial_niches
 from ._signatures import checkpoint_interactions, signature_by_sample, signatures
 from ._spatial import spatial
@@ -15,6 +15,7 @@ from ._utils import CB_PALETTE
 
 __all__ = [
     "CB_PALETTE",
+    "clone_mixing",
     "clone_states",
     "clone_tree",
     "cnv_heatmap",

@@ -27,6 +27,8 @@ NOT_MALIGNANT = "non-malignant"
 MAX_ARM_CANDIDATES = 6
 #: a split is considered only if its parts are expected to be at least this pure (1 - e_a - e_b)
 MIN_PURITY = 0.5
+#: most rounds of the joint reassignment of a sample's leaves (:func:`_refine_leaves`)
+REFINE_ITERATIONS = 10
 
 
 @doc_params("copy")
@@ -73,6 +75,12 @@ def cnv_clones(
     ``min_arm_shift`` check, because mixed parts dilute a real difference by exactly that
     factor. An accepted split is finally reassigned with all genes. Leaves are the
     clones; the accepted splits form the clone tree, each split labelled by the separating arms.
+    Because a split assigns each cell once, on its own arms, the leaves are then reassigned
+    jointly: every malignant cell goes to the clone under which its arm means on all the tree's
+    separating arms are most likely (independent Gaussians per arm, variances pooled within
+    clones, clone sizes as prior; iterated to a fixed point, no clone below ``min_clone_size``),
+    the final hard step of a Gaussian mixture fitted by classification EM (Celeux & Govaert,
+    Comput Stat Data Anal 14:315, 1992).
 
     Each clone then gets arm-level calls against the reference cells, with all genes: ``gain``
     (median log fold change >= ``min_arm_shift``, adjusted p <= ``max_pval``), ``loss`` or
@@ -268,6 +276,7 @@ def _grow_trees(
                     }
                 )
                 stack.append((child, ix, depth + 1))
+        leaves = _refine_leaves(leaves, d["As"], d["arm_labels"], tree_rows, s, min_clone_size)
         leaves.sort(key=lambda t: -len(t[1]))
         ref_s = np.flatnonzero((samples == s) & ref)
         pooled = len(ref_s) < 5 and len(all_ref) >= 5  # the sample's own reference, else all of them
@@ -276,6 +285,48 @@ def _grow_trees(
             ref_idx = np.flatnonzero((samples == s) & ~mal)
         pending.append((s, leaves, ref_idx, pooled))
     return tree_rows, pending
+
+
+def _refine_leaves(
+    leaves: list, As: np.ndarray, arm_labels: np.ndarray, tree_rows: list, sample: str, min_size: int
+) -> list:
+    """Leaves reassigned jointly on every arm that separates any two of them (updates ``tree_rows``).
+
+    The tree assigns a cell once per split, on that split's arms: a cell sent the wrong way at the
+    root can never reach its clone. After the tree is grown, every malignant cell of the sample is
+    reassigned to the clone under which its arm means (all genes, :func:`_clone_features`'s ``As``)
+    on the union of the tree's separating arms are most likely: independent Gaussians per arm
+    with the clones' means, a variance per arm pooled within clones (the cells' noise does not
+    depend on their clone) and the clones' sizes as prior; iterated to a fixed point (at most
+    ``REFINE_ITERATIONS``), the last iteration that keeps every clone at ``min_size`` cells or more.
+    """
+    if len(leaves) < 2:
+        return leaves
+    arms = {a[:-1] for r in tree_rows if r["sample"] == sample for a in r["split_arms"].split(",") if a}
+    cols = np.flatnonzero(np.isin(arm_labels, sorted(arms)))
+    if len(cols) == 0:
+        return leaves
+    idx = np.concatenate([ix for _, ix in leaves])
+    lab = np.repeat(np.arange(len(leaves)), [len(ix) for _, ix in leaves])
+    F = As[np.ix_(idx, cols)]
+    for _ in range(REFINE_ITERATIONS):
+        counts = np.bincount(lab, minlength=len(leaves)).astype(np.float64)
+        mu = np.zeros((len(leaves), len(cols)))
+        np.add.at(mu, lab, F)
+        mu /= counts[:, None]
+        var = np.maximum(((F - mu[lab]) ** 2).mean(axis=0), 1e-9)
+        # log-likelihood up to a constant, expanded so that no cells x clones x arms array is formed
+        ll = F @ (mu / var).T - 0.5 * ((mu**2) / var).sum(axis=1) + np.log(counts / len(lab))
+        new = np.argmax(ll, axis=1)
+        if np.array_equal(new, lab) or np.bincount(new, minlength=len(leaves)).min() < min_size:
+            break
+        lab = new
+    out = [(node, np.sort(idx[lab == k])) for k, (node, _) in enumerate(leaves)]
+    size = {f"{sample}:{node}": len(ix) for node, ix in out}
+    for r in tree_rows:  # every node's size is the sum of its leaves'
+        if r["sample"] == sample:
+            r["n_cells"] = sum(n for node, n in size.items() if node.startswith(r["node"]))
+    return out
 
 
 def _clone_means(X, mode: int, cols: np.ndarray, pending: list, all_ref: np.ndarray, n_obs: int):

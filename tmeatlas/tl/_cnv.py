@@ -95,9 +95,16 @@ def infer_cnv(
     immune lineages themselves) are clustered per sample and tested at gene level against the
     sample's immune cells (arm-level median log fold changes, as in
     :func:`~tmeatlas.tl.call_malignant`, both raw and net of the lineage's own expression program
-    estimated across its clusters); clusters with arm-level shifts are malignant cells with a
-    stromal program (or doublets) and leave the reference. What the checks found is recorded in
-    ``uns["cnv"]["reference"]`` (``verified``, ``lineage_checks``); without enough immune cells
+    estimated across its clusters, one vote per sample); clusters with arm-level shifts are
+    malignant cells with a stromal program (or doublets) and leave the reference. Each immune
+    lineage's mean counts once in the anchor, and immune cells are tested against the sample's
+    *other* immune lineages, clusters and each lineage as a whole: a lineage that carries
+    arm-level changes as a whole is a haematological malignancy (the B cells of a lymphoma, the
+    plasma cells of a myeloma, the myeloid cells of an AML) and all its cells of that sample leave
+    the reference, with a warning (``haematological``; :func:`~tmeatlas.tl.call_malignant` then
+    calls them on their copy number, uncertain where a cell has no evidence either way). What the
+    checks found is recorded in ``uns["cnv"]["reference"]`` (``verified``, ``lineage_checks``,
+    ``immune_lineage_checks``, ``haematological``); without enough immune cells
     the reference is unverified, with a warning, and :func:`~tmeatlas.tl.call_malignant` marks
     the calls uncertain. With ``sample_key``
     each sample gets its own reference where it has at least ``min_reference_cells`` reference
@@ -600,6 +607,10 @@ def _confirm_reference(X, mode, ref_codes, ref_names, samples, layout, profiles,
             chunk=chunk,
         )
         keep_rows &= ok
+        haem = _haematological(table, lin, samples[rows], [ref_names.index(n) for n in IMMUNE_LINEAGES
+                                                          if n in ref_names])  # fmt: skip
+        for s_code, l_code, _, _ in haem:
+            keep_rows &= ~((samples[rows] == s_code) & (lin == l_code))
     keep = np.zeros(X.shape[0], bool)
     keep[rows] = keep_rows
     n_dropped = int((cand & ~keep).sum())
@@ -608,8 +619,27 @@ def _confirm_reference(X, mode, ref_codes, ref_names, samples, layout, profiles,
     return (
         ref_codes,
         n_dropped,
-        {"verified": verified, "table": table, "candidates": cand, "kept": ref_codes >= 0},
-    )
+        {"verified": verified, "table": table, "candidates": cand, "kept": ref_codes >= 0,
+         "haematological": haem if verified else []},
+    )  # fmt: skip
+
+
+def _haematological(table: pd.DataFrame, lin: np.ndarray, samples: np.ndarray, immune: list[int]) -> list:
+    """Immune lineages that carry copy-number changes in a sample: ``(sample, lineage, n_cells, arms)``.
+
+    In a haematological malignancy the malignant cells are one immune lineage (B cells in most
+    lymphomas, plasma cells in myeloma, myeloid cells in AML). :func:`lineage_checks` tests each
+    immune lineage of a sample as a whole against the sample's other immune lineages
+    (``table.attrs["anchor_lineages"]``); a lineage with arm-level changes is called here, and all
+    its cells leave that sample's reference (also its clusters that did not reach significance on
+    their own: the same population with weaker evidence).
+    """
+    whole = table.attrs.get("anchor_lineages") if table is not None else None
+    if whole is None or not len(whole):
+        return []
+    hit = whole[whole["cnv"].astype(bool) & whole["lineage"].isin(immune)]
+    return [(s, int(l_code), int(((samples == s) & (lin == l_code)).sum()), arms)
+            for s, l_code, arms in zip(hit["sample"], hit["lineage"], hit["cnv_arms"])]  # fmt: skip
 
 
 def _reference_diagnostics(checks: dict, adata, sample_key, ref_names) -> dict:
@@ -626,21 +656,58 @@ def _reference_diagnostics(checks: dict, adata, sample_key, ref_names) -> dict:
             stacklevel=3,
         )
         return out
-    tab = checks["table"].copy()
+    tab = _named(checks["table"], adata, sample_key, ref_names)
+    out["lineage_checks"] = tab
+    whole = checks["table"].attrs.get("anchor_lineages")
+    if whole is not None:  # each immune lineage of a sample against the sample's other immune lineages
+        out["immune_lineage_checks"] = _named(whole, adata, sample_key, ref_names)
+    out["n_dropped_by_lineage_check"] = (
+        int(tab.loc[tab["cnv"].astype(bool), "n_cells"].sum()) if len(tab) else 0
+    )
+    out["haematological"] = _haematological_table(
+        checks.get("haematological", []), adata, sample_key, ref_names
+    )
+    return out
+
+
+def _named(table: pd.DataFrame, adata, sample_key, ref_names) -> pd.DataFrame:
+    """A lineage-check table with sample and lineage codes replaced by their names (string index)."""
+    tab = pd.DataFrame(table).copy()
+    tab.attrs = {}
+    names = (
+        pd.Categorical(adata.obs[sample_key].astype(str)).categories if sample_key is not None else ["all"]
+    )
     if len(tab):
-        names = (
-            pd.Categorical(adata.obs[sample_key].astype(str)).categories
-            if sample_key is not None
-            else ["all"]
-        )
         tab["sample"] = np.asarray(names, dtype=object)[tab["sample"].to_numpy().astype(int)]
     tab["lineage"] = (
         np.asarray(ref_names, dtype=object)[tab["lineage"].to_numpy().astype(int)] if len(tab) else []
     )
     tab["sample"] = tab["sample"].astype(str)
     tab.index = tab.index.astype(str)
-    out["lineage_checks"] = tab
-    out["n_dropped_by_lineage_check"] = (
-        int(tab.loc[tab["cnv"].astype(bool), "n_cells"].sum()) if len(tab) else 0
+    return tab
+
+
+def _haematological_table(haem: list, adata, sample_key, ref_names) -> pd.DataFrame:
+    """The immune lineages with clonal copy-number changes (:func:`_haematological`) by name, with a warning."""
+    names = (
+        pd.Categorical(adata.obs[sample_key].astype(str)).categories if sample_key is not None else ["all"]
     )
-    return out
+    tab = pd.DataFrame(
+        [(str(names[int(s)]), ref_names[int(lin)], int(n), arms) for s, lin, n, arms in haem],
+        columns=["sample", "lineage", "n_cells", "cnv_arms"],
+    )
+    tab.index = tab.index.astype(str)
+    if len(tab):
+        warnings.warn(
+            "immune cells carry clonal copy-number changes: "
+            + "; ".join(
+                f"{r.lineage} of sample {r.sample} ({r.n_cells} cells; arms {r.cnv_arms})"
+                for r in tab.itertuples()
+            )
+            + ". A haematological malignancy (lymphoma, myeloma, leukaemia) or malignant cells with an immune "
+            "program: these cells were left out of the CNV reference (the other immune lineages and stromal "
+            "cells remain) and are called on their copy number. See uns['cnv']['reference']['haematological']; "
+            "pass reference_key/reference_cats with cells you know are normal if this is wrong.",
+            stacklevel=4,
+        )
+    return tab

@@ -266,13 +266,16 @@ def lineage_checks(
     """Copy-number coherence of reference candidates with the anchor (immune) cells of their sample.
 
     ``P`` holds the profiles (or their arm means) of cells ``rows`` (sorted) against the anchor cells; ``lineage``,
-    ``anchor`` and ``samples`` are per row (``lineage`` -1: not a candidate). The candidates of
-    each lineage in each sample are clustered on their profiles (:func:`cnv_clusters`) and every
-    cluster is tested at gene level against the sample's anchor cells (the pooled anchor cells
-    where the sample has fewer than 10): :func:`arm_shifts`, Bonferroni over arms and clusters.
-    A cluster with an arm ``|shift| >= min_arm_shift`` and adjusted ``p <= max_pval`` carries
-    copy-number changes that the anchor cells do not: it is not normal. Returns the rows that
-    pass (non-candidates: True) and one table row per cluster.
+    ``anchor`` and ``samples`` are per row (``lineage`` -1: not a candidate; anchor cells are candidates
+    of their immune lineage too). The candidates of each lineage in each sample are clustered on their
+    profiles (:func:`cnv_clusters`) and every cluster is tested at gene level against the anchor cells
+    of its sample (:func:`_anchor_means`: each anchor lineage's mean counts once, and an immune
+    cluster is compared with the *other* immune lineages, so that a malignant immune lineage, as in
+    a lymphoma, neither becomes the yardstick by its numbers nor hides by being compared with
+    itself): :func:`arm_shifts`, Bonferroni over arms and clusters. A cluster with an arm
+    ``|shift| >= min_arm_shift`` and adjusted ``p <= max_pval`` carries copy-number changes that the
+    anchor cells do not: it is not normal. Returns the rows that pass (non-candidates: True) and one
+    table row per cluster.
     """
     n = X.shape[0]
     cand = lineage >= 0
@@ -280,21 +283,22 @@ def lineage_checks(
     cols_tab = ["sample", "lineage", "cnv_cluster", "n_cells", "max_abs_shift", "cnv_arms", "cnv"]
     if not cand.any() or anchor.sum() < 5:
         return out_keep, pd.DataFrame(columns=cols_tab)
-    grp = samples.astype(np.int64) * (lineage.max() + 1) + lineage
+    n_lin = int(lineage.max()) + 1
+    grp = samples.astype(np.int64) * n_lin + lineage
     cl = np.full(len(rows), -1, dtype=np.int64)
     cl[cand] = cnv_clusters(P[cand].astype(np.float64), grp[cand], seed)
     n_cl = int(cl.max()) + 1
     s_codes, s_names = pd.factorize(samples)
     full = np.full(n, -1, dtype=np.int64)
-    full[rows] = np.where(cand, cl, np.where(anchor, n_cl + s_codes, -1))
-    means, cnt = group_means(X, mode, full, n_cl + len(s_names), cols, chunk)
-    pooled = means[n_cl:].sum(axis=0) / max(cnt[n_cl:].sum(), 1)
-    first = [np.flatnonzero(cl == c)[0] for c in range(n_cl)]
-    m_refs = np.vstack(
-        [means[n_cl + s] / cnt[n_cl + s] if cnt[n_cl + s] >= 10 else pooled for s in s_codes[first]]
+    full[rows] = cl
+    m_cl, cnt = group_means(X, mode, full, n_cl, cols, chunk)
+    m_cl = m_cl / np.maximum(cnt, 1)[:, None]
+    first = np.asarray([np.flatnonzero(cl == c)[0] for c in range(n_cl)])
+    m_refs = _anchor_means(X, mode, rows, anchor, lineage, s_codes, len(s_names), n_lin, cols, chunk,
+                           s_codes[first], lineage[first])  # fmt: skip
+    program = _lineage_programs(
+        np.log((m_cl + PSEUDO) / (m_refs + PSEUDO)), lineage[first], cnt, s_codes[first]
     )
-    m_cl = means[:n_cl] / np.maximum(cnt[:n_cl], 1)[:, None]
-    program = _lineage_programs(np.log((m_cl + PSEUDO) / (m_refs + PSEUDO)), lineage[first], cnt[:n_cl])
     n_tests = 2 * len(arm_labels) * max(1, n_cl)
     rows_tab = []
     for c in range(n_cl):
@@ -311,23 +315,105 @@ def lineage_checks(
             out_keep[idx] = False
         rows_tab.append((s_names[s], int(lineage[idx[0]]), c, len(idx), float(tab["shift"].abs().max()),
                          ",".join(arm_labels[sig]), bool(sig.any())))  # fmt: skip
-    return out_keep, pd.DataFrame(rows_tab, columns=cols_tab)
+    whole = _anchor_lineage_tests(m_cl, cnt, m_refs, program, s_codes[first], lineage[first],
+                                  np.unique(lineage[anchor]), gene_arm, arm_labels, min_arm_shift, max_pval)  # fmt: skip
+    whole["sample"] = np.asarray(s_names, dtype=object)[whole["sample"].to_numpy(int)] if len(whole) else []
+    table = pd.DataFrame(rows_tab, columns=cols_tab)
+    table.attrs["anchor_lineages"] = whole
+    return out_keep, table
+
+
+def _anchor_lineage_tests(
+    m_cl,
+    cnt,
+    m_refs,
+    program,
+    cl_sample,
+    cl_lineage,
+    anchor_lineages,
+    gene_arm,
+    arm_labels,
+    min_shift,
+    max_pval,
+) -> pd.DataFrame:
+    """Each anchor (immune) lineage of each sample as a whole against the sample's other immune lineages.
+
+    The lineage's mean is its clusters' means weighted by their cells; it is tested like a cluster
+    (:func:`arm_shifts`, Bonferroni over arms and lineages), and an arm counts only when it is
+    changed both against the other lineages and net of the lineage's own program (where one could be
+    estimated), so that neither a lineage's expression program nor a copy-number change shared by
+    the lineage in every sample passes alone. In a solid tumour every immune lineage is diploid; a
+    lineage that is not is a haematological malignancy (or malignant cells with an immune program).
+    Returns one row per (sample, lineage): sample code, lineage, n_cells, max_abs_shift, cnv_arms, cnv.
+    """
+    keys = sorted(
+        {(int(s), int(lin)) for s, lin in zip(cl_sample, cl_lineage) if lin in set(anchor_lineages)}
+    )
+    n_tests = 2 * len(arm_labels) * max(1, len(keys))
+    out = []
+    for s, lin in keys:
+        mine = np.flatnonzero((cl_sample == s) & (cl_lineage == lin))
+        n = cnt[mine].sum()
+        if n < 10:
+            continue
+        m = (m_cl[mine] * cnt[mine][:, None]).sum(axis=0) / n
+        sig = np.ones(len(arm_labels), bool)
+        shift = 0.0
+        for base in [None] + ([] if program[mine[0]] is None else [program[mine[0]]]):
+            tab = arm_shifts(m, m_refs[mine[0]], gene_arm, arm_labels, base)
+            sig &= (
+                (tab["shift"].abs() >= min_shift) & (np.minimum(1.0, tab["pval"] * n_tests) <= max_pval)
+            ).to_numpy()
+            shift = max(shift, float(tab["shift"].abs().max()))
+        out.append((s, lin, int(n), shift, ",".join(arm_labels[sig]), bool(sig.any())))
+    return pd.DataFrame(out, columns=["sample", "lineage", "n_cells", "max_abs_shift", "cnv_arms", "cnv"])
+
+
+def _anchor_means(X, mode, rows, anchor, lineage, s_codes, n_s, n_lin, cols, chunk, cl_sample, cl_lineage):
+    """Per cluster, the anchor profile it is tested against (mean linear expression per gene).
+
+    The anchor cells of each (sample, lineage) are averaged; a cluster's anchor is the per-gene median
+    of the means of its sample's anchor lineages with >= 10 cells, leaving out its own lineage
+    (the mean of the two when two remain, the one when one remains; with none, the same over all
+    samples' anchor cells). Each lineage's profile counts once, whatever its number of cells.
+    """
+    full = np.full(X.shape[0], -1, dtype=np.int64)
+    full[rows] = np.where(anchor, s_codes * n_lin + lineage, -1)
+    sums, cnt = group_means(X, mode, full, n_s * n_lin, cols, chunk)
+    sums = sums.reshape(n_s, n_lin, -1)
+    cnt = cnt.reshape(n_s, n_lin)
+    pooled_sums, pooled_cnt = sums.sum(axis=0), cnt.sum(axis=0)
+    out = np.zeros((len(cl_sample), sums.shape[2]))
+    for i, (s, lin) in enumerate(zip(cl_sample, cl_lineage)):
+        other = np.arange(n_lin) != lin
+        use = other & (cnt[s] >= 10)
+        means = sums[s, use] / cnt[s, use][:, None] if use.any() else None
+        if means is None:  # no anchor lineage in the sample: all samples' anchor cells
+            use = other & (pooled_cnt > 0)
+            if not use.any():
+                use = pooled_cnt > 0
+            means = pooled_sums[use] / pooled_cnt[use][:, None]
+        out[i] = np.median(means, axis=0) if len(means) >= 3 else means.mean(axis=0)
+    return out
 
 
 def _lineage_programs(
-    lfc: np.ndarray, lineage: np.ndarray, n_cells: np.ndarray, min_clusters: int = 3
+    lfc: np.ndarray, lineage: np.ndarray, n_cells: np.ndarray, sample: np.ndarray, min_clusters: int = 3
 ) -> list:
-    """Per cluster, the gene-level program of its lineage against the anchor cells: the median log
-    fold change over the lineage's clusters of >= 10 cells in all samples (``None`` with fewer than
-    ``min_clusters`` of them). Copy-number changes differ between patients and clones, so at any
-    arm most clusters of a lineage are diploid and the median keeps the lineage's expression only.
+    """Per cluster, the gene-level program of its lineage against the anchor cells: over the lineage's
+    clusters of >= 10 cells, the median over samples of each sample's median log fold change (``None``
+    with fewer than ``min_clusters`` such clusters). Copy-number changes differ between patients and
+    clones, so at any arm most samples' clusters of a lineage are diploid and the median keeps the
+    lineage's expression only; one vote per sample, so that a sample whose lineage is malignant and
+    large (a lymphoma's B cells) cannot make its copy-number changes the lineage's program.
     """
     out = [None] * len(lfc)
     for lin in np.unique(lineage):
         mine = np.flatnonzero(lineage == lin)
         big = mine[n_cells[mine] >= 10]
         if len(big) >= min_clusters:
-            med = np.median(lfc[big], axis=0)
+            per_sample = [np.median(lfc[big[sample[big] == s]], axis=0) for s in np.unique(sample[big])]
+            med = np.median(np.vstack(per_sample), axis=0)
             for c in mine:
                 out[c] = med
     return out

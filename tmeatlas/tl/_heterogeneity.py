@@ -1,4 +1,4 @@
-"""Tumour heterogeneity per sample, genetic, transcriptional and spatial: ``tm.tl.heterogeneity``.
+"""Tumour heterogeneity per sample, genetic, transcriptional, spatial and epigenetic: ``tm.tl.heterogeneity``.
 
 Every index is computed from the malignant cells of a sample and gets a percentile interval
 from resampling those cells (:func:`_resampled`). The numeric cores work on integer codes and
@@ -14,27 +14,63 @@ import pandas as pd
 from scipy import sparse
 
 from .._docs import doc_params
-from .._errors import InvalidParameterError, NotApplicableError
+from .._errors import InvalidInputError, InvalidParameterError, NotApplicableError
 from .._keys import OBS, OBSM, UNS
 from .._rng import make_rng, resolve_seed, spawn_seeds
 from .._settings import logger
 from .._store import store
-from .._validation import check_int, check_obs_key, get_matrix, start, suggest_names
+from .._validation import (
+    check_expression_values,
+    check_int,
+    check_obs_key,
+    get_matrix,
+    start,
+    suggest_names,
+)
 
 if TYPE_CHECKING:
     from anndata import AnnData
 
-__all__ = ["DEFAULT_PROGRAMS", "INDICES", "heterogeneity"]
+__all__ = [
+    "DEFAULT_PROGRAMS",
+    "INDICES",
+    "clone_labels",
+    "clone_neighbours",
+    "heterogeneity",
+    "spatial_coordinates",
+]
 
 #: the library's programs that define the malignant cell states (state -> signature names; a state
-#: scores as the highest z-score of its signatures)
+#: scores as the highest z-score of its signatures): the older library programs joined with the
+#: pan-cancer malignant-cell meta-programs of Gavish et al. (Nature 618:598, 2023) that are not
+#: tied to a lineage (MP1-3, 5, 6, 9, 12-15, 17-20); why these, in heterogeneity's docstring
 DEFAULT_PROGRAMS = {
-    "cycling": ("TIROSH_G1S", "TIROSH_G2M"),
-    "EMT": ("HALLMARK_EPITHELIAL_MESENCHYMAL_TRANSITION",),
-    "hypoxia": ("HALLMARK_HYPOXIA",),
-    "interferon": ("HALLMARK_INTERFERON_GAMMA_RESPONSE",),
+    "cycling": (
+        "TIROSH_G1S",
+        "TIROSH_G2M",
+        "GAVISH_MP1_CELL_CYCLE_G2M",
+        "GAVISH_MP2_CELL_CYCLE_G1S",
+        "GAVISH_MP3_CELL_CYCLE_HMG_RICH",
+    ),
+    "EMT": (
+        "HALLMARK_EPITHELIAL_MESENCHYMAL_TRANSITION",
+        "GAVISH_MP12_EMT_I",
+        "GAVISH_MP13_EMT_II",
+        "GAVISH_MP14_EMT_III",
+        "GAVISH_MP15_EMT_IV",
+    ),
+    "hypoxia": ("HALLMARK_HYPOXIA", "GAVISH_MP6_HYPOXIA"),
+    "interferon": (
+        "HALLMARK_INTERFERON_GAMMA_RESPONSE",
+        "GAVISH_MP17_INTERFERON_MHC_II_I",
+        "GAVISH_MP18_INTERFERON_MHC_II_II",
+    ),
     "stemness": ("STEMNESS_CANCERSEA",),
     "persister": ("PERSISTER_CHANG2022",),
+    "stress": ("GAVISH_MP5_STRESS",),
+    "unfolded_protein_response": ("GAVISH_MP9_UNFOLDED_PROTEIN_RESPONSE",),
+    "epithelial_senescence": ("GAVISH_MP19_EPITHELIAL_SENESCENCE",),
+    "MYC": ("GAVISH_MP20_MYC",),
 }
 BASELINE = "baseline"
 #: shrunk z (within the sample) a program needs for a cell to be in its state: half a standard deviation
@@ -49,6 +85,7 @@ INDICES = (
     "clone_mixing",
     "clone_spatial_entropy",
     "epigenetic_diversity",
+    "epigenetic_rna_agreement",
 )
 #: fewest malignant cells (with a clone label, for the clone indices) of a measured sample
 MIN_CELLS = 20
@@ -59,7 +96,16 @@ _NO_CLONE = {"", "nan", "none", "non-malignant", "<na>"}
 _GENETIC = ("genetic_diversity", "effective_clones")
 _TREE = ("clonal_events", "subclonal_events", "tree_depth", "cnv_burden")
 _SPATIAL = ("clone_mixing", "clone_spatial_entropy")
+_EPI = ("epigenetic_diversity", "epigenetic_rna_agreement")
 _EPI_REASON = "no chromatin-accessibility modality given"
+#: a peak name: chromosome, start and end (``chr1:100-200``, ``chr1-100-200``, ``chr1_100_200``)
+_PEAK = r"^(?:chr)?[0-9A-Za-z.]+?[:_-][0-9]+[_-][0-9]+$"
+_GENE_ACTIVITY_HOW = (
+    "compute gene activity scores first (ArchR `getMatrixFromProject(useMatrix = 'GeneScoreMatrix')`, "
+    "Signac `GeneActivity`, SnapATAC2 `snap.pp.make_gene_matrix`, muon "
+    "`muon.atac.tl.count_fragments_features`) and pass that cells x genes AnnData as chromatin= (or name "
+    "a MuData's gene-activity modality with chromatin_mod=)"
+)
 _BOOT_CELLS = 2_000_000  # bootstrap weights held at once (replicates x cells)
 
 
@@ -74,13 +120,15 @@ def heterogeneity(
     programs=None,
     spatial_key: str = OBSM.spatial,
     layer: str | None = None,
+    chromatin=None,
+    chromatin_mod: str = "atac",
     n_boot: int = 200,
     rng: int = 0,
     n_jobs: int | None = None,
     key_added: str = UNS.heterogeneity,
     copy: bool = False,
 ) -> AnnData | None:
-    r"""How heterogeneous each tumour is: genetic, transcriptional and spatial indices with intervals.
+    r"""How heterogeneous each tumour is: genetic, transcriptional, epigenetic and spatial indices, with intervals.
 
     All indices use the malignant cells of a sample (``malignant_key``). Samples with fewer than
     20 malignant cells (20 with a clone label for the clone indices) get NaN with the reason in
@@ -119,9 +167,34 @@ def heterogeneity(
     \text{clone}) / H(\text{state})` on the cells with a clone label, with
     :math:`I = H_{MM}(s) + H_{MM}(c) - H_{MM}(s, c)` clipped to :math:`[0, H(s)]`: the share of
     the state diversity explained by the clones (1 minus it lies within clones; 0 for one
-    clone). The composition is in ``clone_state``. The pan-cancer meta-programs of Gavish et al.
-    (Nature 618:598, 2023) are not shipped yet (their licence is being checked); pass them as
-    ``programs`` once in a signature library.
+    clone). The composition is in ``clone_state``.
+
+    The default states (:data:`DEFAULT_PROGRAMS`) join the library's programs with the pan-cancer
+    meta-programs (MPs) of malignant cells of Gavish et al. (Nature 618:598, 2023: 41 MPs from
+    1,163 tumours, shipped as ``GAVISH_MP<k>_<TITLE>``): ``cycling`` = Tirosh G1/S and G2/M and
+    MP1-MP3 (G2/M, G1/S, HMG-rich); ``EMT`` = the Hallmark EMT and MP12-MP15 (EMT-I to EMT-IV;
+    not MP16, the mesenchymal state of glioma); ``hypoxia`` = the Hallmark hypoxia and MP6;
+    ``interferon`` = the Hallmark IFN-gamma response and MP17-MP18 (interferon/MHC-II);
+    ``stemness`` (CancerSEA) and ``persister`` (Chang et al. 2022); and, from MPs not tied to a
+    lineage, ``stress`` = MP5 (immediate-early and heat-shock genes, which tissue dissociation
+    also induces: van den Brink et al., Nat Methods 14:935, 2017), ``unfolded_protein_response``
+    = MP9, ``epithelial_senescence`` = MP19 and ``MYC`` = MP20. The UPR state is MP9 alone: the
+    authors name MP9 the unfolded protein response and keep apart MP7, which they label "stress
+    (in vitro)" (the ATF4 amino-acid response: ASNS, PSAT1, TRIB3, tRNA synthetases), and MP10
+    "protein maturation" (ER, lysosomal and secreted genes). The lineage-specific MPs (glioma
+    MP16 and MP25-MP29, PDAC MP30 and MP40, alveolar MP31, cilia MP24, skin pigmentation MP32,
+    haematopoietic MP33-MP35 and MP37, immunoglobulin MP36) and the unassigned MP41 are not
+    default states: they mark a tissue context or contamination by another cell type, not a
+    pan-cancer state, and in a cohort of several cancer types they would stand for the tumour
+    type. Pass them, or the other MPs (chromatin, proteasome, translation, respiration, secreted,
+    glutathione, metal response), by name through ``programs``. On the simulator's planted clone
+    programs (``benchmarks/heterogeneity_states.py``, two cohorts, few patients with both high and
+    low clones) the joined states rank the high clones' cells within a patient about as well as
+    the library programs alone (cycling and EMT slightly better on average; pooled over patients
+    EMT ranks worse; neither set recovers the simulated hypoxia or persister states, whose
+    shrunk z is ~0); with more states fewer cells stay ``"baseline"`` and
+    ``state_diversity`` is higher, so it is not comparable with values computed on the old
+    defaults.
 
     **Spatial** (coordinates in ``obsm[spatial_key]``): among the malignant cells of a sample
     with a clone label, the 10 nearest (k-d tree). ``clone_mixing`` = the mean fraction of a
@@ -130,15 +203,30 @@ def heterogeneity(
     :math:`1 - \sum_c p_c^2`, Simpson's index): about 1 for intermixed clones, towards 0 for
     segregated ones, NaN for one clone. ``clone_spatial_entropy`` = the mean over cells of the
     Shannon entropy of their neighbours' clone labels (plug-in, nats; at most
-    :math:`\ln \min(10, K)`).
+    :math:`\ln \min(10, K)`); :func:`tmeatlas.pl.clone_mixing` maps each cell's fraction.
 
-    **Epigenetic**: ``epigenetic_diversity`` is NaN ("no chromatin-accessibility modality
-    given"): a chromatin modality input is not part of this version.
+    **Epigenetic** (``chromatin``: gene activity scores of the same cells, the accessibility
+    around each gene summed per cell, e.g. the gene scores of ArchR, Granja et al., Nat Genet
+    53:403, 2021, or Signac's ``GeneActivity``, Stuart et al., Nat Methods 18:1333, 2021): the
+    malignant cells of ``adata`` found in it (by ``obs_names``) are called into the same states
+    by the same procedure as above, run on their gene activity instead of their RNA (control
+    genes binned over all cells of the modality). This assumes that gene activity tracks the same
+    programs: that a program's genes are more accessible in the cells where it is active (true on
+    average, more weakly than for RNA; a chromatin state marks a program whose genes are open).
+    ``epigenetic_diversity`` :math:`= \hat H_{MM}(\text{chromatin state})` over the sample's
+    malignant cells with a chromatin profile (``n_chromatin_profiled``; cells without one do not
+    count, also in the resamples; fewer than 20: NaN). ``epigenetic_rna_agreement`` = Cohen's
+    :math:`\kappa = (p_o - p_e) / (1 - p_e)` (Cohen, Educ Psychol Meas 20:37, 1960) between the
+    RNA and the chromatin state of those cells, :math:`p_o` the share of cells whose two states
+    are the same and :math:`p_e = \sum_k p_k^{RNA} p_k^{chromatin}` its value by chance: 1 when
+    both call the same states, about 0 when they agree no more than chance (NaN when both call one
+    and the same state). Peak matrices cannot be scored on gene programs and are refused. Without
+    ``chromatin`` both are NaN ("no chromatin-accessibility modality given").
 
     **Intervals**: ``<index>_low`` / ``<index>_high`` are the 2.5 and 97.5 % percentiles over
-    ``n_boot`` multinomial resamples of the sample's malignant cells (clone labels, states,
-    per-cell neighbour values and clone burdens travel with their cell; Efron & Tibshirani, An
-    Introduction to the Bootstrap, 1993), widened to include the estimate when it sits at the edge
+    ``n_boot`` multinomial resamples of the sample's malignant cells (clone labels, RNA and
+    chromatin states, per-cell neighbour values and clone burdens travel with their cell; Efron &
+    Tibshirani, An Introduction to the Bootstrap, 1993), widened to include the estimate when it sits at the edge
     of the resamples (perfectly even clones can only resample less even). They cover
     cell-sampling error only, not errors of the clone or state calls.
 
@@ -159,13 +247,25 @@ def heterogeneity(
         needs none).
     programs
         States to call: ``None`` (:data:`DEFAULT_PROGRAMS`: cycling, EMT, hypoxia, interferon,
-        stemness, persister), a list of library signature names (each its own state) or a dict
-        ``{state: name or [names]}``. Signatures with fewer than 3 measured genes are left out
-        (listed in ``params``).
+        stemness, persister, stress, unfolded_protein_response, epithelial_senescence, MYC; library
+        programs and Gavish 2023 meta-programs, see **Transcriptional**), a list of library
+        signature names (each its own state) or a dict ``{state: name or [names]}``, e.g.
+        ``{"glioma_NPC": ["GAVISH_MP26_NPC_GLIOMA"], ...}`` for a lineage meta-program
+        (``tm.datasets.signatures(category="meta_program")`` lists all 41). Signatures with fewer
+        than 3 measured genes are left out (listed in ``params``).
     spatial_key
         Key of ``adata.obsm`` with the coordinates; absent: the spatial indices are NaN.
     layer
         Layer with the expression scored (``None``: ``X``; counts or log-normalised).
+    chromatin
+        Chromatin accessibility of cells of ``adata`` as gene activity scores (cells x genes in
+        ``X``, counts or log-normalised; cells matched by ``obs_names``, those of ``adata`` absent
+        from it are not measured epigenetically): an AnnData, or a MuData whose modality
+        ``chromatin_mod`` holds them. Peaks are refused (compute gene activity first, e.g. ArchR
+        ``GeneScoreMatrix``, Signac ``GeneActivity``, SnapATAC2 ``pp.make_gene_matrix``). ``None``:
+        the epigenetic indices are NaN.
+    chromatin_mod
+        Modality of a MuData ``chromatin`` with the gene activity (ignored for an AnnData).
     n_boot
         Bootstrap resamples of the cells for the intervals (0: no intervals, NaN).
     rng
@@ -179,29 +279,26 @@ def heterogeneity(
     Returns
     -------
     ``None`` or a copy. Writes ``uns[key_added]`` with ``table`` (one row per sample: ``sample``,
-    ``n_malignant``, ``n_clone_labelled``, ``n_clones``, ``clonal_events``, ``subclonal_events``,
-    ``tree_depth``, ``n_states``, ``dominant_state``, every index of :data:`INDICES` with its
-    ``_low`` / ``_high``, and ``not_measured``: ``"index: reason"`` for every NaN index, ``"; "``-
-    joined), ``clone_state`` (long: sample, clone, state, n_cells, fraction of the clone's
-    cells), ``clones`` (per clone: sample, n_cells, fraction, cnv_burden, n_gains, n_losses) and
-    ``params``. Read it with :func:`tmeatlas.get.heterogeneity`.
+    ``n_malignant``, ``n_clone_labelled``, ``n_chromatin_profiled`` (malignant cells with a
+    chromatin profile; NaN without ``chromatin``), ``n_clones``, ``clonal_events``,
+    ``subclonal_events``, ``tree_depth``, ``n_states``, ``dominant_state``, every index of
+    :data:`INDICES` with its ``_low`` / ``_high``, and ``not_measured``: ``"index: reason"`` for
+    every NaN index, ``"; "``-joined), ``clone_state`` (long: sample, clone, state, n_cells,
+    fraction of the clone's cells), ``clones`` (per clone: sample, n_cells, fraction, cnv_burden,
+    n_gains, n_losses) and ``params`` (``chromatin``: the modality, its cells and genes, the cells
+    and malignant cells matched, the signatures scored on it). Read it with
+    :func:`tmeatlas.get.heterogeneity`. Also writes ``obs["malignant_state"]``: each malignant
+    cell's state (NaN for the other cells), so that ``tm.tl.therapy_survival(adata,
+    groupby="malignant_state")`` says which states a therapy leaves behind.
     """
     from ._cells import malignant_mask
 
     adata = start(adata, copy)
-    check_obs_key(adata, sample_key, what="sample_key")
-    n_boot = check_int("n_boot", n_boot, 0)
-    if not isinstance(key_added, str) or not key_added:
-        raise InvalidParameterError(f"key_added must be a non-empty string, got {key_added!r}.")
-    if not isinstance(clone_key, str):
-        raise InvalidParameterError(
-            f"clone_key must be the name of a column of adata.obs, got {clone_key!r}."
-        )
-    hint = "Run `tm.tl.cnv_clones(adata)` first, or name your clone column with clone_key=."
-    check_obs_key(adata, clone_key, what="clone_key", hint=hint)
+    n_boot = _check_args(adata, sample_key, clone_key, n_boot, key_added)
     progs = _programs(programs)
     seed = resolve_seed(rng)
     X = get_matrix(adata, layer)
+    chrom = _chromatin(adata, chromatin, chromatin_mod, progs)
     mal, mal_rule = malignant_mask(adata, malignant_key, malignant_value)
     if not mal.any():
         raise NotApplicableError(
@@ -211,22 +308,23 @@ def heterogeneity(
     samples = (
         adata.obs[sample_key].astype(str).to_numpy() if sample_key else np.full(adata.n_obs, "all", object)
     )
-    clones = _clone_labels(adata.obs[clone_key], mal)
+    clones = clone_labels(adata.obs[clone_key], mal)
     states, scored, unscored = _states(adata, X, mal, samples, progs, seed, n_jobs)
-    xy, why_xy = _coordinates(adata, spatial_key)
+    epi = _chromatin_states(chrom, mal, samples, progs, seed, n_jobs)
+    xy, why_xy = spatial_coordinates(adata, spatial_key)
     tree = _tree_tables(adata, clone_key)
     rows, comp, per_clone = [], [], []
     seeds = spawn_seeds(seed, max(len(pd.unique(samples)), 1))
     for i, s in enumerate(pd.unique(samples)):
         idx = np.flatnonzero((samples == s) & mal)
         row, c_rows, k_rows = _sample(
-            s, idx, clones, states, xy, why_xy, tree, bool(scored), n_boot, int(seeds[i])
+            s, idx, clones, (states, epi), xy, why_xy, tree, bool(scored), n_boot, int(seeds[i])
         )
         rows.append(row)
         comp += c_rows
         per_clone += k_rows
     table = _table(rows)
-    measured = table[[c for c in INDICES if c != "epigenetic_diversity"]].notna().any(axis=1)
+    measured = table[list(INDICES)].notna().any(axis=1)
     if not measured.any():
         raise NotApplicableError(
             "no sample could be measured: "
@@ -238,6 +336,7 @@ def heterogeneity(
     store(
         adata,
         tool="tl.heterogeneity",
+        obs={OBS.malignant_state: _state_column(states, list(progs))},
         uns_key=key_added,
         uns={
             "table": table,
@@ -255,6 +354,7 @@ def heterogeneity(
             "signatures_not_scored": unscored,
             "spatial_key": spatial_key,
             "layer": layer,
+            "chromatin": epi["params"],
             "n_neighbors": N_NEIGHBORS,
             "min_cells": MIN_CELLS,
             "n_boot": n_boot,
@@ -299,7 +399,136 @@ def _programs(programs) -> dict[str, tuple[str, ...]]:
     return progs
 
 
-def _clone_labels(col: pd.Series, mal: np.ndarray) -> np.ndarray:
+def _state_column(states: np.ndarray, names: list[str]) -> pd.Categorical:
+    """``obs["malignant_state"]``: each malignant cell's state (NaN for other cells), so that a state can be a
+    subpopulation of :func:`~tmeatlas.tl.therapy_survival` (``groupby="malignant_state"``).
+    """
+    vals = pd.Series(states, dtype=object).where(pd.notna(states), None)
+    return pd.Categorical(vals, categories=[*names, BASELINE])
+
+
+def _check_args(adata, sample_key, clone_key, n_boot, key_added) -> int:
+    """Nothing wrong with the columns and scalars (``n_boot`` returned as ``int``), or a typed error."""
+    check_obs_key(adata, sample_key, what="sample_key")
+    n_boot = check_int("n_boot", n_boot, 0)
+    if not isinstance(key_added, str) or not key_added:
+        raise InvalidParameterError(f"key_added must be a non-empty string, got {key_added!r}.")
+    if not isinstance(clone_key, str):
+        raise InvalidParameterError(
+            f"clone_key must be the name of a column of adata.obs, got {clone_key!r}."
+        )
+    hint = "Run `tm.tl.cnv_clones(adata)` first, or name your clone column with clone_key=."
+    check_obs_key(adata, clone_key, what="clone_key", hint=hint)
+    return n_boot
+
+
+def _chromatin_modality(chromatin, mod) -> tuple[AnnData, str | None]:
+    """The gene-activity AnnData of ``chromatin`` (itself, or modality ``mod`` of a MuData) and that name.
+
+    A MuData is recognised by its ``.mod`` mapping of AnnData modalities, so mudata is never imported.
+    """
+    from collections.abc import Mapping
+
+    from anndata import AnnData
+
+    if isinstance(chromatin, AnnData):
+        return chromatin, None
+    mods = getattr(chromatin, "mod", None)
+    if not isinstance(mods, Mapping):
+        raise InvalidParameterError(
+            "chromatin must be an AnnData of gene activity scores (cells x genes) or a MuData holding one "
+            f"(chromatin_mod= names it), got {type(chromatin).__name__}."
+        )
+    if not isinstance(mod, str) or mod not in mods:
+        hint = suggest_names([mod], [str(m) for m in mods])
+        raise InvalidParameterError(
+            f"chromatin_mod={mod!r} is not a modality of the MuData (modalities: {list(mods)}); name the "
+            f"chromatin-accessibility one with chromatin_mod=. {hint}".rstrip()
+        )
+    if not isinstance(mods[mod], AnnData):
+        raise InvalidParameterError(f"modality {mod!r} of the MuData is not an AnnData.")
+    return mods[mod], mod
+
+
+def _chromatin(adata, chromatin, mod, progs) -> dict | None:
+    """The chromatin gene activity checked against ``adata`` and the programs: ``None`` when not given, else
+    ``{"cells": AnnData, "X": matrix, "pos": row of each cell of adata in it (-1: absent), "params"}``.
+    """
+    from .._core.chunks import is_streamed
+    from ..datasets._signatures import _library
+    from ._cells import gene_cols
+
+    if chromatin is None:
+        return None
+    cells, mod = _chromatin_modality(chromatin, mod)
+    if cells.n_obs == 0 or cells.n_vars == 0 or cells.X is None:
+        raise InvalidInputError(
+            f"the chromatin AnnData is empty ({cells.n_obs} cells x {cells.n_vars} genes, X "
+            f"{'missing' if cells.X is None else 'present'}); put the gene activity scores in its X."
+        )
+    var = pd.Index(cells.var_names.astype(str))
+    lib = _library()
+    genes = lib.loc[lib["name"].isin({n for v in progs.values() for n in v}), "gene"].astype(str)
+    peaks = float(var.str.match(_PEAK).mean()) > 0.5
+    if peaks or not gene_cols(var, list(genes)):
+        what = "peaks" if peaks else "no gene of the programs"
+        raise InvalidInputError(
+            f"chromatin= holds {what} (var_names {list(var[:3])}): states are called on gene programs, so "
+            f"peak accessibility cannot be scored; {_GENE_ACTIVITY_HOW}."
+        )
+    for who, names in (("adata", adata.obs_names), ("chromatin", cells.obs_names)):
+        if not names.is_unique:
+            raise InvalidInputError(
+                f"{who} has duplicated cell names ({list(names[names.duplicated()][:3])}): cells are matched "
+                "between adata and chromatin= by obs_names; make the names unique in the same way in both."
+            )
+    pos = cells.obs_names.get_indexer(adata.obs_names)
+    if (pos < 0).all():
+        raise InvalidInputError(
+            f"no cell of adata is in chromatin= (obs_names {list(adata.obs_names[:2])} vs "
+            f"{list(cells.obs_names[:2])}): the modalities are matched by cell name; make the barcodes agree "
+            "(e.g. the same sample prefix or '-1' suffix) before passing chromatin=."
+        )
+    X = cells.X
+    if not np.issubdtype(np.dtype(X.dtype), np.number) or np.dtype(X.dtype) == np.bool_:
+        raise InvalidInputError(f"chromatin.X holds {X.dtype} values; pass numeric gene activity scores.")
+    if not is_streamed(X):  # a streamed matrix is checked block by block as it is read
+        try:
+            check_expression_values(X)
+        except InvalidInputError as e:
+            raise InvalidInputError(
+                f"chromatin.X (gene activity): {e} Gene activity goes in as counts or log-normalised, not scaled."
+            ) from None
+    params = {"modality": mod if mod is not None else "AnnData", "n_cells": int(cells.n_obs),
+              "n_genes": int(cells.n_vars), "n_cells_matched": int((pos >= 0).sum())}  # fmt: skip
+    return {"cells": cells, "X": X, "pos": pos, "params": params}
+
+
+def _chromatin_states(chrom, mal, samples, progs, seed, n_jobs) -> dict:
+    """State of each malignant cell of adata on its chromatin gene activity (``None``: no profile), with
+    ``_states`` on the chromatin matrix; ``profiled`` marks the cells of adata with a profile, ``why`` says
+    why no sample can be measured (``""`` when some can), ``params`` describes the input.
+    """
+    if chrom is None:
+        return {"states": None, "profiled": None, "why": _EPI_REASON, "params": None}
+    cells, pos = chrom["cells"], chrom["pos"]
+    has = pos >= 0
+    mal_c = np.zeros(cells.n_obs, dtype=bool)
+    mal_c[pos[has & mal]] = True
+    samples_c = np.full(cells.n_obs, "", dtype=object)
+    samples_c[pos[has]] = samples[has]
+    states = np.full(len(mal), None, dtype=object)
+    scored, unscored = [], sorted({n for v in progs.values() for n in v})
+    if mal_c.any():
+        st, scored, unscored = _states(cells, chrom["X"], mal_c, samples_c, progs, seed, n_jobs)
+        states[has] = st[pos[has]]
+    why = "" if scored or not mal_c.any() else "no program could be scored on the chromatin gene activity (fewer than 3 of its genes measured)"  # fmt: skip
+    params = {**chrom["params"], "n_malignant_matched": int(mal_c.sum()),
+              "signatures_scored": scored, "signatures_not_scored": unscored}  # fmt: skip
+    return {"states": states, "profiled": has, "why": why, "params": params}
+
+
+def clone_labels(col: pd.Series, mal: np.ndarray) -> np.ndarray:
     """Clone label of each malignant cell, ``None`` where there is none (and for other cells)."""
     lab = col.astype(object).where(col.notna(), "").astype(str).to_numpy(dtype=object)
     none = np.array([str(v).strip().lower() in _NO_CLONE for v in lab]) | ~mal
@@ -307,8 +536,13 @@ def _clone_labels(col: pd.Series, mal: np.ndarray) -> np.ndarray:
     return lab
 
 
-def _states(adata, X, mal, samples, progs, seed, n_jobs) -> tuple[np.ndarray, list[str], list[str]]:
-    """State of every malignant cell (``None`` elsewhere) and the signatures scored / not scored.
+def _states(cells, X, mal, samples, progs, seed, n_jobs, return_z: bool = False) -> tuple:
+    """State of every malignant cell (``None`` elsewhere) and the signatures scored / not scored;
+    with ``return_z``, also ``{"states": names, "z": malignant cells x states}`` (the shrunk state z
+    of each malignant cell, in row order; for benchmarks).
+
+    ``cells`` is the AnnData whose rows ``X`` holds (cells x genes), and ``mal`` / ``samples`` run over
+    its rows: the RNA of ``adata``, or the chromatin gene activity (:func:`_chromatin_states`), one path.
 
     Scores are averaged over each cell's 30 nearest malignant neighbours of its sample and z-scored
     within the sample, shrunk by the reliability of the averages (as in
@@ -320,9 +554,9 @@ def _states(adata, X, mal, samples, progs, seed, n_jobs) -> tuple[np.ndarray, li
     from ._therapy import _lognorm_rows, _smoother, _zscore
 
     sigs = sorted({n for v in progs.values() for n in v})
-    scores = _score(_light(adata, X), sigs, seed, n_jobs)
+    scores = _score(_light(cells, X), sigs, seed, n_jobs)
     scored = [n for n in sigs if n in scores.columns]
-    states = np.full(adata.n_obs, None, dtype=object)
+    states = np.full(cells.n_obs, None, dtype=object)
     mal_idx = np.flatnonzero(mal)
     codes = pd.factorize(samples[mal_idx])[0]
     E = _lognorm_rows(X, mal_idx, int(settings.chunk_size))
@@ -340,10 +574,13 @@ def _states(adata, X, mal, samples, progs, seed, n_jobs) -> tuple[np.ndarray, li
         best = np.argmax(Z, axis=1)
         top = Z[np.arange(len(Z)), best]
         states[mal] = np.where(top >= STATE_Z, np.asarray(names, dtype=object)[best], BASELINE)
-    return states, scored if cols else [], [n for n in sigs if n not in scored]
+    out = (states, scored if cols else [], [n for n in sigs if n not in scored])
+    if return_z:
+        out += ({"states": names, "z": np.column_stack(cols) if cols else np.zeros((len(mal_idx), 0))},)
+    return out
 
 
-def _coordinates(adata, spatial_key) -> tuple[np.ndarray | None, str]:
+def spatial_coordinates(adata, spatial_key) -> tuple[np.ndarray | None, str]:
     """Two-dimensional coordinates (first two columns) or ``None`` and why."""
     if spatial_key is None or spatial_key not in adata.obsm:
         return None, f"no coordinates in obsm[{spatial_key!r}]"
@@ -368,8 +605,11 @@ def _tree_tables(adata, clone_key) -> dict | None:
 # --------------------------------------------------------------------------------------------
 # one sample
 # --------------------------------------------------------------------------------------------
-def _sample(s, idx, clones, states, xy, why_xy, tree, have_states, n_boot, seed):
-    """The table row of sample ``s`` (malignant cells ``idx``), its clone x state rows and clone rows."""
+def _sample(s, idx, clones, calls, xy, why_xy, tree, have_states, n_boot, seed):
+    """The table row of sample ``s`` (malignant cells ``idx``), its clone x state rows and clone rows;
+    ``calls`` is the RNA states of the cells and the chromatin states of :func:`_chromatin_states`.
+    """
+    states, epi = calls
     n = len(idx)
     lab = clones[idx]
     has_clone = np.array([v is not None for v in lab], dtype=bool)
@@ -405,15 +645,18 @@ def _sample(s, idx, clones, states, xy, why_xy, tree, have_states, n_boot, seed)
     elif n < MIN_CELLS:
         why.update(dict.fromkeys(("state_diversity", "state_between_clones"), few))
     burden, k_rows = _tree_features(s, row, clone_names, ccode, tree, why, genetic)
-    frac, ent = _neighbours(idx, ccode, xy, why_xy, why, genetic, len(clone_names))
+    frac, ent = clone_neighbours(idx, ccode, xy, why_xy, why, genetic, len(clone_names))
     parts = {"clone": ccode if genetic else None, "state": scode if state_names and n >= MIN_CELLS else None,
              "burden": burden, "frac": frac, "ent": ent}  # fmt: skip
-    est, lo, hi = _resampled(parts, len(clone_names), len(state_names), n_boot, seed)
+    rna = st if parts["state"] is not None else None
+    parts["epi"], parts["rna"], n_epi = _epi_codes(row, idx, epi, rna, why)
+    est, lo, hi = _resampled(parts, len(clone_names), len(state_names), n_boot, seed, n_epi)
     if genetic and len(clone_names) == 1:
         why.setdefault("clone_mixing", "one clone")
     if parts["state"] is not None and est.get("state_diversity") == 0 and genetic:
         why.setdefault("state_between_clones", "one state")
-    why["epigenetic_diversity"] = _EPI_REASON
+    if parts["rna"] is not None and not np.isfinite(est.get("epigenetic_rna_agreement", np.nan)):
+        why.setdefault("epigenetic_rna_agreement", "one and the same state in RNA and chromatin")
     for k in INDICES:
         v, low, high = (
             (np.nan,) * 3 if k in why else (est.get(k, np.nan), lo.get(k, np.nan), hi.get(k, np.nan))
@@ -449,6 +692,36 @@ def _reasons(why: dict[str, str]) -> str:
     return "; ".join(f"{', '.join(ks)}: {r}" for r, ks in by.items())
 
 
+def _epi_codes(row, idx, epi, rna, why) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+    """Chromatin state codes of the sample's malignant cells ``idx`` (-1: no profile) and their RNA states
+    ``rna`` (``None``: not measured) coded alike, over the union of both sets of names, and its size;
+    ``None`` where not measured, with the reason in ``why``. Writes ``n_chromatin_profiled`` into ``row``.
+    """
+    if epi["profiled"] is not None:
+        row["n_chromatin_profiled"] = int(epi["profiled"][idx].sum())
+    if epi["why"]:
+        why.update(dict.fromkeys(_EPI, epi["why"]))
+        return None, None, 0
+    e = epi["states"][idx]
+    ok = np.array([v is not None for v in e], dtype=bool)
+    if ok.sum() < MIN_CELLS:
+        reason = f"{int(ok.sum())} malignant cells with a chromatin profile (fewer than {MIN_CELLS})"
+        why.update(dict.fromkeys(_EPI, reason))
+        return None, None, 0
+    rna_names = set() if rna is None else {str(v) for v in rna if v is not None}
+    names = sorted({str(v) for v in e[ok]} | rna_names)
+
+    def code(a):
+        has = np.array([v is not None for v in a], dtype=bool)
+        out = np.full(len(a), -1, np.int64)
+        out[has] = pd.Categorical(a[has].astype(str), categories=names).codes
+        return out
+
+    if rna is None:
+        why["epigenetic_rna_agreement"] = "no RNA states in this sample (see state_diversity)"
+    return code(e), None if rna is None else code(rna), len(names)
+
+
 def _tree_features(s, row, clone_names, ccode, tree, why, genetic) -> tuple[np.ndarray | None, list[dict]]:
     """Clonal / subclonal arm events, tree depth and per-cell clone burden of sample ``s``."""
     if not genetic:
@@ -482,11 +755,17 @@ def _tree_features(s, row, clone_names, ccode, tree, why, genetic) -> tuple[np.n
     return np.where(ccode >= 0, per[np.maximum(ccode, 0)], np.nan), k_rows
 
 
-def _neighbours(
+def clone_neighbours(
     idx, ccode, xy, why_xy, why, genetic, n_clones
 ) -> tuple[np.ndarray | None, np.ndarray | None]:
     """Per malignant cell: fraction of its 10 nearest labelled malignant neighbours of another clone, and
     the entropy of their labels (NaN for cells without a label or coordinates).
+
+    ``idx`` are the rows of a sample's malignant cells, ``ccode`` their clone codes (-1: no label) out of
+    ``n_clones``, ``xy`` the coordinates of all cells (``None``: not measured, for the reason
+    ``why_xy``). ``(None, None)`` when not measured (``genetic`` false, no coordinates, fewer than 20
+    labelled cells with coordinates), with the reason written into ``why`` under the spatial indices.
+    Shared with :func:`tmeatlas.pl.clone_mixing`, which draws the per-cell fraction.
     """
     if not genetic:
         return None, None
@@ -539,7 +818,7 @@ def _mm(C: np.ndarray) -> np.ndarray:
 def _indices(W, parts, n_clone: int, n_state: int, onehots) -> dict[str, np.ndarray]:
     """Every index for each row of cell weights ``W`` (replicates x cells; ones for the estimate)."""
     out = {}
-    Oc, Os, Oj = onehots
+    Oc, Os, Oj, Oe, Oa = onehots
 
     def counts(onehot):  # weighted category counts, replicates x categories
         return np.asarray(onehot.T @ W.T).T
@@ -570,7 +849,22 @@ def _indices(W, parts, n_clone: int, n_state: int, onehots) -> dict[str, np.ndar
             hs, hc, hj = _mm(J.sum(axis=1)), _mm(J.sum(axis=2)), _mm(J.reshape(len(W), -1))
             with np.errstate(divide="ignore", invalid="ignore"):
                 out["state_between_clones"] = np.where(hs > 0, np.clip(hs + hc - hj, 0.0, hs) / hs, np.nan)
+    if Oe is not None:  # cells without a chromatin profile have no column: they do not count
+        out["epigenetic_diversity"] = _mm(counts(Oe))
+        if Oa is not None:
+            out["epigenetic_rna_agreement"] = _kappa(counts(Oa).reshape(len(W), Oe.shape[1], Oe.shape[1]))
     return out
+
+
+def _kappa(A: np.ndarray) -> np.ndarray:
+    r"""Cohen's kappa of each agreement table of ``A`` (replicates x RNA state x chromatin state):
+    :math:`(p_o - p_e) / (1 - p_e)`; NaN where :math:`p_e = 1` (one and the same state in both).
+    """
+    n = A.sum(axis=(1, 2))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        po = np.trace(A, axis1=1, axis2=2) / n
+        pe = (A.sum(axis=2) * A.sum(axis=1)).sum(axis=1) / n**2
+        return np.where(pe < 1.0 - 1e-12, (po - pe) / (1.0 - pe), np.nan)
 
 
 def _onehot(code: np.ndarray | None, k: int):
@@ -580,14 +874,21 @@ def _onehot(code: np.ndarray | None, k: int):
     return sparse.csr_matrix((np.ones(ok.sum()), (np.flatnonzero(ok), code[ok])), shape=(len(code), k))
 
 
-def _resampled(parts, n_clone: int, n_state: int, n_boot: int, seed: int):
-    """Estimates and 2.5 / 97.5 % percentiles over ``n_boot`` multinomial resamples of the cells."""
-    c, s = parts["clone"], parts["state"]
-    n = len(c) if c is not None else (len(s) if s is not None else 0)
-    joint = None
+def _resampled(parts, n_clone: int, n_state: int, n_boot: int, seed: int, n_epi: int = 0):
+    """Estimates and 2.5 / 97.5 % percentiles over ``n_boot`` multinomial resamples of the cells.
+
+    Every per-cell category (clone, RNA state, chromatin state: ``n_epi`` names shared with the RNA
+    states coded alike in ``parts["rna"]``) travels with its cell; code -1 is not counted.
+    """
+    c, s, e, r = parts["clone"], parts["state"], parts.get("epi"), parts.get("rna")
+    n = next((len(v) for v in (c, s, e) if v is not None), 0)
+    joint = agree = None
     if c is not None and s is not None:
         joint = np.where((c >= 0) & (s >= 0), c * n_state + s, -1)
-    onehots = (_onehot(c, n_clone), _onehot(s, n_state), _onehot(joint, n_clone * n_state))
+    if e is not None and r is not None:
+        agree = np.where((e >= 0) & (r >= 0), r * n_epi + e, -1)
+    onehots = (_onehot(c, n_clone), _onehot(s, n_state), _onehot(joint, n_clone * n_state),
+               _onehot(e, n_epi), _onehot(agree, n_epi * n_epi))  # fmt: skip
     if n == 0 or all(o is None for o in onehots):
         return {}, {}, {}
     est = {k: float(v[0]) for k, v in _indices(np.ones((1, n)), parts, n_clone, n_state, onehots).items()}
@@ -610,7 +911,7 @@ def _resampled(parts, n_clone: int, n_state: int, n_boot: int, seed: int):
 
 
 def _table(rows: list[dict]) -> pd.DataFrame:
-    cols = ["sample", "n_malignant", "n_clone_labelled", "n_clones", "clonal_events", "subclonal_events",
+    cols = ["sample", "n_malignant", "n_clone_labelled", "n_chromatin_profiled", "n_clones", "clonal_events", "subclonal_events",
             "tree_depth", "n_states", "dominant_state"]  # fmt: skip
     for k in INDICES:
         cols += [k, f"{k}_low", f"{k}_high"]

@@ -88,6 +88,13 @@ def call_malignant(
     dominated by tumour cells, normal cells look like the mirror image of the tumour — so every
     cell is ``uncertain`` (probability NaN) with a warning: pass reference cells to ``infer_cnv``.
 
+    Haematological malignancies: where ``infer_cnv`` found an immune lineage of a sample carrying
+    copy-number changes as a whole (``uns["cnv"]["reference"]["haematological"]``), that lineage's
+    cells are called like any other on their CNV, but those the evidence would call non-malignant
+    are ``uncertain`` (the lineage is mostly malignant; low-depth lymphocytes often carry too little
+    signal to show a cell is normal), and a sample where no CNV cluster reaches significance is
+    not trusted. ``benchmarks/haematological.py`` measures it on a constructed lymphoma.
+
     Parameters
     ----------
     adata
@@ -155,6 +162,7 @@ def call_malignant(
     calls = np.where(prob > hi_t, MALIGNANT, np.where(prob < lo_t, NON_MALIGNANT, UNCERTAIN))
     calls[np.isnan(prob)] = UNCERTAIN
     calls[_guard_samples(res["table"], groups, adata.uns[cnv_key].get("reference", {}))] = UNCERTAIN
+    calls[_haematological_cells(adata, cnv_key, groups, calls)] = UNCERTAIN
     empty = _empty_cells(adata, cnv_key)
     if empty.any():  # no count in any CNV gene: no evidence either way
         logger.warning(
@@ -202,8 +210,10 @@ def _guard_samples(table: pd.DataFrame, groups: np.ndarray, reference: dict) -> 
 
     A sample is not trusted when its reference is suspect (the automatic reference could not be
     checked against immune cells, or more than :data:`MAX_REFERENCE_TUMOUR_LIKE` of its reference
-    cells carry the tumour's CNV profile) or when its CNV evidence does not separate two groups
-    of cells (separation < :data:`MIN_SEPARATION`): a confident call there could be wrong either way.
+    cells carry the tumour's CNV profile), when its CNV evidence does not separate two groups
+    of cells (separation < :data:`MIN_SEPARATION`), or when :func:`~tmeatlas.tl.infer_cnv` found an
+    immune lineage with copy-number changes in it (a haematological malignancy) but no CNV cluster
+    calls cells malignant: a confident call there could be wrong either way.
     """
     for col in ("separation", "reference_tumour_like"):
         if col not in table:
@@ -217,6 +227,16 @@ def _guard_samples(table: pd.DataFrame, groups: np.ndarray, reference: dict) -> 
     why = pd.Series("", index=table.index, dtype=object)
     why[bad_sep] = f"CNV evidence does not separate the cells (separation {MIN_SEPARATION:g} needed)"
     why[bad_ref] = "suspect reference: reference cells carry the tumour's CNV profile"
+    haem = reference.get("haematological")
+    if isinstance(haem, pd.DataFrame) and len(haem):
+        # infer_cnv found an immune lineage with copy-number changes here: "no malignant cell" would contradict it
+        contra = table["sample"].astype(str).isin(set(haem["sample"].astype(str))) & ~table[
+            "coherent_cnv"
+        ].astype(bool)
+        why[contra] = (
+            "an immune lineage carries copy-number changes (uns['cnv']['reference']['haematological']) but no "
+            "CNV cluster reaches significance to call its cells"
+        )
     if unverified:
         why[:] = "suspect reference: not checked against immune cells"
     bad = why != ""
@@ -234,6 +254,43 @@ def _guard_samples(table: pd.DataFrame, groups: np.ndarray, reference: dict) -> 
         stacklevel=3,
     )
     return np.isin(groups.astype(str), names)
+
+
+def _haematological_cells(adata: AnnData, cnv_key: str, groups: np.ndarray, calls: np.ndarray) -> np.ndarray:
+    """Cells called non-malignant that belong to an immune lineage with copy-number changes in their sample.
+
+    :func:`~tmeatlas.tl.infer_cnv` found that lineage, as a whole, carrying arm-level changes
+    (``uns[cnv_key]["reference"]["haematological"]``): most of its cells are malignant, so a cell
+    of it without per-cell CNV evidence (low-depth lymphocytes often have too little) is not shown
+    to be normal; it becomes uncertain, with a warning. Lineage membership is the reference
+    candidates' marker rule (:func:`tmeatlas.tl._cnv._marker_candidates`).
+    """
+    from .._settings import settings
+    from ._cnv import _marker_candidates
+
+    haem = adata.uns[cnv_key].get("reference", {}).get("haematological")
+    out = np.zeros(adata.n_obs, dtype=bool)
+    if not isinstance(haem, pd.DataFrame) or not len(haem):
+        return out
+    X = as_csr(get_matrix(adata, _cnv_layer(adata, cnv_key)))
+    codes, names = _marker_candidates(X, adata.var_names, int(settings.chunk_size))
+    for s, lin in zip(haem["sample"].astype(str), haem["lineage"].astype(str)):
+        if lin in names:
+            out |= (groups.astype(str) == s) & (codes == names.index(lin)) & (calls == NON_MALIGNANT)
+    if out.any():
+        warnings.warn(
+            f"{int(out.sum())} cells of immune lineages with copy-number changes "
+            f"({', '.join(sorted(set(haem['lineage'].astype(str) + ' in ' + haem['sample'].astype(str))))}) had "
+            "no per-cell CNV evidence either way and are marked uncertain instead of non-malignant.",
+            stacklevel=3,
+        )
+    return out
+
+
+def _cnv_layer(adata: AnnData, cnv_key: str):
+    """The layer that infer_cnv read (``None``: ``X``)."""
+    layer = adata.uns[cnv_key].get("params", {}).get("layer", "None")
+    return None if layer in ("None", None) else layer
 
 
 def _groups(adata: AnnData, sample_key: str | None, min_cells: int) -> np.ndarray:
@@ -255,8 +312,7 @@ def _empty_cells(adata: AnnData, cnv_key: str) -> np.ndarray:
     from .._settings import settings
 
     info = adata.uns[cnv_key]
-    layer = info.get("params", {}).get("layer", "None")
-    X = get_matrix(adata, None if layer in ("None", None) else layer)
+    X = get_matrix(adata, _cnv_layer(adata, cnv_key))
     cols = info["genes"]["col"].to_numpy().astype(np.int64)
     out = np.zeros(adata.n_obs, dtype=bool)
     for s, e, B in row_blocks(X, int(settings.chunk_size)):
@@ -269,8 +325,7 @@ def _empty_cells(adata: AnnData, cnv_key: str) -> np.ndarray:
 def _expression(adata: AnnData, cnv_key: str):
     """The matrix, input mode and gene table that infer_cnv used."""
     info = adata.uns[cnv_key]
-    layer = info.get("params", {}).get("layer", "None")
-    X = as_csr(get_matrix(adata, None if layer in ("None", None) else layer))
+    X = as_csr(get_matrix(adata, _cnv_layer(adata, cnv_key)))
     genes = info["genes"]
     cols = genes["col"].to_numpy().astype(np.int64)
     if (
