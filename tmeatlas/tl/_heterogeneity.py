@@ -288,8 +288,9 @@ def heterogeneity(
     n_gains, n_losses) and ``params`` (``chromatin``: the modality, its cells and genes, the cells
     and malignant cells matched, the signatures scored on it). Read it with
     :func:`tmeatlas.get.heterogeneity`. Also writes ``obs["malignant_state"]``: each malignant
-    cell's state (NaN for the other cells), so that ``tm.tl.therapy_survival(adata,
-    groupby="malignant_state")`` says which states a therapy leaves behind.
+    cell's state (NaN for the other cells), so that
+    ``tm.tl.therapy_survival(adata, groupby="malignant_state")`` says which states a therapy
+    leaves behind.
     """
     from ._cells import malignant_mask
 
