@@ -24,7 +24,11 @@ Run by hand from the project root (results go to benchmarks/results/annotate_acc
   carcinoma cells called an immune or stromal type (overall and per sample), and as a ceiling a
   class-balanced logistic regression trained on the authors' labels (log1p CP10k of all genes,
   5-fold stratified cross-validation).
-* On both real sets, the reliability of ``cell_type_confidence``: accuracy of the mapped major type
+* Oligodendroglioma (``../shared/data/real/tirosh2016_oligodendroglioma.h5ad``, Tirosh et al. 2016,
+  Smart-seq2, 184 cells, skipped when absent): the authors' types (four malignant patient groups,
+  normal oligodendrocytes, microglia/macrophages) against ``cell_type_major`` / ``cell_type``,
+  with the authors' CNV-based ``obs.malignant`` and without it, and the mean confidence per type.
+* On the MERFISH and ovarian sets, the reliability of ``cell_type_confidence``: accuracy of the mapped major type
   (Unassigned counts as wrong) per confidence bin, the share of cells at confidence >= 0.8 and
   their accuracy (issue 21's calibration target: >= 90 % correct there).
 """
@@ -48,6 +52,7 @@ MAP = {
     "Pericyte": "Vascular", "Epithelial": "Epithelial", "Malignant": "Epithelial", "Unassigned": "Unassigned",
 }  # fmt: skip
 QIAN = MERFISH.parent / "qian2020_ovarian.h5ad"
+TIROSH = MERFISH.parent / "tirosh2016_oligodendroglioma.h5ad"
 QIAN_MAP = {
     "Malignant": "Epithelial", "Epithelial": "Epithelial", "T cell": "T_cell", "NK cell": "T_cell",
     "B cell": "B_cell", "Plasma cell": "B_cell", "Myeloid": "Macrophage", "Fibroblast": "Fibroblast",
@@ -104,7 +109,7 @@ def merfish() -> dict:
     y = a.obs["type_lvl1"].astype(str).to_numpy()
     b = a.copy()
     tm.tl.annotate(b)
-    pred_ours = b.obs["cell_type_major"].astype(str).map(MAP).to_numpy()
+    pred_ours = np.asarray([MAP.get(m, m) for m in b.obs["cell_type_major"].astype(str)])
     ours = balanced_accuracy_score(y, pred_ours)
     sc.pp.normalize_total(a, target_sum=1e4)
     sc.pp.log1p(a)
@@ -204,6 +209,32 @@ def qian() -> dict:
             "n_cells_per_type": {k: int((y == k).sum()) for k in sorted(set(y))}}  # fmt: skip
 
 
+def tirosh() -> dict:
+    import anndata as ad
+    import pandas as pd
+
+    import tmeatlas as tm
+
+    a = ad.read_h5ad(TIROSH)
+    author = a.obs.pop("cell_type").astype(str).str.replace(r"malignant_.*", "malignant", regex=True)
+    out = {}
+    for name, keep in (("with_cnv_calls", True), ("without_cnv_calls", False)):
+        b = a.copy()
+        if not keep:
+            del b.obs["malignant"]
+        tm.tl.annotate(b)
+        o = b.obs.assign(author=author.to_numpy())
+        out[name] = {
+            "major": {k: {m: int(n) for m, n in v.items() if n} for k, v in
+                      pd.crosstab(o["author"], o["cell_type_major"].astype(str)).iterrows()},
+            "fine": {k: {m: int(n) for m, n in v.items() if n} for k, v in
+                     pd.crosstab(o["author"], o["cell_type"].astype(str)).iterrows()},
+            "mean_confidence": o.groupby("author")["cell_type_confidence"].mean().astype(float).round(3).to_dict(),
+            "tissue_types": b.uns["annotate"]["tissue_types"],
+        }  # fmt: skip
+    return out
+
+
 def main() -> None:
     warnings.simplefilter("ignore")
     out = {
@@ -215,6 +246,8 @@ def main() -> None:
         out["merfish_nsclc"] = merfish()
     if QIAN.exists():
         out["qian2020_ovarian"] = qian()
+    if TIROSH.exists():
+        out["tirosh2016_oligodendroglioma"] = tirosh()
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2) + "\n")
     print(json.dumps(out, indent=2))

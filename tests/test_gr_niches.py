@@ -311,6 +311,8 @@ def test_niche_names_known_answer():
     assert _name(pd.Series({"Vascular": 0.5, "Fibroblast": 0.3, "Myeloid": 0.2}), None) == "vascular stroma"
     assert _name(pd.Series({"Malignant": 0.7, "CD8 T": 0.2, "Fibroblast": 0.1}), None) == "inflamed tumour"
     assert _name(pd.Series({"B cell": 0.4, "T cell": 0.3, "Fibroblast": 0.3}), None) == "TLS"
+    brain = pd.Series({"Oligodendrocyte": 0.5, "Astrocyte": 0.2, "Microglia": 0.2, "Endothelial": 0.1})
+    assert _name(brain, None) == "parenchyma"  # glia of the brain; microglia count as myeloid
 
 
 def test_patient_split_known_answer():

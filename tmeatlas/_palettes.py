@@ -36,10 +36,12 @@ COMPARTMENT_COLORS = {
     "immune": "#0072B2",
     "stromal": "#009E73",
     "epithelial": "#CC79A7",
+    "parenchyma": "#DDCC77",
     "unassigned": "#BBBBBB",
 }
 #: fixed colours of the major cell types: Okabe-Ito and Paul Tol's muted scheme, immune types
-#: in blues/purples, stroma in greens, malignant vermillion, as in the compartments
+#: in blues/purples, stroma in greens, malignant vermillion, brain parenchyma in sand, pear, orange and rose (Tol's
+#: muted and light schemes), as in the compartments
 MAJOR_COLORS = {
     "Malignant": "#D55E00",
     "T cell": "#0072B2",
@@ -52,6 +54,10 @@ MAJOR_COLORS = {
     "Endothelial": "#117733",
     "Pericyte": "#999933",
     "Epithelial": "#CC79A7",
+    "Oligodendrocyte": "#DDCC77",
+    "OPC": "#BBCC33",
+    "Astrocyte": "#EE8866",
+    "Neuron": "#CC6677",
     "Unassigned": "#BBBBBB",
 }
 

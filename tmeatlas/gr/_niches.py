@@ -45,8 +45,11 @@ _ROLE = {
     "t cell": "T", "nk cell": "T", "b cell": "B", "plasma cell": "plasma", "myeloid": "myeloid",
     "mast cell": "myeloid", "fibroblast": "fibro", "endothelial": "vessel", "pericyte": "vessel",
     "immune": "immune", "stromal": "fibro", "stroma": "fibro", "tumour": "tumour", "tumor": "tumour",
-    "lymphocyte": "immune", "vascular": "vessel",
+    "lymphocyte": "immune", "vascular": "vessel", "microglia": "myeloid", "parenchyma": "parenchyma",
+    "oligodendrocyte": "parenchyma", "opc": "parenchyma", "astrocyte": "parenchyma", "neuron": "parenchyma",
 }  # fmt: skip
+#: the role words, in the order the naming rules read them
+_ROLES = ("tumour", "epithelium", "T", "B", "plasma", "myeloid", "immune", "fibro", "vessel", "parenchyma")
 
 
 def _role(group: str) -> str:
@@ -79,10 +82,7 @@ def _name(comp: pd.Series, region: pd.Series | None, epithelium_is_normal: bool 
     :func:`tmeatlas.gr.interface`.
     """
     roles = comp.groupby(comp.index.map(_role)).sum()
-    r = {
-        k: float(roles.get(k, 0.0))
-        for k in ("tumour", "epithelium", "T", "B", "plasma", "myeloid", "immune", "fibro", "vessel")
-    }
+    r = {k: float(roles.get(k, 0.0)) for k in _ROLES}
     immune = r["T"] + r["B"] + r["plasma"] + r["myeloid"] + r["immune"]
     in_core = float(region.get("core", 0.0)) if region is not None else np.nan
     at_margin = float(region.get("margin", 0.0)) if region is not None else np.nan
@@ -102,6 +102,8 @@ def _name(comp: pd.Series, region: pd.Series | None, epithelium_is_normal: bool 
                 "myeloid": "myeloid-rich stroma"}[top]  # fmt: skip
     if immune >= 0.3:
         return "immune-rich stroma"
+    if r["parenchyma"] >= 0.4:
+        return "parenchyma"
     if r["vessel"] >= 0.4:
         return "vascular stroma"
     if r["fibro"] + r["vessel"] >= 0.4:
@@ -301,8 +303,9 @@ def niches(
     an epithelial group is not named normal (it may then hold the tumour), "epithelium", or
     "tumour core" when mostly in the interface's core; >= 15 % tumour or mostly in the margin band:
     "tumour margin" / "immune-rich margin"; immune >= 50 % or >= 30 %: "T-cell-rich stroma",
-    "myeloid-rich stroma", ..., "immune-rich stroma"; fibroblasts and vessels: "stroma" /
-    "vascular stroma"); repeated names get a number.
+    "myeloid-rich stroma", ..., "immune-rich stroma"; tissue parenchyma (glia, neurons) >= 40 %:
+    "parenchyma"; fibroblasts and vessels: "stroma" / "vascular stroma"); repeated names get a
+    number.
 
     Parameters
     ----------

@@ -25,18 +25,28 @@ __all__ = ["MAJOR_TYPES", "COMPARTMENTS", "annotate", "marker_table"]
 #: the fixed vocabulary of ``obs["cell_type_major"]``
 MAJOR_TYPES = [
     "Malignant", "T cell", "NK cell", "B cell", "Plasma cell", "Myeloid", "Mast cell",
-    "Fibroblast", "Endothelial", "Pericyte", "Epithelial", "Unassigned",
+    "Fibroblast", "Endothelial", "Pericyte", "Epithelial", "Oligodendrocyte", "OPC", "Astrocyte", "Neuron",
+    "Unassigned",
 ]  # fmt: skip
-#: the vocabulary of ``obs["compartment"]``
-COMPARTMENTS = ["malignant", "immune", "stromal", "epithelial", "unassigned"]
+#: the vocabulary of ``obs["compartment"]``; "parenchyma": tissue cells that are neither epithelial,
+#: immune nor stromal (the glia and neurons of the brain)
+COMPARTMENTS = ["malignant", "immune", "stromal", "epithelial", "parenchyma", "unassigned"]
 UNASSIGNED = "Unassigned"
 #: fine label of epithelial cells whose CNV call is "uncertain"
 EPI_UNCERTAIN = "epithelium (CNV uncertain)"
 _MAJOR_COMPARTMENT = {
     "Malignant": "malignant", "T cell": "immune", "NK cell": "immune", "B cell": "immune",
     "Plasma cell": "immune", "Myeloid": "immune", "Mast cell": "immune", "Fibroblast": "stromal",
-    "Endothelial": "stromal", "Pericyte": "stromal", "Epithelial": "epithelial", UNASSIGNED: "unassigned",
+    "Endothelial": "stromal", "Pericyte": "stromal", "Epithelial": "epithelial", "Oligodendrocyte": "parenchyma",
+    "OPC": "parenchyma", "Astrocyte": "parenchyma", "Neuron": "parenchyma", UNASSIGNED: "unassigned",
 }  # fmt: skip
+#: with ``tissue_types=None``, a tissue-restricted major type (library column ``tissue``) is scored
+#: only when at least this share of its positive markers is measured ...
+TISSUE_MIN_COVERAGE = 0.5
+#: ... and at least this share of the cells (and at least ``MIN_SEEDS`` cells) are labelled with it
+#: by their marker scores and co-express ``min_markers`` of its defining markers; a tissue-restricted
+#: fine type when a major type of its tissue is
+TISSUE_MIN_SHARE = 0.01
 
 
 def marker_table(markers=None) -> pd.DataFrame:
@@ -44,10 +54,11 @@ def marker_table(markers=None) -> pd.DataFrame:
 
     ``markers`` may be ``None`` (the shipped library), a DataFrame with the library's columns
     (``cell_type``, ``cell_type_major``, ``level``, ``gene``, ``direction``; ``compartment``,
-    ``source`` and ``role`` optional — without ``role``, no marker is defining and every positive
-    marker counts alike), or a dict ``{cell_type: [genes]}`` / ``{cell_type: {"+": [...],
-    "-": [...]}}`` of major types (a dict's keys must be names of the fixed major vocabulary,
-    or the cell types become both their own major and fine type).
+    ``source``, ``role`` and ``tissue`` optional — without ``role``, no marker is defining and every
+    positive marker counts alike; without ``tissue``, no type is tissue-restricted), or a dict
+    ``{cell_type: [genes]}`` / ``{cell_type: {"+": [...], "-": [...]}}`` of major types (a dict's
+    keys must be names of the fixed major vocabulary, or the cell types become both their own
+    major and fine type).
     """
     if markers is None:
         from ..datasets._markers import library
@@ -340,6 +351,7 @@ def annotate(
     on_quantile: float = 0.9,
     background: bool = True,
     refine: bool = True,
+    tissue_types: bool | None = None,
     chunk_size: int | None = None,
     key_added: str = UNS.annotate,
     copy: bool = False,
@@ -376,9 +388,10 @@ def annotate(
     **Defining markers.** The library marks the markers that identify a lineage on their own
     (``role == "defining"``: CD3D/E/G and the TCR constant chains for T cells; MS4A1, CD19,
     CD79B, BANK1, PAX5 for B cells against MZB1, JCHAIN, TNFRSF17, DERL3, SDC1 for plasma cells,
-    never immunoglobulin counts; TPSAB1/TPSB2, CPA3, KIT, MS4A2, HDC for mast cells; RGS5, KCNJ8,
+    never immunoglobulin counts; TPSAB1/TPSB2, CPA3, MS4A2, HDC for mast cells; RGS5, KCNJ8,
     ABCC9, HIGD1B for pericytes against DCN, LUM, PDGFRA and collagens for fibroblasts; ...) from
-    the supporting markers that other lineages share (GATA2, HPGDS, XBP1, PRDM1, NOTCH3, ...). A
+    the supporting markers that other lineages share (GATA2, HPGDS, XBP1, PRDM1, NOTCH3; NCAM1,
+    CD22 and KIT, which neurons and glia express, ...). A
     type none of whose defining markers is measured is never predicted, and a cell trains the
     classifier for a type only when one of its defining markers and at least ``min_markers`` of
     its markers (all of them when fewer are measured) are above background.
@@ -400,6 +413,22 @@ def annotate(
     every cell of a group gets its group's labels.
 
     **Fine type.** The fine type with the highest marker score within the major type.
+
+    **Tissue-restricted types.** The library holds the parenchyma of the brain (compartment
+    ``"parenchyma"``: ``Oligodendrocyte``, ``OPC``, ``Astrocyte``, ``Neuron``; Darmanis et al.,
+    PNAS 112:7285, 2015; Zhang et al., Neuron 89:37, 2016) and microglia as a fine type of
+    ``Myeloid`` (Bennett et al., PNAS 113:E1738, 2016; Gosselin et al., Science 356:eaal3222, 2017),
+    marked with their organ in the library's ``tissue`` column. Unlike the immune and stromal cells
+    of every tumour they live in one organ, and sporadic reads of their genes elsewhere (PLP1 or MAG
+    in ovarian carcinoma cells, TMEM119 in fibroblasts) would look "on" on the scale above. With
+    ``tissue_types=None`` a tissue-restricted major type is therefore scored only when at least half
+    of its positive markers are measured and at least 1 % of the cells (and at least 5) score it
+    best and co-express ``min_markers`` of its defining markers (PLP1, MOBP, MOG, MAG, UGT8, ERMN
+    for oligodendrocytes; OLIG1, OLIG2, PCDH15, TNR for OPCs; AQP4, GFAP, ETNPPL, SLC1A2 for
+    astrocytes; SNAP25, SYT1, STMN2 for neurons): a population, not stray reads (targeted panels
+    with fewer of these genes need ``tissue_types=True``); microglia are scored when a type of
+    their organ is. Malignant glioma cells resemble OPCs
+    and astrocytes; they are ``Malignant`` only through the CNV calls below.
 
     **Malignant cells.** Calls in ``obs[malignant_key]`` (from
     :func:`~tmeatlas.tl.call_malignant`) take precedence: "malignant" cells are ``Malignant``
@@ -423,13 +452,16 @@ def annotate(
     **Validation** (``tests/test_annotate.py``; ``benchmarks/annotate_accuracy.py``): simulated
     cohorts (with CNV calls) major-type accuracy 0.981-0.992, compartment 0.983-0.993, fine-type
     macro-F1 0.90-0.94;
-    MERFISH lung (479 genes, 64 transcripts per cell) balanced accuracy 0.60 against the
+    MERFISH lung (479 genes, 64 transcripts per cell) balanced accuracy 0.61 against the
     authors' seven broad types, where a supervised classifier trained on those labels reaches
     0.72 (cross-validated); ovarian cancer 10x (Qian 2020, 4 samples) balanced accuracy 0.92
     against the authors' six types (0.93 without CNV calls; supervised ceiling 0.99), B-lineage
     recall 0.93, and no carcinoma cell of three of the four samples is called an immune or
     stromal type; in the fourth, cancer cells in a mesenchymal state (collagens, no epithelial
-    marker) are called fibroblasts unless copy number calls them malignant.
+    marker) are called fibroblasts unless copy number calls them malignant; neither set has a
+    brain type scored. Oligodendroglioma (Tirosh 2016, Smart-seq2, 184 cells): 23 of 23 normal
+    oligodendrocytes ``Oligodendrocyte`` (before the parenchyma types: 21 ``NK cell``), 19 of 19
+    microglia ``Myeloid``, 16 of them with the fine type ``Microglia``.
 
     Parameters
     ----------
@@ -463,6 +495,9 @@ def annotate(
     refine
         Relabel cells with a classifier of whole expression profiles trained on the cells the
         markers label most clearly (see Method). Not used with ``groupby``.
+    tissue_types
+        Tissue-restricted types (the brain parenchyma, microglia): ``None`` scores them when the
+        data holds such a population (see Method), ``True`` always, ``False`` never.
     {chunk_size}
     key_added
         Key of ``adata.uns`` for the summary; the labels go to ``obs["compartment"]``,
@@ -485,6 +520,8 @@ def annotate(
             raise InvalidParameterError(f"{name} must be in [{lo}, {hi}], got {val}.")
     if int(min_markers) < 1:
         raise InvalidParameterError(f"min_markers must be >= 1, got {min_markers}.")
+    if tissue_types not in (None, True, False):
+        raise InvalidParameterError(f"tissue_types must be None, True or False, got {tissue_types!r}.")
     table = marker_table(markers)
     chunk = int(chunk_size or settings.chunk_size)
 
@@ -503,10 +540,11 @@ def annotate(
     samples = (
         pd.factorize(adata.obs[sample_key].astype(str))[0] if sample_key else np.zeros(adata.n_obs, np.int64)
     )
+    Sm0, _, U0, ok0 = lib.major_scores(_log_normalised(Y, f))
+    tissue = lib.restrict_tissue(Sm0, U0, ok0, tissue_types, float(min_score))
     Yd = Y
     if background:
-        Sm0, _, _, ok0 = lib.major_scores(_log_normalised(Y, f))
-        b0, t0, _ = _pick(Sm0, np.broadcast_to(ok0, Sm0.shape))
+        b0, t0, _ = _pick(Sm0, np.broadcast_to(ok0 & lib.ok_m0, Sm0.shape))
         Yd = _decontaminate(Y, f, _background(Y, f, np.where(t0 >= min_score, b0, -1), samples), samples)
     Sm, cov_m, U, ok_m = lib.major_scores(_log_normalised(Yd, f))
     Sf, cov_f, ok_f = lib.fine_scores(U)
@@ -549,12 +587,13 @@ def annotate(
     _store_annotation(
         adata, lib, major, fine, conf, Sf_use, cov_m, cov_f, ok_m, ok_f, sample_key,
         uns={"malignant_source": malignant_source, "input": mode, "smoothed_over": graph or "none",
-             "refined": refined, "background": bool(background)},
+             "refined": refined, "background": bool(background), "tissue_types": tissue},
         params={
             "groupby": groupby, "markers": "tmeatlas" if markers is None else "user", "sample_key": sample_key,
             "layer": layer, "malignant_key": malignant_key, "smooth": smooth, "background": bool(background),
             "min_score": float(min_score), "min_markers": int(min_markers), "on_quantile": float(on_quantile),
-            "refine": bool(refine), "key_added": key_added,
+            "refine": bool(refine), "tissue_types": "auto" if tissue_types is None else bool(tissue_types),
+            "key_added": key_added,
         },
         key_added=key_added,
     )  # fmt: skip
@@ -578,6 +617,48 @@ class _Library:
         self.n_pos_f = self.n_pos(self.fine_tab, self.fines)
         self.ok_m0 = (self.n_pos_m >= min_markers) & (np.asarray(self.majors) != "Malignant")
         self.ok_f0 = self.n_pos_f >= min_markers
+
+    def restrict_tissue(self, S, U: sparse.csr_matrix, ok: np.ndarray, tissue_types, min_score: float) -> str:
+        """Drop the tissue-restricted types the data gives no population of (see ``annotate``).
+
+        ``S``, ``U``, ``ok``: major-type scores, on-scale and predictable types before any
+        background removal. A tissue-restricted major type stays when at least
+        ``TISSUE_MIN_COVERAGE`` of its positive markers are measured and at least
+        ``max(MIN_SEEDS, TISSUE_MIN_SHARE * n_cells)`` cells score it best (at least ``min_score``)
+        with ``min_markers`` of its defining markers on (all its positive markers when none is
+        marked defining); a tissue-restricted fine type when a major type of its tissue stays.
+        Returns the tissue-restricted types still predictable, comma-separated (``""``: none).
+        """
+        if "tissue" not in self.major_tab:
+            return ""
+        tissue_m = self.major_tab.groupby("cell_type")["tissue"].first().reindex(self.majors).fillna("")
+        tissue_f = self.fine_tab.groupby("cell_type")["tissue"].first().reindex(self.fines).fillna("")
+        best, top, _ = _pick(S, np.broadcast_to(ok, S.shape))
+        on = sparse.csc_matrix(U > 0)
+        present = set()
+        for k, t in enumerate(self.majors):
+            if not tissue_m[t]:
+                continue
+            if tissue_types is None:
+                pos = self.major_tab[
+                    (self.major_tab["cell_type"] == t) & (self.major_tab["direction"] == "+")
+                ]
+                covered = self.n_pos_m[k] >= TISSUE_MIN_COVERAGE * pos["gene"].nunique()
+                pos = pos[pos["role"] == "defining"] if (pos["role"] == "defining").any() else pos
+                dj = [self.gene_col[g] for g in pos["gene"].unique() if g in self.gene_col]
+                n_on = np.asarray(on[:, dj].sum(axis=1)).ravel() if dj else np.zeros(S.shape[0])
+                n = int(((best == k) & (top >= min_score) & (n_on >= self.min_markers)).sum())
+                self.ok_m0[k] &= bool(covered) and n >= max(MIN_SEEDS, TISSUE_MIN_SHARE * S.shape[0])
+            else:
+                self.ok_m0[k] &= bool(tissue_types)
+            present |= {tissue_m[t]} if self.ok_m0[k] else set()
+        restricted_f = tissue_f.to_numpy() != ""
+        self.ok_f0 &= ~restricted_f | np.isin(tissue_f.to_numpy(), list(present))
+        dropped = [t for k, t in enumerate(self.majors) if tissue_m[t] and not self.ok_m0[k]]
+        self.ok_f0 &= ~np.isin(self.fine_major, dropped)
+        kept = [t for k, t in enumerate(self.majors) if tissue_m[t] and self.ok_m0[k]]
+        kept += [t for j, t in enumerate(self.fines) if restricted_f[j] and self.ok_f0[j]]
+        return ", ".join(dict.fromkeys(kept))
 
     def n_pos(self, tab: pd.DataFrame, types: list[str]) -> np.ndarray:
         """Measured positive markers per type."""
