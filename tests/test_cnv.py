@@ -390,25 +390,22 @@ def test_refine_leaves_known_answer():
 def test_anchor_means_each_lineage_counts_once():
     """A cluster's anchor is the median of its sample's other immune lineages' means, whatever their size.
 
-    Log-scale input (mode 1, linear = expm1). Sample 0 has lineages 0, 1, 2 with linear means 1, 2, 10
-    on gene 0; lineage 2 has 50 cells, the others 10. A non-immune cluster (lineage 3) gets the median
-    2 (the pooled mean would be 7.5); a lineage-2 cluster is compared with lineages 0 and 1 only (mean
-    1.5); in sample 1, without anchor cells, the pooled anchor of all samples' other lineages is used.
+    Clusters (summed linear expression, cells) of sample 0: lineages 0, 1, 2 with means 1, 2, 10 on
+    gene 0; lineage 2 has 50 cells in two clusters, the others 10. A non-immune cluster (lineage 3)
+    gets the median 2 (the pooled mean would be 7.5); a lineage-2 cluster is compared with lineages
+    0 and 1 only (mean 1.5); in sample 1, without anchor cells, all samples' other lineages are used.
     """
     from tmeatlas.tl._cnv_evidence import _anchor_means
 
-    lin = np.r_[np.zeros(10), np.ones(10), np.full(50, 2), np.full(5, 3)].astype(np.int64)
-    val = np.r_[np.full(10, 1.0), np.full(10, 2.0), np.full(50, 10.0), np.full(5, 4.0)]
-    X = sparse.csr_matrix(np.column_stack([np.log1p(val), np.log1p(np.ones_like(val))]))
-    n = X.shape[0]
-    rows = np.arange(n)
-    anchor = lin < 3
-    s_codes = np.zeros(n, dtype=np.int64)
-    out = _anchor_means(X, 1, rows, anchor, lin, s_codes, 2, 4, np.array([0, 1]), 1000,
-                        np.array([0, 0, 1]), np.array([3, 2, 3]))  # fmt: skip
+    cnt = np.array([10.0, 10.0, 20.0, 30.0, 5.0, 5.0])
+    mean = np.array([[1.0, 1.0], [2.0, 1.0], [10.0, 1.0], [10.0, 1.0], [4.0, 1.0], [4.0, 1.0]])
+    sample = np.array([0, 0, 0, 0, 0, 1])
+    lineage = np.array([0, 1, 2, 2, 3, 3])
+    out = _anchor_means(mean * cnt[:, None], cnt, sample, lineage, [0, 1, 2], 2, 4)
     assert np.allclose(out[:, 1], 1.0)
-    assert np.isclose(out[0, 0], 2.0) and np.isclose(out[1, 0], 1.5)
-    assert np.isclose(out[2, 0], 2.0)  # sample 1 has no anchor cell: all samples' lineages 0-2
+    assert np.isclose(out[4, 0], 2.0) and np.isclose(out[2, 0], 1.5) and np.isclose(out[3, 0], 1.5)
+    assert np.isclose(out[0, 0], 6.0)  # lineage 0 against lineages 1 and 2: mean of 2 and 10
+    assert np.isclose(out[5, 0], 2.0)  # sample 1 has no anchor cell: all samples' lineages 0-2
 
 
 def test_lineage_programs_one_vote_per_sample():

@@ -581,7 +581,8 @@ def _confirm_reference(X, mode, ref_codes, ref_names, samples, layout, profiles,
     immune program).
     """
     cand = ref_codes >= 0
-    immune = np.isin(ref_codes, [ref_names.index(n) for n in IMMUNE_LINEAGES if n in ref_names]) & cand
+    immune_codes = [ref_names.index(n) for n in IMMUNE_LINEAGES if n in ref_names]
+    immune = np.isin(ref_codes, immune_codes) & cand
     verified = int(immune.sum()) >= min_cells
     rows = _refine_rows(cand, samples, REFINE_OTHER_CELLS, seed)
     P = profiles(np.where(immune, ref_codes, -1) if verified else ref_codes, rows)
@@ -598,7 +599,7 @@ def _confirm_reference(X, mode, ref_codes, ref_names, samples, layout, profiles,
             A,
             rows,
             lin,
-            immune[rows] & keep_rows,
+            immune_codes,
             samples[rows],
             cols,
             gene_arm,
@@ -607,8 +608,7 @@ def _confirm_reference(X, mode, ref_codes, ref_names, samples, layout, profiles,
             chunk=chunk,
         )
         keep_rows &= ok
-        haem = _haematological(table, lin, samples[rows], [ref_names.index(n) for n in IMMUNE_LINEAGES
-                                                          if n in ref_names])  # fmt: skip
+        haem = _haematological(table, lin, samples[rows], immune_codes)
         for s_code, l_code, _, _ in haem:
             keep_rows &= ~((samples[rows] == s_code) & (lin == l_code))
     keep = np.zeros(X.shape[0], bool)
@@ -689,14 +689,9 @@ def _named(table: pd.DataFrame, adata, sample_key, ref_names) -> pd.DataFrame:
 
 def _haematological_table(haem: list, adata, sample_key, ref_names) -> pd.DataFrame:
     """The immune lineages with clonal copy-number changes (:func:`_haematological`) by name, with a warning."""
-    names = (
-        pd.Categorical(adata.obs[sample_key].astype(str)).categories if sample_key is not None else ["all"]
+    tab = _named(
+        pd.DataFrame(haem, columns=["sample", "lineage", "n_cells", "cnv_arms"]), adata, sample_key, ref_names
     )
-    tab = pd.DataFrame(
-        [(str(names[int(s)]), ref_names[int(lin)], int(n), arms) for s, lin, n, arms in haem],
-        columns=["sample", "lineage", "n_cells", "cnv_arms"],
-    )
-    tab.index = tab.index.astype(str)
     if len(tab):
         warnings.warn(
             "immune cells carry clonal copy-number changes: "

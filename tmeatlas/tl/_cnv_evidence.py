@@ -252,7 +252,7 @@ def lineage_checks(
     P: np.ndarray,
     rows: np.ndarray,
     lineage: np.ndarray,
-    anchor: np.ndarray,
+    anchor_lineages,
     samples: np.ndarray,
     cols: np.ndarray,
     gene_arm: np.ndarray,
@@ -265,9 +265,9 @@ def lineage_checks(
 ) -> tuple[np.ndarray, pd.DataFrame]:
     """Copy-number coherence of reference candidates with the anchor (immune) cells of their sample.
 
-    ``P`` holds the profiles (or their arm means) of cells ``rows`` (sorted) against the anchor cells; ``lineage``,
-    ``anchor`` and ``samples`` are per row (``lineage`` -1: not a candidate; anchor cells are candidates
-    of their immune lineage too). The candidates of each lineage in each sample are clustered on their
+    ``P`` holds the profiles (or their arm means) of cells ``rows`` (sorted) against the anchor cells;
+    ``lineage`` and ``samples`` are per row (``lineage`` -1: not a candidate); the anchor cells are the
+    candidates of the lineages ``anchor_lineages`` (codes: the immune lineages). The candidates of each lineage in each sample are clustered on their
     profiles (:func:`cnv_clusters`) and every cluster is tested at gene level against the anchor cells
     of its sample (:func:`_anchor_means`: each anchor lineage's mean counts once, and an immune
     cluster is compared with the *other* immune lineages, so that a malignant immune lineage, as in
@@ -281,6 +281,7 @@ def lineage_checks(
     cand = lineage >= 0
     out_keep = np.ones(len(rows), bool)
     cols_tab = ["sample", "lineage", "cnv_cluster", "n_cells", "max_abs_shift", "cnv_arms", "cnv"]
+    anchor = np.isin(lineage, np.asarray(list(anchor_lineages), dtype=np.int64))
     if not cand.any() or anchor.sum() < 5:
         return out_keep, pd.DataFrame(columns=cols_tab)
     n_lin = int(lineage.max()) + 1
@@ -291,11 +292,12 @@ def lineage_checks(
     s_codes, s_names = pd.factorize(samples)
     full = np.full(n, -1, dtype=np.int64)
     full[rows] = cl
-    m_cl, cnt = group_means(X, mode, full, n_cl, cols, chunk)
-    m_cl = m_cl / np.maximum(cnt, 1)[:, None]
+    sums, cnt = group_means(X, mode, full, n_cl, cols, chunk)  # the one pass over the matrix
+    m_cl = sums / np.maximum(cnt, 1)[:, None]
     first = np.asarray([np.flatnonzero(cl == c)[0] for c in range(n_cl)])
-    m_refs = _anchor_means(X, mode, rows, anchor, lineage, s_codes, len(s_names), n_lin, cols, chunk,
-                           s_codes[first], lineage[first])  # fmt: skip
+    m_refs = _anchor_means(
+        sums, cnt, s_codes[first], lineage[first], np.unique(lineage[anchor]), len(s_names), n_lin
+    )
     program = _lineage_programs(
         np.log((m_cl + PSEUDO) / (m_refs + PSEUDO)), lineage[first], cnt, s_codes[first]
     )
@@ -369,26 +371,29 @@ def _anchor_lineage_tests(
     return pd.DataFrame(out, columns=["sample", "lineage", "n_cells", "max_abs_shift", "cnv_arms", "cnv"])
 
 
-def _anchor_means(X, mode, rows, anchor, lineage, s_codes, n_s, n_lin, cols, chunk, cl_sample, cl_lineage):
+def _anchor_means(sums, cnt, cl_sample, cl_lineage, anchor_lineages, n_s: int, n_lin: int) -> np.ndarray:
     """Per cluster, the anchor profile it is tested against (mean linear expression per gene).
 
-    The anchor cells of each (sample, lineage) are averaged; a cluster's anchor is the per-gene median
-    of the means of its sample's anchor lineages with >= 10 cells, leaving out its own lineage
-    (the mean of the two when two remain, the one when one remains; with none, the same over all
-    samples' anchor cells). Each lineage's profile counts once, whatever its number of cells.
+    ``sums`` / ``cnt``: the clusters' summed expression and cells; the anchor cells of a (sample,
+    lineage) are the clusters of an anchor lineage there, so their mean needs no other pass over the
+    matrix. A cluster's anchor is the per-gene median of the means of its sample's anchor lineages
+    with >= 10 cells, leaving out its own lineage (the mean of the two when two remain, the one
+    when one remains; with none, the same over all samples' anchor cells). Each lineage's profile
+    counts once, whatever its number of cells.
     """
-    full = np.full(X.shape[0], -1, dtype=np.int64)
-    full[rows] = np.where(anchor, s_codes * n_lin + lineage, -1)
-    sums, cnt = group_means(X, mode, full, n_s * n_lin, cols, chunk)
-    sums = sums.reshape(n_s, n_lin, -1)
-    cnt = cnt.reshape(n_s, n_lin)
-    pooled_sums, pooled_cnt = sums.sum(axis=0), cnt.sum(axis=0)
-    out = np.zeros((len(cl_sample), sums.shape[2]))
+    A = np.zeros((n_s, n_lin, sums.shape[1]))
+    C = np.zeros((n_s, n_lin))
+    is_anchor = np.isin(cl_lineage, anchor_lineages)
+    np.add.at(A, (cl_sample[is_anchor], cl_lineage[is_anchor]), sums[is_anchor])
+    np.add.at(C, (cl_sample[is_anchor], cl_lineage[is_anchor]), cnt[is_anchor])
+    pooled_sums, pooled_cnt = A.sum(axis=0), C.sum(axis=0)
+    out = np.zeros((len(cl_sample), sums.shape[1]))
     for i, (s, lin) in enumerate(zip(cl_sample, cl_lineage)):
         other = np.arange(n_lin) != lin
-        use = other & (cnt[s] >= 10)
-        means = sums[s, use] / cnt[s, use][:, None] if use.any() else None
-        if means is None:  # no anchor lineage in the sample: all samples' anchor cells
+        use = other & (C[s] >= 10)
+        if use.any():
+            means = A[s, use] / C[s, use][:, None]
+        else:  # no anchor lineage in the sample: all samples' anchor cells
             use = other & (pooled_cnt > 0)
             if not use.any():
                 use = pooled_cnt > 0
