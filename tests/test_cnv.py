@@ -331,19 +331,22 @@ def test_unverified_reference_gives_warning_and_uncertain_calls():
 def test_guard_known_answers():
     """Known answers of the per-sample guard: a sample whose reference carries the tumour profile
     and one whose CNV evidence does not separate are uncertain; a clean one and one without a
-    coherent CNV profile are kept as called."""
+    coherent CNV profile are kept as called, unless "no CNV" was shown against fewer than
+    ``min_cells`` reference cells (too little power to call a sample tumour-free)."""
     from tmeatlas.tl._malignant import _guard_samples
 
     table = pd.DataFrame({
-        "sample": ["clean", "bad_ref", "mixed", "no_cnv"], "coherent_cnv": [True, True, True, False],
-        "separation": [5.0, 6.0, 1.2, np.nan], "reference_tumour_like": [0.0, 0.3, 0.0, np.nan], "reason": ["x"] * 4,
+        "sample": ["clean", "bad_ref", "mixed", "no_cnv", "weak"], "coherent_cnv": [True, True, True, False, False],
+        "separation": [5.0, 6.0, 1.2, np.nan, np.nan], "reference_tumour_like": [0.0, 0.3, 0.0, np.nan, np.nan],
+        "n_reference": [8, 40, 40, 40, 8], "n_cells": [100] * 5, "reason": ["x"] * 5,
     })  # fmt: skip
     groups = np.repeat(table["sample"].to_numpy(), 3).astype(object)
-    with pytest.warns(UserWarning, match="bad_ref, mixed"):
-        out = _guard_samples(table, groups, {"verified": True})
-    np.testing.assert_array_equal(out, np.repeat([False, True, True, False], 3))
-    assert list(table["trusted"]) == [True, False, False, True]
+    with pytest.warns(UserWarning, match="bad_ref, mixed, weak"):
+        out = _guard_samples(table, groups, {"verified": True}, 20)
+    np.testing.assert_array_equal(out, np.repeat([False, True, True, False, True], 3))
+    assert list(table["trusted"]) == [True, False, False, True, False]
     assert table.loc[1, "reason"].startswith("suspect reference") and "separate" in table.loc[2, "reason"]
+    assert "against only 8 reference cells" in table.loc[4, "reason"]
 
 
 def test_refine_leaves_known_answer():

@@ -41,7 +41,7 @@ COMPARTMENT_COLORS = {
 }
 #: fixed colours of the major cell types: Okabe-Ito and Paul Tol's muted scheme, immune types
 #: in blues/purples, stroma in greens, malignant vermillion, brain parenchyma in sand, pear, orange and rose (Tol's
-#: muted and light schemes), as in the compartments
+#: muted and light schemes), melanocytes in Tol's dark brown, as in the compartments
 MAJOR_COLORS = {
     "Malignant": "#D55E00",
     "T cell": "#0072B2",
@@ -58,6 +58,7 @@ MAJOR_COLORS = {
     "OPC": "#BBCC33",
     "Astrocyte": "#EE8866",
     "Neuron": "#CC6677",
+    "Melanocyte": "#661100",
     "Unassigned": "#BBBBBB",
 }
 

@@ -17,12 +17,15 @@ def markers(*, level: str | None = None) -> pd.DataFrame:
     marker: ``"defining"``, identifies the lineage on its own, or ``"supporting"``, shared with
     other lineages; a type none of whose defining markers is measured is never predicted),
     ``source`` (key of the primary
-    publication), ``tissue`` (the organ of a tissue-restricted type, ``"brain"`` for the
-    parenchyma types and microglia; empty for the cells of every tumour) and ``citation`` /
+    publication), ``tissue`` (the organ of a tissue-restricted type: ``"brain"`` for the
+    brain parenchyma and microglia, ``"liver"``, ``"lung"``, ``"skin"``, ``"breast"``,
+    ``"prostate"``, ``"colon"``, ``"kidney"`` for the normal cells of those sites; empty for the
+    cells of every tumour) and ``citation`` /
     ``doi`` of that publication. The library was written for
     this package from the marker genes the cited tumour atlases report for each population
     (T cells: Zheng et al. 2021; myeloid cells: Cheng et al. 2021; fibroblasts: Elyada et al.
-    2019, Luo et al. 2022; brain parenchyma: Darmanis et al. 2015, Zhang et al. 2016; ...); every
+    2019, Luo et al. 2022; brain parenchyma: Darmanis et al. 2015, Zhang et al. 2016; liver, lung, skin, breast,
+    prostate, colon and kidney: the organ atlases named in ``tm.tl.annotate``; ...); every
     gene is a current GRCh38 HGNC symbol
     (``tmeatlas/_data/PROVENANCE.md``).
 

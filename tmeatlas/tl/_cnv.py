@@ -49,6 +49,9 @@ IMMUNE_LINEAGES = ("T and NK", "B and plasma", "myeloid", "mast")
 MIN_ARM_GENES = 20
 #: the first (reference-confirming) pass profiles all candidates and at most this many other cells
 REFINE_OTHER_CELLS = 20_000
+#: fewest confirmed reference cells the automatic reference keeps (the gene-level arm tests of
+#: call_malignant need 5 reference cells); fewer: no reference, every call uncertain
+MIN_CONFIRMED = 5
 
 
 @doc_params("copy", "chunk_size")
@@ -104,9 +107,14 @@ def infer_cnv(
     the reference, with a warning (``haematological``; :func:`~tmeatlas.tl.call_malignant` then
     calls them on their copy number, uncertain where a cell has no evidence either way). What the
     checks found is recorded in ``uns["cnv"]["reference"]`` (``verified``, ``lineage_checks``,
-    ``immune_lineage_checks``, ``haematological``); without enough immune cells
+    ``immune_lineage_checks``, ``haematological``); without 5 immune cells
     the reference is unverified, with a warning, and :func:`~tmeatlas.tl.call_malignant` marks
-    the calls uncertain. With ``sample_key``
+    the calls uncertain. Only confirmed candidates form the reference, however few survive: in a
+    tumour-dominated sample most candidates can be tumour cells, and a rejected cell never returns
+    to the reference (fewer than ``min_reference_cells`` confirmed: used with a warning; fewer than
+    5: no reference, profiles relative to all cells, every call uncertain). On the shared real
+    tumours cut to 97 % malignant cells (``benchmarks/malignant_real.py``), CopyKAT's breast example
+    went from F1 0.47 (every candidate back in the reference) to 0.996. With ``sample_key``
     each sample gets its own reference where it has at least ``min_reference_cells`` reference
     cells of a group (else the pooled group mean), which removes patient and batch effects.
 
@@ -277,7 +285,7 @@ def _compute_cnv(
             ref_codes, ref_names = _marker_candidates(X, adata.var_names, chunk)
             how = "automatic"
         n_candidates = int((ref_codes >= 0).sum())
-        if n_candidates < min_cells:
+        if n_candidates < (min_cells if how == "given" else MIN_CONFIRMED):
             if how == "given":
                 raise InvalidInputError(
                     f"only {n_candidates} reference cells; need at least {min_cells} (min_reference_cells)."
@@ -309,6 +317,20 @@ def _compute_cnv(
             ref_codes, n_dropped, checks = _confirm_reference(
                 X, mode, ref_codes, ref_names, samples, layout, profiles, min_cells, seed, chunk
             )
+            if not (ref_codes >= 0).any():
+                warnings.warn(
+                    f"infer_cnv: fewer than {MIN_CONFIRMED} of the {n_candidates} candidate normal cells passed the "
+                    "copy-number checks (the others carry the tumour's changes or sit among tumour cells); CNV "
+                    "profiles are relative to the mean of all cells and malignant calls will be uncertain. Pass "
+                    "reference_key/reference_cats if you know normal cells.",
+                    stacklevel=3,
+                )
+                ref_codes, ref_names, how = (
+                    np.zeros(X.shape[0], dtype=np.int64),
+                    ["all cells"],
+                    "all cells (fallback)",
+                )
+                checks = {}
         cnv = profiles(ref_codes)
     finally:
         numba.set_num_threads(old_threads)
@@ -583,7 +605,7 @@ def _confirm_reference(X, mode, ref_codes, ref_names, samples, layout, profiles,
     cand = ref_codes >= 0
     immune_codes = [ref_names.index(n) for n in IMMUNE_LINEAGES if n in ref_names]
     immune = np.isin(ref_codes, immune_codes) & cand
-    verified = int(immune.sum()) >= min_cells
+    verified = int(immune.sum()) >= MIN_CONFIRMED
     rows = _refine_rows(cand, samples, REFINE_OTHER_CELLS, seed)
     P = profiles(np.where(immune, ref_codes, -1) if verified else ref_codes, rows)
     keep_rows = _refine_reference(P, cand[rows], samples[rows], seed=seed)
@@ -614,13 +636,14 @@ def _confirm_reference(X, mode, ref_codes, ref_names, samples, layout, profiles,
     keep = np.zeros(X.shape[0], bool)
     keep[rows] = keep_rows
     n_dropped = int((cand & ~keep).sum())
-    if keep.sum() >= min_cells:
-        ref_codes = np.where(keep, ref_codes, -1)
+    # the confirmed candidates only: a cell the checks rejected never returns to the reference. Fewer
+    # than MIN_CONFIRMED of them leave no reference (the caller falls back to all cells, calls uncertain)
+    ref_codes = np.where(keep, ref_codes, -1) if keep.sum() >= MIN_CONFIRMED else np.full_like(ref_codes, -1)
     return (
         ref_codes,
         n_dropped,
         {"verified": verified, "table": table, "candidates": cand, "kept": ref_codes >= 0,
-         "haematological": haem if verified else []},
+         "haematological": haem if verified else [], "min_cells": min_cells},
     )  # fmt: skip
 
 
@@ -656,6 +679,14 @@ def _reference_diagnostics(checks: dict, adata, sample_key, ref_names) -> dict:
             stacklevel=3,
         )
         return out
+    n_kept, min_cells = int(checks["kept"].sum()), int(checks.get("min_cells", 0))
+    if n_kept < min_cells:
+        warnings.warn(
+            f"infer_cnv: only {n_kept} candidate normal cells passed the copy-number checks (fewer than "
+            f"min_reference_cells={min_cells}); the CNV profiles are relative to them. Check "
+            "uns['cnv']['reference'], or pass reference_key/reference_cats with cells you know are normal.",
+            stacklevel=3,
+        )
     tab = _named(checks["table"], adata, sample_key, ref_names)
     out["lineage_checks"] = tab
     whole = checks["table"].attrs.get("anchor_lineages")
