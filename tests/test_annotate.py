@@ -223,7 +223,7 @@ def test_tissue_vocabulary_is_cited_and_restricted():
 
     lib = tm.datasets.markers()
     with data_path("markers_sources.tsv").open("rb") as fh:
-        sources = set(pd.read_csv(fh, sep="\\t", dtype=str)["source"])
+        sources = set(pd.read_csv(fh, sep="\t", dtype=str)["source"])
     fine = lib[lib["level"] == "fine"]
     for t, (major, tissue) in TISSUE_FINE.items():
         rows = fine[fine["cell_type"] == t]

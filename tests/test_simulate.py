@@ -462,3 +462,26 @@ def test_composition_options_bad_input(kwargs):
 
     with pytest.raises(InvalidParameterError, match="fraction between 0 and 1"):
         simulate_tumor(n_cells=200, n_patients=1, **kwargs)
+
+
+def test_cnv_burden_scales_the_arm_events():
+    """``cnv_burden`` scales the numbers of arm-level events (at least one per tumour and per clone);
+    the default gives the data as before the option existed; values outside (0, 1] are refused."""
+    from tmeatlas.datasets import simulate_tumor
+
+    base = simulate_tumor(n_cells=600, n_patients=2, rng=7)
+    same = simulate_tumor(n_cells=600, n_patients=2, rng=7, cnv_burden=1.0)
+    assert (base.X != same.X).nnz == 0 and "cnv_burden" not in same.uns["simulation"]["params"]
+    low = simulate_tumor(n_cells=600, n_patients=2, rng=7, cnv_burden=0.3)
+    assert low.uns["simulation"]["params"]["cnv_burden"] == 0.3
+
+    def arms_per_clone(a):
+        cnv = a.uns["simulation"]["clone_cnv"]
+        cnv = cnv[cnv["level"].astype(str) == "arm"] if "level" in cnv else cnv
+        return cnv.groupby("clone", observed=True).size()
+
+    n_base, n_low = arms_per_clone(base), arms_per_clone(low)
+    assert n_low.mean() < 0.6 * n_base.mean() and n_low.min() >= 1
+    for bad in (0, 1.5, -0.2, "low", True, float("nan")):
+        with pytest.raises(InvalidParameterError, match="cnv_burden"):
+            simulate_tumor(n_cells=200, n_patients=1, cnv_burden=bad)

@@ -504,11 +504,14 @@ def _fill_counts(start, stop, key, pid, lib, amb, sid, act, P, logPM, Z, mod_idx
 # ---------------------------------------------------------------------------------------------
 # patients: clones, copy numbers, programs, therapy truth
 # ---------------------------------------------------------------------------------------------
-def _clone_tree(pname: str, rs: np.random.Generator, arms_ok: list[str], n_clones: int | None = None) -> dict:
+def _clone_tree(
+    pname: str, rs: np.random.Generator, arms_ok: list[str], n_clones: int | None = None, burden: float = 1.0
+) -> dict:
     """Clones of one patient: tree, CNV events (truncal + private) and program/target states.
 
     ``n_clones`` (1-6) overrides the number drawn (2-4); the draw is made either way, so ``None``
-    gives the same tree as before the option existed.
+    gives the same tree as before the option existed. ``burden`` scales the numbers of arm events
+    drawn (3-6 truncal, 1-3 per clone; at least one each).
     """
     n_drawn = int(rs.integers(2, 5))
     n_clones = n_drawn if n_clones is None else int(n_clones)
@@ -533,7 +536,10 @@ def _clone_tree(pname: str, rs: np.random.Generator, arms_ok: list[str], n_clone
         return out
 
     # truncal events (the unobserved most recent common ancestor, "<patient>_root")
-    events = {f"{pname}_root": draw_events(int(rs.integers(3, 7)), set())}
+    def n_events(lo, hi):
+        return max(1, int(round(int(rs.integers(lo, hi)) * burden)))
+
+    events = {f"{pname}_root": draw_events(n_events(3, 7), set())}
     # HER2 status: focal 17q12 amplification, truncal or subclonal
     her2 = rs.random() < 0.35
     her2_clone = None
@@ -551,7 +557,7 @@ def _clone_tree(pname: str, rs: np.random.Generator, arms_ok: list[str], n_clone
 
     for c in clones:
         taken = {a for anc in ancestry(c)[1:] for a, _ in events.get(anc, [])}
-        events[c] = draw_events(int(rs.integers(1, 4)), taken)
+        events[c] = draw_events(n_events(1, 4), taken)
 
     # program / target states, inherited from the parent with switches
     prior = {
@@ -758,10 +764,15 @@ _SKEW_RATIO = 0.5
 _MAX_CLONES = 6
 
 
-def _check_clones(n_clones, clone_skew, n_patients: int) -> dict:
-    """``{}`` with the defaults, else the per-patient clone numbers (or ``None``) and the skew."""
+def _check_clones(n_clones, clone_skew, n_patients: int, cnv_burden: float = 1.0) -> dict:
+    """``{}`` with the defaults, else the per-patient clone numbers (or ``None``), the skew and the
+    CNV burden.
+    """
+    ok = isinstance(cnv_burden, int | float | np.integer | np.floating) and not isinstance(cnv_burden, bool)
+    if not (ok and np.isfinite(cnv_burden) and 0 < cnv_burden <= 1):
+        raise InvalidParameterError(f"cnv_burden must be a number in (0, 1], got {cnv_burden!r}.")
     if n_clones is None and clone_skew is None:
-        return {}
+        return {} if cnv_burden == 1 else {"cnv_burden": float(cnv_burden)}
     per = None
     if n_clones is not None:
         vals = [n_clones] * n_patients if isinstance(n_clones, int | np.integer) else n_clones
@@ -784,7 +795,7 @@ def _check_clones(n_clones, clone_skew, n_patients: int) -> dict:
                 f"clone_skew must be 'even', 'skewed' or a positive Dirichlet concentration, got {clone_skew!r}."
             )
         clone_skew = clone_skew if ok_str else float(clone_skew)
-    return {"n_clones": per, "clone_skew": clone_skew}
+    return {"n_clones": per, "clone_skew": clone_skew, "cnv_burden": float(cnv_burden)}
 
 
 def _clone_fractions(k: int, skew, gen: np.random.Generator) -> np.ndarray:
@@ -880,7 +891,7 @@ def _simulate_patients(
         out["type_row0"].append(len(rows))
         rows.extend(type_lp[t] + batch for t in range(len(_FINE)))
         n_set = clones["n_clones"][pi] if clones.get("n_clones") and not is_normal[pi] else None
-        tree = None if is_normal[pi] else _clone_tree(pname, rs, arm_ok, n_set)
+        tree = None if is_normal[pi] else _clone_tree(pname, rs, arm_ok, n_set, clones.get("cnv_burden", 1.0))
         if tree is not None and antigen_presentation is not None and antigen_presentation[pi] is not None:
             for st in tree["states"].values():
                 st["antigen_presentation"] = bool(antigen_presentation[pi])
@@ -1244,6 +1255,7 @@ def simulate_tumor(
     immune_fraction: float | None = None,
     n_clones: int | Sequence[int] | None = None,
     clone_skew: float | str | None = None,
+    cnv_burden: float = 1.0,
     rng: RngLike = 0,
     chunk_size: int | None = None,
 ) -> AnnData:
@@ -1299,6 +1311,12 @@ def simulate_tumor(
         ``clone_shannon``: the true Shannon diversity -sum_c p_c ln p_c of the patient's
         malignant cells over clones, and ``clone_tree`` the ``target_fraction`` (with
         ``clone_skew``). With both ``None`` the output is identical to earlier versions.
+    cnv_burden
+        Scale (0-1] of the number of arm-level copy-number events per tumour (default 1: 3-6
+        truncal arms and 1-3 more per clone; 0.3: 1-2 truncal arms and 1 per clone, at least one
+        each), for tumours with few changes such as the high-grade serous ovarian samples whose
+        cancer cells differ from normal by two or three arm gains. With a tumour majority their
+        cells' CNV evidence is skewed and hard to separate (``benchmarks/malignant_real.py``).
     rng
         Seed (``int``), :class:`numpy.random.Generator` or ``None``; the resolved seed is
         recorded in ``uns["simulation"]["params"]["seed"]``.
@@ -1419,7 +1437,7 @@ def simulate_tumor(
     n_per[np.argsort(-(share - n_per), kind="stable")[: n_cells - n_per.sum()]] += 1
 
     extra = _check_composition(mesenchymal_tumour, tumour_fraction, immune_fraction)
-    clones = _check_clones(n_clones, clone_skew, n_patients)
+    clones = _check_clones(n_clones, clone_skew, n_patients, cnv_burden)
     pat = _simulate_patients(var, props, _type_profiles(n_genes), n_per, phenos_all, is_normal, streams[3:],
                              clones=clones)  # fmt: skip
     if extra:  # options off: no extra random draws, so default outputs are unchanged

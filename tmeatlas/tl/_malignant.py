@@ -447,20 +447,9 @@ def cnv_evidence(
         cluster[act] = cnv_clusters(F[act], groups[act], seed)
     # 2.-3. gene-level arm tests of every cluster on the odd genes
     tabs, sig_of, cluster_group, n_ref = _test_clusters(
-        X,
-        mode,
-        cols,
-        np.where(half, -1, gene_arm),
-        arm_labels,
-        cluster,
-        groups,
-        ref,
-        active,
-        gidx,
-        min_arm_shift,
-        max_pval,
-        min_cells,
-    )
+        X, mode, cols, np.where(half, -1, gene_arm), arm_labels, cluster, groups, ref, active, gidx, min_arm_shift,
+        max_pval, min_cells,
+    )  # fmt: skip
     # 4. per group: malignant clusters, per-cell correlation, dosage and probability
     corr = np.zeros(n)
     prob = np.full(n, np.nan)

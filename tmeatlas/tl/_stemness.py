@@ -267,10 +267,15 @@ def _core_fit(s1: np.ndarray, G: np.ndarray, n: int, max_iter: int):
 
 
 def _percentile(x: np.ndarray) -> np.ndarray:
-    """Rank of each value in (0, 1], ties averaged."""
+    """Rank of each value in (0, 1], ties averaged.
+
+    Values are rounded to 1e-9 first: cells with the same expression of the genes (e.g. none of them
+    detected) must tie, but a matrix product can give their scores in different row blocks values one
+    unit in the last place apart, and a tie broken that way moves a cell by the size of the tie.
+    """
     from scipy.stats import rankdata
 
-    return rankdata(x) / len(x) if len(x) else x
+    return rankdata(np.round(x, 9)) / len(x) if len(x) else x
 
 
 @doc_params("copy", "layer", "chunk_size")
