@@ -483,14 +483,17 @@ def test_sigint_during_a_step_saves_the_finished_steps(tmp_path):
     out = tmp_path / "o"
     cmd = [sys.executable, "-m", "tmeatlas.cli", "run", str(tmp_path / "in.h5ad"), "--sample-key", "sample",
            "--out", str(out), "--therapies", "paclitaxel", "--no-report"]  # fmt: skip
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    # a child inherits an ignored SIGINT (and Python then never installs its KeyboardInterrupt handler):
+    # give it the default disposition, as a terminal does, whatever the test process's state
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     seen = ""
     t0 = time.time()
     while "[4/" not in seen and time.time() - t0 < 300:  # the embedding step has begun
         seen += proc.stderr.read(1)
     proc.send_signal(signal.SIGINT)
-    proc.communicate(timeout=300)
-    assert proc.returncode != 0
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode != 0, (seen + err)[-2000:]
     saved = ad.read_h5ad(out / "atlas.h5ad")
     st = saved.uns["pipeline"]["steps"].set_index("step")["status"]
     assert st["qc"] == "done" and st["normalize"] == "done" and "counts" in saved.layers
