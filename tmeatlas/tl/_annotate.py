@@ -492,8 +492,7 @@ def annotate(
     KRT15, TP63 mark every basal epithelium) is scored when a type of its organ is. The defining
     markers of a population are also detected *together*: their mean pairwise odds ratio of
     detection across all cells must reach 3 (stray reads and broadly detected noise come
-    independently, odds ratio about 1: the simulator's melanocyte genes 1.5; Tirosh's
-    oligodendrocytes and OPCs 26 and 20). A population,
+    independently, odds ratio about 1; the markers of a population go together). A population,
     not stray reads (targeted panels with fewer of these genes need ``tissue_types=True``); the
     counts are recorded in ``uns[key_added]["tissue_gate"]``. A cell takes a tissue fine type only
     when it co-expresses ``min_markers`` of its defining markers as well (its score is lowered by 2

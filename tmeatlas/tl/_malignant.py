@@ -255,9 +255,8 @@ def _guard_samples(table: pd.DataFrame, groups: np.ndarray, reference: dict, min
             f"fewer than {MIN_CLUSTER_AGREEMENT:.0%} of the cells of the CNV clusters are called malignant: the cell "
             "calls contradict the cluster tests"
         )
-    if (
-        "n_reference" in table
-    ):  # "no copy-number change" shown against a handful of reference cells is no evidence
+    # "no copy-number change" shown against a handful of reference cells is no evidence
+    if "n_reference" in table:
         n_ref = table["n_reference"].fillna(0).astype(int)
         weak = ~table["coherent_cnv"].astype(bool) & (n_ref < min_cells) & (table["n_cells"] >= min_cells)
         why[weak] = (
@@ -645,8 +644,9 @@ def _mixture_posterior(
     Initialised from ``init_pos``; cells in ``fixed_neg`` keep responsibility 0 (known normal), and
     with at least 5 of them the normal component's mean is theirs: its spread is still fitted to
     every cell it holds (normal cells outside the reference vary more), but its centre cannot drift
-    into a tumour majority whose skewed distribution two free Gaussians would split (Qian sample 12
-    cut to 90 % cancer cells: 27 % of them called with a free mean, 97 % anchored).
+    into a tumour majority whose skewed distribution two free Gaussians would split
+    (``benchmarks/malignant_real.py``, Qian cut to 90 / 97 % cancer cells: F1 0.88 / 0.87 with a
+    free mean, 0.94 / 0.93 anchored).
     """
     from scipy.stats import multivariate_normal
 
