@@ -11,7 +11,7 @@ import pytest
 from scipy import sparse
 
 import tmeatlas as tm
-from tmeatlas.tl._annotate import COMPARTMENTS, MAJOR_TYPES, TISSUE_MIN_SHARE
+from tmeatlas.tl._annotate import COMPARTMENTS, MAJOR_TYPES, TISSUE_MIN_ODDS_RATIO, TISSUE_MIN_SHARE
 
 MERFISH_TO_LVL1 = {
     # documented mapping of tmeatlas major types onto the seven broad types of the MERFISH
@@ -324,6 +324,9 @@ def test_known_answer_tissue_types(tmp_path):
     assert fine[other].isin(list(TISSUE_FINE)).mean() <= 0.02
     gate = a.uns["annotate"]["tissue_gate"].set_index(["level", "cell_type"])
     assert gate.loc[("fine", "hepatocyte"), "kept"] and gate.loc[("fine", "hepatocyte"), "share"] >= 0.03
+    # every kept type's defining markers go together (the co-detection test), and the table says so
+    assert (gate.loc[gate["kept"], "odds_ratio"] >= TISSUE_MIN_ODDS_RATIO).all()
+    assert gate.loc[("fine", "hepatocyte"), "odds_ratio"] > 10
     # tissue_types=False drops them all, the major types stay
     b = a.copy()
     tm.tl.annotate(b, refine=False, tissue_types=False)

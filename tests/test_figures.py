@@ -298,9 +298,9 @@ def test_figures_shared_with_the_cohort_are_copied_not_redrawn(report_figures, t
     drawn = []
     real = _report._draw
 
-    def counting(fn, folder, name, *args):
+    def counting(fn, folder, name, *args, **kwargs):
         drawn.append(f"{folder.name}/{name}")
-        return real(fn, folder, name, *args)
+        return real(fn, folder, name, *args, **kwargs)
 
     a = tm.datasets.simulate_tumor(n_cells=800, n_patients=1, spatial=False, rng=1)
     with warnings.catch_warnings():
@@ -335,3 +335,125 @@ def test_report_figures_keep_every_text_and_legend_in_the_image(report_problems)
     bad = {k: [p for p in v if "outside the image" in p] for k, v in report_problems.items()}
     bad = {k: v for k, v in bad.items() if v}
     assert not bad, "\n".join(f"{k}: {len(v)}: {v[:3]}" for k, v in bad.items())
+
+
+# ---------------------------------------------------------------------------------------------
+# figure files rendered by a second process (tmeatlas._figsave)
+# ---------------------------------------------------------------------------------------------
+def _small_figure(*, formatter=None):
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(3, 2), layout="constrained")
+    ax.scatter(np.arange(50), np.sin(np.arange(50)), c=np.arange(50))
+    ax.set_title("a title")
+    if formatter is not None:
+        ax.xaxis.set_major_formatter(formatter)
+    return fig
+
+
+def _worker_or_skip():
+    from tmeatlas import _figsave
+
+    if not _figsave.worker_available():
+        pytest.skip("one usable core: figures are saved in this process")
+
+
+@pytest.mark.parametrize("backlog", [10**6, -1], ids=["worker lays out", "worker behind"])
+def test_worker_renders_the_same_png_and_a_pdf(tmp_path, monkeypatch, backlog):
+    """Whether the worker lays the figure out and renders both files (it keeps up) or only the PDF of
+    a figure laid out here (it is behind), the PNG is byte-identical to one saved in this process and
+    the PDF is written; a copy queued after the job finds the file."""
+    from tmeatlas import _figsave, _report
+
+    _worker_or_skip()
+    monkeypatch.setattr(_figsave, "MAX_BACKLOG", backlog)
+    import matplotlib.pyplot as plt
+
+    with _report.figure_saver(background=False) as here:
+        here.save(_small_figure(), {"png": tmp_path / "here.png", "pdf": tmp_path / "here.pdf"},
+                  measure=_report._measure)  # fmt: skip
+    with _report.figure_saver(background=True) as there:
+        assert there.wait_ready()
+        there.save(_small_figure(), {"png": tmp_path / "there.png", "pdf": tmp_path / "there.pdf"},
+                   measure=_report._measure)  # fmt: skip
+        plt.close("all")  # the worker holds its own copy
+        there.copy(tmp_path / "there.pdf", tmp_path / "copied.pdf")
+        assert there._sent == 2  # the figure (or its PDF) and the copy went to the worker
+        assert there._jobs[0].endswith(".png") == (backlog > 0)
+    assert there.failed == {}
+    assert there.worker_peak_rss_gib is None or 0 < there.worker_peak_rss_gib < 2  # reported on Linux
+    assert (tmp_path / "there.png").read_bytes() == (tmp_path / "here.png").read_bytes()
+    assert (tmp_path / "there.pdf").read_bytes()[:5] == b"%PDF-"
+    assert (tmp_path / "copied.pdf").read_bytes() == (tmp_path / "there.pdf").read_bytes()
+    assert abs((tmp_path / "there.pdf").stat().st_size - (tmp_path / "here.pdf").stat().st_size) < 100
+
+
+def test_worker_failures_are_reported_and_unpicklable_figures_saved_here(tmp_path):
+    """A file the worker cannot write is named in ``failed`` with its reason; a figure that cannot be
+    pickled (a lambda formatter) is saved in this process."""
+    from matplotlib.ticker import FuncFormatter
+
+    from tmeatlas import _report
+
+    _worker_or_skip()
+    import matplotlib.pyplot as plt
+
+    with _report.figure_saver(background=True) as saver:
+        assert saver.wait_ready()
+        saver.save(_small_figure(), {"pdf": tmp_path / "missing_folder" / "a.pdf"})
+        saver.save(_small_figure(formatter=FuncFormatter(lambda x, _: f"{x:.0f}")),
+                   {"pdf": tmp_path / "lambda.pdf"})  # fmt: skip
+        plt.close("all")
+    assert list(saver.failed) == [str(tmp_path / "missing_folder" / "a.pdf")]
+    assert "No such file" in saver.failed[str(tmp_path / "missing_folder" / "a.pdf")]
+    assert (tmp_path / "lambda.pdf").exists() and saver._sent == 1
+    records = {"cohort": [_report.Figure(name="a", section="", title="", caption="",
+                                        pdf=tmp_path / "missing_folder" / "a.pdf")], "samples": {}}  # fmt: skip
+    with pytest.warns(UserWarning, match="1 figure file"):
+        _report.drop_unwritten(records, saver.failed)
+    assert records["cohort"][0].pdf is None
+
+
+def test_worker_is_stopped_on_an_interrupt(tmp_path):
+    """An exception inside the block (Ctrl-C) stops the worker instead of waiting for it."""
+    from tmeatlas import _report
+
+    _worker_or_skip()
+    saver = _report.figure_saver(background=True)
+    proc = saver._proc
+
+    def interrupted():
+        with saver:
+            assert saver.wait_ready()
+            saver.save(_small_figure(), {"pdf": tmp_path / "a.pdf"})
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        interrupted()
+    assert proc.poll() is not None and saver._proc is None
+
+
+def test_background_off_without_a_second_core(tmp_path, monkeypatch):
+    """One usable core (or background=False): no worker process, files saved here."""
+    from tmeatlas import _figsave, _report
+
+    monkeypatch.setattr(_figsave, "worker_available", lambda: False)
+    with _report.figure_saver(background=True) as saver:
+        assert saver._proc is None
+        saver.save(_small_figure(), {"png": tmp_path / "a.png"})
+    assert (tmp_path / "a.png").exists()
+
+
+def test_a_stopped_worker_leaves_the_work_here(tmp_path):
+    """Before the worker is ready and after it has stopped, figures are saved in this process."""
+    from tmeatlas import _report
+
+    _worker_or_skip()
+    saver = _report.figure_saver(background=True)
+    saver.save(_small_figure(), {"png": tmp_path / "early.png"}, measure=_report._measure)
+    assert saver.wait_ready()
+    saver._proc.kill()
+    saver._proc.wait()
+    saver.save(_small_figure(), {"png": tmp_path / "late.png"}, measure=_report._measure)
+    assert saver.close() == {} and saver._sent == 0
+    assert (tmp_path / "early.png").exists() and (tmp_path / "late.png").exists()

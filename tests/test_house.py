@@ -18,7 +18,18 @@ PACKAGE = Path(__file__).resolve().parents[1] / "tmeatlas"
 MAX_LINES = 120
 #: layers, lowest first: a module may import from its own layer or a lower one only
 LAYERS = (
-    ("_core", "_docs", "_errors", "_keys", "_names", "_rng", "_settings", "_version", "_palettes"),
+    (
+        "_core",
+        "_docs",
+        "_errors",
+        "_keys",
+        "_names",
+        "_rng",
+        "_settings",
+        "_version",
+        "_palettes",
+        "_figsave",
+    ),
     ("_validation", "_store", "_resources"),
     ("datasets", "pp"),
     ("tl", "gr"),

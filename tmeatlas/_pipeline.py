@@ -450,7 +450,8 @@ def run(
     rng
         Seed for every step that draws random numbers.
     n_jobs
-        Threads for the steps that use them.
+        Threads for the steps that use them. Unless ``n_jobs=1``, a second process renders figure files
+        while the next figures are drawn, on a machine with more than one core.
     progress
         Print each step, its cell counts and its time to stderr.
     copy
@@ -505,7 +506,7 @@ def run(
     if out is not None:
         adata.uns[UNS.pipeline]["seconds_total"] = round(time.perf_counter() - t_run, 2)
         _write_outputs(adata, out, sample_key=sample_key, report=report, shown=shown, ran=ran or bool(failed),
-                       stamp=_json({"steps": {k: [v["fingerprint"], v["status"].replace("skipped", "done"), v["reason"]]
+                       background=n_jobs != 1, stamp=_json({"steps": {k: [v["fingerprint"], v["status"].replace("skipped", "done"), v["reason"]]
                                               for k, v in record.items()},
                                     "report": report, "version": __version__}))  # fmt: skip
     _summary(record, progress)
@@ -607,8 +608,19 @@ def _execute(adata, wanted: list[_Step], *, prints: dict[str, str], forced: set[
     it failed, and the run goes on with the steps that do not need it. The record is saved into
     ``adata`` after every step, so an interrupt keeps the finished steps. Statuses: ``done`` (ran
     now), ``skipped`` (done earlier with the same inputs, reused), ``not applicable`` (``reason``),
-    ``failed`` (``error``), ``not run`` (a step it needs failed).
+    ``failed`` (``error``), ``not run`` (a step it needs failed). A UMAP layout still running in the
+    background (:func:`_umap`) is waited for and stored before returning.
     """
+    try:
+        return _execute_steps(adata, wanted, prints=prints, forced=forced, shown=shown, progress=progress,
+                              sample_key=sample_key)  # fmt: skip
+    finally:
+        _finish_layouts(adata)
+
+
+def _execute_steps(adata, wanted: list[_Step], *, prints: dict[str, str], forced: set[str], shown: _Display,
+                   progress: bool, sample_key: str) -> tuple[dict[str, dict], bool]:  # fmt: skip
+    """The loop of :func:`_execute`."""
     record = _load_record(adata)
     now: dict[str, dict] = {}
     ran = False
@@ -1029,7 +1041,8 @@ def _normalize_step(a: AnnData, *, counts_in: str | None, linear: bool) -> None:
 def _embedding_step(a: AnnData, *, sample_key: str, layer: str | None, integrate: bool, rng: int,
                     n_jobs: int | None, chunk: int) -> None:  # fmt: skip
     """Highly variable genes (Seurat flavour; streamed for Dask matrices), PCA, kNN graph (on scVI's
-    latent space with ``integrate``), Leiden clusters and UMAP (landmarks above ``UMAP_MAX`` cells).
+    latent space with ``integrate``), Leiden clusters and UMAP (landmarks above ``UMAP_MAX`` cells;
+    unless ``n_jobs=1``, laid out in a thread while the next steps run, see :func:`_umap`).
     """
     import scanpy as sc
 
@@ -1088,7 +1101,7 @@ def _embedding_step(a: AnnData, *, sample_key: str, layer: str | None, integrate
         random_state=rng,
         key_added=OBS.leiden,
     )
-    _umap(a, use_rep=use_rep, n_max=UMAP_MAX, rng=rng)
+    _umap(a, use_rep=use_rep, n_max=UMAP_MAX, rng=rng, background=n_jobs != 1)
 
 
 class _Call(NamedTuple):
@@ -1299,7 +1312,59 @@ def _layout(rep: np.ndarray, graph, rng: int) -> tuple[np.ndarray, dict]:
     return Y, {"a": a_, "b": b_, "min_dist": 0.5, "spread": 1.0, "init": "pca", "random_state": rng}
 
 
-def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: int = 50) -> None:
+#: UMAP layouts being computed in a background thread while later steps run: ``id(adata) -> (thread,
+#: result box)``, stored into the AnnData by :func:`_finish_layouts`
+_LAYOUTS: dict[int, tuple[Any, dict]] = {}
+
+
+def _layout_in_background(a: AnnData, *, use_rep: str, rng: int) -> None:
+    """Start :func:`_layout` of every cell in a thread (its kernel releases the GIL, so a second core
+    lays out while the next steps run); :func:`_finish_layouts` stores ``obsm["X_umap"]`` and
+    ``uns["umap"]`` when it is done. The coordinates are those of the same call made directly.
+    """
+    import threading
+
+    rep, graph, box = a.obsm[use_rep], a.obsp["connectivities"], {}
+
+    def work() -> None:
+        import os
+        from contextlib import suppress
+
+        # Linux only (elsewhere the id is not a process id): this thread's own priority, so the steps
+        # (and their BLAS threads) keep the CPU they use
+        if sys.platform.startswith("linux"):
+            with suppress(AttributeError, OSError):
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        try:
+            box["result"] = _layout(rep, graph, rng)
+        except BaseException as e:  # reported by _finish_layouts
+            box["error"] = e
+
+    thread = threading.Thread(target=work, name="tmeatlas-umap", daemon=True)
+    _LAYOUTS[id(a)] = (thread, box)
+    thread.start()
+
+
+def _finish_layouts(a: AnnData) -> None:
+    """Wait for the background UMAP layout of ``a`` (if any) and store it; a failed layout leaves no
+    UMAP (the embedding step then reruns next time, its result being absent), with a warning.
+    """
+    pending = _LAYOUTS.pop(id(a), None)
+    if pending is None:
+        return
+    thread, box = pending
+    thread.join()
+    if "error" in box:
+        e = box["error"]
+        warnings.warn(f"the UMAP layout failed ({type(e).__name__}: {e}); figures are drawn without it and "
+                      "the next run recomputes it.", UserWarning, stacklevel=3)  # fmt: skip
+        return
+    a.obsm["X_umap"], params = box["result"]
+    a.uns["umap"] = {"params": params}
+
+
+def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: int = 50,
+          background: bool = False) -> None:  # fmt: skip
     """UMAP of every cell up to ``n_max`` cells; above, of landmarks.
 
     The layout is umap-learn's algorithm (:func:`_layout`; one thread, seeded) on the kNN graph of
@@ -1316,10 +1381,15 @@ def _umap(a: AnnData, *, use_rep: str, n_max: int, rng: int, min_per_cluster: in
     ``uns["umap"]["params"]`` records ``n_landmarks``. Needs ``obs["leiden"]`` and the kNN graph.
     ``benchmarks/umap_landmarks.py`` (20,000 simulated cells, 4,000 landmarks): silhouette of the
     true cell types 0.55 vs 0.47 for UMAP of every cell, kNN preservation 0.082 vs 0.092.
+    With ``background`` (and up to ``n_max`` cells), the layout runs in a thread
+    (:func:`_layout_in_background`) and is stored by :func:`_finish_layouts`.
     """
     from anndata import AnnData as _AnnData
 
     n = a.n_obs
+    if n <= n_max and background:
+        _layout_in_background(a, use_rep=use_rep, rng=rng)
+        return
     if n <= n_max:
         a.obsm["X_umap"], params = _layout(a.obsm[use_rep], a.obsp["connectivities"], rng)
         a.uns["umap"] = {"params": params}
@@ -1348,13 +1418,15 @@ STAMP = ".tmeatlas_outputs.json"
 
 
 def _write_outputs(adata: AnnData, out: Path, *, sample_key: str, report: bool, shown: _Display, ran: bool,
-                   stamp: str) -> None:  # fmt: skip
+                   stamp: str, background: bool = False) -> None:  # fmt: skip
     """Tables, figures, reports and ``atlas.h5ad``, written so that an interruption leaves either the
     old complete output or the new one (or a folder marked ``INCOMPLETE``), never a mix.
 
     Tables, figures and reports are written into ``out/.staging`` and then moved into place, with
     ``out/INCOMPLETE`` present during the move. When no step ran and the last complete output was
-    made from the same steps (``out/.tmeatlas_outputs.json``), nothing is redrawn.
+    made from the same steps (``out/.tmeatlas_outputs.json``), nothing is redrawn. ``background``:
+    a second process renders figure files (:func:`tmeatlas._report.figure_saver`) while the atlas
+    is written.
     """
     import shutil
 
@@ -1379,25 +1451,32 @@ def _write_outputs(adata: AnnData, out: Path, *, sample_key: str, report: bool, 
     t = time.perf_counter()
     tables = _report.write_tables(adata, staging / "tables", sample_key=sample_key)
     shown.end(time.perf_counter() - t)
-    shown.begin("figures (PNG and PDF)")
+    shown.begin(f"figures (PNG and PDF), {out / 'atlas.h5ad'}")
     t = time.perf_counter()
-    figures = _report.write_figures(adata, staging / "figures", sample_key=sample_key)
+    with _report.figure_saver(background=background) as saver:
+        figures = _report.write_figures(adata, staging / "figures", sample_key=sample_key, saver=saver)
+        partial = _atlas_partial(adata, out / "atlas.h5ad")  # while the figure worker finishes
+    _report.drop_unwritten(figures, saver.failed)
     shown.end(time.perf_counter() - t)
     shown.begin("HTML reports (cohort and one per patient)")
     t = time.perf_counter()
-    if report:
-        _report.write_reports(
-            adata, staging / "report", sample_key=sample_key, figures=figures, tables=tables
-        )
+    try:
+        if report:
+            _report.write_reports(
+                adata, staging / "report", sample_key=sample_key, figures=figures, tables=tables
+            )
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
     shown.end(time.perf_counter() - t)
-    shown.begin(f"write {out / 'atlas.h5ad'}")
+    shown.begin(f"write the new outputs into {out}")
     t = time.perf_counter()
     (out / INCOMPLETE).write_text(
         "tmeatlas was replacing this folder's outputs when it stopped; rerun `tmeatlas run` to finish.\n",
         encoding="utf-8",
     )
     stamp_file.unlink(missing_ok=True)
-    _write_atlas(adata, out / "atlas.h5ad")
+    partial.replace(out / "atlas.h5ad")
     for name in OUTPUT_FOLDERS:
         old = out / name
         if old.exists():
@@ -1412,9 +1491,18 @@ def _write_outputs(adata: AnnData, out: Path, *, sample_key: str, report: bool, 
 
 def _write_atlas(adata: AnnData, path: Path) -> None:
     """Write ``atlas.h5ad`` through a temporary file: a lazily read AnnData may be reading the old one."""
+    _atlas_partial(adata, path).replace(path)
+
+
+def _atlas_partial(adata: AnnData, path: Path) -> Path:
+    """Write ``adata`` to ``<path>.partial`` (removed if the write stops) and return that path."""
     tmp = path.with_name(path.name + ".partial")
-    _quiet(adata.write_h5ad, tmp, compression="lzf")
-    tmp.replace(path)
+    try:
+        _quiet(adata.write_h5ad, tmp, compression="lzf")
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp
 
 
 def _covered_samples(a) -> set[str]:

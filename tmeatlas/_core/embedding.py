@@ -248,7 +248,7 @@ def _clip4(v):  # pragma: no cover - numba
     return 4.0 if v > 4.0 else (-4.0 if v < -4.0 else v)
 
 
-@numba.njit(cache=True, fastmath=True)
+@numba.njit(cache=True, fastmath=True, nogil=True)  # nogil: the run lays out while later steps work
 def _optimise(
     Y, head, tail, per_sample, a, b, gamma, alpha0, neg_rate, n_epochs, state
 ):  # pragma: no cover - numba

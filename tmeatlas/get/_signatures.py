@@ -247,20 +247,21 @@ def _unpaired(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(res.statistic), float(res.pvalue)
 
 
-def _omnibus(wide: pd.DataFrame, paired: bool) -> tuple[float, float, int]:
-    """Friedman test over complete samples (paired) or Kruskal–Wallis over all values; (stat, p, n)."""
+def _omnibus(wide: np.ndarray, paired: bool) -> tuple[float, float, int]:
+    """Friedman test over complete samples (paired) or Kruskal–Wallis over all values of ``wide``
+    (samples x groups, NaN where absent); (stat, p, n).
+    """
     from scipy.stats import friedmanchisquare, kruskal
 
     if paired:
-        full = wide.dropna()
+        full = wide[~np.isnan(wide).any(axis=1)]
         if len(full) < 2:
             return np.nan, np.nan, len(full)
-        cols = [full[c].to_numpy() for c in full.columns]
-        if np.all(np.ptp(full.to_numpy(), axis=1) == 0):
+        if np.all(np.ptp(full, axis=1) == 0):
             return 0.0, 1.0, len(full)
-        res = friedmanchisquare(*cols)
+        res = friedmanchisquare(*full.T)
         return float(res.statistic), float(res.pvalue), len(full)
-    vals = [wide[c].dropna().to_numpy() for c in wide.columns]
+    vals = [c[~np.isnan(c)] for c in wide.T]
     vals = [v for v in vals if len(v)]
     n = int(sum(len(v) for v in vals))
     if len(vals) < 2 or n <= len(vals):
@@ -270,6 +271,51 @@ def _omnibus(wide: pd.DataFrame, paired: bool) -> tuple[float, float, int]:
         return 0.0, 1.0, n
     res = kruskal(*vals)
     return float(res.statistic), float(res.pvalue), n
+
+
+def _pseudobulk_arrays(means: pd.DataFrame, rest: dict[str, pd.DataFrame], samples: list, groups: list[str],
+                       names: list[str]) -> tuple[np.ndarray, dict[str, tuple[np.ndarray, np.ndarray]]]:  # fmt: skip
+    """``means`` (sample, group) x signature as an array samples x groups x signatures (NaN where
+    absent), and per group its reference (the other group, or the sample's rest) as ``(values,
+    present)``: values samples x signatures, and which samples have a reference value (the other
+    group: a non-missing mean; the rest: enough cells).
+    """
+    s_ix = pd.Index(samples)
+    wide = np.full((len(samples), len(groups), len(names)), np.nan)
+    rows = s_ix.get_indexer(means.index.get_level_values(0))
+    cols = pd.Index(groups).get_indexer(means.index.get_level_values(1))
+    keep = (rows >= 0) & (cols >= 0)
+    wide[rows[keep], cols[keep]] = means[names].to_numpy(dtype=float)[keep]
+    ref = {}
+    for k, grp in enumerate(groups):
+        if len(groups) == 2:
+            y = wide[:, 1 - k]
+            ref[grp] = (y, ~np.isnan(y))
+        else:
+            r = rest[grp].reindex(columns=names)
+            present = np.broadcast_to(s_ix.isin(r.index)[:, None], (len(samples), len(names)))
+            ref[grp] = (r.reindex(s_ix).to_numpy(dtype=float), present)
+    return wide, ref
+
+
+def _comparison(x: np.ndarray, y: np.ndarray, y_present: np.ndarray, paired: bool) -> tuple:
+    """``(n, mean_group, mean_reference, effect, statistic, pval)`` of one signature's group values
+    ``x`` against reference values ``y`` (per sample, NaN where absent).
+    """
+    has_x = ~np.isnan(x)
+    if paired:
+        both = has_x & y_present
+        xv, yv = x[both], y[both]
+        stat, p = _paired(xv, yv)
+        n = int(both.sum())
+        if not n:
+            return n, np.nan, np.nan, np.nan, stat, p
+        return n, float(np.mean(xv)), float(np.mean(yv)), float(np.mean(xv - yv)), stat, p
+    xv, yv = x[has_x], y[y_present & ~has_x]  # a sample in the group is not its own reference
+    stat, p = _unpaired(xv, yv)
+    mx = float(np.mean(xv)) if len(xv) else np.nan
+    my = float(np.mean(yv)) if len(yv) else np.nan
+    return len(xv) + len(yv), mx, my, mx - my, stat, p
 
 
 def signature_test(
@@ -349,62 +395,20 @@ def signature_test(
     rows = []
     # "rest" means (all other groups pooled per sample) depend on the group, not the signature
     rest = {grp: _rest_means(frame, names, grp, min_cells) for grp in groups} if len(groups) > 2 else {}
-    for name in names:
-        wide = means[name].unstack("_group").reindex(columns=groups)
+    wide, ref = _pseudobulk_arrays(means, rest, samples, groups, names)
+    fields = ["n_samples", "mean_group", "mean_reference", "effect", "statistic", "pval"]
+    for j, name in enumerate(names):
         if len(groups) > 2:
-            stat, p, n = _omnibus(wide, paired)
-            rows.append(
-                {
-                    "signature": name,
-                    "group": "all",
-                    "reference": "",
-                    "test": "friedman" if paired else "kruskal",
-                    "n_samples": n,
-                    "mean_group": np.nan,
-                    "mean_reference": np.nan,
-                    "effect": np.nan,
-                    "statistic": stat,
-                    "pval": p,
-                    "_k": "omnibus",
-                }
-            )
-        for grp in groups:
-            reference = [g for g in groups if g != grp][0] if len(groups) == 2 else "rest"
-            x = wide[grp].dropna()
-            if len(groups) == 2:
-                y = wide[reference].dropna()
-            else:
-                y = rest[grp][name]
-            if paired:
-                common = x.index.intersection(y.index)
-                xv, yv = x.loc[common].to_numpy(), y.loc[common].to_numpy()
-                stat, p = _paired(xv, yv)
-                n = len(common)
-                eff = float(np.mean(xv - yv)) if n else np.nan
-                mx, my = (float(np.mean(xv)), float(np.mean(yv))) if n else (np.nan, np.nan)
-            else:
-                yv = y.drop(index=x.index, errors="ignore").to_numpy()
-                xv = x.to_numpy()
-                stat, p = _unpaired(xv, yv)
-                n = len(xv) + len(yv)
-                mx = float(np.mean(xv)) if len(xv) else np.nan
-                my = float(np.mean(yv)) if len(yv) else np.nan
-                eff = mx - my
-            rows.append(
-                {
-                    "signature": name,
-                    "group": grp,
-                    "reference": reference,
-                    "test": "wilcoxon" if paired else "mannwhitneyu",
-                    "n_samples": int(n),
-                    "mean_group": mx,
-                    "mean_reference": my,
-                    "effect": eff,
-                    "statistic": stat,
-                    "pval": p,
-                    "_k": grp,
-                }
-            )
+            stat, p, n = _omnibus(wide[:, :, j], paired)
+            rows.append({"signature": name, "group": "all", "reference": "", "_k": "omnibus",
+                         "test": "friedman" if paired else "kruskal",
+                         **dict(zip(fields, (n, np.nan, np.nan, np.nan, stat, p)))})  # fmt: skip
+        for k, grp in enumerate(groups):
+            y, present = ref[grp]
+            res = _comparison(wide[:, k, j], y[:, j], present[:, j], paired)
+            reference = groups[1 - k] if len(groups) == 2 else "rest"
+            rows.append({"signature": name, "group": grp, "reference": reference,
+                         "test": "wilcoxon" if paired else "mannwhitneyu", **dict(zip(fields, res)), "_k": grp})  # fmt: skip
     out = pd.DataFrame(rows)
     out["padj"] = np.nan
     for _, idx in out.groupby("_k", sort=False).groups.items():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -176,6 +176,34 @@ def _detect_id_type(ids: pd.Index) -> str:
     return "symbol_mouse_like" if mouse.mean() > 0.5 else "symbol"
 
 
+#: the lookups of the last (table, names) pair :func:`_lookups` built (the shipped resources are
+#: the same objects at every call)
+_LOOKUPS: dict[str, Any] = {}
+
+
+def _lookups(table: pd.DataFrame, names: pd.DataFrame | None) -> dict[str, pd.Series]:
+    """Identifier -> symbol lookups of ``table`` and ``names``: ``ensembl`` (stable gene ID),
+    ``synonym`` and ``synonym_kind`` (previous symbols and aliases; with ``names``) and ``upper``
+    (upper-cased symbols that are unambiguous). Built once per pair of objects.
+    """
+    if _LOOKUPS.get("table") is table and _LOOKUPS.get("names") is names:
+        return _LOOKUPS["maps"]
+    symbols = table.index
+    id_map = pd.Series(symbols[table["gene_id"] != ""], index=table.loc[table["gene_id"] != "", "gene_id"])
+    maps: dict[str, pd.Series] = {}
+    if names is not None:
+        extra = names[names["kind"] == "ensembl"]
+        id_map = pd.concat([id_map, pd.Series(extra["symbol"].to_numpy(), index=extra["name"].to_numpy())])
+        syn = names[names["kind"] != "ensembl"]
+        maps["synonym"] = pd.Series(syn["symbol"].to_numpy(), index=syn["name"].to_numpy())
+        maps["synonym_kind"] = pd.Series(syn["kind"].to_numpy(), index=syn["name"].to_numpy())
+    maps["ensembl"] = id_map[~id_map.index.duplicated()]
+    upper = pd.Series(symbols, index=symbols.str.upper())
+    maps["upper"] = upper[~upper.index.duplicated(keep=False)]
+    _LOOKUPS.update(table=table, names=names, maps=maps)
+    return maps
+
+
 def _match(
     ids: pd.Index, id_type: str, table: pd.DataFrame, names: pd.DataFrame | None, *, case_insensitive: bool
 ) -> tuple[pd.Series, np.ndarray]:
@@ -190,15 +218,7 @@ def _match(
     symbols = table.index
     if id_type.startswith("ensembl"):
         stable = pd.Index(ids.str.replace(r"\.\d+$", "", regex=True))
-        id_map = pd.Series(
-            symbols[table["gene_id"] != ""], index=table.loc[table["gene_id"] != "", "gene_id"]
-        )
-        if names is not None:
-            extra = names[names["kind"] == "ensembl"]
-            id_map = pd.concat(
-                [id_map, pd.Series(extra["symbol"].to_numpy(), index=extra["name"].to_numpy())]
-            )
-        id_map = id_map[~id_map.index.duplicated()]
+        id_map = _lookups(table, names)["ensembl"]
         hit = stable.isin(id_map.index)
         out[hit] = id_map.reindex(stable[hit]).to_numpy()
         route[hit] = "ensembl_id"
@@ -207,16 +227,14 @@ def _match(
     exact = ids.isin(symbols)
     out[exact] = ids[exact]
     route[exact] = "symbol"
+    maps = _lookups(table, names)
     if names is not None:
-        syn = names[names["kind"] != "ensembl"]
-        syn_map = pd.Series(syn["symbol"].to_numpy(), index=syn["name"].to_numpy())
-        syn_kind = pd.Series(syn["kind"].to_numpy(), index=syn["name"].to_numpy())
+        syn_map, syn_kind = maps["synonym"], maps["synonym_kind"]
         todo = ~out.notna().to_numpy() & ids.isin(syn_map.index)
         out[todo] = syn_map.reindex(ids[todo]).to_numpy()
         route[todo] = syn_kind.reindex(ids[todo]).to_numpy()
     # case-insensitive, only when unambiguous
-    upper = pd.Series(symbols, index=symbols.str.upper())
-    upper = upper[~upper.index.duplicated(keep=False)]
+    upper = maps["upper"]
     todo = ~out.notna().to_numpy() & case_insensitive
     if todo.any():
         up = ids[todo].str.upper()

@@ -54,8 +54,9 @@ TISSUE_MIN_SHARE = 0.01
 #: reads and broadly detected noise independently of each other (odds ratio about 1)
 TISSUE_MIN_ODDS_RATIO = 3.0
 #: columns of ``uns[key_added]["tissue_gate"]``: per tissue-restricted type, the cells that carry
-#: it (-1: too few of its markers measured), the cells it is counted among, their ratio, the verdict
-GATE_COLUMNS = ("cell_type", "level", "tissue", "n_cells", "n_reference", "share", "kept")
+#: it (-1: too few of its markers measured), the cells it is counted among, the mean pairwise odds
+#: ratio of detection of its defining markers (NaN: not measured), the share of cells, the verdict
+GATE_COLUMNS = ("cell_type", "level", "tissue", "n_cells", "n_reference", "odds_ratio", "share", "kept")
 
 
 def _mean_odds_ratio(on: sparse.spmatrix) -> float:
@@ -588,8 +589,9 @@ def annotate(
     sample when ``sample_key`` is set), ``malignant_source`` ("cnv" or "markers"),
     ``tissue_types`` (the tissue-restricted types scored, comma-separated), ``tissue_gate`` (per
     tissue-restricted type with ``tissue_types=None``: ``n_cells`` that make its population, -1 when
-    too few of its markers are measured, among ``n_reference`` cells, their ``share`` and whether
-    it was ``kept``) and the scanpy-style palettes ``uns["compartment_colors"]`` and
+    too few of its markers are measured, among ``n_reference`` cells, the ``odds_ratio`` of
+    co-detection of its defining markers — ``inf`` when fewer than two of them vary across cells —,
+    their ``share`` and whether it was ``kept``) and the scanpy-style palettes ``uns["compartment_colors"]`` and
     ``uns["cell_type_major_colors"]``.
     """
     adata = start(adata, copy)
@@ -733,8 +735,8 @@ class _Library:
             if not tissue_m[t]:
                 continue
             if tissue_types is None:
-                n = self.population(self.major_tab, t, self.n_pos_m[k], on, called & (best == k))
-                rows.append((t, "major", tissue_m[t], n, S.shape[0]))
+                n, odds = self.population(self.major_tab, t, self.n_pos_m[k], on, called & (best == k))
+                rows.append((t, "major", tissue_m[t], n, S.shape[0], odds))
                 self.ok_m0[k] &= n >= _population_needed(S.shape[0])
             else:
                 self.ok_m0[k] &= bool(tissue_types)
@@ -761,7 +763,10 @@ class _Library:
 
     def gate_table(self, rows: list[tuple]) -> pd.DataFrame:
         """The presence gate's counts (``GATE_COLUMNS``) with the share and the verdict per type."""
-        gate = pd.DataFrame(rows, columns=list(GATE_COLUMNS[:5])).astype({"n_cells": int, "n_reference": int})
+        gate = pd.DataFrame(rows, columns=list(GATE_COLUMNS[:6])).astype(
+            {"n_cells": int, "n_reference": int, "odds_ratio": float}
+        )
+        gate["odds_ratio"] = gate["odds_ratio"].round(3)
         gate["share"] = (gate["n_cells"] / gate["n_reference"].clip(lower=1)).round(4)
         gate["kept"] = [
             bool(self.ok_m0[self.majors.index(t)] if lv == "major" else self.ok_f0[self.fines.index(t)])
@@ -772,18 +777,20 @@ class _Library:
 
     def population(
         self, tab: pd.DataFrame, t: str, n_measured: int, on: sparse.csc_matrix, hits: np.ndarray
-    ) -> int:
+    ) -> tuple[int, float]:
         """How many of the cells ``hits`` (those that score type ``t`` best) co-express ``min_markers``
-        of its defining markers (all its positive markers when none is marked defining); -1 when
-        fewer than ``TISSUE_MIN_COVERAGE`` of its positive markers are measured.
+        of its defining markers (all its positive markers when none is marked defining), and their
+        :func:`_mean_odds_ratio`; ``(-1, NaN)`` when fewer than ``TISSUE_MIN_COVERAGE`` of its positive
+        markers are measured. No cell counts when the odds ratio is below ``TISSUE_MIN_ODDS_RATIO``.
         """
         pos = tab[(tab["cell_type"] == t) & (tab["direction"] == "+")]
         if n_measured < TISSUE_MIN_COVERAGE * pos["gene"].nunique():
-            return -1
+            return -1, np.nan
         k_on, _ = self.n_defining(tab, t, on)
-        if _mean_odds_ratio(on[:, self.defining_cols(tab, t)]) < TISSUE_MIN_ODDS_RATIO:
-            return 0  # the markers are detected independently of each other: no population
-        return int((hits & (k_on >= self.min_markers)).sum())
+        odds = _mean_odds_ratio(on[:, self.defining_cols(tab, t)])
+        if odds < TISSUE_MIN_ODDS_RATIO:
+            return 0, odds  # the markers are detected independently of each other: no population
+        return int((hits & (k_on >= self.min_markers)).sum()), odds
 
     def defining_cols(self, tab: pd.DataFrame, t: str) -> list[int]:
         """Columns of the measured defining markers of type ``t`` (its positive markers when none is defining)."""
@@ -819,8 +826,8 @@ class _Library:
             for j in np.flatnonzero(restricted & (self.fine_major == m)):
                 hits = np.zeros(Sf.shape[0], dtype=bool)
                 hits[cells[bf == j]] = allowed[j]
-                n = self.population(self.fine_tab, self.fines[j], self.n_pos_f[j], on, hits)
-                rows.append((self.fines[j], "fine", tissue[j], n, len(cells)))
+                n, odds = self.population(self.fine_tab, self.fines[j], self.n_pos_f[j], on, hits)
+                rows.append((self.fines[j], "fine", tissue[j], n, len(cells), odds))
                 own[j] = allowed[j] and n >= _population_needed(len(cells))
         return own, rows
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import warnings
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -228,11 +229,22 @@ def _resolve(signatures) -> pd.DataFrame:
 # genes: signature genes -> columns of the data
 # --------------------------------------------------------------------------------------------
 def _human_symbols(ids: pd.Index) -> np.ndarray | None:
-    """Current HGNC symbol of each identifier (its own name where unknown); ``None`` if not human."""
+    """Current HGNC symbol of each identifier (its own name where unknown); ``None`` if not human.
+
+    The mapping of the same identifiers is reused (a run scores signatures several times on the same
+    genes); the returned array is a copy.
+    """
+    out = _human_symbols_of(tuple(pd.Index(ids).astype(str)))
+    return None if out is None else out.copy()
+
+
+@lru_cache(maxsize=16)
+def _human_symbols_of(names: tuple[str, ...]) -> np.ndarray | None:
+    """:func:`_human_symbols` of a tuple of names (cached)."""
     from .._resources import gene_names, gene_table
     from ..pp._gene_positions import _detect_id_type, _match
 
-    ids = pd.Index(pd.Index(ids).astype(str))
+    ids = pd.Index(names, dtype=object)
     kind = _detect_id_type(ids)
     if kind in ("symbol_mouse_like", "ensembl_nonhuman"):
         return None
