@@ -323,7 +323,7 @@ def _serve(stream, results: str) -> None:
         log.flush()
         while (frame := _read_frame(stream)) is not None:
             kind, paths, payload = pickle.loads(frame)
-            error, t0 = "", time.perf_counter()
+            error = ""
             try:
                 if kind == "figure":
                     lay_out, bbox, fig = pickle.loads(payload)
@@ -337,12 +337,7 @@ def _serve(stream, results: str) -> None:
                 error = f"{type(e).__name__}: {e}"
             finally:
                 plt.close("all")
-            result = {
-                "paths": list(paths.values()),
-                "error": error,
-                "seconds": round(time.perf_counter() - t0, 4),
-            }
-            log.write(json.dumps(result) + "\n")
+            log.write(json.dumps({"paths": list(paths.values()), "error": error}) + "\n")
             log.flush()
         log.write(json.dumps({"peak_rss_gib": _peak_rss_gib()}) + "\n")
 
