@@ -25,8 +25,12 @@ def drug_screen(adata: AnnData, *, key: str = UNS_DRUG_SCREEN) -> pd.DataFrame:
     One row per drug (``therapy``), sample and group: ``n_cells``, ``fraction_of_sample``,
     ``n_genes`` (measured genes of the drug), ``score`` (weighted mean standardised expression of
     its targets against the normal compartment, or of its signature's up minus down genes against
-    the average malignant cell), ``pval`` (matched random-gene-set null), ``padj``
-    (Benjamini-Hochberg within the subpopulation), ``toxicity`` (activity in the normal
+    the average malignant cell), ``effect`` (mean Cohen's d of the drug's targets against the
+    normal compartment, or Cohen's d of a signature's per-cell score against the other malignant
+    cells), ``pval`` and
+    ``padj`` (the self-contained test that decides the call; Benjamini-Hochberg within the
+    subpopulation), ``pval_random_genes`` and ``padj_random_genes`` (against random gene sets of
+    the same expression: does the drug stand out), ``toxicity`` (activity in the normal
     compartment), ``rank`` (within the subpopulation, by score minus the toxicity penalty; missing
     for drugs not scored), ``call`` (``responds`` / ``survives`` / ``undetermined``), ``survives``
     and ``reasons``, joined with the drug's ``kind`` (``targets`` or ``signature``). Method and
@@ -50,8 +54,10 @@ def drug_screen(adata: AnnData, *, key: str = UNS_DRUG_SCREEN) -> pd.DataFrame:
     df["survives"] = df["survives"].astype(str).isin(["True", "true", "1"])
     for c in ("n_cells", "n_genes"):
         df[c] = pd.to_numeric(df[c]).astype(int)
-    for c in ("fraction_of_sample", "score", "pval", "padj", "toxicity"):
-        df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+    for c in ("fraction_of_sample", "score", "effect", "pval", "padj", "pval_random_genes", "padj_random_genes",
+              "toxicity"):  # fmt: skip
+        if c in df.columns:  # screens written before the effect / random-gene columns
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
     df["rank"] = pd.to_numeric(df["rank"], errors="coerce").round().astype("Int64")
     if "therapies" in res:
         kinds = pd.DataFrame(res["therapies"])[["therapy", "kind"]]

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import sparse
 
-from .._core.drug_screen import Z_STEP, group_stats, null_histogram
+from .._core.drug_screen import Z_STEP, group_stats, null_histogram, score_moments, set_effects, welch
 from .._core.expression import TARGET_SUM
 from .._core.stats import bh_adjust
 from .._docs import doc_params
@@ -37,8 +37,8 @@ UNS_DRUG_SCREEN = UNS.drug_screen
 
 #: columns of ``uns[key_added]["table"]``
 TABLE_COLUMNS = [
-    "therapy", "sample", "group", "n_cells", "fraction_of_sample", "n_genes", "score", "pval", "padj",
-    "toxicity", "rank", "call", "survives", "reasons",
+    "therapy", "sample", "group", "n_cells", "fraction_of_sample", "n_genes", "score", "effect", "pval", "padj",
+    "pval_random_genes", "padj_random_genes", "toxicity", "rank", "call", "survives", "reasons",
 ]  # fmt: skip
 #: columns of ``uns[key_added]["therapies"]``
 THERAPY_COLUMNS = [
@@ -58,6 +58,9 @@ TARGETS, SIGNATURE = "targets", "signature"
 MIN_GENES = {TARGETS: 1, SIGNATURE: 3}
 _N_BINS = 25  # expression bins of the matched null (Tirosh et al. 2016; scanpy's score_genes)
 _Z_CLIP = 3.0  # standardised expression is clipped at +-3 (one gene cannot dominate a set)
+_CELL_CLIP = (
+    10.0  # per-cell standardised expression in the drugs' per-cell scores (Seurat's ScaleData scale.max)
+)
 _SD_FLOOR_REL = 0.05  # gene SD floor: 5% of the 99th percentile of the gene SDs
 _Z_STEP, _Z_MAX = Z_STEP, 12.0  # histogram of the pooled standardised null |z| (|z| >= 12: one bin)
 _SIZE_EDGES = (1, 2, 3, 5, 10, 20, 50)  # pooled nulls are kept apart by gene-set size class
@@ -243,8 +246,8 @@ def _membership(long: pd.DataFrame, info: pd.DataFrame, var_names, min_genes, ha
 # one pass over the cells: per-group sums of log-normalised expression
 # --------------------------------------------------------------------------------------------
 def _group_stats(X, codes: np.ndarray, n_codes: int, chunk: int):
-    """``(S, Q, N)``: per group (rows) and gene, the sum, sum of squares and number of cells expressing,
-    of log-normalised expression, in one chunked pass over the cells (a Dask or backed matrix is read
+    """``(S, Q, N, mode)``: per group (rows) and gene, the sum, sum of squares and number of cells
+    expressing, of log-normalised expression (and the input mode), in one chunked pass over the cells (a Dask or backed matrix is read
     block by block; groups < 0 are skipped). Counts are normalised on the fly (log1p CP10k, the
     transform of :func:`tmeatlas.tl.score_signatures` and :func:`tmeatlas.tl.infer_cnv`), without a copy
     of the matrix.
@@ -261,34 +264,70 @@ def _group_stats(X, codes: np.ndarray, n_codes: int, chunk: int):
             "the expression matrix has negative values (scaled data?); the drug screen compares expression "
             "levels and detection: pass raw counts or log-normalised expression (e.g. `layer='counts'`)."
         )
-    return group_stats(_chunks(X, chunk), codes, n_codes, X.shape[1], mode, TARGET_SUM)
+    return (*group_stats(_chunks(X, chunk), codes, n_codes, X.shape[1], mode, TARGET_SUM), mode)
+
+
+def _mean_sd(S, Q, n, rows):
+    """Gene means and SDs over the cells of the groups ``rows``, SDs floored at 5% of the 99th
+    percentile of the positive gene SDs.
+    """
+    tot = max(1.0, float(n[rows].sum()))
+    m = S[rows].sum(axis=0) / tot
+    s = np.sqrt(np.maximum(Q[rows].sum(axis=0) / tot - m**2, 0.0))
+    pos = s[s > 0]
+    floor = max(_SD_FLOOR_REL * float(np.quantile(pos, 0.99)) if len(pos) else 1.0, 1e-12)
+    return m, np.maximum(s, floor)
 
 
 def _standardised(S, Q, N, n: np.ndarray):
     """Group x gene standardised expression for target sets (subpopulation vs the normal compartment,
     in SDs over all analysed cells) and for signatures (subpopulation vs the average malignant cell, in
-    SDs over malignant cells), both clipped at +-3; also the gene means over all analysed cells, each
-    group's detection rates and the normal compartment's.
+    SDs over malignant cells), both clipped at +-3; also, per kind, the gene means and SDs that define
+    them, the gene means over all analysed cells, each group's detection rates and the normal
+    compartment's.
     """
     K = len(n) - 1
     mu = S / np.maximum(n, 1)[:, None]
-
-    def sd(rows):
-        tot = max(1.0, float(n[rows].sum()))
-        m = S[rows].sum(axis=0) / tot
-        s = np.sqrt(np.maximum(Q[rows].sum(axis=0) / tot - m**2, 0.0))
-        pos = s[s > 0]
-        floor = _SD_FLOOR_REL * float(np.quantile(pos, 0.99)) if len(pos) else 1.0
-        return m, np.maximum(s, max(floor, 1e-12))
-
-    m_all, sd_all = sd(np.arange(K + 1))
-    m_mal, sd_mal = sd(np.arange(K))
+    m_all, sd_all = _mean_sd(S, Q, n, np.arange(K + 1))
+    m_mal, sd_mal = _mean_sd(S, Q, n, np.arange(K))
     Z = {
         TARGETS: np.clip((mu[:K] - mu[K]) / sd_all, -_Z_CLIP, _Z_CLIP),
         SIGNATURE: np.clip((mu[:K] - m_mal) / sd_mal, -_Z_CLIP, _Z_CLIP),
     }
+    centres = {TARGETS: (m_all, sd_all), SIGNATURE: (m_mal, sd_mal)}
     det = N / np.maximum(n, 1)[:, None]
-    return Z, m_all, det[:K], det[K]
+    return Z, centres, m_all, det[:K], det[K]
+
+
+def _differences(X, codes: np.ndarray, S, Q, n: np.ndarray, centres: dict, mats: dict, chunk: int, mode: int):
+    """The self-contained test of every drug in every subpopulation, per kind: ``(effect, p)`` (groups x
+    drugs; p two-sided from Student's t, NaN for a group of one cell). Target sets: each target's
+    standardised difference from the normal compartment (:func:`tmeatlas._core.drug_screen.welch` on the
+    gene sums ``S``, ``Q``, clipped at +-3), combined by :func:`~tmeatlas._core.drug_screen.set_effects`.
+    Signatures: the per-cell signature score against the other malignant cells (a second pass over the
+    cells, :func:`~tmeatlas._core.drug_screen.score_moments`).
+    """
+    from scipy import stats
+
+    from ._signatures import _chunks
+
+    K = len(n) - 1
+    out = {}
+    for kind, M in mats.items():
+        if not M.shape[0]:
+            continue
+        if kind == TARGETS:
+            d, _, df, se = welch(S[:K], Q[:K], n[:K], S[K : K + 1], Q[K : K + 1], n[K : K + 1])
+            effect, t = set_effects(np.clip(d, -_Z_CLIP, _Z_CLIP), se, M)
+        else:
+            m, sd = centres[kind]
+            cc = np.where(codes == K, -1, codes)  # malignant cells only
+            Sd, Qd = score_moments(_chunks(X, chunk), cc, K, M, m, sd, _CELL_CLIP, mode, TARGET_SUM)
+            rest = (Sd.sum(axis=0) - Sd, Qd.sum(axis=0) - Qd, n[:K].sum() - n[:K])
+            effect, t, df, _ = welch(Sd, Qd, n[:K], *rest)
+        df = df[:, :1]  # one value per group
+        out[kind] = (effect, np.where(df >= 1, 2.0 * stats.t.sf(np.abs(t), np.maximum(df, 1.0)), np.nan))
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -447,45 +486,77 @@ def _gene_texts(names, w, Zg, det, score, kind) -> list[str]:
     return out
 
 
-def _row_reason(kind, score, fdr, call, tox, genes, alpha) -> str:
+def _decision_text(effect, fdr, call, alpha, min_effect) -> str:
+    """Why a row is called or not: the self-contained test's FDR and the effect against ``min_effect``."""
+    sig = f"FDR {fdr:.2g}" if np.isfinite(fdr) else "not testable (a group of one cell)"
+    if call != "undetermined":
+        return sig
+    why = []
+    if not np.isfinite(fdr) or fdr > alpha:
+        why.append(f"{sig}, not significant at {alpha:g}")
+    if not abs(effect) >= min_effect:
+        why.append(f"|d| < min_effect={min_effect:g}")
+    return "undetermined: " + " and ".join(why)
+
+
+def _row_reason(kind, score, effect, fdr, fdr_random, call, tox, genes, alpha, min_effect) -> str:
     """Plain-English reason of one drug x subpopulation row."""
-    sig = f"FDR {fdr:.2g}" + ("" if call != "undetermined" else f", not significant at {alpha:g}")
+    decision = _decision_text(effect, fdr, call, alpha, min_effect)
+    random = f"vs random genes of the same expression: FDR {fdr_random:.2g}"
     if kind == TARGETS:
         where = "above" if score > 0 else ("below" if score < 0 else "level with")
         lead = {"survives": "no target window: ", "responds": "target window: "}.get(call, "")
-        head = f"{lead}targets {genes or '(none)'} {where} the normal compartment (mean z={score:.1f})"
-        return f"{head}; {sig}; targets expressed in {100 * tox:.0f}% of normal cells"
-    what = "sensitive" if score > 0 else "resistant"
-    head = (
-        f"signature says {what} vs the average malignant cell (score={score:.2f}; genes {genes or '(none)'})"
-    )
+        head = (f"{lead}targets {genes or '(none)'} {where} the normal compartment (mean z={score:.1f}, "
+                f"effect d={effect:+.2f})")  # fmt: skip
+        return f"{head}; {decision}; {random}; targets expressed in {100 * tox:.0f}% of normal cells"
+    what = "sensitive" if effect > 0 else "resistant"
+    head = (f"signature says {what} vs the other malignant cells (score={score:.2f}, effect d={effect:+.2f}; "
+            f"genes {genes or '(none)'})")  # fmt: skip
     if not np.isfinite(tox):
-        return f"{head}; {sig}; no non-malignant cell: toxicity not measured"
-    return f"{head}; {sig}; signature active in normal cells: toxicity {tox:.2f}"
+        return f"{head}; {decision}; {random}; no non-malignant cell: toxicity not measured"
+    return f"{head}; {decision}; {random}; signature active in normal cells: toxicity {tox:.2f}"
 
 
-def _calls(score, z, fdr, alpha):
-    """``responds`` (sensitivity / target window: above the null and > 0, FDR <= alpha), ``survives``
-    (resistance / target below the normal compartment, likewise), else ``undetermined``.
+def _calls(effect, fdr, alpha, min_effect):
+    """``responds`` (targets above the normal compartment / signature says sensitive: effect >=
+    ``min_effect`` and FDR <= alpha), ``survives`` (effect <= -``min_effect``, likewise), else
+    ``undetermined``.
     """
     sigf = np.isfinite(fdr) & (fdr <= alpha)
-    return np.where(sigf & (z > 0) & (score > 0), "responds",
-                    np.where(sigf & (z < 0) & (score < 0), "survives", "undetermined"))  # fmt: skip
+    return np.where(sigf & (effect >= min_effect), "responds",
+                    np.where(sigf & (effect <= -min_effect), "survives", "undetermined"))  # fmt: skip
 
 
-def _table(info, res, Zs, det, subs, mats, names_of, alpha, tox_weight):
-    """One row per drug x subpopulation (drug-major), with reasons."""
-    K, D = len(subs), len(info)
-    score = np.full((D, K), np.nan)
-    p = np.full((D, K), np.nan)
-    z = np.zeros((D, K))
+def _by_drug(info, res, diffs, K):
+    """Drugs x groups arrays of the table: score, competitive p and z, effect and self-contained p
+    (NaN for drugs not scored).
+    """
+    D = len(info)
+    out = {k: np.full((D, K), np.nan) for k in ("score", "p_random", "effect", "p")}
+    out["z"] = np.zeros((D, K))
     for kind, r in res.items():
         rows = np.flatnonzero((info["kind"] == kind).to_numpy() & info["scored"].to_numpy())
         cols = info["col"].to_numpy()[rows]
-        score[rows], p[rows], z[rows] = r["score"].T[cols], r["p"].T[cols], r["z"].T[cols]
-    fdr = np.column_stack([_bh(p[:, k]) for k in range(K)]) if D else p
+        effect, p = diffs[kind]
+        for name, arr in (("score", r["score"]), ("p_random", r["p"]), ("z", r["z"]), ("effect", effect),
+                          ("p", p)):  # fmt: skip
+            out[name][rows] = arr.T[cols]
+    return out
+
+
+def _bh_per_group(p: np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg within each subpopulation (columns) over its scored drugs."""
+    return np.column_stack([_bh(p[:, k]) for k in range(p.shape[1])]) if p.shape[0] else p
+
+
+def _table(info, res, diffs, Zs, det, subs, mats, names_of, alpha, tox_weight, min_effect):
+    """One row per drug x subpopulation (drug-major), with reasons."""
+    K, D = len(subs), len(info)
+    a = _by_drug(info, res, diffs, K)
+    score, effect = a["score"], a["effect"]
+    fdr, fdr_random = _bh_per_group(a["p"]), _bh_per_group(a["p_random"])
     tox = info["toxicity"].to_numpy(float)
-    calls = _calls(score, z, fdr, alpha)
+    calls = _calls(effect, fdr, alpha, min_effect)
     penal = score - tox_weight * np.nan_to_num(tox)[:, None]
     rank = np.full((D, K), np.nan)
     for k in range(K):
@@ -503,16 +574,19 @@ def _table(info, res, Zs, det, subs, mats, names_of, alpha, tox_weight):
         texts = _gene_texts(names_of[gcols], w, Zg, det[:, gcols], score[d], row.kind)
         testable = res[row.kind]["testable"][:, row.col]
         for k in range(K):
-            text = _row_reason(row.kind, score[d, k], fdr[d, k], calls[d, k], tox[d], texts[k], alpha)
+            text = _row_reason(row.kind, score[d, k], effect[d, k], fdr[d, k], fdr_random[d, k], calls[d, k],
+                               tox[d], texts[k], alpha, min_effect)  # fmt: skip
             if not testable[k]:
-                text += "; not testable: random genes of the same expression do not vary here"
+                text += "; random genes of the same expression do not vary here"
             reasons.append(text)
     t = pd.DataFrame({
         "therapy": np.repeat(info["drug"].to_numpy(), K), "sample": np.tile(subs["sample"].to_numpy(), D),
         "group": np.tile(subs["group"].to_numpy(), D), "n_cells": np.tile(subs["n_cells"].to_numpy(), D),
         "fraction_of_sample": np.tile(subs["fraction_of_sample"].to_numpy(), D),
-        "n_genes": np.repeat(info["n_genes"].to_numpy(), K), "score": score.ravel(), "pval": p.ravel(),
-        "padj": fdr.ravel(), "toxicity": np.repeat(tox, K), "rank": rank.ravel(), "call": calls.ravel(),
+        "n_genes": np.repeat(info["n_genes"].to_numpy(), K), "score": score.ravel(), "effect": effect.ravel(),
+        "pval": a["p"].ravel(), "padj": fdr.ravel(), "pval_random_genes": a["p_random"].ravel(),
+        "padj_random_genes": fdr_random.ravel(), "toxicity": np.repeat(tox, K), "rank": rank.ravel(),
+        "call": calls.ravel(),
     })  # fmt: skip
     t["survives"] = t["call"].eq("survives")
     t["reasons"] = reasons
@@ -587,6 +661,7 @@ def drug_screen(
     min_genes: int | None = None,
     n_perms: int = 1000,
     max_padj: float = 0.05,
+    min_effect: float = 0.5,
     toxicity_weight: float = 1.0,
     rng: RngLike = 0,
     n_jobs: int | None = None,
@@ -629,18 +704,43 @@ def drug_screen(
     genes x groups matrix :math:`Z`: :math:`S_{kd} = \sum_{g \in up} w_{gd} z_{kg} - \sum_{g \in
     down} w_{gd} z_{kg}`, the weighted mean z of the targets (or up genes minus down genes).
 
-    **Significance.** The null of :math:`S_{kd}` replaces every gene of the drug by a random
-    gene of the same expression bin (25 bins of the mean over analysed cells, as Tirosh et al.,
-    Science 2016 draw control genes), drawn without replacement. Its mean :math:`m_{kd}` and SD
-    :math:`s_{kd}` are exact (sums over bins of the bin's mean and variance times the drug's
-    weights, with the finite-population correction), so :math:`t_{kd} = (S_{kd} - m_{kd}) /
-    s_{kd}`. ``n_perms`` random within-bin permutations of the genes (drawn from ``rng``) give
-    standardised null scores of every drug; as in GSEA (Subramanian et al., PNAS 2005) they
-    are pooled over the drugs of the same subpopulation, kind and set size class (1, 2, 3-4,
-    5-9, 10-19, 20-49, 50+ genes, whose null shapes differ), which resolves p-values far below
-    ``1 / n_perms`` as thousands of compounds need: :math:`p = (1 + \#\{|t^{null}| \ge
-    |t_{kd}|\}) / (1 + n^{null})` (Phipson & Smyth, Stat Appl Genet Mol Biol 2010).
-    Benjamini-Hochberg FDR (J R Stat Soc B 1995) within each subpopulation over all scored drugs.
+    **Decision: is the drug's evidence there?** A self-contained test (Goeman & Bühlmann,
+    Bioinformatics 2007) with cells as the units; ``effect`` is a standardised difference
+    (Cohen's d) and the group's variance is not taken below the reference's in the standard
+    error (its value under the null: a small group that by chance has no expressing cell does not
+    look certain). *Target sets* (each target is a protein the drug needs): per target, Cohen's
+    :math:`d_{kg} = (\mu_{kg} - \nu_g) / \sqrt{(v_{kg} + v_g)/2}` against the normal compartment
+    (clipped at :math:`\pm 3`); ``effect`` :math:`E_{kd} = \sum_g w_{gd} d_{kg}` (the weighted
+    mean over targets; a resistance marker counts with its sign) and :math:`t_{kd} = E_{kd} /
+    \sum_g |w_{gd}| se_{kg}` with Welch's :math:`se_{kg} = \sqrt{\max(v_{kg}, v_g)/n_k + v_g/n_n} /
+    s_p`: the denominator bounds the standard error whatever the targets' correlation
+    (Cauchy-Schwarz), exact for one target, conservative for several. *Signatures* (a cell
+    state read jointly by many genes): a second pass over the malignant cells gives each cell's
+    signature score :math:`s_{cd} = \sum_g w_{gd} \, \mathrm{clip}((x_{cg} - m_g)/s_g, \pm 10)`
+    (genes standardised over malignant cells; 10 is Seurat's ``ScaleData`` default), compared with
+    the other malignant cells: ``effect`` is Cohen's d of :math:`s_{cd}` (gene correlations
+    included), :math:`t` Welch's as above. ``pval``: two-sided, Student's t with (smaller group
+    - 1) degrees of freedom; ``padj``: Benjamini-Hochberg (J R Stat Soc B 1995) within each
+    subpopulation over the scored drugs. With thousands of cells any difference is significant,
+    so a call also needs :math:`|E| \ge` ``min_effect`` (default 0.5, a "medium" effect: Cohen,
+    Statistical Power Analysis, 1988).
+
+    **Specificity: more than random genes?** A competitive test (``pval_random_genes``,
+    ``padj_random_genes``) replaces every gene of the drug by a random gene of the same
+    expression bin (25 bins of the mean over analysed cells, as Tirosh et al., Science 2016 draw
+    control genes), drawn without replacement. The null's mean :math:`m_{kd}` and SD
+    :math:`s_{kd}` of :math:`S_{kd}` are exact (sums over bins of the bin's mean and variance
+    times the drug's weights, with the finite-population correction), so :math:`z_{kd} = (S_{kd}
+    - m_{kd}) / s_{kd}`. ``n_perms`` random within-bin permutations of the genes (drawn from
+    ``rng``) give standardised null scores of every drug; as in GSEA (Subramanian et al., PNAS
+    2005) they are pooled over the drugs of the same subpopulation, kind and set size class (1,
+    2, 3-4, 5-9, 10-19, 20-49, 50+ genes, whose null shapes differ), which resolves p-values
+    far below ``1 / n_perms``: :math:`p = (1 + \#\{|z^{null}| \ge |z_{kd}|\}) / (1 + n^{null})`
+    (Phipson & Smyth, Stat Appl Genet Mol Biol 2010), BH within each subpopulation. It says
+    whether the drug's genes stand out from the subpopulation's general difference from the
+    normal compartment (e.g. a carcinoma's epithelial genes against immune cells); among
+    thousands of compounds a single-target drug must beat nearly every gene of its expression
+    bins, so it does not decide the call.
 
     **Toxicity** :math:`\tau_d`: activity in the normal compartment, :math:`\sum_g w_{gd} f_g`
     clipped to [0, 1] with :math:`f_g` the fraction of normal cells expressing gene :math:`g`:
@@ -649,16 +749,17 @@ def drug_screen(
     within each subpopulation by :math:`S_{kd} - \lambda \tau_d` (:math:`\lambda` =
     ``toxicity_weight``).
 
-    **Calls.** ``responds``: FDR <= ``max_padj`` with :math:`t_{kd} > 0` and :math:`S_{kd} > 0`
-    (targets above the normal compartment / signature says sensitive); ``survives``: FDR <=
-    ``max_padj`` with both below 0 (no target window / resistant); else ``undetermined`` (also
-    drugs not scored). A drug with fewer than ``min_genes`` measured genes is reported on
-    every row as not scored, with the reason and the genes not found. Among thousands of
-    compounds BH is strict: a single-target drug must beat nearly every gene of its expression
-    bins, so ``rank`` and ``score`` stay informative where the calls are ``undetermined``
-    (``benchmarks/drug_screen.py``: planted single-target drugs rank in the top 20 of 5,005 in
-    every clone the simulator makes sensitive, at FDR >= 0.19). The screen ranks and explains
-    candidates from expression alone; it does not see mutations, drug exposure or pharmacology.
+    **Calls.** ``responds``: ``padj`` <= ``max_padj`` and ``effect`` >= ``min_effect``
+    (targets above the normal compartment: a target window / signature says sensitive);
+    ``survives``: ``padj`` <= ``max_padj`` and ``effect`` <= -``min_effect`` (targets below the
+    normal compartment / resistant); else ``undetermined`` with the reason (also drugs not
+    scored, and groups of one cell). A drug with fewer than ``min_genes`` measured genes is
+    reported on every row as not scored, with the reason and the genes not found.
+    ``benchmarks/drug_screen.py`` measures the calls of planted single-target drugs against the
+    simulator's response truth and the calls on a label-permuted null. The normal compartment is
+    the sample's non-malignant cells (immune, stromal), not the tumour's tissue of origin, and the
+    screen sees expression alone, not mutations, drug exposure or pharmacology: a call is a
+    candidate to examine, not a prediction of clinical response.
 
     Parameters
     ----------
@@ -680,6 +781,9 @@ def drug_screen(
         Random within-bin gene permutations of the null (each scores every drug).
     max_padj
         Largest Benjamini-Hochberg adjusted p-value (FDR level) of the ``responds`` / ``survives`` calls.
+    min_effect
+        Smallest absolute ``effect`` (mean Cohen's d of a drug's targets; Cohen's d of a signature's
+        per-cell score) of a call.
     toxicity_weight
         :math:`\lambda`, score units lost per unit of toxicity in ``rank``.
     rng
@@ -701,6 +805,7 @@ def drug_screen(
     adata = start(adata, copy)
     seed = resolve_seed(rng)
     _check_params(n_perms, max_padj, toxicity_weight, min_genes, key_added)
+    check_number("min_effect", min_effect, low=0, low_open=True)
     n_threads = settings.resolve_n_jobs(n_jobs)
     X = get_matrix(adata, layer)
     mal, mal_rule = _malignant_mask(adata, malignant_key, malignant_value)
@@ -715,9 +820,9 @@ def drug_screen(
             "for target tables."
         )
     K = len(subs)
-    S, Q, N = _group_stats(X, codes, K + 1, int(settings.chunk_size))
+    S, Q, N, mode = _group_stats(X, codes, K + 1, int(settings.chunk_size))
     n = np.bincount(codes[codes >= 0], minlength=K + 1).astype(float)
-    Zs, m_all, det, f_norm = _standardised(S, Q, N, n)
+    Zs, centres, m_all, det, f_norm = _standardised(S, Q, N, n)
     cut, _ = _gene_bins(m_all)
     tox = np.full(len(info), np.nan)
     if has_normal:
@@ -726,12 +831,14 @@ def drug_screen(
             tox[rows] = np.clip(M @ f_norm, 0.0, 1.0)[info["col"].to_numpy()[rows]]
     info["toxicity"] = tox
     res = _test(Zs, mats, info, cut, seed, int(n_perms), n_threads)
-    table = _table(info, res, Zs, det, subs, mats, names_of, float(max_padj), float(toxicity_weight))
+    diffs = _differences(X, codes, S, Q, n, centres, mats, int(settings.chunk_size), mode)
+    table = _table(info, res, diffs, Zs, det, subs, mats, names_of, float(max_padj), float(toxicity_weight),
+                   float(min_effect))  # fmt: skip
     therapies = info.rename(columns={"drug": "therapy"})[THERAPY_COLUMNS]
     params = {
         "drugs": f"{len(info)} drugs ({', '.join(f'{v} {k}' for k, v in info['kind'].value_counts().items())})",
         "groupby": groupby, "sample_key": sample_key, "layer": layer, "malignant": mal_rule,
-        "min_genes": min_genes, "n_perms": int(n_perms), "max_padj": float(max_padj), "toxicity_weight": float(toxicity_weight),
+        "min_genes": min_genes, "n_perms": int(n_perms), "max_padj": float(max_padj), "min_effect": float(min_effect), "toxicity_weight": float(toxicity_weight),
         "rng": seed, "n_jobs": n_threads, "key_added": key_added, "n_bins": _N_BINS,
     }  # fmt: skip
     logger.info(
