@@ -473,6 +473,13 @@ def test_lymphoma_sample_detected_and_not_called_normal(tmp_path):
     assert (call[lym] == "non-malignant").mean() <= 0.05
     normal_p3 = (a.obs["sample"] == "P3").to_numpy() & ~a.obs["true_malignant"].to_numpy()
     assert (call[normal_p3] == "malignant").mean() <= 0.02
+    # in the lymphoma sample, no cell with another lineage's markers is called malignant
+    from tmeatlas._core.cnv import as_csr
+    from tmeatlas.tl._cnv import _marker_candidates
+
+    codes, names = _marker_candidates(as_csr(a.X), a.var_names, 5000)
+    other = (a.obs["sample"] == "P3").to_numpy() & (codes >= 0) & (codes != names.index("B and plasma"))
+    assert other.sum() > 100 and not (call[other] == "malignant").any()
     for s in ("P1", "P2"):
         m = (a.obs["sample"] == s).to_numpy()
         assert f1_score(a.obs["true_malignant"][m], call[m] == "malignant") >= 0.98
@@ -480,3 +487,34 @@ def test_lymphoma_sample_detected_and_not_called_normal(tmp_path):
     a.write_h5ad(tmp_path / "x.h5ad")
     b = ad.read_h5ad(tmp_path / "x.h5ad")
     assert list(b.uns["cnv"]["reference"]["haematological"]["lineage"]) == ["B and plasma"]
+
+
+def test_haematological_sample_cells_whose_lineage_contradicts_the_call_are_uncertain():
+    """Known answer: in a sample whose B lineage is haematological, B cells without CNV evidence and
+    cells with another lineage's markers called malignant become uncertain; other samples and cells
+    without a lineage keep their calls."""
+    from tmeatlas.tl._cnv import NORMAL_PROGRAMS
+    from tmeatlas.tl._malignant import _haematological_cells
+
+    genes = NORMAL_PROGRAMS["B and plasma"] + NORMAL_PROGRAMS["fibroblast"] + ["OTHER1", "OTHER2"]
+    X = np.zeros((40, len(genes)), dtype=np.float32)
+    nb = len(NORMAL_PROGRAMS["B and plasma"])
+    X[0:10, :nb] = 3  # B cells
+    X[10:20, nb : len(genes) - 2] = 3  # fibroblasts
+    X[30:40, nb : len(genes) - 2] = 3  # fibroblasts of another sample
+    X[:, -2:] = 1
+    a = ad.AnnData(X=sparse.csr_matrix(X), var=pd.DataFrame(index=genes))
+    a.uns["cnv"] = {"params": {"layer": "None"}, "reference": {"haematological": pd.DataFrame(
+        {"sample": ["P3"], "lineage": ["B and plasma"], "n_cells": [10], "cnv_arms": ["3p"]})}}  # fmt: skip
+    groups = np.array(["P3"] * 30 + ["P1"] * 10, dtype=object)
+    calls = np.array(
+        (["malignant"] * 5 + ["non-malignant"] * 5) * 2 + ["malignant"] * 10 + ["malignant"] * 10
+    )
+    with pytest.warns(
+        UserWarning, match="5 of their cells had no per-cell CNV evidence.*5 cells with another"
+    ):
+        out = _haematological_cells(a, "cnv", groups, calls)
+    expected = np.zeros(40, dtype=bool)
+    expected[5:10] = True  # B cells of the malignant lineage without CNV evidence
+    expected[10:15] = True  # fibroblasts called malignant in the lymphoma sample
+    np.testing.assert_array_equal(out, expected)

@@ -111,8 +111,10 @@ def call_malignant(
     copy-number changes as a whole (``uns["cnv"]["reference"]["haematological"]``), that lineage's
     cells are called like any other on their CNV, but those the evidence would call non-malignant
     are ``uncertain`` (the lineage is mostly malignant; low-depth lymphocytes often carry too little
-    signal to show a cell is normal), and a sample where no CNV cluster reaches significance is
-    not trusted. ``benchmarks/haematological.py`` measures it on a constructed lymphoma.
+    signal to show a cell is normal); cells with another lineage's markers that the evidence would
+    call malignant are ``uncertain`` too (the malignant cells are of the immune lineage: doublets,
+    or normal cells whose regional expression resembles a CNV); and a sample where no CNV cluster
+    reaches significance is not trusted. ``benchmarks/haematological.py`` measures it on a constructed lymphoma.
 
     Parameters
     ----------
@@ -295,13 +297,17 @@ def _guard_samples(table: pd.DataFrame, groups: np.ndarray, reference: dict, min
 
 
 def _haematological_cells(adata: AnnData, cnv_key: str, groups: np.ndarray, calls: np.ndarray) -> np.ndarray:
-    """Cells called non-malignant that belong to an immune lineage with copy-number changes in their sample.
+    """Cells of a sample with a haematological malignancy whose call the lineage contradicts.
 
-    :func:`~tmeatlas.tl.infer_cnv` found that lineage, as a whole, carrying arm-level changes
-    (``uns[cnv_key]["reference"]["haematological"]``): most of its cells are malignant, so a cell
-    of it without per-cell CNV evidence (low-depth lymphocytes often have too little) is not shown
-    to be normal; it becomes uncertain, with a warning. Lineage membership is the reference
-    candidates' marker rule (:func:`tmeatlas.tl._cnv._marker_candidates`).
+    :func:`~tmeatlas.tl.infer_cnv` found an immune lineage of the sample carrying arm-level changes
+    as a whole (``uns[cnv_key]["reference"]["haematological"]``): most of its cells are malignant, so
+    a cell of it without per-cell CNV evidence (low-depth lymphocytes often have too little) is not
+    shown to be normal; and the malignant cells are of that lineage, so a cell with the markers of
+    another lineage that the CNV evidence calls malignant is a doublet, a normal lineage whose
+    regional expression resembles the tumour's profile, or a second malignancy, which the data do
+    not tell apart. Both become uncertain, with a warning. Lineage membership is the reference
+    candidates' marker rule (:func:`tmeatlas.tl._cnv._marker_candidates`: markers of one lineage
+    only); cells of no lineage keep their call.
     """
     from .._settings import settings
     from ._cnv import _marker_candidates
@@ -312,14 +318,21 @@ def _haematological_cells(adata: AnnData, cnv_key: str, groups: np.ndarray, call
         return out
     X = as_csr(get_matrix(adata, _cnv_layer(adata, cnv_key)))
     codes, names = _marker_candidates(X, adata.var_names, int(settings.chunk_size))
-    for s, lin in zip(haem["sample"].astype(str), haem["lineage"].astype(str)):
-        if lin in names:
-            out |= (groups.astype(str) == s) & (codes == names.index(lin)) & (calls == NON_MALIGNANT)
+    samples = groups.astype(str)
+    n_unshown = n_other = 0
+    for s, rows in haem.groupby(haem["sample"].astype(str), sort=False):
+        own = np.isin(codes, [names.index(lin) for lin in rows["lineage"].astype(str) if lin in names])
+        here = samples == s
+        unshown = here & own & (calls == NON_MALIGNANT)
+        other = here & (codes >= 0) & ~own & (calls == MALIGNANT)
+        n_unshown, n_other = n_unshown + int(unshown.sum()), n_other + int(other.sum())
+        out |= unshown | other
     if out.any():
         warnings.warn(
-            f"{int(out.sum())} cells of immune lineages with copy-number changes "
-            f"({', '.join(sorted(set(haem['lineage'].astype(str) + ' in ' + haem['sample'].astype(str))))}) had "
-            "no per-cell CNV evidence either way and are marked uncertain instead of non-malignant.",
+            f"Immune lineages with copy-number changes ({', '.join(sorted(set(haem['lineage'].astype(str) + ' in ' + haem['sample'].astype(str))))}): "
+            f"{n_unshown} of their cells had no per-cell CNV evidence either way, and {n_other} cells with another "
+            "lineage's markers had CNV evidence of the malignant lineage (doublets, normal cells whose regional "
+            "expression resembles a CNV, or a second tumour); both are marked uncertain.",
             stacklevel=3,
         )
     return out
