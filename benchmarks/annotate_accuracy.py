@@ -5,7 +5,11 @@ Run by hand from the project root (results go to benchmarks/results/annotate_acc
     .venv/bin/python benchmarks/annotate_accuracy.py
 
 * Simulated cohorts (5,000 cells, 3 patients, seeds 0, 2, 4) after ``infer_cnv`` and
-  ``call_malignant``: major-type accuracy, compartment accuracy, fine-type macro-F1.
+  ``call_malignant``: major-type accuracy, compartment accuracy, fine-type macro-F1 (ambient RNA is
+  always on); the same with 5 % doublets (``simulated_doublets``: the doublets keep their first
+  cell's labels; all cells and the singlets alone scored; ``obs["cell_type_doublet"]`` scored
+  against them: the share flagged of heterotypic doublets, two lineages by ``SIM_LINEAGE``, of
+  homotypic ones and of singlets) and with a median of 1,500 UMIs per cell (``simulated_shallow``).
 * MERFISH NSCLC (``../shared/data/real/chen2024_nsclc_merfish.h5ad``, skipped when absent):
   balanced accuracy of ``cell_type_major`` against the authors' ``type_lvl1`` after the mapping
   in ``tests/test_annotate.py``, and, as a ceiling for what this expression matrix supports, a
@@ -66,37 +70,54 @@ QIAN_MAP = {
 }  # fmt: skip
 
 
-def simulated(seed: int) -> dict:
+#: lineage of each simulated major type, to tell heterotypic doublets (two lineages) from homotypic ones
+SIM_LINEAGE = {
+    "T cell": "T/NK", "NK cell": "T/NK", "B cell": "B/plasma", "Plasma cell": "B/plasma", "Myeloid": "myeloid",
+    "Mast cell": "myeloid", "Fibroblast": "mesenchymal", "Pericyte": "mesenchymal", "Endothelial": "endothelial",
+    "Epithelial": "epithelial", "Malignant": "epithelial",
+}  # fmt: skip
+
+
+def _sim_scores(o) -> dict:
     from sklearn.metrics import f1_score
 
+    labels = sorted(o["true_cell_type"].astype(str).unique())
+    return {
+        "major_accuracy": round(float((o["cell_type_major"].astype(str) == o["true_cell_type_major"].astype(str)).mean()), 4),
+        "compartment_accuracy": round(float((o["compartment"].astype(str) == o["true_compartment"].astype(str)).mean()), 4),
+        "fine_macro_f1": round(float(f1_score(o["true_cell_type"].astype(str), o["cell_type"].astype(str),
+                                              average="macro", labels=labels)), 4),
+    }  # fmt: skip
+
+
+def _doublet_scores(o) -> dict:
+    """Flags against the simulator's doublets: heterotypic (two lineages), homotypic, singlets."""
+    major_of = (
+        o.drop_duplicates("true_cell_type").set_index("true_cell_type")["true_cell_type_major"].astype(str)
+    )
+    partner = o["true_doublet_partner"].astype(str).map(lambda t: SIM_LINEAGE.get(major_of.get(t, ""), "?"))
+    het = o["true_doublet"] & (o["true_cell_type_major"].astype(str).map(SIM_LINEAGE) != partner)
+    flag = o["cell_type_doublet"].astype(bool)
+    return {"n_doublets": int(o["true_doublet"].sum()), "n_heterotypic": int(het.sum()),
+            "flagged_heterotypic": round(float(flag[het].mean()), 4),
+            "flagged_homotypic": round(float(flag[o["true_doublet"] & ~het].mean()), 4),
+            "flagged_singlets": round(float(flag[~o["true_doublet"]].mean()), 4),
+            "singlets": _sim_scores(o[~o["true_doublet"].to_numpy()])}  # fmt: skip
+
+
+def simulated(seed: int, doublet_rate: float = 0.0, depth: float | None = None) -> dict:
     import tmeatlas as tm
 
-    a = tm.datasets.simulate_tumor(n_cells=5000, n_patients=3, rng=seed)
+    a = tm.datasets.simulate_tumor(
+        n_cells=5000, n_patients=3, rng=seed, doublet_rate=doublet_rate, depth=depth
+    )
     tm.tl.infer_cnv(a, sample_key="sample")
     tm.tl.call_malignant(a, sample_key="sample")
     tm.tl.annotate(a, sample_key="sample")
-    o = a.obs
-    labels = sorted(o["true_cell_type"].astype(str).unique())
-    return {
-        "seed": seed,
-        "major_accuracy": round(
-            float((o["cell_type_major"].astype(str) == o["true_cell_type_major"].astype(str)).mean()), 4
-        ),
-        "compartment_accuracy": round(
-            float((o["compartment"].astype(str) == o["true_compartment"].astype(str)).mean()), 4
-        ),
-        "fine_macro_f1": round(
-            float(
-                f1_score(
-                    o["true_cell_type"].astype(str),
-                    o["cell_type"].astype(str),
-                    average="macro",
-                    labels=labels,
-                )
-            ),
-            4,
-        ),
-    }
+    out = {"seed": seed, "doublet_rate": doublet_rate, "depth": depth, **_sim_scores(a.obs)}
+    if doublet_rate:
+        out["doublets"] = _doublet_scores(a.obs)
+    return out
 
 
 def merfish() -> dict:
@@ -133,6 +154,9 @@ def merfish() -> dict:
             "tmeatlas_recall_per_type": dict(zip(labels, np.round(recall_score(
                 y, pred_ours, labels=labels, average=None), 4).tolist())),
             "tmeatlas_reliability": _reliability(y, pred_ours, b.obs["cell_type_confidence"].to_numpy(float)),
+            "tmeatlas_doublet_flagged_share": round(float(b.obs["cell_type_doublet"].mean()), 4),
+            "tmeatlas_accuracy_flagged_vs_not": [round(float((pred_ours == y)[b.obs["cell_type_doublet"].to_numpy()].mean()), 4),
+                                                 round(float((pred_ours == y)[~b.obs["cell_type_doublet"].to_numpy()].mean()), 4)],
             "supervised_logreg_cv_balanced_accuracy": round(float(sup), 4),
             "supervised_logreg_with_spatial_neighbours_cv_balanced_accuracy": round(float(sup_sp), 4),
             "supervised_gradient_boosting_cv_balanced_accuracy": round(float(balanced_accuracy_score(y, pred_hgb)), 4),
@@ -183,6 +207,7 @@ def _qian_scores(y: np.ndarray, obs, samples: np.ndarray) -> dict:
             s: round(float(leak[epi & (samples == s)].mean()), 4) for s in sorted(set(samples[epi]))},
         "carcinoma_calls": {k: int(v) for k, v in zip(*np.unique(major[epi], return_counts=True))},
         "reliability": _reliability(y, pred, obs["cell_type_confidence"].to_numpy(float)),
+        "doublet_flagged_share": round(float(obs["cell_type_doublet"].mean()), 4),
     }  # fmt: skip
 
 
@@ -272,6 +297,8 @@ def main() -> None:
         "benchmark": "tm.tl.annotate accuracy",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "simulated": [simulated(s) for s in (0, 2, 4)],
+        "simulated_doublets": [simulated(s, doublet_rate=0.05) for s in (0, 2, 4)],
+        "simulated_shallow": [simulated(s, depth=1500.0) for s in (0, 2, 4)],
     }
     if MERFISH.exists():
         out["merfish_nsclc"] = merfish()

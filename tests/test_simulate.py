@@ -392,6 +392,10 @@ def test_h5ad_round_trip(small, tmp_path):
         {"chunk_size": 0},
         {"spatial": "yes"},
         {"normal_patient": 1},
+        {"doublet_rate": 0.6},
+        {"doublet_rate": True},
+        {"depth": 50},
+        {"depth": "deep"},
     ],
 )
 def test_bad_input_raises(kwargs):
@@ -485,3 +489,24 @@ def test_cnv_burden_scales_the_arm_events():
     for bad in (0, 1.5, -0.2, "low", True, float("nan")):
         with pytest.raises(InvalidParameterError, match="cnv_burden"):
             simulate_tumor(n_cells=200, n_patients=1, cnv_burden=bad)
+
+
+def test_doublets_and_depth_options(small):
+    """doublet_rate adds another cell's counts of the same sample to that share of cells (labelled);
+    depth scales every library to the median asked; both off: the same data as before."""
+    same = simulate_tumor(n_cells=1200, n_patients=2, n_genes=2000, rng=7, doublet_rate=0.0, depth=None)
+    assert (same.X != small.X).nnz == 0
+    d = simulate_tumor(n_cells=1200, n_patients=2, n_genes=2000, rng=7, doublet_rate=0.1)
+    flag = d.obs["true_doublet"].to_numpy()
+    assert flag.sum() == 120 and (d.obs["true_doublet_partner"].astype(str)[flag] != "").all()
+    assert (d.obs["true_doublet_partner"].astype(str)[~flag] == "").all()
+    # singlets unchanged; a doublet holds its own counts plus another cell's
+    assert (d.X[~flag] != small.X[~flag]).nnz == 0
+    extra = (d.X[flag] - small.X[flag]).toarray()
+    assert (extra >= 0).all() and (extra.sum(axis=1) > 0).all()
+    assert d.uns["simulation"]["params"]["doublet_rate"] == 0.1
+    shallow = simulate_tumor(n_cells=1200, n_patients=2, n_genes=2000, rng=7, depth=1000)
+    med = np.median(np.asarray(shallow.X.sum(axis=1)).ravel())
+    assert 800 <= med <= 1200
+    # the same composition and labels, fewer counts
+    assert (shallow.obs["true_cell_type"] == small.obs["true_cell_type"]).all()

@@ -38,6 +38,8 @@ OBS = SimpleNamespace(
     true_malignant="true_malignant",
     true_clone="true_clone",
     true_niche="true_niche",
+    true_doublet="true_doublet",
+    true_doublet_partner="true_doublet_partner",
     # tm.tl.infer_cnv / call_malignant / cnv_clones
     cnv_reference="cnv_reference",
     cnv_score="cnv_score",
@@ -52,6 +54,7 @@ OBS = SimpleNamespace(
     cell_type_major="cell_type_major",
     cell_type="cell_type",
     cell_type_confidence="cell_type_confidence",
+    cell_type_doublet="cell_type_doublet",
     # tm.tl.stemness
     stemness="stemness",
     gene_count="gene_count",

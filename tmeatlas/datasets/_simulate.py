@@ -937,6 +937,56 @@ def _simulate_patients(
     return out
 
 
+def _check_droplets(doublet_rate, depth) -> dict:
+    """The droplet options that are on (``{}`` with the defaults), validated."""
+    out = {}
+    num = (int, float, np.integer, np.floating)
+    if doublet_rate != 0.0:
+        if (
+            isinstance(doublet_rate, bool)
+            or not isinstance(doublet_rate, num)
+            or not 0 <= doublet_rate <= 0.5
+        ):
+            raise InvalidParameterError(
+                f"doublet_rate must be a fraction between 0 and 0.5, got {doublet_rate!r}."
+            )
+        out["doublet_rate"] = float(doublet_rate)
+    if depth is not None:
+        if isinstance(depth, bool) or not isinstance(depth, num) or not 100 <= depth <= 1e6:
+            raise InvalidParameterError(
+                f"depth must be a median library size between 100 and 1e6 UMIs, got {depth!r}."
+            )
+        out["depth"] = float(depth)
+    return out
+
+
+def _add_doublets(adata, rate: float, gen: np.random.Generator) -> None:
+    """Add to ``round(rate * n)`` random cells the counts of another random cell of their sample (and
+    its expected library size to theirs).
+    """
+    from scipy import sparse
+
+    n = adata.n_obs
+    sample = adata.obs[OBS.sample].cat.codes.to_numpy()
+    host = np.sort(gen.choice(n, int(round(rate * n)), replace=False))
+    partner = np.empty(len(host), np.int64)
+    for i, h in enumerate(host):
+        pool = np.flatnonzero(sample == sample[h])
+        pick = pool[gen.integers(len(pool) - 1)]
+        partner[i] = pick if pick != h else pool[-1]
+    add = sparse.csr_matrix((np.ones(len(host), np.float32), (host, partner)), shape=(n, n))
+    adata.X = (adata.X + add @ adata.X).tocsr()
+    flag = np.zeros(n, bool)
+    flag[host] = True
+    adata.obs[OBS.true_doublet] = flag
+    kind = np.full(n, "", dtype=object)
+    kind[host] = adata.obs[OBS.true_cell_type].astype(str).to_numpy()[partner]
+    adata.obs[OBS.true_doublet_partner] = kind
+    lib = adata.obs["true_library_size"].to_numpy().copy()
+    lib[host] += lib[partner]
+    adata.obs["true_library_size"] = lib.astype(np.float32)
+
+
 def _check_composition(mesenchymal_tumour, tumour_fraction, immune_fraction) -> dict:
     """The composition options that are on (``{}`` with the defaults), validated."""
     out = {}
@@ -1256,6 +1306,8 @@ def simulate_tumor(
     n_clones: int | Sequence[int] | None = None,
     clone_skew: float | str | None = None,
     cnv_burden: float = 1.0,
+    doublet_rate: float = 0.0,
+    depth: float | None = None,
     rng: RngLike = 0,
     chunk_size: int | None = None,
 ) -> AnnData:
@@ -1317,6 +1369,18 @@ def simulate_tumor(
         each), for tumours with few changes such as the high-grade serous ovarian samples whose
         cancer cells differ from normal by two or three arm gains. With a tumour majority their
         cells' CNV evidence is skewed and hard to separate (``benchmarks/malignant_real.py``).
+    doublet_rate
+        Fraction (0-0.5) of droplets that hold two cells: that many cells, drawn at random, get
+        the counts of another cell of their sample added (a doublet keeps the labels of its first
+        cell; ``obs["true_doublet"]`` marks it and ``obs["true_doublet_partner"]`` names the
+        other cell's ``true_cell_type``, ``""`` for singlets). 10x droplets hold 0.8 % doublets
+        per 1,000 cells recovered (about 4-8 % in common runs; 10x Genomics user guide; McGinnis
+        et al., Cell Syst 8:329, 2019). Default 0 (off); the partner cells stay in the data.
+    depth
+        Median library size (UMIs per cell) of the cohort: every cell's expected library size is
+        scaled by the same factor, so shallow data (600-3,000 UMIs, as many real tumours) keep
+        the differences between cell types and samples. ``None`` (default): as the cell types give
+        (a median of 6,800 UMIs for 2,000 cells of 2 patients, seed 1).
     rng
         Seed (``int``), :class:`numpy.random.Generator` or ``None``; the resolved seed is
         recorded in ``uns["simulation"]["params"]["seed"]``.
@@ -1443,9 +1507,14 @@ def simulate_tumor(
     if extra:  # options off: no extra random draws, so default outputs are unchanged
         _reshape_tumours(pat, is_normal, extra, np.random.default_rng([seed, 22]))
     cells = _cell_states(pat, n_per, phenos_all, make_rng(int(streams[1])))
+    droplets = _check_droplets(doublet_rate, depth)
+    if "depth" in droplets:  # options off: no change, no extra random draws
+        cells["lib"] = cells["lib"] * (droplets["depth"] / float(np.median(cells["lib"])))
     X = _counts(pat["rows"], cells, props, gidx, streams[2], chunk)
 
     adata = AnnData(X=X, obs=_obs(cells, pnames, n_per), var=var.copy())
+    if droplets.get("doublet_rate"):
+        _add_doublets(adata, droplets["doublet_rate"], np.random.default_rng([seed, 23]))
     if extra.get("mesenchymal_tumour"):
         adata.obs["true_mesenchymal_tumour"] = np.concatenate([L["mesenchymal"] for L in pat["layouts"]])
     if spatial:
@@ -1453,7 +1522,7 @@ def simulate_tumor(
     params = {
         "n_cells": n_cells, "n_patients": n_patients, "spatial": bool(spatial), "n_genes": n_genes,
         "normal_patient": bool(normal_patient), "immune_phenotypes": list(phenos), "seed": seed,
-        "chunk_size": chunk, "spatial_units": "micron", **extra,
+        "chunk_size": chunk, "spatial_units": "micron", **extra, **droplets,
     }  # fmt: skip
     if clones:  # options off: params and truth tables as before
         params.update({k: v for k, v in clones.items() if v is not None})

@@ -41,6 +41,17 @@ _MAJOR_COMPARTMENT = {
     "OPC": "parenchyma", "Astrocyte": "parenchyma", "Neuron": "parenchyma", "Melanocyte": "parenchyma",
     UNASSIGNED: "unassigned",
 }  # fmt: skip
+#: lineage of each major type for the doublet flag: a cell that co-expresses the defining markers of
+#: two lineages holds two cells' programs (related types share a lineage: B and plasma cells; mast
+#: cells, which come from myeloid progenitors and share monocyte genes such as LYZ, with myeloid cells)
+_DOUBLET_LINEAGE = {
+    "T cell": "T/NK", "NK cell": "T/NK", "B cell": "B/plasma", "Plasma cell": "B/plasma", "Myeloid": "myeloid",
+    "Mast cell": "myeloid", "Fibroblast": "mesenchymal", "Pericyte": "mesenchymal", "Endothelial": "endothelial",
+    "Epithelial": "epithelial", "Malignant": "epithelial", "Oligodendrocyte": "glia", "OPC": "glia",
+    "Astrocyte": "glia", "Neuron": "neuron", "Melanocyte": "melanocyte",
+}  # fmt: skip
+#: confidence of a cell flagged as a possible doublet is at most this
+DOUBLET_MAX_CONFIDENCE = 0.5
 #: with ``tissue_types=None``, a tissue-restricted major type (library column ``tissue``) is scored
 #: only when at least this share of its positive markers is measured ...
 TISSUE_MIN_COVERAGE = 0.5
@@ -510,6 +521,17 @@ def annotate(
     ``uns[key_added]["malignant_source"] = "markers"`` and a warning: markers suggest, only
     copy number shows, malignancy.
 
+    **Doublets.** A droplet can hold two cells. A cell is flagged in ``obs["cell_type_doublet"]``
+    when it shows the defining markers of two lineages (T/NK, B/plasma, myeloid with mast cells,
+    mesenchymal, endothelial, epithelial with the carcinoma program, glia, neurons,
+    melanocytes): as many of a lineage's defining markers on, above background, as the median
+    cell labelled with that lineage (at least ``min_markers``), which stray reads and partial
+    programs rarely reach. Its labels stay those of its best type (flagged, not forced; doublet
+    detectors such as scDblFinder, Germain et al., F1000Research 10:979, 2021, or removal by
+    the user can decide) and its confidence is at most 0.5. Homotypic doublets (two cells of one
+    lineage) are not seen. ``uns[key_added]["doublet_pairs"]`` counts the cells per pair of
+    lineages.
+
     **Panels and confidence.** Only measured markers count. A type needs at least
     ``min_markers`` measured positive markers to be predicted at all (a type whose markers are
     all missing is never predicted). The confidence is, for the major type, the classifier's
@@ -578,8 +600,8 @@ def annotate(
     {chunk_size}
     key_added
         Key of ``adata.uns`` for the summary; the labels go to ``obs["compartment"]``,
-        ``obs["cell_type_major"]``, ``obs["cell_type"]``, ``obs["cell_type_confidence"]``
-        and the fine-type scores to ``obsm["X_cell_type_scores"]`` (a labelled table).
+        ``obs["cell_type_major"]``, ``obs["cell_type"]``, ``obs["cell_type_confidence"]``,
+        ``obs["cell_type_doublet"]`` and the fine-type scores to ``obsm["X_cell_type_scores"]`` (a labelled table).
     {copy}
 
     Returns
@@ -591,7 +613,8 @@ def annotate(
     tissue-restricted type with ``tissue_types=None``: ``n_cells`` that make its population, -1 when
     too few of its markers are measured, among ``n_reference`` cells, the ``odds_ratio`` of
     co-detection of its defining markers — ``inf`` when fewer than two of them vary across cells —,
-    their ``share`` and whether it was ``kept``) and the scanpy-style palettes ``uns["compartment_colors"]`` and
+    their ``share`` and whether it was ``kept``), ``doublet_pairs`` (lineage_a, lineage_b, n_cells)
+    and the scanpy-style palettes ``uns["compartment_colors"]`` and
     ``uns["cell_type_major_colors"]``.
     """
     adata = start(adata, copy)
@@ -663,6 +686,8 @@ def annotate(
         1.0,
     )
     conf = conf_m * np.where(has_fine, rel_f * np.sqrt(cov_fine), 1.0)
+    doublet, pairs = _doublet_suspects(lib, U, ok_m, major)
+    conf = np.where(doublet, np.minimum(conf, DOUBLET_MAX_CONFIDENCE), conf)
     malignant_source = _malignant_precedence(
         adata, malignant_key, mal_calls, major, fine, conf, lib.tissue_fines
     )
@@ -672,7 +697,7 @@ def annotate(
         adata, lib, major, fine, conf, Sf_use, cov_m, cov_f, ok_m, ok_f, sample_key,
         uns={"malignant_source": malignant_source, "input": mode, "smoothed_over": graph or "none",
              "refined": refined, "background": bool(background), "tissue_types": tissue,
-             "tissue_gate": lib.gate},
+             "tissue_gate": lib.gate, "doublet_pairs": pairs}, doublet=doublet,
         params={
             "groupby": groupby, "markers": "tmeatlas" if markers is None else "user", "sample_key": sample_key,
             "layer": layer, "malignant_key": malignant_key, "smooth": smooth, "background": bool(background),
@@ -797,6 +822,25 @@ class _Library:
         pos = tab[(tab["cell_type"] == t) & (tab["direction"] == "+")]
         pos = pos[pos["role"] == "defining"] if (pos["role"] == "defining").any() else pos
         return [self.gene_col[g] for g in pos["gene"].unique() if g in self.gene_col]
+
+    def lineage_markers_on(self, U: sparse.csr_matrix, ok: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """Cells x lineages (:data:`_DOUBLET_LINEAGE`): the most defining markers on, above background,
+        of a predictable major type of the lineage with at least 2 measured defining markers (-1:
+        no such type).
+        """
+        on = sparse.csc_matrix(U > 0)
+        names = list(dict.fromkeys(_DOUBLET_LINEAGE[t] for t in self.majors if t in _DOUBLET_LINEAGE))
+        out = np.full((U.shape[0], len(names)), -1.0)
+        tab = self.major_tab
+        defined = set(tab.loc[(tab["direction"] == "+") & (tab["role"] == "defining"), "cell_type"])
+        for k, t in enumerate(self.majors):
+            if not ok[k] or t not in _DOUBLET_LINEAGE or t not in defined:
+                continue
+            n_on, n_measured = self.n_defining(tab, t, on)
+            if n_measured >= 2:
+                j = names.index(_DOUBLET_LINEAGE[t])
+                out[:, j] = np.maximum(out[:, j], n_on)
+        return out, names
 
     def n_defining(self, tab: pd.DataFrame, t: str, on: sparse.csc_matrix) -> tuple[np.ndarray, int]:
         """Per cell, how many defining markers of type ``t`` are on (``on``: cells x measured markers,
@@ -977,8 +1021,38 @@ def _malignant_precedence(
     return "markers"
 
 
+def _doublet_suspects(lib: _Library, U: sparse.csr_matrix, ok: np.ndarray, major: np.ndarray):
+    """``(flag, pairs)``: cells that show the defining markers of two lineages or more, and how many
+    cells show each pair of lineages.
+
+    A cell shows a lineage when it has as many of the lineage's defining markers on, above
+    background, as the median cell labelled with it (and at least ``min_markers``): as clearly as a
+    typical cell of that lineage, which stray reads of a few markers, or a tumour cell's partial
+    program, rarely do; a droplet holding a cell of each lineage does. Lineages with fewer than
+    ``MIN_SEEDS`` labelled cells are not judged.
+    """
+    K, names = lib.lineage_markers_on(U, ok)
+    own = np.array([_DOUBLET_LINEAGE.get(m, "") for m in major], dtype=object)
+    shows = np.zeros(K.shape, dtype=bool)
+    for j, lin in enumerate(names):
+        members = (own == lin) & (K[:, j] >= 0)
+        if members.sum() >= MIN_SEEDS:
+            shows[:, j] = K[:, j] >= max(lib.min_markers, float(np.median(K[members, j])))
+    flag = shows.sum(axis=1) >= 2
+    rows = []
+    for a in range(len(names)):
+        for b in range(a + 1, len(names)):
+            n = int((shows[:, a] & shows[:, b]).sum())
+            if n:
+                rows.append((names[a], names[b], n))
+    pairs = pd.DataFrame(rows, columns=["lineage_a", "lineage_b", "n_cells"]).astype({"n_cells": int})
+    pairs = pairs.sort_values("n_cells", ascending=False, kind="stable").reset_index(drop=True)
+    pairs.index = pairs.index.astype(str)
+    return flag, pairs
+
+
 def _store_annotation(adata, lib: _Library, major, fine, conf, Sf, cov_m, cov_f, ok_m, ok_f, sample_key,
-                      *, uns: dict, params: dict, key_added: str) -> None:  # fmt: skip
+                      *, uns: dict, params: dict, key_added: str, doublet: np.ndarray) -> None:  # fmt: skip
     """Write labels, scores, the markers used and per-sample counts (one ``store`` call)."""
     from .._palettes import compartment_palette, major_palette
 
@@ -1029,6 +1103,7 @@ def _store_annotation(adata, lib: _Library, major, fine, conf, Sf, cov_m, cov_f,
             OBS.cell_type_major: pd.Categorical(major, categories=major_cats),
             OBS.cell_type: pd.Categorical(fine, categories=fine_cats),
             OBS.cell_type_confidence: np.clip(conf, 0.0, 1.0).astype(np.float32),
+            OBS.cell_type_doublet: np.asarray(doublet, dtype=bool),
         },
         obsm={OBSM.cell_type_scores: scores},
         uns_key=key_added,

@@ -43,6 +43,17 @@ NORMAL_PROGRAMS: dict[str, list[str]] = {
     "endothelial": ["PECAM1", "VWF", "CDH5", "CLDN5", "PLVAP", "EMCN", "RAMP2"],
     "pericyte": ["RGS5", "PDGFRB", "KCNJ8", "NOTCH3", "HIGD1B"],
 }
+#: lineage membership of cells in a sample with a haematological malignancy (``call_malignant``): as
+#: :data:`NORMAL_PROGRAMS`, with B cells and plasma cells read by two programs, since plasma cells
+#: lose most B-cell markers (plasma markers: the defining markers of the shipped library, Hao et al.,
+#: Cell 2021; immunoglobulin transcripts left out of both: ambient RNA puts them in most droplets) ...
+MEMBERSHIP_PROGRAMS: dict[str, list[str]] = {
+    **{k: v for k, v in NORMAL_PROGRAMS.items() if k != "B and plasma"},
+    "B": ["MS4A1", "CD79A", "CD79B", "CD19", "BANK1"],
+    "plasma": ["JCHAIN", "MZB1", "DERL3", "TNFRSF17", "SDC1"],
+}
+#: ... which map to their lineage (programs not listed are their own lineage)
+LINEAGE_OF_PROGRAM = {"B": "B and plasma", "plasma": "B and plasma"}
 #: lineages of haematopoietic (PTPRC+) cells: the anchor of the automatic reference in solid tumours
 IMMUNE_LINEAGES = ("T and NK", "B and plasma", "myeloid", "mast")
 #: an arm with fewer usable genes than this is smoothed together with the other arm
@@ -497,20 +508,25 @@ def _gene_layout(adata, gene_mean, min_mean, exclude, step, window) -> dict:
     }
 
 
-def _marker_candidates(X, var_names: pd.Index, chunk: int) -> tuple[np.ndarray, list[str]]:
-    """Lineage code of confidently non-malignant cells (-1: not a candidate).
+def _marker_candidates(
+    X, var_names: pd.Index, chunk: int, programs: dict | None = None
+) -> tuple[np.ndarray, list[str]]:
+    """Lineage code of confidently non-malignant cells (-1: not a candidate) and the lineage names.
 
-    A cell is a candidate of lineage L when it detects at least half of L's markers present in
-    the data (>= 3 markers present) and fewer than half of every other lineage's markers.
+    A cell is a candidate of program P's lineage when it detects at least half of P's markers
+    present in the data (>= 3 markers present) and fewer than half of every other program's
+    markers (``programs``: :data:`NORMAL_PROGRAMS` when None; programs map to lineages by
+    :data:`LINEAGE_OF_PROGRAM`).
     """
-    names = list(NORMAL_PROGRAMS)
+    programs = NORMAL_PROGRAMS if programs is None else programs
+    names = list(programs)
     frac = np.zeros((X.shape[0], len(names)))
     usable = np.zeros(len(names), dtype=bool)
     lineage_cols = {}
     for j, lin in enumerate(names):
         cols = [
             var_names.get_loc(g)
-            for g in NORMAL_PROGRAMS[lin]
+            for g in programs[lin]
             if g in var_names and isinstance(var_names.get_loc(g), int)
         ]
         if len(cols) >= 3:
@@ -522,7 +538,11 @@ def _marker_candidates(X, var_names: pd.Index, chunk: int) -> tuple[np.ndarray, 
     hit = (frac >= 0.5) & usable
     n_hit = hit.sum(axis=1)
     codes = np.where(n_hit == 1, np.argmax(hit, axis=1), -1).astype(np.int64)
-    return codes, names
+    lineages = list(dict.fromkeys(LINEAGE_OF_PROGRAM.get(n, n) for n in names))
+    to_lineage = np.array(
+        [lineages.index(LINEAGE_OF_PROGRAM.get(n, n)) for n in names] + [-1], dtype=np.int64
+    )
+    return to_lineage[codes], lineages
 
 
 def _reference_bounds(X, codes, n_groups, samples, n_samples, layout, mode, target, min_cells, chunk):

@@ -307,21 +307,23 @@ def _haematological_cells(adata: AnnData, cnv_key: str, groups: np.ndarray, call
     regional expression resembles the tumour's profile, or a second malignancy, which the data do
     not tell apart. Both become uncertain, with a warning. Lineage membership is the reference
     candidates' marker rule (:func:`tmeatlas.tl._cnv._marker_candidates`: markers of one lineage
-    only); cells of no lineage keep their call.
+    only) with B and plasma cells read apart (:data:`tmeatlas.tl._cnv.MEMBERSHIP_PROGRAMS`); cells
+    of no lineage keep their call.
     """
     from .._settings import settings
-    from ._cnv import _marker_candidates
+    from ._cnv import MEMBERSHIP_PROGRAMS, _marker_candidates
 
     haem = adata.uns[cnv_key].get("reference", {}).get("haematological")
     out = np.zeros(adata.n_obs, dtype=bool)
     if not isinstance(haem, pd.DataFrame) or not len(haem):
         return out
     X = as_csr(get_matrix(adata, _cnv_layer(adata, cnv_key)))
-    codes, names = _marker_candidates(X, adata.var_names, int(settings.chunk_size))
+    codes, names = _marker_candidates(X, adata.var_names, int(settings.chunk_size), MEMBERSHIP_PROGRAMS)
+    lineage = np.asarray(names, dtype=object)
     samples = groups.astype(str)
     n_unshown = n_other = 0
     for s, rows in haem.groupby(haem["sample"].astype(str), sort=False):
-        own = np.isin(codes, [names.index(lin) for lin in rows["lineage"].astype(str) if lin in names])
+        own = np.isin(codes, np.flatnonzero(np.isin(lineage, rows["lineage"].astype(str).to_numpy())))
         here = samples == s
         unshown = here & own & (calls == NON_MALIGNANT)
         other = here & (codes >= 0) & ~own & (calls == MALIGNANT)
