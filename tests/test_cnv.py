@@ -552,3 +552,30 @@ def test_myeloma_and_aml_samples_detected_and_not_called_normal(kind, n_cells, l
     for s in ("P1", "P2"):
         m = (a.obs["sample"] == s).to_numpy()
         assert f1_score(a.obs["true_malignant"][m], call[m] == "malignant") >= 0.98
+
+
+def test_lineage_beside_a_dominant_malignant_lineage_is_retested_without_it():
+    """Known answer: one sample, three immune lineages (T, B, myeloid) of 100 cells; the myeloid cells carry
+    a 1q gain. Against the mean of the other two, T and B cells show the gain mirrored (-0.4 on 1q) and
+    are flagged; retested without the myeloid lineage in their yardstick, only the myeloid stays."""
+    from tmeatlas.tl._cnv_evidence import _anchor_lineage_tests, _anchor_means, _retest_beside_malignant
+
+    rng = np.random.default_rng(0)
+    arm_labels = np.array(["1p", "1q", "2p", "2q"])
+    gene_arm = np.repeat(np.arange(4), 150)
+    base = rng.lognormal(0.0, 1.0, 600)
+    m_cl = np.vstack([base * rng.lognormal(0, 0.05, 600) for _ in range(3)])
+    m_cl[2, gene_arm == 1] *= 2.0  # the myeloid lineage: a 1q gain
+    cnt = np.full(3, 100.0)
+    sums = m_cl * cnt[:, None]
+    cl_sample, cl_lineage = np.zeros(3, np.int64), np.arange(3)
+    program = [None, None, None]
+    anchors = np.arange(3)
+    m_refs = _anchor_means(sums, cnt, cl_sample, cl_lineage, anchors, 1, 3)
+    whole = _anchor_lineage_tests(m_cl, cnt, m_refs, program, cl_sample, cl_lineage, anchors, gene_arm, arm_labels,
+                                  0.15, 1e-3)  # fmt: skip
+    assert whole["cnv"].all()  # the mirror image flags T and B too
+    out = _retest_beside_malignant(whole, sums, cnt, m_cl, program, cl_sample, cl_lineage, anchors, (1, 3), gene_arm,
+                                   arm_labels, 0.15, 1e-3)  # fmt: skip
+    assert out["cnv"].tolist() == [False, False, True]
+    assert out.loc[out["lineage"] == 2, "cnv_arms"].item() == "1q"

@@ -317,8 +317,11 @@ def lineage_checks(
             out_keep[idx] = False
         rows_tab.append((s_names[s], int(lineage[idx[0]]), c, len(idx), float(tab["shift"].abs().max()),
                          ",".join(arm_labels[sig]), bool(sig.any())))  # fmt: skip
-    whole = _anchor_lineage_tests(m_cl, cnt, m_refs, program, s_codes[first], lineage[first],
-                                  np.unique(lineage[anchor]), gene_arm, arm_labels, min_arm_shift, max_pval)  # fmt: skip
+    args = (s_codes[first], lineage[first])
+    whole = _anchor_lineage_tests(m_cl, cnt, m_refs, program, *args, np.unique(lineage[anchor]), gene_arm, arm_labels,
+                                  min_arm_shift, max_pval)  # fmt: skip
+    whole = _retest_beside_malignant(whole, sums, cnt, m_cl, program, *args, np.unique(lineage[anchor]),
+                                     (len(s_names), n_lin), gene_arm, arm_labels, min_arm_shift, max_pval)  # fmt: skip
     whole["sample"] = np.asarray(s_names, dtype=object)[whole["sample"].to_numpy(int)] if len(whole) else []
     table = pd.DataFrame(rows_tab, columns=cols_tab)
     table.attrs["anchor_lineages"] = whole
@@ -369,6 +372,36 @@ def _anchor_lineage_tests(
             shift = max(shift, float(tab["shift"].abs().max()))
         out.append((s, lin, int(n), shift, ",".join(arm_labels[sig]), bool(sig.any())))
     return pd.DataFrame(out, columns=["sample", "lineage", "n_cells", "max_abs_shift", "cnv_arms", "cnv"])
+
+
+def _retest_beside_malignant(whole, sums, cnt, m_cl, program, cl_sample, cl_lineage, anchor_lineages, shape,
+                             gene_arm, arm_labels, min_shift, max_pval) -> pd.DataFrame:  # fmt: skip
+    """Where two or more immune lineages of a sample carry changes, the others retested without the most
+    changed one in their yardstick.
+
+    Each lineage is compared with the sample's other immune lineages; when one of them is a
+    haematological malignancy that dominates that comparison (an AML among few T cells), the
+    others show its changes mirrored. The lineage with the largest shift stays called; each
+    other flagged lineage of the sample is tested again (:func:`_anchor_lineage_tests`) against
+    the anchor lineages without it, and keeps its call only if it still carries changes.
+    """
+    if not len(whole) or whole["cnv"].sum() < 2:
+        return whole
+    out = whole.copy()
+    for s, rows in whole[whole["cnv"]].groupby("sample"):
+        if len(rows) < 2:
+            continue
+        top = int(rows.loc[rows["max_abs_shift"].idxmax(), "lineage"])
+        rest = [int(v) for v in rows["lineage"] if int(v) != top]
+        m_refs = _anchor_means(
+            sums, cnt, cl_sample, cl_lineage, [a for a in anchor_lineages if a != top], *shape
+        )
+        again = _anchor_lineage_tests(m_cl, cnt, m_refs, program, cl_sample, cl_lineage, rest, gene_arm, arm_labels,
+                                      min_shift, max_pval)  # fmt: skip
+        for r in again[again["sample"] == s].itertuples():
+            hit = (out["sample"] == s) & (out["lineage"] == r.lineage)
+            out.loc[hit, ["max_abs_shift", "cnv_arms", "cnv"]] = [r.max_abs_shift, r.cnv_arms, r.cnv]
+    return out
 
 
 def _anchor_means(sums, cnt, cl_sample, cl_lineage, anchor_lineages, n_s: int, n_lin: int) -> np.ndarray:
