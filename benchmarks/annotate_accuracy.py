@@ -8,7 +8,7 @@ Run by hand from the project root (results go to benchmarks/results/annotate_acc
   ``call_malignant``: major-type accuracy, compartment accuracy, fine-type macro-F1 (ambient RNA is
   always on); the same with 5 % doublets (``simulated_doublets``: the doublets keep their first
   cell's labels; all cells and the singlets alone scored; ``obs["cell_type_doublet"]`` scored
-  against them: the share flagged of heterotypic doublets, two lineages by ``SIM_LINEAGE``, of
+  against them: the share flagged of heterotypic doublets, two lineages as ``annotate`` groups them, of
   homotypic ones and of singlets) and with a median of 1,500 UMIs per cell (``simulated_shallow``).
 * MERFISH NSCLC (``../shared/data/real/chen2024_nsclc_merfish.h5ad``, skipped when absent):
   balanced accuracy of ``cell_type_major`` against the authors' ``type_lvl1`` after the mapping
@@ -70,14 +70,6 @@ QIAN_MAP = {
 }  # fmt: skip
 
 
-#: lineage of each simulated major type, to tell heterotypic doublets (two lineages) from homotypic ones
-SIM_LINEAGE = {
-    "T cell": "T/NK", "NK cell": "T/NK", "B cell": "B/plasma", "Plasma cell": "B/plasma", "Myeloid": "myeloid",
-    "Mast cell": "myeloid", "Fibroblast": "mesenchymal", "Pericyte": "mesenchymal", "Endothelial": "endothelial",
-    "Epithelial": "epithelial", "Malignant": "epithelial",
-}  # fmt: skip
-
-
 def _sim_scores(o) -> dict:
     from sklearn.metrics import f1_score
 
@@ -92,11 +84,13 @@ def _sim_scores(o) -> dict:
 
 def _doublet_scores(o) -> dict:
     """Flags against the simulator's doublets: heterotypic (two lineages), homotypic, singlets."""
+    from tmeatlas.tl._annotate import _DOUBLET_LINEAGE as lineage  # the flag's own lineages
+
     major_of = (
         o.drop_duplicates("true_cell_type").set_index("true_cell_type")["true_cell_type_major"].astype(str)
     )
-    partner = o["true_doublet_partner"].astype(str).map(lambda t: SIM_LINEAGE.get(major_of.get(t, ""), "?"))
-    het = o["true_doublet"] & (o["true_cell_type_major"].astype(str).map(SIM_LINEAGE) != partner)
+    partner = o["true_doublet_partner"].astype(str).map(lambda t: lineage.get(major_of.get(t, ""), "?"))
+    het = o["true_doublet"] & (o["true_cell_type_major"].astype(str).map(lineage) != partner)
     flag = o["cell_type_doublet"].astype(bool)
     return {"n_doublets": int(o["true_doublet"].sum()), "n_heterotypic": int(het.sum()),
             "flagged_heterotypic": round(float(flag[het].mean()), 4),

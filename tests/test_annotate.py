@@ -461,8 +461,8 @@ def test_simulated_doublets_are_flagged():
         warnings.simplefilter("ignore")
         tm.tl.annotate(b, sample_key="sample")
     o = b.obs
-    lineage = {"T cell": 0, "NK cell": 0, "B cell": 1, "Plasma cell": 1, "Myeloid": 2, "Mast cell": 2,
-               "Fibroblast": 3, "Pericyte": 3, "Endothelial": 4, "Epithelial": 5, "Malignant": 5}  # fmt: skip
+    from tmeatlas.tl._annotate import _DOUBLET_LINEAGE as lineage
+
     major_of = (
         o.drop_duplicates("true_cell_type").set_index("true_cell_type")["true_cell_type_major"].astype(str)
     )

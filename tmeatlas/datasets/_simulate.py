@@ -969,9 +969,10 @@ def _add_doublets(adata, rate: float, gen: np.random.Generator) -> None:
     n = adata.n_obs
     sample = adata.obs[OBS.sample].cat.codes.to_numpy()
     host = np.sort(gen.choice(n, int(round(rate * n)), replace=False))
+    pools = {c: np.flatnonzero(sample == c) for c in np.unique(sample[host])}  # each sample's cells, once
     partner = np.empty(len(host), np.int64)
     for i, h in enumerate(host):
-        pool = np.flatnonzero(sample == sample[h])
+        pool = pools[sample[h]]
         pick = pool[gen.integers(len(pool) - 1)]
         partner[i] = pick if pick != h else pool[-1]
     add = sparse.csr_matrix((np.ones(len(host), np.float32), (host, partner)), shape=(n, n))

@@ -58,9 +58,9 @@ TARGETS, SIGNATURE = "targets", "signature"
 MIN_GENES = {TARGETS: 1, SIGNATURE: 3}
 _N_BINS = 25  # expression bins of the matched null (Tirosh et al. 2016; scanpy's score_genes)
 _Z_CLIP = 3.0  # standardised expression is clipped at +-3 (one gene cannot dominate a set)
-_CELL_CLIP = (
-    10.0  # per-cell standardised expression in the drugs' per-cell scores (Seurat's ScaleData scale.max)
-)
+#: per-cell standardised expression in the signatures' per-cell scores is clipped at +-10 (Seurat's
+#: ScaleData scale.max)
+_CELL_CLIP = 10.0
 _SD_FLOOR_REL = 0.05  # gene SD floor: 5% of the 99th percentile of the gene SDs
 _Z_STEP, _Z_MAX = Z_STEP, 12.0  # histogram of the pooled standardised null |z| (|z| >= 12: one bin)
 _SIZE_EDGES = (1, 2, 3, 5, 10, 20, 50)  # pooled nulls are kept apart by gene-set size class
@@ -528,18 +528,16 @@ def _calls(effect, fdr, alpha, min_effect):
 
 
 def _by_drug(info, res, diffs, K):
-    """Drugs x groups arrays of the table: score, competitive p and z, effect and self-contained p
-    (NaN for drugs not scored).
+    """Drugs x groups arrays of the table: score, competitive p, effect and self-contained p (NaN for
+    drugs not scored).
     """
     D = len(info)
     out = {k: np.full((D, K), np.nan) for k in ("score", "p_random", "effect", "p")}
-    out["z"] = np.zeros((D, K))
     for kind, r in res.items():
         rows = np.flatnonzero((info["kind"] == kind).to_numpy() & info["scored"].to_numpy())
         cols = info["col"].to_numpy()[rows]
         effect, p = diffs[kind]
-        for name, arr in (("score", r["score"]), ("p_random", r["p"]), ("z", r["z"]), ("effect", effect),
-                          ("p", p)):  # fmt: skip
+        for name, arr in (("score", r["score"]), ("p_random", r["p"]), ("effect", effect), ("p", p)):
             out[name][rows] = arr.T[cols]
     return out
 
