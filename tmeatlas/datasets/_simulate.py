@@ -939,24 +939,13 @@ def _simulate_patients(
 
 def _check_droplets(doublet_rate, depth) -> dict:
     """The droplet options that are on (``{}`` with the defaults), validated."""
+    from .._validation import check_number
+
     out = {}
-    num = (int, float, np.integer, np.floating)
-    if doublet_rate != 0.0:
-        if (
-            isinstance(doublet_rate, bool)
-            or not isinstance(doublet_rate, num)
-            or not 0 <= doublet_rate <= 0.5
-        ):
-            raise InvalidParameterError(
-                f"doublet_rate must be a fraction between 0 and 0.5, got {doublet_rate!r}."
-            )
-        out["doublet_rate"] = float(doublet_rate)
+    if doublet_rate is False or doublet_rate != 0.0:
+        out["doublet_rate"] = check_number("doublet_rate", doublet_rate, low=0, high=0.5)
     if depth is not None:
-        if isinstance(depth, bool) or not isinstance(depth, num) or not 100 <= depth <= 1e6:
-            raise InvalidParameterError(
-                f"depth must be a median library size between 100 and 1e6 UMIs, got {depth!r}."
-            )
-        out["depth"] = float(depth)
+        out["depth"] = check_number("depth", depth, low=100, high=1e6, what="(median UMIs per cell)")
     return out
 
 
