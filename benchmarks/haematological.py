@@ -31,7 +31,7 @@ from _results import write_results
 RESULTS = Path(__file__).resolve().parent / "results" / "haematological.json"
 
 
-def run(seed: int, fraction: float, n_cells: int, kind: str) -> dict:
+def run(seed: int, fraction: float, n_cells: int, kind: str, exclude_genes: str | None = None) -> dict:
     from sklearn.metrics import f1_score
 
     import tmeatlas as tm
@@ -40,7 +40,7 @@ def run(seed: int, fraction: float, n_cells: int, kind: str) -> dict:
     sim = tm.datasets.simulate_tumor(n_cells=n_cells, n_patients=3, n_genes=8000, rng=seed)
     a = haematological_sample(sim, "P3", fraction, rng=seed, kind=kind)
     t0 = time.perf_counter()
-    tm.tl.infer_cnv(a, sample_key="sample")
+    tm.tl.infer_cnv(a, sample_key="sample", exclude_genes=exclude_genes)
     tm.tl.call_malignant(a, sample_key="sample")
     secs = time.perf_counter() - t0
     haem = a.uns["cnv"]["reference"]["haematological"]
@@ -88,21 +88,23 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[3, 4])
     p.add_argument("--fractions", type=float, nargs="+", default=[0.3, 0.6, 0.9])
     p.add_argument("--n-cells", type=int, default=9000)
+    p.add_argument("--exclude-genes", default=None, help="infer_cnv's exclude_genes (e.g. vdj)")
+    p.add_argument("--out", default=str(RESULTS))
     args = p.parse_args()
     warnings.simplefilter("ignore")
     rows = []
     for kind in args.kinds:
         for seed in args.seeds:
             for fr in args.fractions:
-                rows.append(run(seed, fr, args.n_cells, kind))
+                rows.append(run(seed, fr, args.n_cells, kind, args.exclude_genes))
                 print(rows[-1], flush=True)
     df = pd.DataFrame(rows)
     summary = {kind: _summary(g) for kind, g in df.groupby("kind", sort=False)}
     settings = {"kinds": args.kinds, "seeds": args.seeds, "fractions": args.fractions, "n_cells": args.n_cells,
-                "n_genes": 8000, "construct": "tmeatlas.datasets._constructs.haematological_sample",
+                "n_genes": 8000, "exclude_genes": args.exclude_genes, "construct": "tmeatlas.datasets._constructs.haematological_sample",
                 "changes": {k: {"source": v["source"], "gains": v["gains"] + tuple(c + a for c, a in v["arm_gains"]),
                                 "losses": tuple(c + a for c, a in v["losses"])} for k, v in HAEMATOLOGICAL.items()}}  # fmt: skip
-    write_results(RESULTS, "haematological: constructed lymphoma, myeloma and AML samples in a simulated carcinoma cohort",
+    write_results(Path(args.out), "haematological: constructed lymphoma, myeloma and AML samples in a simulated carcinoma cohort",
                   settings, {"summary": summary, "runs": rows})  # fmt: skip
 
 

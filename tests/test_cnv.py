@@ -223,6 +223,8 @@ def test_bad_input(cohort):
         tm.tl.infer_cnv(a, reference_key="true_cell_type")
     with pytest.raises(tm.InvalidParameterError, match="odd"):
         tm.tl.infer_cnv(a, window=100)
+    with pytest.raises(tm.InvalidParameterError, match="regular expression"):
+        tm.tl.infer_cnv(a, exclude_genes="IG[")
     with pytest.raises(tm.MissingResultError, match="infer_cnv"):
         tm.tl.call_malignant(a)
     with pytest.raises(tm.MissingResultError, match="call_malignant"):
@@ -579,3 +581,55 @@ def test_lineage_beside_a_dominant_malignant_lineage_is_retested_without_it():
                                    arm_labels, 0.15, 1e-3)  # fmt: skip
     assert out["cnv"].tolist() == [False, False, True]
     assert out.loc[out["lineage"] == 2, "cnv_arms"].item() == "1q"
+
+
+def test_shallow_cells_consensus_holds_the_tumours_shared_arms():
+    """At 1,500 UMIs per cell a CNV cluster (1-2 % of a sample) shows only its largest arms; the
+    cells the first round calls malignant, retested together, show the arms the tumour shares.
+    Known answer from the simulator (seed 0): the consensus arms hold 10 of the 14 truncal arm
+    changes of the three tumours (4 before the retest) and no arm that no clone carries; patient F1
+    0.955 / 0.850 / 0.975 (0.845 / 0.718 / 0.887 before). Seeds 0-2: 33 of 41 truncal arms (19
+    before), no false arm."""
+    a = tm.datasets.simulate_tumor(n_cells=4000, n_patients=3, normal_patient=True, rng=0, depth=1500.0)
+    tm.tl.infer_cnv(a, sample_key="sample")
+    tm.tl.call_malignant(a, sample_key="sample")
+    cnv = a.uns["simulation"]["clone_cnv"]
+    tab = a.uns["malignant"]["samples"].set_index("sample")
+    truth = a.obs["true_malignant"].to_numpy(bool)
+    pred = (a.obs["malignant"] == "malignant").to_numpy()
+    found = n_truncal = 0
+    for p, t in cnv.groupby("patient"):
+        called = set(str(tab.loc[p, "cnv_arms"]).split(","))
+        truncal = set(t.loc[(t["acquired_in"] == "truncal") & (t["level"] == "arm"), "arm"])
+        found, n_truncal = found + len(truncal & called), n_truncal + len(truncal)
+        assert called <= set(t["arm"]), (p, called)
+        i = (a.obs["sample"] == p).to_numpy()
+        assert f1_score(truth[i], pred[i]) >= 0.8, (p, f1_score(truth[i], pred[i]))
+    assert n_truncal == 14 and found >= 9, (found, n_truncal)
+    arms = a.uns["malignant"]["arm_shifts"]
+    pooled = arms[(arms["cnv_cluster"] == -1) & arms["cnv"]]  # the kept retests are reported
+    for p, t in pooled.groupby("sample"):
+        assert set(t["arm"]) <= set(str(tab.loc[p, "cnv_arms"]).split(","))
+    assert len(pooled)
+
+
+def test_immunoglobulin_and_tcr_genes_left_out(cohort):
+    """Known answer: ``exclude_genes="vdj"`` leaves the V(D)J genes out of the CNV genes and
+    records it; the default keeps the expressed ones (IGKC, IGHG1, TRAC, ... in the simulator)."""
+    import re
+
+    from tmeatlas.tl._cnv import VDJ_GENES
+
+    vdj = re.compile(VDJ_GENES)
+    assert all(
+        vdj.match(g) for g in ["IGKC", "IGHG1", "IGHM", "IGLC2", "IGHV3-23", "TRAC", "TRBC2", "TRBV12-4"]
+    )
+    assert not any(vdj.match(g) for g in ["IGHMBP2", "IGF1", "IGLL1", "TRAF3", "TRAPPC1", "JCHAIN", "TRIM28"])
+    a = cohort.copy()
+    tm.tl.infer_cnv(a, sample_key="sample", exclude_genes="vdj")
+    used = a.uns["cnv"]["genes"]["gene"].astype(str)
+    assert not used.str.match(VDJ_GENES).any()
+    assert a.uns["cnv"]["params"]["exclude_genes"] == "vdj"
+    tm.tl.infer_cnv(a, sample_key="sample")
+    kept = a.uns["cnv"]["genes"]["gene"].astype(str)
+    assert kept.str.match(VDJ_GENES).sum() >= 3 and len(kept) > len(used)
