@@ -87,9 +87,8 @@ def _doublet_scores(o) -> dict:
     """Flags against the simulator's doublets: heterotypic (two lineages), homotypic, singlets."""
     from tmeatlas.tl._annotate import _DOUBLET_LINEAGE as lineage  # the flag's own lineages
 
-    major_of = (
-        o.drop_duplicates("true_cell_type").set_index("true_cell_type")["true_cell_type_major"].astype(str)
-    )
+    by_type = o.drop_duplicates("true_cell_type").set_index("true_cell_type")
+    major_of = by_type["true_cell_type_major"].astype(str)
     partner = o["true_doublet_partner"].astype(str).map(lambda t: lineage.get(major_of.get(t, ""), "?"))
     het = o["true_doublet"] & (o["true_cell_type_major"].astype(str).map(lineage) != partner)
     flag = o["cell_type_doublet"].astype(bool)
@@ -98,13 +97,13 @@ def _doublet_scores(o) -> dict:
             "flagged_homotypic": round(float(flag[o["true_doublet"] & ~het].mean()), 4),
             "flagged_singlets": round(float(flag[~o["true_doublet"]].mean()), 4),
             "singlets": _sim_scores(o[~o["true_doublet"].to_numpy()]),
-            "all_cells_either_cell": _either_cell(o)}  # fmt: skip
+            "all_cells_either_cell": _either_cell(o, by_type)}  # fmt: skip
 
 
-def _either_cell(o) -> dict:
+def _either_cell(o, by_type) -> dict:
     """Major and compartment accuracy over all cells where a doublet's label is right when it is
-    either of its two cells' (the droplet holds both)."""
-    by_type = o.drop_duplicates("true_cell_type").set_index("true_cell_type")
+    either of its two cells' (the droplet holds both); ``by_type``: the truth columns per
+    ``true_cell_type``."""
     out = {}
     for pred, truth in (("cell_type_major", "true_cell_type_major"), ("compartment", "true_compartment")):
         p = o[pred].astype(str)

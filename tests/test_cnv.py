@@ -454,10 +454,13 @@ def test_lymphoma_sample_detected_and_not_called_normal(tmp_path):
     """
     from sklearn.metrics import f1_score
 
-    from tmeatlas.datasets._constructs import lymphoma_sample
+    from tmeatlas.datasets._constructs import haematological_sample
 
-    a = lymphoma_sample(
-        tm.datasets.simulate_tumor(n_cells=4500, n_patients=3, n_genes=8000, rng=3), "P3", 0.6
+    a = haematological_sample(
+        tm.datasets.simulate_tumor(n_cells=4500, n_patients=3, n_genes=8000, rng=3),
+        "P3",
+        0.6,
+        kind="lymphoma",
     )
     with pytest.warns(
         UserWarning, match="immune cells carry clonal copy-number changes: B and plasma of sample P3"

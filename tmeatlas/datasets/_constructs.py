@@ -41,11 +41,6 @@ def _arms(var, pairs) -> np.ndarray:
     return out
 
 
-def lymphoma_sample(adata: AnnData, sample: str, fraction: float = 0.6, rng: int = 0) -> AnnData:
-    """:func:`haematological_sample` with ``kind="lymphoma"``."""
-    return haematological_sample(adata, sample, fraction, rng=rng, kind="lymphoma")
-
-
 def haematological_sample(
     adata: AnnData, sample: str, fraction: float = 0.6, rng: int = 0, kind: str = "lymphoma"
 ) -> AnnData:

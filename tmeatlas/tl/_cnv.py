@@ -58,8 +58,8 @@ LINEAGE_OF_PROGRAM = {"B": "B and plasma", "plasma": "B and plasma"}
 IMMUNE_LINEAGES = ("T and NK", "B and plasma", "myeloid", "mast")
 #: Immunoglobulin and T-cell receptor genes (V, D, J and constant segments of IGH 14q32, IGK 2p11,
 #: IGL 22q11, TRA/TRD 14q11, TRB 7q34, TRG 7p14; HGNC symbols). Their expression comes from
-#: clonally rearranged loci, not from copy number: immunoglobulin reaches half of a plasma cell's
-#: library, and V(D)J recombination deletes DNA within the loci; PennCNV likewise leaves
+#: clonally rearranged loci, not from copy number: immunoglobulin transcripts dominate a plasma
+#: cell's library, and V(D)J recombination deletes DNA within the loci; PennCNV likewise leaves
 #: immunoglobulin regions out of copy-number calls (penncnv.openbioinformatics.org, FAQ).
 VDJ_GENES = r"^(IG[HKL][VDJ]|IGH[AGEMD][0-9]*$|IG[KL]C[0-9]*$|TR[ABDG][VDJ]|TR[ABDG]C[0-9]*$)"
 #: an arm with fewer usable genes than this is smoothed together with the other arm
@@ -201,7 +201,7 @@ def infer_cnv(
         raise InvalidParameterError(
             "give both reference_key and reference_cats, or neither (automatic reference)."
         )
-    _check_pattern(exclude_genes)
+    gene_pattern = _exclusion_pattern(exclude_genes)
     adata = start(adata, copy)
     for col in (VAR.chromosome, VAR.start, VAR.arm):
         if col not in adata.var.columns:
@@ -217,7 +217,7 @@ def infer_cnv(
     res = _compute_cnv(
         adata, X, mode, reference_key=reference_key, reference_cats=reference_cats, sample_key=sample_key,
         window=window, step=step, min_mean=min_mean, clip=clip, exclude_chromosomes=exclude_chromosomes,
-        exclude_genes=exclude_genes, min_cells=min_reference_cells, n_threads=n_threads, seed=seed, chunk=chunk,
+        exclude_genes=gene_pattern, min_cells=min_reference_cells, n_threads=n_threads, seed=seed, chunk=chunk,
     )  # fmt: skip
     cnv, layout, ref_codes, ref_names, how = (
         res["cnv"],
@@ -447,18 +447,23 @@ def _codes(adata: AnnData, key: str | None) -> tuple[np.ndarray, int]:
     return np.asarray(cat.codes, dtype=np.int64), len(cat.categories)
 
 
-def _check_pattern(exclude_genes) -> None:
-    """``exclude_genes`` is ``None`` or a valid regular expression."""
+def _exclusion_pattern(exclude_genes) -> str | None:
+    """The regular expression of the genes ``exclude_genes`` leaves out (``"vdj"``: :data:`VDJ_GENES`),
+    validated; ``None`` keeps every gene.
+    """
     import re
 
-    if exclude_genes is None or exclude_genes == "vdj":
-        return
+    if exclude_genes is None:
+        return None
+    if exclude_genes == "vdj":
+        return VDJ_GENES
     try:
         re.compile(exclude_genes)
     except (TypeError, re.error) as err:
         raise InvalidParameterError(
             f"exclude_genes must be a regular expression of gene names or None, got {exclude_genes!r} ({err})."
         ) from None
+    return exclude_genes
 
 
 def _gene_layout(adata, gene_mean, min_mean, exclude, exclude_genes, step, window) -> dict:
@@ -467,7 +472,6 @@ def _gene_layout(adata, gene_mean, min_mean, exclude, exclude_genes, step, windo
     chrom = var[VAR.chromosome].astype(object)
     ok = chrom.isin([c for c in NUCLEAR_CHROMOSOMES if c not in set(exclude)]).to_numpy()
     if exclude_genes is not None:
-        exclude_genes = VDJ_GENES if exclude_genes == "vdj" else exclude_genes
         ok &= ~np.asarray(adata.var_names.astype(str).str.match(exclude_genes), dtype=bool)
     ok &= var[VAR.start].notna().to_numpy() & var[VAR.arm].notna().to_numpy()
     n_placed = int(ok.sum())
