@@ -70,6 +70,17 @@ MAPS = {
     },
     "simulated": None,  # the simulator's own vocabulary
 }  # fmt: skip
+#: scimap CyCIF lymphoma phenotypes (the authors' gates) as major types; the tumour states (CD30+
+#: lymphoma cells), "Non-immune cells", "Other Immune cells", the aberrant and follicular populations
+#: have no class of the vocabulary and are left out (the tumour cells are counted in
+#: ``tumour_given_normal_type``); ASMA+ cells are stromal (Fibroblast: myofibroblasts)
+CYCIF_CLASSES = {
+    "CD4 T cells": "T cell", "CD8 T cells": "T cell", "Regulatory T cells": "T cell", "Follicular Helper T cells": "T cell",
+    "PD1+ T cells": "T cell", "T cells": "T cell", "M2 Macrophages": "Myeloid", "CD68+ Macrophages": "Myeloid",
+    "M1 Macrophages": "Myeloid", "Myeloid Dendritic cells": "Myeloid", "CD25+ Dendritic cells": "Myeloid",
+    "Myeloid Lineage": "Myeloid", "Granulocytes": "Myeloid", "NK cells": "NK cell", "B cells": "B cell",
+    "ASMA+ cells": "Fibroblast",
+}  # fmt: skip
 #: phenoptr phenotypes as classes of the map above (FoxP3+ and CD8+ cells are T cells; "other" is left out)
 PHENOPTR_CLASSES = {"CD8+": "T cell", "FoxP3+": "T cell", "CD68+": "CD68+", "CK+": "CK+"}
 
@@ -115,6 +126,9 @@ def _load(name: str):
     if name == "scimap_cycif_lymphoma":
         # protein intensities; X_position/Y_position are pixels of unknown size, so no coordinates are
         # given (the spatial steps would read pixels as microns)
+        ph = o["phenotype"].astype(str)
+        truth["major"] = ph.map(CYCIF_CLASSES).to_numpy(object)
+        truth["tumour_cells"] = ph.str.startswith("Tumor").to_numpy()
         return a, None, opts, truth
     raise SystemExit(f"unknown dataset {name!r}")
 
@@ -140,6 +154,17 @@ def _metrics(name: str, a, truth: dict) -> dict:
                   for c in sorted(ref[keep].unique())}  # fmt: skip
         m["major_balanced_accuracy"] = round(float(np.mean(list(recall.values()))), 3)
         m["recall"] = recall
+        conf = o["cell_type_confidence"].to_numpy(float)
+        high = keep & (conf >= 0.8)
+        m["confidence_0.8_accuracy"] = (
+            round(float((pred[high] == ref[high]).mean()), 3) if high.any() else None
+        )
+        m["confidence_0.8_share"] = round(float(high.sum() / keep.sum()), 3)
+    if "tumour_cells" in truth and "cell_type_major" in o:
+        ours = o["cell_type_major"].astype(str).to_numpy()[truth["tumour_cells"]]
+        m["tumour_given_normal_type"] = round(
+            1.0 - float(np.isin(ours, ["Unassigned", "Malignant"]).mean()), 3
+        )
     if "tumour" in truth and "tumor_score" in o:
         s = o["tumor_score"].to_numpy(float)
         m["tumour_auroc"] = {

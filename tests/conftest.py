@@ -60,6 +60,12 @@ def qian_ovarian():
 
 
 @pytest.fixture
+def cycif_lymphoma():
+    """scimap CyCIF lymphoma image, 3,029 cells x 33 proteins (rescaled intensities), obs.phenotype."""
+    return _real("scimap_cycif_lymphoma.h5ad")
+
+
+@pytest.fixture
 def phenoptr_cells():
     """akoyabio/phenoptr multiplex IF cell table (6,072 cells)."""
     import pandas as pd
