@@ -19,7 +19,9 @@ metric that the dataset's own labels allow:
   tmeatlas's ``cell_type_major`` onto the authors' vocabulary (:data:`MAPS`): Qian, MERFISH lung
   (``type_lvl1``), with the maps of ``benchmarks/annotate_accuracy.py``, phenoptr multiplex IF
   (``Phenotype``), simulated cohorts;
-* tumour-region AUROC of the spot tumour score per her2st section (invasive cancer vs the rest).
+* tumour-region AUROC of the spot tumour score per her2st section (invasive cancer vs the rest);
+* phenoptr: the interface's signed distance and core region against inForm's tissue segmentation
+  (Tumor / Stroma).
 
 The labels are copied before the run: ``tm.run`` keeps a user's column that it would write
 (``obs["malignant"]``, ``obs["cell_type"]``) under ``<name>_user``.
@@ -103,6 +105,7 @@ def _load(name: str):
         a = tm.read(REAL / "phenoptr_multiplex_if_cells.csv.gz")
         ph = a.obs["Phenotype"].astype(str).map(PHENOPTR_CLASSES)
         truth["major"] = ph.to_numpy(object)
+        truth["tissue_tumour"] = (a.obs["Tissue Category"].astype(str) == "Tumor").to_numpy()
         return a, ("sample" if "sample" in a.obs else None), opts, truth
     a = ad.read_h5ad(REAL / f"{name}.h5ad")
     o = a.obs
@@ -160,6 +163,12 @@ def _metrics(name: str, a, truth: dict) -> dict:
             round(float((pred[high] == ref[high]).mean()), 3) if high.any() else None
         )
         m["confidence_0.8_share"] = round(float(high.sum() / keep.sum()), 3)
+    if "tissue_tumour" in truth and "tumor_distance" in o:
+        # inForm's tissue segmentation (Tumor / Stroma) against the interface's signed distance and core
+        y, core = truth["tissue_tumour"], (o["tumor_region"].astype(str) == "core").to_numpy()
+        m["tumour_region_auroc"] = round(float(roc_auc_score(y, -o["tumor_distance"].to_numpy(float))), 3)
+        m["tumour_region_core_share"] = {"Tumor": round(float(core[y].mean()), 3),
+                                         "Stroma": round(float(core[~y].mean()), 3)}  # fmt: skip
     if "tumour_cells" in truth and "cell_type_major" in o:
         ours = o["cell_type_major"].astype(str).to_numpy()[truth["tumour_cells"]]
         m["tumour_given_normal_type"] = round(

@@ -555,3 +555,35 @@ def test_cell_spacing_range_on_real_sections(merfish_nsclc, phenoptr_cells):
     simulated = median_spacing(sim.obsm["spatial"], sim.obs["sample"].to_numpy())
     assert abs(merfish - 6.6) < 0.1 and abs(mif - 6.6) < 0.1 and abs(simulated - 8.8) < 0.5
     assert all(low <= v <= high for v in (merfish, mif, simulated))
+
+
+def test_run_places_the_tumour_of_a_protein_panel(real_dir):
+    """Multiplex IF (no copy-number evidence): the interface takes the epithelial cells as the tumour,
+    with a warning, and its core agrees with inForm's tissue segmentation (measured 0.90 of the Tumor
+    category's cells core, 0.03 of the Stroma's)."""
+    path = real_dir / "phenoptr_multiplex_if_cells.csv.gz"
+    if not path.exists():
+        pytest.skip("phenoptr cell table not available")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        a = tm.read(path)
+    with pytest.warns(UserWarning, match="epithelial"):
+        tm.run(a, sample_key="sample", steps=["qc", "normalize", "cell_types", "interface", "immune_phenotype"],
+               progress=False)  # fmt: skip
+    st = _status(a)
+    assert st["interface"] == "done" and st["immune_phenotype"] == "done", st
+    assert a.uns["interface"]["params"]["tumor_value"] == "Epithelial"
+    tumour = (a.obs["Tissue Category"].astype(str) == "Tumor").to_numpy()
+    core = (a.obs["tumor_region"].astype(str) == "core").to_numpy()
+    assert core[tumour].mean() >= 0.85 and core[~tumour].mean() <= 0.05
+
+
+def test_interface_step_without_malignant_calls_on_rna():
+    """RNA data without malignant calls: the step is not applicable, with the reason."""
+    from tmeatlas._errors import NotApplicableError
+    from tmeatlas._pipeline import _interface_step
+
+    a = _sim(n_cells=300)
+    a.obs = a.obs.drop(columns=[c for c in ("malignant",) if c in a.obs])
+    with pytest.raises(NotApplicableError, match="malignant calls"):
+        _interface_step(a, sample_key="sample")

@@ -1215,7 +1215,7 @@ def _analysis_calls(*, spatial, n_perms, sample_key, layer, rng, n_jobs) -> dict
         "stemness": _Call(stemness, {"groupby": "malignant per sample, others per compartment"}),
         "tumor_score": _Call(lambda a: gr.tumor_score(a, layer=layer, sample_key=sample_key, rng=rng, n_jobs=n_jobs),
                              {"layer": str(layer), "rng": rng}),
-        "interface": _Call(lambda a: gr.interface(a, sample_key=sample_key), {}),
+        "interface": _Call(partial(_interface_step, sample_key=sample_key), {}),
         "immune_phenotype": _Call(lambda a: gr.immune_phenotype(a, sample_key=sample_key), {}),
         "niches": _Call(lambda a: gr.niches(a, sample_key=sample_key, rng=rng), {"rng": rng}),
         "heterogeneity": _Call(lambda a: _quiet(tl.heterogeneity, a, sample_key=sample_key, layer=layer, rng=rng,
@@ -1225,6 +1225,40 @@ def _analysis_calls(*, spatial, n_perms, sample_key, layer, rng, n_jobs) -> dict
                                                                    layer=layer, n_perms=n_perms, rng=rng, n_jobs=n_jobs),
                              {"n_perms": n_perms, "rng": rng, "spatial": spatial}),
     }  # fmt: skip
+
+
+#: fewest epithelial cells of a protein panel that stand for its tumour in the ``interface`` step
+MIN_PANEL_TUMOUR_CELLS = 20
+
+
+def _interface_step(a: AnnData, *, sample_key: str) -> None:
+    """``gr.interface`` on the malignant calls; on a protein panel (no copy-number evidence), on the
+    epithelial (keratin+ / E-cadherin+) cells, as imaging studies of carcinomas define the tumour,
+    with a note saying so; not applicable without either.
+    """
+    from . import gr
+    from ._errors import NotApplicableError
+
+    if OBS.malignant in a.obs:
+        gr.interface(a, sample_key=sample_key)
+        return
+    if a.uns.get(UNS.annotate, {}).get("input") != "protein":
+        raise NotApplicableError("needs malignant calls (step 'malignant' gave none) to place the tumour.")
+    n_epi = int((a.obs[OBS.cell_type_major].astype(str) == "Epithelial").sum())
+    if n_epi < MIN_PANEL_TUMOUR_CELLS:
+        raise NotApplicableError(
+            f"a protein panel carries no copy-number evidence and this one has {n_epi} epithelial (keratin+) "
+            f"cells (fewer than {MIN_PANEL_TUMOUR_CELLS}): tumour cells cannot be placed; call "
+            "`tm.gr.interface(adata, tumor_key=..., tumor_value=...)` naming them."
+        )
+    warnings.warn(
+        "interface: a protein panel carries no copy-number evidence; the tumour is taken as the epithelial "
+        f"(keratin+ / E-cadherin+) cells ({n_epi:,}), as for a carcinoma. For other tumours, or normal "
+        "epithelium in the field, call `tm.gr.interface(adata, tumor_key=..., tumor_value=...)`.",
+        UserWarning,
+        stacklevel=2,
+    )
+    gr.interface(a, tumor_key=OBS.cell_type_major, tumor_value="Epithelial", sample_key=sample_key)
 
 
 def _therapy_calls(*, therapies, therapy_arg, simulate, sample_key, layer, rng, n_jobs) -> dict[str, _Call]:

@@ -172,7 +172,7 @@ STEPS: tuple[StepSpec, ...] = (
         "9:62, 1979); small tumour clusters are buds (Lugli A et al. Mod Pathol 30:1299, 2017); signed distance "
         "to the tumour boundary in microns; core / margin (100 um) / stroma.",
         uns=UNS.interface, present=(("obs", OBS.tumor_region),), shows=("obs", OBS.tumor_region),
-        figures=("interface_profile",), cells_only=True, spatial=True, needs=("malignant", "cell_types"),
+        figures=("interface_profile",), cells_only=True, spatial=True, needs=("cell_types",), uses=("malignant",),
     ),
     StepSpec(
         "immune_phenotype", "immune phenotype per sample (CD8 T densities)",
