@@ -359,6 +359,42 @@ def test_tcell_abundance_not_counted_when_excluded():
     assert comp.loc[("S3", "tcf7_cd8_share"), "status"] == "not measured"  # TCF7 not in the data
 
 
+def _phenotype_only(pheno: dict, p_inflamed: dict) -> ad.AnnData:
+    """Samples of 100 cells (20 CD8 T) with a spatial phenotype and its recorded call probability."""
+    samples = [s for s in pheno for _ in range(100)]
+    obs = pd.DataFrame({"sample": samples, "cell_type": (["CD8 T"] * 20 + ["Malignant"] * 80) * len(pheno)})
+    obs["immune_phenotype"] = obs["sample"].map(pheno)
+    a = ad.AnnData(
+        X=np.zeros((len(obs), 1), np.float32), obs=obs.set_axis([f"c{i}" for i in range(len(obs))])
+    )
+    a.uns["immune_phenotype"] = {"table": pd.DataFrame({"sample": list(pheno), "phenotype": list(pheno.values()),
+                                                        "p_inflamed": [p_inflamed[s] for s in pheno]})}  # fmt: skip
+    return a
+
+
+def test_benefit_interval_carries_the_phenotype_uncertainty():
+    """An inflamed call made with probability 0.6 gives an interval that spans both signs; a sure one
+    a point; a cohort of one sample gets no above/below call."""
+    a = _phenotype_only(
+        {"S1": "inflamed", "S2": "inflamed", "S3": "desert"}, {"S1": 0.6, "S2": 1.0, "S3": 0.0}
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tm.tl.immunotherapy_benefit(a, sample_key="sample", n_boot=200, rng=0)
+    t = tm.get.immunotherapy_benefit(a).set_index("sample")
+    assert t.loc["S1", "ci_low"] == pytest.approx(-1) and t.loc["S1", "ci_high"] == pytest.approx(1)
+    assert t.loc["S1", "call"] == "undetermined"
+    assert t.loc["S2", "ci_low"] == pytest.approx(1) and t.loc["S2", "call"] == "above cohort"
+    assert t.loc["S3", "call"] == "below cohort"
+    one = _phenotype_only({"S1": "inflamed"}, {"S1": 1.0})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tm.tl.immunotherapy_benefit(one, sample_key="sample", n_boot=50, rng=0)
+    t = tm.get.immunotherapy_benefit(one).set_index("sample")
+    assert t.loc["S1", "benefit"] == pytest.approx(1) and t.loc["S1", "call"] == "undetermined"
+    assert "a cohort of 1 sample(s)" in t.loc["S1", "not_counted"]
+
+
 #: pooled AUROC of the benefit on simulated sorted-T-cell cohorts, seeds 0-9 (benchmarks/immunotherapy.py,
 #: benchmarks/results/immunotherapy.json: 0.892; the simulator's true progenitor share, an oracle, 0.900);
 #: seeds 0-2 here (measured 0.884), margin 0.1

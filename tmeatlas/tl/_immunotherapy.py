@@ -316,9 +316,12 @@ def _score_samples(comp: pd.DataFrame) -> pd.Series:
 
 
 def _bootstrap(
-    samples, NUM, DEN, names, comp, scale, n_boot: int, seed: int
+    samples, NUM, DEN, names, comp, scale, n_boot: int, seed: int, p_inflamed: dict | None = None
 ) -> dict[str, tuple[float, float]]:
-    """Percentile interval of each sample's benefit over ``n_boot`` resamples of its cells (fixed cohort scale)."""
+    """Percentile interval of each sample's benefit over ``n_boot`` resamples of its cells (fixed cohort
+    scale); the spatial phenotype, where its call probability is known (``p_inflamed``, from the counting
+    error of the CD8 densities), is drawn per resample: +1 with that probability, else -1.
+    """
     out = {}
     if n_boot == 0:
         return out
@@ -330,7 +333,10 @@ def _bootstrap(
             continue
         idx = np.flatnonzero(samples == s)
         n = len(idx)
-        fixed = float(rows.loc[rows["component"] == "immune_phenotype", "contribution"].sum())
+        ph_rows = rows[rows["component"] == "immune_phenotype"]
+        fixed = float(ph_rows["contribution"].sum())
+        p_in = (p_inflamed or {}).get(s)
+        ph_w = float((ph_rows["direction"] * ph_rows["weight"]).sum())
         live = rows[rows["component"] != "immune_phenotype"]
         js = [col[c] for c in live["component"]]
         sign_w = (live["direction"] * live["weight"]).to_numpy(float)
@@ -348,21 +354,34 @@ def _bootstrap(
             z = np.clip((num / np.maximum(den, 1e-12) - mu) / sd, -_Z_CLIP, _Z_CLIP)
             c = z * sign_w
             c[:, pos_only] = np.minimum(c[:, pos_only], 0.0)
-            vals[b0:b1] = (c.sum(axis=1) + fixed) / wsum
+            ph = fixed
+            if len(ph_rows) and p_in is not None and np.isfinite(p_in):
+                ph = ph_w * np.where(gen.random(b1 - b0) < p_in, 1.0, -1.0)
+            vals[b0:b1] = (c.sum(axis=1) + ph) / wsum
         lo, hi = np.quantile(vals, [0.025, 0.975])
         out[s] = (float(lo), float(hi))
     return out
 
 
+def _phenotype_probability(adata: AnnData) -> dict[str, float]:
+    """Each sample's probability of the inflamed call (``uns["immune_phenotype"]["table"]``), if recorded."""
+    t = adata.uns.get(UNS.immune_phenotype, {}).get("table")
+    if not isinstance(t, pd.DataFrame) or "p_inflamed" not in t:
+        return {}
+    return dict(zip(t["sample"].astype(str), t["p_inflamed"].astype(float), strict=True))
+
+
 def _sample_table(comp, scores, ci, setting, samples) -> pd.DataFrame:
     rows = []
+    n_samples = len(pd.unique(samples))
     for s in pd.unique(samples):
         sub = comp[comp["sample"] == s]
         used = sub[sub["status"] == "counted"]
         skipped = sub[sub["status"] != "counted"]
         b = float(scores.get(s, np.nan))
         lo, hi = ci.get(s, (b, b))
-        if not np.isfinite(b):
+        no_cohort = n_samples < _MIN_SAMPLES
+        if not np.isfinite(b) or no_cohort:
             call = "undetermined"
         elif lo > 0:
             call = "above cohort"
@@ -375,7 +394,11 @@ def _sample_table(comp, scores, ci, setting, samples) -> pd.DataFrame:
             "ci_low": lo, "ci_high": hi, "call": call, "n_components": len(used),
             "components": "; ".join(f"{r.component}={r.value:.3g} (z={r.z:+.1f}, {'+' if r.direction > 0 else '-'}, "
                                     f"in {r.population})" for r in used.itertuples()) or "none counted",
-            "not_counted": "; ".join(f"{r.component}: {r.status} ({r.reason})" for r in skipped.itertuples()),
+            "not_counted": "; ".join(
+                [f"{r.component}: {r.status} ({r.reason})" for r in skipped.itertuples()]
+                + ([f"call: a cohort of {n_samples} sample(s) (needs >= {_MIN_SAMPLES} to place one above or "
+                    "below it)"] if no_cohort else [])
+            ),
         })  # fmt: skip
     return pd.DataFrame(rows)
 
@@ -402,7 +425,7 @@ def benefit_tables(
     comp, scale = _standardise(comp)
     comp = _contributions(comp, pheno)
     sc = _score_samples(comp)
-    ci = _bootstrap(samples, NUM, DEN, names, comp, scale, n_boot, seed)
+    ci = _bootstrap(samples, NUM, DEN, names, comp, scale, n_boot, seed, _phenotype_probability(adata))
     table = _sample_table(comp, sc, ci, setting, samples)
     comp["cd8_rule"] = masks["cd8_rule"]
     cols = ["sample", "component", "value", "z", "direction", "weight", "contribution", "status", "reason",
@@ -461,9 +484,12 @@ def immunotherapy_benefit(
     states, the spatial phenotype), 1 to those transferred from bulk tumour RNA or
     immunohistochemistry; nothing is fitted to outcomes. The benefit is relative to the cohort
     (0 = its average). The interval is the 2.5-97.5% percentile over ``n_boot`` Poisson
-    resamples of each sample's cells with the cohort scale held fixed; ``call`` is "above
-    cohort" / "below cohort" when the interval excludes 0, else "undetermined" (also with no
-    counted component).
+    resamples of each sample's cells with the cohort scale held fixed, the spatial phenotype drawn
+    in each resample from its call probability (``p_inflamed`` of
+    :func:`tmeatlas.gr.immune_phenotype`, the counting error of the CD8 densities); ``call`` is
+    "above cohort" / "below cohort" when the interval excludes 0, else "undetermined" (also with no
+    counted component, and in a cohort of fewer than 3 samples, which has no average to place a
+    sample against: ``not_counted`` says so).
 
     Parameters
     ----------
