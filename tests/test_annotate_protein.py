@@ -86,6 +86,10 @@ def test_channel_z_known_answer():
 def test_aliases_and_detection():
     m = panel_markers(["CD20", "HLA-DR", "E-cadherin", "alpha-SMA", "Ki67", "CD11c", "CD45", "MS4A1"])
     assert list(m) == ["CD20", "HLADR", "ECAD", "ASMA", "", "CD11C", "CD45", "CD20"]
+    # exported column names (QuPath, MCMICRO, imaging mass cytometry, inForm)
+    m = panel_markers(["CD3: Cell: Mean", "CD45_cellMask", "CD8a(Dy162Di)", "Nucleus CD8 (Opal 520) Mean",
+                       "Yb173_CD20", "DAPI_cellMask", "Area"])  # fmt: skip
+    assert list(m) == ["CD3", "CD45", "CD8", "CD8", "CD20", "", ""]
     a = _panel(SIZES)
     assert looks_like_protein(a.X, a.var_names)
     # RNA counts of the same genes (integers, mostly zero) are not protein intensities

@@ -59,10 +59,25 @@ def protein_table() -> pd.DataFrame:
         return pd.read_csv(fh, sep="\t", dtype=str, keep_default_na=False)
 
 
+def _marker_of(name: str, al: dict[str, str]) -> str:
+    """The library marker a channel name measures: the whole name, else the first of its parts that
+    names one, so exported column names resolve ('CD3: Cell: Mean', 'CD45_cellMask', 'CD8a(Dy162Di)',
+    'Nucleus CD8 (Opal 520) Mean'); empty where none does.
+    """
+    whole = al.get(_norm(name))
+    if whole:
+        return whole
+    for part in re.split(r"[\s:_()\[\]/|,;.]+", str(name)):
+        m = al.get(_norm(part))
+        if m:
+            return m
+    return ""
+
+
 def panel_markers(var_names) -> pd.Series:
     """The library marker each feature measures (by position; empty where none)."""
     al = _aliases()
-    return pd.Series([al.get(_norm(v), "") for v in var_names], dtype=object)
+    return pd.Series([_marker_of(v, al) for v in var_names], dtype=object)
 
 
 def looks_like_protein(X, var_names) -> bool:
