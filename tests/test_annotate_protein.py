@@ -160,3 +160,36 @@ def test_cycif_lymphoma_real(cycif_lymphoma):
     assert (maj[t_cells] == "T cell").mean() >= 0.7  # measured 0.80
     tumour = ph.str.startswith("Tumor")
     assert maj[tumour].isin(["Unassigned"]).mean() >= 0.7  # measured 0.76
+
+
+def test_positive_known_answer():
+    """A channel's positive cells are those well above its background, whatever its brightness."""
+    from tmeatlas.tl._annotate_protein import positive
+
+    rng = np.random.default_rng(1)
+    bright = np.r_[np.zeros(900, bool), np.ones(100, bool)]
+    x = rng.lognormal(3, 0.4, 1000) * np.where(bright, 10.0, 1.0)
+    call = positive(x, np.zeros(1000))
+    assert call[bright].mean() >= 0.95 and call[~bright].mean() <= 0.05
+    # two samples imaged at different brightness: each on its own background
+    call2 = positive(np.r_[x, 5 * x], np.repeat([0, 1], 1000))
+    np.testing.assert_array_equal(call2[:1000], call)
+
+
+def test_pdl1_share_on_a_protein_panel():
+    """PD-L1 positive share of myeloid cells from intensities (never zero): the bright third, not every
+    cell as detection (count > 0) would read it."""
+    a = _panel({"macrophage": 600, "CD8 T": 300, "epithelial": 600, "none": 100})
+    rng = np.random.default_rng(3)
+    pdl1 = rng.lognormal(4, 0.45, a.n_obs)
+    mac = np.flatnonzero(a.obs["truth"] == "macrophage")
+    pdl1[mac[:200]] *= 10.0
+    b = ad.AnnData(np.c_[a.X, pdl1].astype(np.float32), obs=a.obs.copy(),
+                   var=pd.DataFrame(index=[*a.var_names, "PD-L1"]))  # fmt: skip
+    tm.tl.annotate(b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tm.tl.immunotherapy_benefit(b)
+    comp = tm.get.immunotherapy_benefit(b, components=True).set_index("component")
+    share = comp.loc["pdl1_positive_share", "value"]
+    assert 0.25 <= share <= 0.42, share  # 200 of ~600 myeloid cells

@@ -32,6 +32,9 @@ DOUBLE_Z = 3.0
 LOG_OFFSET_QUANTILE = 0.01
 #: the background mixture of a channel is fitted to a histogram of this many bins
 HIST_BINS = 1024
+#: a cell is positive for a channel (e.g. PD-L1 for a positive share) at this many robust SDs above
+#: the channel's background (about the top 2.5 % of a normal background)
+POSITIVE_Z = 2.0
 #: a matrix is read as protein intensities when it has at most this many features ...
 MAX_PROTEIN_FEATURES = 200
 #: ... almost no exact zeros (RNA counts, even log-normalised, are mostly zeros) ...
@@ -151,6 +154,17 @@ def _dense(block) -> np.ndarray:
     if hasattr(block, "compute"):
         block = block.compute()
     return np.asarray(block.toarray() if hasattr(block, "toarray") else block, dtype=float)
+
+
+def positive(x: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Cells positive for one protein channel: ``POSITIVE_Z`` robust SDs above its background, each
+    sample on its own (:func:`channel_z`); a detection call for intensities, which are never zero.
+    """
+    z = np.empty(len(x))
+    for s in np.unique(samples):
+        rows = samples == s
+        z[rows] = channel_z(x[rows])
+    return z >= POSITIVE_Z
 
 
 def _marker_z(X, markers: pd.Series, samples: np.ndarray) -> pd.DataFrame:

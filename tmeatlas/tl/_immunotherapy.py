@@ -121,8 +121,12 @@ def _light(adata, X):
 # --------------------------------------------------------------------------------------------
 # per-cell quantities
 # --------------------------------------------------------------------------------------------
-def _detected(adata, X, chunk: int) -> dict[str, np.ndarray]:
-    """Per-cell detection (count > 0) of the genes of :data:`_GENES` that are measured."""
+def _detected(adata, X, chunk: int, samples: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Per-cell detection of the genes of :data:`_GENES` that are measured: count > 0, or for the
+    intensities of a protein panel (never zero) a channel above its background
+    (:func:`tmeatlas.tl._annotate_protein.positive`, per sample).
+    """
+    from ._annotate_protein import _dense, looks_like_protein, positive
     from ._cells import gene_cols as _gene_cols
     from ._checkpoints import pair_expression
 
@@ -130,6 +134,9 @@ def _detected(adata, X, chunk: int) -> dict[str, np.ndarray]:
     if not cols:
         return {}
     names = list(cols)
+    if looks_like_protein(X, adata.var_names):
+        samples = np.zeros(adata.n_obs, np.int64) if samples is None else samples
+        return {g: positive(_dense(X[:, cols[g]]).ravel(), samples) for g in names}
     E, _ = pair_expression(X, np.asarray([cols[g] for g in names], dtype=np.int64), chunk)
     E = E.tocsc()
     return {g: np.asarray((E[:, j] > 0).todense()).ravel() for j, g in enumerate(names)}
@@ -409,7 +416,7 @@ def benefit_tables(
     """The per-sample benefit table and the per-sample x component table (the core of the public tool);
     ``scores`` / ``detected`` when the caller has read them already (no second pass over the matrix).
     """
-    det = _detected(adata, X, chunk) if detected is None else detected
+    det = _detected(adata, X, chunk, samples) if detected is None else detected
     masks = _cell_masks(adata, det, mal, cell_type_key)
     if scores is None or not set(_SIGNATURES) <= set(scores.columns):
         scores = _score(_light(adata, X), list(_SIGNATURES), seed, n_jobs)

@@ -23,6 +23,7 @@ from .._rng import RngLike, make_rng, resolve_seed, spawn_seeds
 from .._settings import logger, settings
 from .._store import store
 from .._validation import check_int, check_obs_key, check_one_of, get_matrix, start
+from ._annotate_protein import looks_like_protein
 from ._cells import gene_cols as _gene_cols
 from ._cells import malignant_mask as _malignant_mask
 from ._immunotherapy import _APM, _GENES, IMMUNE_ONLY, _score, benefit_tables
@@ -632,6 +633,8 @@ def therapy_survival(
     detected = {
         g: np.asarray((counts[0][:, j] > 0).todense()).ravel() for g, j in counts[2].items() if g in _GENES
     }
+    if looks_like_protein(X, adata.var_names):  # intensities are never zero: the benefit reads its own calls
+        detected = None
     imm, imm_comp = benefit_tables(adata, X, samples=samples, mal=mal, cell_type_key=cell_type_key, seed=seed,
                                    n_jobs=n_threads, n_boot=n_boot, chunk=chunk, scores=scores, detected=detected)  # fmt: skip
     surv, contribs, ther_rows = {}, {}, []
