@@ -156,36 +156,39 @@ def _dense(block) -> np.ndarray:
     return np.asarray(block.toarray() if hasattr(block, "toarray") else block, dtype=float)
 
 
-def positive(x: np.ndarray, samples: np.ndarray) -> np.ndarray:
-    """Cells positive for one protein channel: ``POSITIVE_Z`` robust SDs above its background, each
-    sample on its own (:func:`channel_z`); a detection call for intensities, which are never zero.
+def sample_z(x: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """One channel on its background scale (:func:`channel_z`), each sample on its own (slides and
+    acquisitions differ in brightness).
     """
     z = np.empty(len(x))
     for s in np.unique(samples):
         rows = samples == s
         z[rows] = channel_z(x[rows])
-    return z >= POSITIVE_Z
+    return z
+
+
+def positive(x: np.ndarray, samples: np.ndarray) -> np.ndarray:
+    """Cells positive for one protein channel: ``POSITIVE_Z`` robust SDs above its background per
+    sample (:func:`sample_z`); a detection call for intensities, which are never zero.
+    """
+    return sample_z(x, samples) >= POSITIVE_Z
 
 
 def _marker_z(X, markers: pd.Series, samples: np.ndarray) -> pd.DataFrame:
-    """Cells x library markers: each channel on its background scale within each sample (slides and
-    acquisitions differ in brightness), channels of one marker averaged.
+    """Cells x library markers: each channel on its background scale per sample (:func:`sample_z`),
+    channels of one marker averaged.
     """
     cols = {}
     for j in np.flatnonzero(markers.to_numpy() != ""):
-        x = _dense(X[:, j]).ravel()
-        z = np.empty_like(x)
-        for s in np.unique(samples):
-            rows = samples == s
-            z[rows] = channel_z(x[rows])
-        cols.setdefault(markers.iloc[j], []).append(z)
+        cols.setdefault(markers.iloc[j], []).append(sample_z(_dense(X[:, j]).ravel(), samples))
     return pd.DataFrame({m: np.mean(v, axis=0) for m, v in cols.items()})
 
 
 def _type_scores(Z: pd.DataFrame, table: pd.DataFrame):
     """Per fine type: the weighted mean of its measured positive markers (defining 1, supporting
-    ``SUPPORT_WEIGHT``) less the highest measured negative marker above background; ``(penalised,
-    unpenalised, coverage, predictable)``. A type is predictable when a defining marker is measured.
+    ``SUPPORT_WEIGHT``) less the highest measured negative marker above background; ``(types,
+    penalised, unpenalised, coverage, predictable)`` (cells x types for the scores, -inf where a
+    type is not predictable). A type is predictable when a defining marker is measured.
     """
     types = list(pd.unique(table["cell_type"]))
     n = len(Z)
