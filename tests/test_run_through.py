@@ -568,10 +568,14 @@ def test_run_places_the_tumour_of_a_protein_panel(real_dir):
         warnings.simplefilter("ignore")
         a = tm.read(path)
     with pytest.warns(UserWarning, match="epithelial"):
-        tm.run(a, sample_key="sample", steps=["qc", "normalize", "cell_types", "interface", "immune_phenotype"],
-               progress=False)  # fmt: skip
+        tm.run(a, sample_key="sample", steps=["qc", "normalize", "cell_types", "interface", "immune_phenotype",
+                                              "immunotherapy"], progress=False)  # fmt: skip
     st = _status(a)
     assert st["interface"] == "done" and st["immune_phenotype"] == "done", st
+    # the benefit's PD-L1 share counts the same tumour cells (epithelial) with the myeloid cells
+    comp = tm.get.immunotherapy_benefit(a, components=True).set_index("component")
+    n_epi = int((a.obs["cell_type_major"] == "Epithelial").sum())
+    assert comp.loc["pdl1_positive_share", "n_population"] >= n_epi
     assert a.uns["interface"]["params"]["tumor_value"] == "Epithelial"
     tumour = (a.obs["Tissue Category"].astype(str) == "Tumor").to_numpy()
     core = (a.obs["tumor_region"].astype(str) == "core").to_numpy()

@@ -1231,34 +1231,63 @@ def _analysis_calls(*, spatial, n_perms, sample_key, layer, rng, n_jobs) -> dict
 MIN_PANEL_TUMOUR_CELLS = 20
 
 
-def _interface_step(a: AnnData, *, sample_key: str) -> None:
-    """``gr.interface`` on the malignant calls; on a protein panel (no copy-number evidence), on the
-    epithelial (keratin+ / E-cadherin+) cells, as imaging studies of carcinomas define the tumour,
-    with a note saying so; not applicable without either.
+def _panel_tumour(a: AnnData, step: str) -> tuple[str, str] | None:
+    """``(key, value)`` naming the tumour cells of a protein panel without malignant calls: the epithelial
+    (keratin+ / E-cadherin+) cells, as imaging studies of carcinomas define the tumour, with a warning
+    that says so; ``None`` where there are malignant calls or the data are not a protein panel. Not
+    applicable with fewer than ``MIN_PANEL_TUMOUR_CELLS`` epithelial cells.
     """
-    from . import gr
     from ._errors import NotApplicableError
 
-    if OBS.malignant in a.obs:
-        gr.interface(a, sample_key=sample_key)
-        return
-    if a.uns.get(UNS.annotate, {}).get("input") != "protein":
-        raise NotApplicableError("needs malignant calls (step 'malignant' gave none) to place the tumour.")
+    if OBS.malignant in a.obs or a.uns.get(UNS.annotate, {}).get("input") != "protein":
+        return None
     n_epi = int((a.obs[OBS.cell_type_major].astype(str) == "Epithelial").sum())
     if n_epi < MIN_PANEL_TUMOUR_CELLS:
         raise NotApplicableError(
             f"a protein panel carries no copy-number evidence and this one has {n_epi} epithelial (keratin+) "
-            f"cells (fewer than {MIN_PANEL_TUMOUR_CELLS}): tumour cells cannot be placed; call "
-            "`tm.gr.interface(adata, tumor_key=..., tumor_value=...)` naming them."
+            f"cells (fewer than {MIN_PANEL_TUMOUR_CELLS}): tumour cells cannot be placed; call the tool "
+            "naming them (e.g. `tm.gr.interface(adata, tumor_key=..., tumor_value=...)`)."
         )
     warnings.warn(
-        "interface: a protein panel carries no copy-number evidence; the tumour is taken as the epithelial "
+        f"{step}: a protein panel carries no copy-number evidence; the tumour is taken as the epithelial "
         f"(keratin+ / E-cadherin+) cells ({n_epi:,}), as for a carcinoma. For other tumours, or normal "
-        "epithelium in the field, call `tm.gr.interface(adata, tumor_key=..., tumor_value=...)`.",
+        "epithelium in the field, call the tool naming the tumour cells.",
         UserWarning,
-        stacklevel=2,
+        stacklevel=3,
     )
-    gr.interface(a, tumor_key=OBS.cell_type_major, tumor_value="Epithelial", sample_key=sample_key)
+    return OBS.cell_type_major, "Epithelial"
+
+
+def _interface_step(a: AnnData, *, sample_key: str) -> None:
+    """``gr.interface`` on the malignant calls, or on a protein panel's epithelial cells
+    (:func:`_panel_tumour`); not applicable without either.
+    """
+    from . import gr
+    from ._errors import NotApplicableError
+
+    panel = _panel_tumour(a, "interface")
+    if panel is not None:
+        gr.interface(a, tumor_key=panel[0], tumor_value=panel[1], sample_key=sample_key)
+    elif OBS.malignant in a.obs:
+        gr.interface(a, sample_key=sample_key)
+    else:
+        raise NotApplicableError("needs malignant calls (step 'malignant' gave none) to place the tumour.")
+
+
+def _immunotherapy_step(a: AnnData, *, sample_key: str, layer, rng, n_jobs) -> None:
+    """``tl.immunotherapy_benefit``; on a protein panel the tumour cells are its epithelial cells
+    (:func:`_panel_tumour`), as for the interface.
+    """
+    from . import tl
+    from ._errors import NotApplicableError
+
+    try:
+        panel = _panel_tumour(a, "immunotherapy")
+    except NotApplicableError:
+        panel = None  # immune cells alone still give a benefit
+    key, value = panel if panel is not None else (None, None)
+    _quiet(tl.immunotherapy_benefit, a, sample_key=sample_key, layer=layer, malignant_key=key,
+           malignant_value=value, rng=rng, n_jobs=n_jobs)  # fmt: skip
 
 
 def _therapy_calls(*, therapies, therapy_arg, simulate, sample_key, layer, rng, n_jobs) -> dict[str, _Call]:
@@ -1290,8 +1319,8 @@ def _therapy_calls(*, therapies, therapy_arg, simulate, sample_key, layer, rng, 
 
     n = len(therapies)
     return {
-        "immunotherapy": _Call(lambda a: _quiet(tl.immunotherapy_benefit, a, sample_key=sample_key, layer=layer,
-                                                rng=rng, n_jobs=n_jobs), {"rng": rng}),
+        "immunotherapy": _Call(partial(_immunotherapy_step, sample_key=sample_key, layer=layer, rng=rng,
+                                       n_jobs=n_jobs), {"rng": rng}),
         "therapy": _Call(therapy, {"therapies": sorted(therapies), "rng": rng},
                          f"{BY_NAME['therapy'].title} ({n} therap{'y' if n == 1 else 'ies'})"),
         "combinations": _Call(combinations, {},
