@@ -193,3 +193,24 @@ def test_pdl1_share_on_a_protein_panel():
     comp = tm.get.immunotherapy_benefit(b, components=True).set_index("component")
     share = comp.loc["pdl1_positive_share", "value"]
     assert 0.25 <= share <= 0.42, share  # 200 of ~600 myeloid cells
+
+
+def test_qupath_table_end_to_end(tmp_path):
+    """A QuPath measurement table (per-compartment statistics, 'CD3: Cell: Mean') read by tm.read is
+    typed by the protein route."""
+    a = _panel({"CD8 T": 100, "macrophage": 150, "epithelial": 200, "myCAF": 100})
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"Image": "slide1.tif", "Centroid X µm": rng.uniform(0, 500, a.n_obs),
+                       "Centroid Y µm": rng.uniform(0, 500, a.n_obs)})  # fmt: skip
+    for j, ch in enumerate(a.var_names):
+        df[f"{ch}: Cell: Mean"] = a.X[:, j]
+        df[f"{ch}: Nucleus: Mean"] = a.X[:, j] * 1.1
+    path = tmp_path / "measurements.csv"
+    df.to_csv(path, index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        b = tm.read(path)
+    tm.tl.annotate(b)
+    assert b.uns["annotate"]["input"] == "protein"
+    right = b.obs["cell_type"].astype(str).to_numpy() == a.obs["truth"].to_numpy()
+    assert right.mean() >= 0.9
