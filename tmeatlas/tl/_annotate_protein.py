@@ -133,14 +133,18 @@ def channel_z(x: np.ndarray) -> np.ndarray:
     centred at that scale's lower mixture component and divided by its median absolute deviation (a
     robust SD of the whole channel). Anchoring at the background, not the median, keeps a channel
     whose positive cells are the majority (keratin in a tumour field) on the same footing as one
-    whose positives are rare.
+    whose positives are rare. A channel with negative values is already transformed and centred
+    (z-scored, background-subtracted): it is read as it is, from the centring on.
     """
-    x = np.maximum(np.nan_to_num(np.asarray(x, dtype=float)), 0.0)
-    pos = x[x > 0]
-    if not len(pos):
-        return np.zeros_like(x)
-    b = np.exp(_lower_component(np.log(x + np.quantile(pos, LOG_OFFSET_QUANTILE))))
-    t = np.log1p(x / b)
+    x = np.nan_to_num(np.asarray(x, dtype=float))
+    if (x < 0).any():
+        t = x
+    else:
+        pos = x[x > 0]
+        if not len(pos):
+            return np.zeros_like(x)
+        b = np.exp(_lower_component(np.log(x + np.quantile(pos, LOG_OFFSET_QUANTILE))))
+        t = np.log1p(x / b)
     loc = _lower_component(t)
     med = np.median(t)
     scale = 1.4826 * np.median(np.abs(t - med))
