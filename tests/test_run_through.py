@@ -567,7 +567,7 @@ def test_run_places_the_tumour_of_a_protein_panel(real_dir):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         a = tm.read(path)
-    with pytest.warns(UserWarning, match="epithelial"):
+    with pytest.warns(UserWarning, match="Epithelial"):
         tm.run(a, sample_key="sample", steps=["qc", "normalize", "cell_types", "interface", "immune_phenotype",
                                               "immunotherapy"], progress=False)  # fmt: skip
     st = _status(a)
@@ -591,3 +591,23 @@ def test_interface_step_without_malignant_calls_on_rna():
     a.obs = a.obs.drop(columns=[c for c in ("malignant",) if c in a.obs])
     with pytest.raises(NotApplicableError, match="malignant calls"):
         _interface_step(a, sample_key="sample")
+
+
+def test_run_places_a_melanoma_panel_on_its_melanocytic_cells():
+    """A melanoma imaging panel (SOX10, Melan-A; no keratin): the tumour is the melanocytic cells."""
+    from tmeatlas.datasets._constructs import protein_panel
+
+    pops = {"melanoma": ["SOX10", "MLANA"], "CD8 T": ["CD3", "CD8", "CD45"], "macrophage": ["CD68", "CD45"]}
+    a = protein_panel({"melanoma": 400, "CD8 T": 150, "macrophage": 150}, populations=pops, seed=2)
+    rng = np.random.default_rng(0)
+    mel = (a.obs["truth"] == "melanoma").to_numpy()
+    xy = rng.uniform(0, 600, (a.n_obs, 2))
+    xy[mel, 0] = rng.uniform(0, 300, mel.sum())  # the tumour nest on the left half
+    a.obsm["spatial"] = xy
+    a.obs["sample"] = "s1"
+    with pytest.warns(UserWarning, match="Melanocyte"):
+        tm.run(a, sample_key="sample", steps=["qc", "normalize", "cell_types", "interface"], progress=False)
+    assert _status(a)["interface"] == "done"
+    assert a.uns["interface"]["params"]["tumor_value"] == "Melanocyte"
+    core = (a.obs["tumor_region"].astype(str) == "core").to_numpy()
+    assert core[mel].mean() >= 0.8 and core[~mel & (xy[:, 0] > 350)].mean() <= 0.05

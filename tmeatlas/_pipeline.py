@@ -1231,31 +1231,38 @@ def _analysis_calls(*, spatial, n_perms, sample_key, layer, rng, n_jobs) -> dict
 MIN_PANEL_TUMOUR_CELLS = 20
 
 
+#: the lineages that stand for the tumour of a protein panel without malignant calls, with the markers
+#: that define them: carcinoma (keratin+ / E-cadherin+) and melanoma (SOX10+ / Melan-A+) cells
+PANEL_TUMOUR_LINEAGES = {"Epithelial": "keratin+ / E-cadherin+", "Melanocyte": "SOX10+ / Melan-A+"}
+
+
 def _panel_tumour(a: AnnData, step: str) -> tuple[str, str] | None:
-    """``(key, value)`` naming the tumour cells of a protein panel without malignant calls: the epithelial
-    (keratin+ / E-cadherin+) cells, as imaging studies of carcinomas define the tumour, with a warning
-    that says so; ``None`` where there are malignant calls or the data are not a protein panel. Not
-    applicable with fewer than ``MIN_PANEL_TUMOUR_CELLS`` epithelial cells.
+    """``(key, value)`` naming the tumour cells of a protein panel without malignant calls: the larger
+    of its epithelial (carcinoma) and melanocytic (melanoma) populations, as imaging studies of these
+    tumours define the tumour, with a warning that says so; ``None`` where there are malignant calls or
+    the data are not a protein panel. Not applicable with fewer than ``MIN_PANEL_TUMOUR_CELLS`` cells.
     """
     from ._errors import NotApplicableError
 
     if OBS.malignant in a.obs or a.uns.get(UNS.annotate, {}).get("input") != "protein":
         return None
-    n_epi = int((a.obs[OBS.cell_type_major].astype(str) == "Epithelial").sum())
-    if n_epi < MIN_PANEL_TUMOUR_CELLS:
+    major = a.obs[OBS.cell_type_major].astype(str)
+    n = {t: int((major == t).sum()) for t in PANEL_TUMOUR_LINEAGES}
+    lineage = max(n, key=n.get)
+    if n[lineage] < MIN_PANEL_TUMOUR_CELLS:
         raise NotApplicableError(
-            f"a protein panel carries no copy-number evidence and this one has {n_epi} epithelial (keratin+) "
-            f"cells (fewer than {MIN_PANEL_TUMOUR_CELLS}): tumour cells cannot be placed; call the tool "
-            "naming them (e.g. `tm.gr.interface(adata, tumor_key=..., tumor_value=...)`)."
+            f"a protein panel carries no copy-number evidence and this one has {n['Epithelial']} epithelial and "
+            f"{n['Melanocyte']} melanocytic cells (fewer than {MIN_PANEL_TUMOUR_CELLS}): tumour cells cannot be "
+            "placed; call the tool naming them (e.g. `tm.gr.interface(adata, tumor_key=..., tumor_value=...)`)."
         )
     warnings.warn(
-        f"{step}: a protein panel carries no copy-number evidence; the tumour is taken as the epithelial "
-        f"(keratin+ / E-cadherin+) cells ({n_epi:,}), as for a carcinoma. For other tumours, or normal "
-        "epithelium in the field, call the tool naming the tumour cells.",
+        f"{step}: a protein panel carries no copy-number evidence; the tumour is taken as the {lineage} "
+        f"({PANEL_TUMOUR_LINEAGES[lineage]}) cells ({n[lineage]:,}), as imaging studies define it. For other "
+        "tumours, or normal tissue of that lineage in the field, call the tool naming the tumour cells.",
         UserWarning,
         stacklevel=3,
     )
-    return OBS.cell_type_major, "Epithelial"
+    return OBS.cell_type_major, lineage
 
 
 def _interface_step(a: AnnData, *, sample_key: str) -> None:

@@ -96,24 +96,31 @@ PROTEIN_POPULATIONS = {
 }  # fmt: skip
 
 
-def protein_panel(sizes: dict[str, int], *, seed: int = 0, brightness: float = 1.0) -> AnnData:
+def protein_panel(
+    sizes: dict[str, int], *, seed: int = 0, brightness: float = 1.0, populations: dict | None = None
+) -> AnnData:
     """A multiplexed-imaging cell table: log-normal background in every channel (each at its own level,
     SD 0.45 on the natural-log scale), positive channels 8-fold brighter (times a log-normal SD 0.3),
     ``brightness`` scaling the whole slide; ``obs["truth"]`` names each cell's population
-    (:data:`PROTEIN_POPULATIONS`).
+    (``populations``: population -> channels on, default :data:`PROTEIN_POPULATIONS` on
+    :data:`PROTEIN_CHANNELS`; other populations bring their own channels, and DAPI).
     """
     import anndata as ad
 
+    pops = PROTEIN_POPULATIONS if populations is None else populations
+    channels = list(dict.fromkeys([c for on in pops.values() for c in on] + ["DAPI"]))
+    if populations is None:
+        channels = PROTEIN_CHANNELS
     rng = np.random.default_rng(seed)
     labels = np.repeat(list(sizes), list(sizes.values()))
-    level = rng.uniform(50, 500, len(PROTEIN_CHANNELS))
-    X = level * rng.lognormal(0.0, 0.45, (len(labels), len(PROTEIN_CHANNELS)))
-    for pop, on in PROTEIN_POPULATIONS.items():
+    level = rng.uniform(50, 500, len(channels))
+    X = level * rng.lognormal(0.0, 0.45, (len(labels), len(channels)))
+    for pop, on in pops.items():
         rows = labels == pop
         for ch in on:
-            X[rows, PROTEIN_CHANNELS.index(ch)] *= 8.0 * rng.lognormal(0.0, 0.3, rows.sum())
-    X[:, PROTEIN_CHANNELS.index("DAPI")] = rng.lognormal(7, 0.2, len(labels))
-    a = ad.AnnData(X.astype(np.float32) * brightness, var=pd.DataFrame(index=PROTEIN_CHANNELS))
+            X[rows, channels.index(ch)] *= 8.0 * rng.lognormal(0.0, 0.3, rows.sum())
+    X[:, channels.index("DAPI")] = rng.lognormal(7, 0.2, len(labels))
+    a = ad.AnnData(X.astype(np.float32) * brightness, var=pd.DataFrame(index=channels))
     a.obs_names = [f"c{i}" for i in range(a.n_obs)]
     a.obs["truth"] = labels
     return a
