@@ -145,7 +145,7 @@ def test_phenoptr_multiplex_if_real(real_dir):
     recall = [float((maj[truth == c] == c).mean()) for c in ("T cell", "Myeloid", "Epithelial")]
     assert np.mean(recall) >= 0.9, recall  # measured 0.929
     high = truth.notna() & (a.obs["cell_type_confidence"] >= 0.8)
-    assert (maj[high] == truth[high]).mean() >= 0.95  # measured 0.993
+    assert (maj[high] == truth[high]).mean() >= 0.95  # measured 0.995
 
 
 def test_cycif_lymphoma_real(cycif_lymphoma):
@@ -160,6 +160,12 @@ def test_cycif_lymphoma_real(cycif_lymphoma):
     assert (maj[t_cells] == "T cell").mean() >= 0.7  # measured 0.80
     tumour = ph.str.startswith("Tumor")
     assert maj[tumour].isin(["Unassigned"]).mean() >= 0.7  # measured 0.76
+    # calibration: cells with confidence >= 0.8 are >= 90 % right against the authors' gates
+    classes = {"CD4 T cells": "T cell", "CD8 T cells": "T cell", "Regulatory T cells": "T cell",
+               "B cells": "B cell", "M2 Macrophages": "Myeloid", "ASMA+ cells": "Fibroblast"}  # fmt: skip
+    ref = ph.map(classes)
+    high = ref.notna() & (a.obs["cell_type_confidence"] >= 0.8)
+    assert (maj[high] == ref[high]).mean() >= 0.9
 
 
 def test_positive_known_answer():

@@ -557,14 +557,16 @@ def annotate(
     Jackson et al., Nature 2020 and the CD nomenclature); the best type wins when it scores at least
     one robust SD above background, otherwise the cell is Unassigned (tumour cells of types the
     library does not hold, e.g. the CD30+ cells of a lymphoma, mostly stay there). The confidence is
-    the best score's margin over the best type of another major type, relative to the best score;
+    the best score's margin over the best type of another major type, relative to the best score,
+    times ``min(1, score / 2)`` (full only when the type's markers are two robust SDs above
+    background, the level at which a channel counts as positive);
     a cell showing two lineages at three robust SDs (a doublet or spill-over across a segmentation
     border) is flagged in ``obs["cell_type_doublet"]`` with its confidence at most 0.5. Smoothing,
     ``groupby``, ``refine``, ``background`` and ``markers`` are for RNA and are not used.
     Measured (``benchmarks/realdata.py``): multiplex IF (akoyabio/phenoptr; CD8, FoxP3, CD68, CK)
     balanced accuracy 0.93 against the inForm phenotypes (0.0 when read as RNA), cells with
-    confidence >= 0.8 0.99 correct; CyCIF lymphoma (scimap example, 33 antibodies) 0.54 against the
-    authors' gates (B cells 1.0, T cells 0.64, myeloid 0.39, NK 0.0), 0.87 correct at confidence >=
+    confidence >= 0.8 0.995 correct; CyCIF lymphoma (scimap example, 33 antibodies) 0.54 against the
+    authors' gates (B cells 1.0, T cells 0.64, myeloid 0.39, NK 0.0), 0.93 correct at confidence >=
     0.8, 76 % of the lymphoma cells Unassigned (``benchmarks/annotate_protein.py``).
 
     **Validation** (``tests/test_annotate.py``; ``benchmarks/annotate_accuracy.py``): simulated

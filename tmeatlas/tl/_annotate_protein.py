@@ -225,7 +225,8 @@ def protein_labels(X, var_names, samples: np.ndarray, doublet_lineage: dict[str,
     """Fine and major labels, confidence, spill-over flags and the tables the annotation stores.
 
     Confidence: the best score's margin over the best type of another major type, relative to the
-    best score, ``(S_1 - S_2) / S_1`` in [0, 1] (0 for Unassigned cells).
+    best score, ``(S_1 - S_2) / S_1``, times ``min(1, S_1 / POSITIVE_Z)`` (full only when the type's
+    markers are as clearly on as a positive channel); in [0, 1], 0 for Unassigned cells.
     """
     markers = panel_markers(var_names)
     Z = _marker_z(X, markers, samples)
@@ -243,6 +244,7 @@ def protein_labels(X, var_names, samples: np.ndarray, doublet_lineage: dict[str,
     top = S[np.arange(len(best)), best]
     other_major = np.where(fine_major[None, :] != fine_major[best][:, None], S, -np.inf).max(axis=1)
     conf = np.clip(np.divide(top - other_major, top, out=np.zeros_like(top), where=top > 0), 0.0, 1.0)
+    conf *= np.clip(top / POSITIVE_Z, 0.0, 1.0)  # full only when the type's markers are clearly on
     lineage = np.asarray([doublet_lineage.get(m, m) for m in fine_major], dtype=object)
     shows, lineages = _lineages_shown(P, lineage)
     spill = (shows.sum(axis=1) >= 2) & (top >= MIN_Z)
