@@ -125,6 +125,9 @@ def test_bad_input():
         tm.tl.annotate(a, modality="imaging")
     with pytest.raises(InvalidParameterError, match="markers="):
         tm.tl.annotate(a, modality="protein", markers={"T cell": ["CD3E", "CD3D"]})
+    a.obs["cluster"] = "0"
+    with pytest.warns(UserWarning, match="groupby"):
+        tm.tl.annotate(a, groupby="cluster")
     odd = ad.AnnData(a.X[:, :1].copy(), var=pd.DataFrame(index=["Channel_7"]))
     with pytest.raises(InvalidInputError, match="antigens"):
         tm.tl.annotate(odd, modality="protein")

@@ -661,6 +661,13 @@ def annotate(
     if modality not in ("auto", "rna", "protein"):
         raise InvalidParameterError(f"modality must be 'auto', 'rna' or 'protein', got {modality!r}.")
     if _protein_input(adata, layer, modality, markers):
+        if groupby is not None:
+            warnings.warn(
+                f"annotate: groupby={groupby!r} is not used for protein panels (each cell is typed from its "
+                "own channels); summarise the labels per cluster afterwards if you need cluster labels.",
+                UserWarning,
+                stacklevel=2,
+            )
         _annotate_protein(adata, layer=layer, sample_key=sample_key, malignant_key=malignant_key,
                           key_added=key_added)  # fmt: skip
         return adata if copy else None
