@@ -96,6 +96,12 @@ def test_aliases_and_detection():
     rng = np.random.default_rng(0)
     counts = rng.poisson(0.2, a.shape).astype(np.float32)
     assert not looks_like_protein(counts, a.var_names)
+    # ... nor log-normalised RNA (non-integer but sparse) ...
+    assert not looks_like_protein(np.log1p(counts * 7.3), a.var_names)
+    # ... while a protein table whose dim channels hold some exact zeros (imaging mass cytometry) is
+    dim = a.X.copy()
+    dim[rng.random(dim.shape) < 0.15] = 0.0
+    assert looks_like_protein(dim, a.var_names)
 
 
 def test_rna_route_unchanged_for_counts(small_cohort):

@@ -543,7 +543,7 @@ def annotate(
     markers that were measured; in [0, 1].
 
     **Protein panels** (multiplexed imaging: CyCIF, CODEX, IMC, MIBI, multiplex immunofluorescence).
-    With ``modality="auto"`` a matrix of at most 200 features, almost without exact zeros, with
+    With ``modality="auto"`` a matrix of at most 200 features, under 30 % exact zeros, with
     mostly non-integer values and at least two channels named by antigens of the protein library
     (CD3, CD8, CD45, PanCK/CK, aSMA, HLA-DR, ...; ``_data/protein_aliases.tsv``) is read as protein
     intensities. Each channel is put on its background scale within each sample: the background
