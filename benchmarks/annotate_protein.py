@@ -10,7 +10,9 @@ Run by hand from the project root (results: ``benchmarks/results/annotate_protei
   gated phenotypes mapped as in ``benchmarks/realdata.py``; the CD30+ lymphoma cells have no class
   of the vocabulary and are counted in ``tumour_given_normal_type``). Per set: balanced accuracy,
   recall per class, the reliability curve (accuracy per confidence bin) and the share of cells
-  with confidence >= 0.8 and their accuracy.
+  with confidence >= 0.8 and their accuracy; and, counting the cells the authors left outside these
+  classes ("other", unmapped populations) against any class they are given: precision per class,
+  macro-F1, and the accuracy of every cell given one of the classes at confidence >= 0.8.
 * **Routes compared on the same cells:** ``protein`` (the default for such data), ``rna`` (the
   route these panels took before: the RNA marker library on the intensities), and an anchor,
   per-channel gating as scimap and many imaging studies do it: a two-component Gaussian mixture
@@ -114,6 +116,19 @@ def _score(name: str, major: np.ndarray, conf: np.ndarray | None, truth: pd.Seri
         out["reliability"] = curve
         out["confidence_0.8_share"] = round(float(high.sum() / keep.sum()), 3)
         out["confidence_0.8_accuracy"] = round(float(ok[high].mean()), 3) if high.any() else None
+    # precision: the cells the authors left outside these classes ("other", unmapped populations)
+    # count against a class they are given
+    classes = sorted(set(ref[keep]))
+    out["precision"] = {c: round(float((ref[major == c] == c).mean()), 3) if (major == c).any() else None
+                        for c in classes}  # fmt: skip
+    f1 = [2 * out["precision"][c] * recall[c] / (out["precision"][c] + recall[c])
+          if out["precision"][c] and recall[c] else 0.0 for c in classes]  # fmt: skip
+    out["macro_f1"] = round(float(np.mean(f1)), 3)
+    if conf is not None:
+        typed = np.isin(major, classes) & (conf >= 0.8)
+        out["confidence_0.8_accuracy_all_cells"] = (
+            round(float((major[typed] == ref[typed]).mean()), 3) if typed.any() else None
+        )
     if tumour is not None:
         out["tumour_given_normal_type"] = round(
             float((~np.isin(major[tumour], ["Unassigned", "Malignant"])).mean()), 3
