@@ -246,3 +246,29 @@ def test_scaled_panel():
     assert right[named].mean() >= 0.9  # 0.93 (raw intensities 0.97)
     agree = (a.obs["cell_type"].astype(str) == b.obs["cell_type"].astype(str)).mean()
     assert agree >= 0.9, agree  # 0.955
+
+
+def test_checkpoints_on_a_protein_panel():
+    """PD-1 and PD-L1 channels named as antibodies are found, and a cell expresses them when it is
+    positive (above background), not whenever its intensity is above zero."""
+    a = _panel({"macrophage": 600, "CD8 T": 300, "epithelial": 600})
+    rng = np.random.default_rng(4)
+    pdl1, pd1 = rng.lognormal(4, 0.45, a.n_obs), rng.lognormal(3, 0.45, a.n_obs)
+    mac, cd8 = np.flatnonzero(a.obs["truth"] == "macrophage"), np.flatnonzero(a.obs["truth"] == "CD8 T")
+    pdl1[mac[:300]] *= 10.0
+    pd1[cd8[:150]] *= 10.0
+    b = ad.AnnData(np.c_[a.X, pdl1, pd1].astype(np.float32), obs=a.obs.copy(),
+                   var=pd.DataFrame(index=[*a.var_names, "PD-L1 (Opal 520)", "PD-1"]))  # fmt: skip
+    tm.tl.annotate(b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        tm.tl.checkpoint_interactions(b, groupby="cell_type_major", n_perms=50, rng=0)
+    t = tm.get.checkpoint_interactions(b)
+    assert set(t["pair"]) == {"PD-1/PD-L1"}
+    row = t[(t["sender"] == "Myeloid") & (t["receiver"] == "T cell")].iloc[0]
+    assert 0.4 <= row["ligand_fraction"] <= 0.6, row  # 300 of 600 macrophages
+    assert 0.4 <= row["receptor_fraction"] <= 0.6, row  # 150 of 300 CD8 T cells
+    # epithelial cells do not express PD-L1 here: below min_fraction, the pair is not tested for them
+    # (every cell would "express" it if any intensity above zero counted)
+    assert not (t["sender"] == "Epithelial").any()
+    assert b.uns["checkpoint_interactions"]["expression"] == "protein_z"

@@ -63,6 +63,39 @@ def protein_table() -> pd.DataFrame:
         return pd.read_csv(fh, sep="\t", dtype=str, keep_default_na=False)
 
 
+@lru_cache(maxsize=1)
+def _marker_genes() -> dict[str, str]:
+    """Library marker -> its HGNC gene, for the markers whose aliases all name one gene."""
+    with data_path("protein_aliases.tsv").open("rb") as fh:
+        tab = pd.read_csv(fh, sep="\t", dtype=str, keep_default_na=False)
+    genes = tab.groupby("marker")["gene"].agg(lambda g: set(g))
+    return {m: next(iter(g)) for m, g in genes.items() if len(g) == 1 and ";" not in next(iter(g))}
+
+
+def panel_genes(var_names) -> dict[str, int]:
+    """HGNC gene -> column, for the channels of a protein panel that name one gene's product
+    ('PD-L1' -> CD274, 'PD1' -> PDCD1, 'TIM-3' -> HAVCR2); the first channel wins.
+    """
+    genes = _marker_genes()
+    out: dict[str, int] = {}
+    for j, m in enumerate(panel_markers(var_names)):
+        if m in genes:
+            out.setdefault(genes[m], j)
+    return out
+
+
+def protein_expression(X, cols: np.ndarray, samples: np.ndarray):
+    """Cells x ``cols`` (CSR): each channel's robust SDs above its background per sample where the
+    cell is positive (:data:`POSITIVE_Z`), 0 elsewhere, so "expressing" means positive.
+    """
+    from scipy import sparse
+
+    Z = np.column_stack([sample_z(_dense(X[:, j]).ravel(), samples) for j in cols]) if len(cols) else None
+    if Z is None:
+        return sparse.csr_matrix((X.shape[0], 0))
+    return sparse.csr_matrix(np.where(Z >= POSITIVE_Z, Z, 0.0))
+
+
 def _marker_of(name: str, al: dict[str, str]) -> str:
     """The library marker a channel name measures: the whole name, else the first of its parts that
     names one, so exported column names resolve ('CD3: Cell: Mean', 'CD45_cellMask', 'CD8a(Dy162Di)',

@@ -109,10 +109,14 @@ def _gene_columns(var_names: pd.Index, genes: list[str]) -> dict[str, int]:
     """Column of each gene found in the data (the matching of :func:`tmeatlas.tl.score_signatures`:
     exact name, else current HGNC symbols via Ensembl IDs, legacy symbols, aliases and case).
     """
+    from ._annotate_protein import panel_genes
     from ._signatures import _gene_columns as columns
 
     cols = columns(var_names, genes)
-    return {g: int(c) for g, c in zip(genes, cols) if c >= 0}
+    found = {g: int(c) for g, c in zip(genes, cols) if c >= 0}
+    protein = panel_genes(var_names)  # antibody channels named by the protein ('PD-L1', 'TIM-3')
+    found.update({g: protein[g] for g in genes if g not in found and g in protein})
+    return found
 
 
 # --------------------------------------------------------------------------------------------
@@ -136,6 +140,19 @@ def pair_expression(X, cols: np.ndarray, chunk: int) -> tuple[sparse.csr_matrix,
     E = sparse.vstack(parts, format="csr")
     E.sort_indices()
     return E, ("log1p_cp10k" if counts else "as_is")
+
+
+def _expression(X, var_names, cols: np.ndarray, sample_of: np.ndarray) -> tuple[sparse.csr_matrix, str]:
+    """The pair genes' expression: :func:`pair_expression`, or for the intensities of a protein panel
+    (never zero) robust SDs above each channel's background per sample where positive, else 0
+    (``"protein_z"``; :func:`tmeatlas.tl._annotate_protein.protein_expression`).
+    """
+    from ._annotate_protein import looks_like_protein, protein_expression
+
+    if looks_like_protein(X, var_names):
+        samples = pd.Series(sample_of, dtype=object).fillna("").astype(str).to_numpy()
+        return protein_expression(X, cols, samples), "protein_z"
+    return pair_expression(X, cols, settings.chunk_size)
 
 
 def _checked_block(X, start: int, stop: int) -> sparse.csr_matrix:
@@ -331,7 +348,10 @@ def checkpoint_interactions(
     receiver tested: the columns of :data:`TABLE_COLUMNS`; ``n_edges`` is the number of
     sender-to-receiver contacts in spatial mode and ``-1`` otherwise; ``spatial`` says which
     mode), ``pairs`` (the pair table with ``measured`` and the ``missing`` genes), ``mode``
-    (``"spatial"`` or ``"expression"``), ``expression`` (``"log1p_cp10k"`` or ``"as_is"``),
+    (``"spatial"`` or ``"expression"``), ``expression`` (``"log1p_cp10k"``, ``"as_is"``, or
+    ``"protein_z"`` for a multiplexed protein panel: each channel in robust SDs above its background
+    per sample where the cell is positive, 0 elsewhere; channels named by their antibodies, 'PD-L1',
+    'PD-1', 'TIM-3', resolve to the genes),
     ``samples`` (those analysed) and ``params``. Read it with :func:`tmeatlas.get.checkpoint_interactions`.
     """
     adata = start(adata, copy)
@@ -340,9 +360,9 @@ def checkpoint_interactions(
     threads = settings.resolve_n_jobs(n_jobs)
     table = checkpoint_pairs(pairs)
     used, cols, lig, rec = _pair_genes(table, adata.var_names)
-    E, expression = pair_expression(get_matrix(adata, layer), cols, settings.chunk_size)
     groups, codes_all = _group_codes(adata, groupby)
     sample_of, samples = _sample_labels(adata, sample_key)
+    E, expression = _expression(get_matrix(adata, layer), adata.var_names, cols, sample_of)
     A = _connectivity(adata, spatial_key, connectivity_key)
     mode = "spatial" if A is not None else "expression"
     frac_min = float(min_fraction)
