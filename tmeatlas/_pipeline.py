@@ -1227,7 +1227,8 @@ def _analysis_calls(*, spatial, n_perms, sample_key, layer, rng, n_jobs) -> dict
     }  # fmt: skip
 
 
-#: fewest epithelial cells of a protein panel that stand for its tumour in the ``interface`` step
+#: fewest cells of a protein panel's tumour lineage (:data:`PANEL_TUMOUR_LINEAGES`) that stand for its
+#: tumour in the ``interface`` and ``immunotherapy`` steps
 MIN_PANEL_TUMOUR_CELLS = 20
 
 
@@ -1266,7 +1267,7 @@ def _panel_tumour(a: AnnData, step: str) -> tuple[str, str] | None:
 
 
 def _interface_step(a: AnnData, *, sample_key: str) -> None:
-    """``gr.interface`` on the malignant calls, or on a protein panel's epithelial cells
+    """``gr.interface`` on the malignant calls, or on a protein panel's epithelial or melanocytic cells
     (:func:`_panel_tumour`); not applicable without either.
     """
     from . import gr
@@ -1282,8 +1283,8 @@ def _interface_step(a: AnnData, *, sample_key: str) -> None:
 
 
 def _immunotherapy_step(a: AnnData, *, sample_key: str, layer, rng, n_jobs) -> None:
-    """``tl.immunotherapy_benefit``; on a protein panel the tumour cells are its epithelial cells
-    (:func:`_panel_tumour`), as for the interface.
+    """``tl.immunotherapy_benefit``; on a protein panel the tumour cells are its epithelial or
+    melanocytic cells (:func:`_panel_tumour`), as for the interface.
     """
     from . import tl
     from ._errors import NotApplicableError
