@@ -66,6 +66,21 @@ def cycif_lymphoma():
 
 
 @pytest.fixture
+def phenoptr_adata():
+    """The phenoptr multiplex IF cell table as ``tm.read`` gives it (channels as features, microns)."""
+    import warnings
+
+    import tmeatlas as tm
+
+    path = REAL / "phenoptr_multiplex_if_cells.csv.gz"
+    if not path.exists():
+        pytest.skip("phenoptr cell table not available (needs ../shared/data/real)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return tm.read(path)
+
+
+@pytest.fixture
 def phenoptr_cells():
     """akoyabio/phenoptr multiplex IF cell table (6,072 cells)."""
     import pandas as pd

@@ -557,16 +557,11 @@ def test_cell_spacing_range_on_real_sections(merfish_nsclc, phenoptr_cells):
     assert all(low <= v <= high for v in (merfish, mif, simulated))
 
 
-def test_run_places_the_tumour_of_a_protein_panel(real_dir):
+def test_run_places_the_tumour_of_a_protein_panel(phenoptr_adata):
     """Multiplex IF (no copy-number evidence): the interface takes the epithelial cells as the tumour,
     with a warning, and its core agrees with inForm's tissue segmentation (measured 0.90 of the Tumor
     category's cells core, 0.03 of the Stroma's)."""
-    path = real_dir / "phenoptr_multiplex_if_cells.csv.gz"
-    if not path.exists():
-        pytest.skip("phenoptr cell table not available")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        a = tm.read(path)
+    a = phenoptr_adata
     with pytest.warns(UserWarning, match="Epithelial"):
         tm.run(a, sample_key="sample", steps=["qc", "normalize", "cell_types", "interface", "immune_phenotype",
                                               "immunotherapy"], progress=False)  # fmt: skip

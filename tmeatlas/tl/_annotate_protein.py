@@ -50,9 +50,15 @@ def _norm(name: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _aliases() -> dict[str, str]:
+def _alias_table() -> pd.DataFrame:
+    """The shipped antibody-name table (alias, marker, gene, note)."""
     with data_path("protein_aliases.tsv").open("rb") as fh:
-        tab = pd.read_csv(fh, sep="\t", dtype=str, keep_default_na=False)
+        return pd.read_csv(fh, sep="\t", dtype=str, keep_default_na=False)
+
+
+@lru_cache(maxsize=1)
+def _aliases() -> dict[str, str]:
+    tab = _alias_table()
     return dict(zip(tab["alias"].map(_norm), tab["marker"], strict=True))
 
 
@@ -66,9 +72,7 @@ def protein_table() -> pd.DataFrame:
 @lru_cache(maxsize=1)
 def _marker_genes() -> dict[str, str]:
     """Library marker -> its HGNC gene, for the markers whose aliases all name one gene."""
-    with data_path("protein_aliases.tsv").open("rb") as fh:
-        tab = pd.read_csv(fh, sep="\t", dtype=str, keep_default_na=False)
-    genes = tab.groupby("marker")["gene"].agg(lambda g: set(g))
+    genes = _alias_table().groupby("marker")["gene"].agg(lambda g: set(g))
     return {m: next(iter(g)) for m, g in genes.items() if len(g) == 1 and ";" not in next(iter(g))}
 
 
@@ -90,9 +94,10 @@ def protein_expression(X, cols: np.ndarray, samples: np.ndarray):
     """
     from scipy import sparse
 
-    Z = np.column_stack([sample_z(_dense(X[:, j]).ravel(), samples) for j in cols]) if len(cols) else None
-    if Z is None:
+    if not len(cols):
         return sparse.csr_matrix((X.shape[0], 0))
+    M = columns(X, cols)
+    Z = np.column_stack([sample_z(M[:, k], samples) for k in range(M.shape[1])])
     return sparse.csr_matrix(np.where(Z >= POSITIVE_Z, Z, 0.0))
 
 
@@ -194,6 +199,20 @@ def _dense(block) -> np.ndarray:
     return np.asarray(block.toarray() if hasattr(block, "toarray") else block, dtype=float)
 
 
+def columns(X, cols) -> np.ndarray:
+    """Columns ``cols`` of ``X`` for all cells as a dense float array, in one pass over the matrix
+    (a Dask or backed matrix row block by row block, :func:`tmeatlas._core.chunks.row_blocks`); a
+    panel's few channels are dense anyway.
+    """
+    from .._core.chunks import is_streamed, row_blocks
+    from .._settings import settings
+
+    cols = np.asarray(cols, dtype=np.int64)
+    if not is_streamed(X):
+        return _dense(X[:, cols])
+    return np.vstack([_dense(b[:, cols]) for _, _, b in row_blocks(X, int(settings.chunk_size))])
+
+
 def sample_z(x: np.ndarray, samples: np.ndarray) -> np.ndarray:
     """One channel on its background scale (:func:`channel_z`), each sample on its own (slides and
     acquisitions differ in brightness).
@@ -216,10 +235,12 @@ def _marker_z(X, markers: pd.Series, samples: np.ndarray) -> pd.DataFrame:
     """Cells x library markers: each channel on its background scale per sample (:func:`sample_z`),
     channels of one marker averaged.
     """
-    cols = {}
-    for j in np.flatnonzero(markers.to_numpy() != ""):
-        cols.setdefault(markers.iloc[j], []).append(sample_z(_dense(X[:, j]).ravel(), samples))
-    return pd.DataFrame({m: np.mean(v, axis=0) for m, v in cols.items()})
+    idx = np.flatnonzero(markers.to_numpy() != "")
+    M = columns(X, idx)
+    by_marker: dict[str, list] = {}
+    for k, j in enumerate(idx):
+        by_marker.setdefault(markers.iloc[j], []).append(sample_z(M[:, k], samples))
+    return pd.DataFrame({m: np.mean(v, axis=0) for m, v in by_marker.items()})
 
 
 def _type_scores(Z: pd.DataFrame, table: pd.DataFrame):

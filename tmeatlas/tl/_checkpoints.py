@@ -109,13 +109,14 @@ def _gene_columns(var_names: pd.Index, genes: list[str]) -> dict[str, int]:
     """Column of each gene found in the data (the matching of :func:`tmeatlas.tl.score_signatures`:
     exact name, else current HGNC symbols via Ensembl IDs, legacy symbols, aliases and case).
     """
-    from ._annotate_protein import panel_genes
+    from ._annotate_protein import MAX_PROTEIN_FEATURES, panel_genes
     from ._signatures import _gene_columns as columns
 
     cols = columns(var_names, genes)
     found = {g: int(c) for g, c in zip(genes, cols) if c >= 0}
-    protein = panel_genes(var_names)  # antibody channels named by the protein ('PD-L1', 'TIM-3')
-    found.update({g: protein[g] for g in genes if g not in found and g in protein})
+    if len(var_names) <= MAX_PROTEIN_FEATURES:  # a panel: antibody channels ('PD-L1', 'TIM-3')
+        protein = panel_genes(var_names)
+        found.update({g: protein[g] for g in genes if g not in found and g in protein})
     return found
 
 

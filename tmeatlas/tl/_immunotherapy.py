@@ -126,7 +126,7 @@ def _detected(adata, X, chunk: int, samples: np.ndarray | None = None) -> dict[s
     intensities of a protein panel (never zero) a channel above its background
     (:func:`tmeatlas.tl._annotate_protein.positive`, per sample).
     """
-    from ._annotate_protein import _dense, looks_like_protein, positive
+    from ._annotate_protein import columns, looks_like_protein, positive
     from ._cells import gene_cols as _gene_cols
     from ._checkpoints import pair_expression
 
@@ -136,7 +136,8 @@ def _detected(adata, X, chunk: int, samples: np.ndarray | None = None) -> dict[s
     names = list(cols)
     if looks_like_protein(X, adata.var_names):
         samples = np.zeros(adata.n_obs, np.int64) if samples is None else samples
-        return {g: positive(_dense(X[:, cols[g]]).ravel(), samples) for g in names}
+        M = columns(X, [cols[g] for g in names])  # one pass over the matrix
+        return {g: positive(M[:, k], samples) for k, g in enumerate(names)}
     E, _ = pair_expression(X, np.asarray([cols[g] for g in names], dtype=np.int64), chunk)
     E = E.tocsc()
     return {g: np.asarray((E[:, j] > 0).todense()).ravel() for j, g in enumerate(names)}
