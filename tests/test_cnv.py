@@ -12,7 +12,7 @@ from scipy import sparse
 from sklearn.metrics import f1_score
 
 import tmeatlas as tm
-from tmeatlas._core.cnv import bin_layout, smooth_chunk
+from tmeatlas._core.cnv import arm_sums, bin_layout, smooth_chunk
 
 
 def test_smoothing_known_answer():
@@ -69,6 +69,35 @@ def test_smoothing_known_answer():
     )
     raw = np.array([0, 0, 0, 0, -0.5, -0.5, -0.5, 0.7])
     np.testing.assert_allclose(out[0], raw - np.median(raw), atol=1e-6)
+
+
+def test_arm_sums_known_answer():
+    """Per cell and arm, the sum of log1p(CP10k) (counts), of log1p (linear) or of the values (log)."""
+    X = sparse.csr_matrix(np.array([[1.0, 3.0, 0.0, 4.0], [0.0, 0.0, 0.0, 0.0], [2.0, 0.0, 2.0, 0.0]]))
+    arms = np.array([[0, 0, 1, -1], [1, -1, 0, 0]], dtype=np.int64)  # two gene-to-arm assignments
+    got = arm_sums(X.indptr, X.indices, X.data, arms, 2, 0, 10_000.0)
+    cp = np.log1p(X.toarray() / X.toarray().sum(axis=1, keepdims=True).clip(1) * 10_000)
+    want0 = np.column_stack([cp[:, 0] + cp[:, 1], cp[:, 2]])
+    want1 = np.column_stack([cp[:, 2] + cp[:, 3], cp[:, 0]])
+    np.testing.assert_allclose(got[0], want0)
+    np.testing.assert_allclose(got[1], want1)
+    np.testing.assert_allclose(
+        arm_sums(X.indptr, X.indices, X.data, arms, 2, 1, 1.0)[0], [[4, 0], [0, 0], [2, 2]]
+    )
+    lin = arm_sums(X.indptr, X.indices, X.data, arms, 2, 2, 1.0)[1]
+    np.testing.assert_allclose(lin, [[np.log1p(4), np.log1p(1)], [0, 0], [np.log1p(2), np.log1p(2)]])
+    # a slice of the row pointer reads those rows only (the caller's row chunks)
+    np.testing.assert_allclose(arm_sums(X.indptr[2:], X.indices, X.data, arms, 2, 0, 10_000.0)[0], want0[2:])
+
+
+def test_rowcorr_one_or_several_profiles():
+    from tmeatlas.tl._cnv_evidence import rowcorr
+
+    P = np.array([[1.0, 2.0, 3.0], [3.0, 2.0, 1.0], [2.0, 2.0, 2.0]], dtype=np.float32)
+    c = np.array([0.0, 1.0, 2.0])
+    np.testing.assert_allclose(rowcorr(P, c), [1.0, -1.0, 0.0], atol=1e-6)
+    both = rowcorr(P, np.column_stack([c, -c, np.zeros(3)]))
+    np.testing.assert_allclose(both, [[1, -1, 0], [-1, 1, 0], [0, 0, 0]], atol=1e-6)
 
 
 def test_bin_layout_never_straddles_segments():

@@ -15,6 +15,7 @@ from .._errors import InvalidInputError
 from .chunks import is_streamed, row_blocks
 
 __all__ = [
+    "arm_sums",
     "as_csr",
     "bin_layout",
     "checked_csr",
@@ -93,6 +94,29 @@ def gene_sums(
                 for k in range(indptr[i], indptr[i + 1]):
                     acc[t, g, indices[k]] += _transform(data[k], scale, mode)
     return acc.sum(axis=0), cnt.sum(axis=0)
+
+
+@numba.njit(parallel=True, cache=True)
+def arm_sums(indptr, indices, data, gene_arms: np.ndarray, n_arms: int, mode: int, target: float):
+    """Per cell, the sum of log-normalised expression over the genes of each arm, for several
+    gene-to-arm assignments at once: ``out[k, i, a]`` sums cell ``i``'s genes ``g`` with
+    ``gene_arms[k, g] == a`` (``-1``: gene not used). One pass over a CSR matrix, no copy of it.
+    """
+    n = indptr.shape[0] - 1
+    n_specs = gene_arms.shape[0]
+    out = np.zeros((n_specs, n, n_arms))
+    for i in numba.prange(n):
+        scale = _row_norm_log(data, indptr[i], indptr[i + 1], mode, target)
+        for k in range(indptr[i], indptr[i + 1]):
+            v = _transform(data[k], scale, mode)
+            if v == 0.0:
+                continue
+            g = indices[k]
+            for s in range(n_specs):
+                a = gene_arms[s, g]
+                if a >= 0:
+                    out[s, i, a] += v
+    return out
 
 
 @numba.njit(parallel=True, cache=True)

@@ -24,8 +24,8 @@ import pandas as pd
 from scipy import sparse
 
 from .._core.chunks import iter_chunks, row_blocks, row_subset_blocks
-from .._core.cnv import csr_blocks, matrix_gene_sums
-from .._core.expression import COUNTS, LOG, TARGET_SUM, log_normalise
+from .._core.cnv import arm_sums, csr_blocks, matrix_gene_sums
+from .._core.expression import COUNTS, LOG, TARGET_SUM
 
 __all__ = ["arm_matrix", "arm_shifts", "group_means", "rowcorr"]
 
@@ -48,11 +48,13 @@ def arm_matrix(P: np.ndarray, bins: pd.DataFrame) -> tuple[np.ndarray, np.ndarra
 
 
 def rowcorr(P: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Pearson correlation of every row of ``P`` with ``c`` (0 where undefined)."""
+    """Pearson correlation of every row of ``P`` with ``c`` (0 where undefined); ``c`` may be a
+    matrix of several profiles (columns), read against one centred copy of ``P``.
+    """
     Pc = P - P.mean(axis=1, keepdims=True)
-    cc = c - c.mean()
-    den = np.sqrt((Pc**2).sum(axis=1) * (cc**2).sum())
-    return np.divide(Pc @ cc, den, out=np.zeros(P.shape[0]), where=den > 0)
+    cc = c - c.mean(axis=0)
+    den = np.sqrt(np.multiply.outer((Pc**2).sum(axis=1), (cc**2).sum(axis=0)))
+    return np.divide(Pc @ cc, den, out=np.zeros(den.shape), where=den > 0)
 
 
 def group_means(
@@ -98,14 +100,13 @@ def arm_shifts(
         rank_sum = np.bincount(arm, weights=ranks, minlength=n_arms)
         n = len(k)
         med = pd.Series(x).groupby(arm).median()
-        for j in range(n_arms):
-            n1, n2 = n_in[j], n - n_in[j]
-            if n1 < 10 or n2 < 10:
-                continue
-            shift[j] = med[j]
-            u = rank_sum[j] - n1 * (n1 + 1) / 2
-            z = (u - n1 * n2 / 2) / np.sqrt(n1 * n2 * (n + 1) / 12)
-            pval[j] = 2 * norm.sf(abs(z))
+        n1 = n_in.astype(float)
+        n2 = n - n1
+        j = np.flatnonzero((n1 >= 10) & (n2 >= 10))
+        shift[j] = med.reindex(j).to_numpy()
+        u = rank_sum[j] - n1[j] * (n1[j] + 1) / 2
+        z = (u - n1[j] * n2[j] / 2) / np.sqrt(n1[j] * n2[j] * (n + 1) / 12)
+        pval[j] = 2 * norm.sf(np.abs(z))
     return pd.DataFrame({"arm": arm_labels, "shift": shift, "n_genes": n_in.astype(int), "pval": pval})
 
 
@@ -179,19 +180,22 @@ def arm_features_many(
     genes) from one pass over the matrix and one reference pass: each block is normalised once.
     """
     standardize = [True] * len(gene_arms) if standardize is None else list(standardize)
-    specs = []
-    for gene_arm in gene_arms:
+    specs, arm_of_col = [], np.full((len(gene_arms), X.shape[1]), -1, dtype=np.int64)
+    for k, gene_arm in enumerate(gene_arms):
         ok = gene_arm >= 0
         c, ga = cols[ok], gene_arm[ok]
+        arm_of_col[k, c] = ga
         M = sparse.csr_matrix((np.ones(len(c)), (np.arange(len(c)), ga)), shape=(len(c), n_arms))
-        Mfull = sparse.csr_matrix((np.ones(len(c)), (c, ga)), shape=(X.shape[1], n_arms))
-        specs.append((c, M, Mfull, np.maximum(np.asarray(M.sum(axis=0)).ravel(), 1)))
+        specs.append((c, M, np.maximum(np.asarray(M.sum(axis=0)).ravel(), 1)))
     Fs = [np.zeros((X.shape[0], n_arms)) for _ in specs]
     for b0, _, B in csr_blocks(X, chunk):
         for sl in iter_chunks(B.shape[0], chunk):
-            Xc = log_normalise(B[sl], mode)  # row slice: cheap; genes are picked by Mfull
-            for F, (_, _, Mfull, n_per_arm) in zip(Fs, specs):
-                F[b0 + sl.start : b0 + sl.stop] = (Xc @ Mfull).toarray() / n_per_arm
+            # no normalised copy of the rows: log1p(CP10k) of counts, log1p of linear input, as is for logs
+            S = arm_sums(
+                B.indptr[sl.start : sl.stop + 1], B.indices, B.data, arm_of_col, n_arms, mode, TARGET_SUM
+            )
+            for k, (F, (_, _, n_per_arm)) in enumerate(zip(Fs, specs, strict=True)):
+                F[b0 + sl.start : b0 + sl.stop] = S[k] / n_per_arm
     names = pd.unique(groups)
     codes = pd.Categorical(groups, categories=names).codes.astype(np.int64)
     rc = np.where(ref, codes, -1)
@@ -200,7 +204,7 @@ def arm_features_many(
     if cnt.sum() < 5:
         allsum, allcnt = matrix_gene_sums(X, np.zeros(X.shape[0], np.int64), 1, mode, TARGET_SUM, chunk)
     out = []
-    for F, (c, M, _, n_per_arm), std in zip(Fs, specs, standardize):
+    for F, (c, M, n_per_arm), std in zip(Fs, specs, standardize):
         sums = sums_all[:, c]
         pooled = sums.sum(axis=0) / cnt.sum() if allsum is None else allsum[0, c] / allcnt[0]
         for j in range(len(names)):

@@ -368,17 +368,23 @@ def _empty_cells(adata: AnnData, cnv_key: str) -> np.ndarray:
     """Cells with no count in any gene that ``infer_cnv`` used (read by row blocks)."""
     from scipy import sparse
 
-    from .._core.chunks import row_blocks
+    from .._core.chunks import iter_chunks, row_blocks
     from .._settings import settings
 
     info = adata.uns[cnv_key]
     X = get_matrix(adata, _cnv_layer(adata, cnv_key))
     cols = info["genes"]["col"].to_numpy().astype(np.int64)
+    used = np.zeros(adata.n_vars, dtype=bool)
+    used[cols] = True
+    chunk = int(settings.chunk_size)
     out = np.zeros(adata.n_obs, dtype=bool)
-    for s, e, B in row_blocks(X, int(settings.chunk_size)):
-        B = sparse.csr_matrix(B)[:, cols]
-        B.eliminate_zeros()
-        out[s:e] = np.diff(B.indptr) == 0
+    for s, _, B in row_blocks(X, chunk):
+        B = B if sparse.issparse(B) and B.format == "csr" else sparse.csr_matrix(B)
+        for sl in iter_chunks(B.shape[0], chunk):  # stored nonzero values in used genes, per row
+            lo, hi = B.indptr[sl.start], B.indptr[sl.stop]
+            hits = np.concatenate([[0], np.cumsum(used[B.indices[lo:hi]] & (B.data[lo:hi] != 0))])
+            ends = B.indptr[sl.start : sl.stop + 1] - lo
+            out[s + sl.start : s + sl.stop] = hits[ends[1:]] == hits[ends[:-1]]
     return out
 
 
@@ -687,7 +693,7 @@ def _posterior(P, dA, sigs, shifts_of, arm_of_bin, init, fixed_neg):
     cells' arm means minus the reference's.
     """
     segs = np.vstack([np.where(s, sh, 0.0) for s, sh in zip(sigs, shifts_of, strict=True)])  # clusters x arms
-    C = np.column_stack([rowcorr(P, sg[arm_of_bin]) for sg in segs])
+    C = rowcorr(P, segs[:, arm_of_bin].T)
     best = np.argmax(C, axis=1)
     cb = C[np.arange(len(P)), best]
     W = segs[best]
