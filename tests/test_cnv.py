@@ -554,11 +554,18 @@ def test_haematological_sample_cells_whose_lineage_contradicts_the_call_are_unce
     np.testing.assert_array_equal(out, expected)
 
 
+#: arms each construct carries (tmeatlas.datasets._constructs.HAEMATOLOGICAL)
+_CONSTRUCT_ARMS = {
+    "myeloma": {"3p", "3q", "9p", "9q", "15q", "19p", "19q", "1q", "13p", "13q"},
+    "aml": {"8p", "8q", "5q", "7q", "17p"},
+}
+
+
 @pytest.mark.parametrize(
-    ("kind", "n_cells", "lineage", "arms"),
-    [("myeloma", 9000, "B and plasma", {"1q", "9q", "13q"}), ("aml", 4500, "myeloid", {"5q", "7q"})],
+    ("kind", "n_cells", "lineage", "min_arms"),
+    [("myeloma", 9000, "B and plasma", 3), ("aml", 4500, "myeloid", 2)],
 )
-def test_myeloma_and_aml_samples_detected_and_not_called_normal(kind, n_cells, lineage, arms):
+def test_myeloma_and_aml_samples_detected_and_not_called_normal(kind, n_cells, lineage, min_arms):
     """Constructed myeloma (from plasma cells) and AML (from classical monocytes), 60 % of their
     sample: the lineage is found haematological on its arms, its cells are not called non-malignant
     (<= 5 %), the sample's normal cells not malignant (<= 2 %); benchmarks/haematological.py
@@ -577,7 +584,11 @@ def test_myeloma_and_aml_samples_detected_and_not_called_normal(kind, n_cells, l
         tm.tl.call_malignant(a, sample_key="sample")
     haem = a.uns["cnv"]["reference"]["haematological"]
     assert list(haem["sample"]) == ["P3"] and list(haem["lineage"]) == [lineage]
-    assert arms <= set(haem["cnv_arms"].iloc[0].split(","))
+    # found on its own arms only, and on several of them (which ones reach significance varies
+    # with the sampled counts: myeloma 1q, 9q, 13q before the simulator's TCF7 change, 9q, 13q, 15q,
+    # 19p after)
+    found = set(haem["cnv_arms"].iloc[0].split(","))
+    assert found <= _CONSTRUCT_ARMS[kind] and len(found) >= min_arms
     tumour = a.obs_names.str.startswith(kind)
     call = a.obs["malignant"].astype(str)
     assert (call[tumour] == "non-malignant").mean() <= 0.05 and (call[tumour] == "malignant").mean() >= 0.5
