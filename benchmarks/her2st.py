@@ -179,11 +179,8 @@ def loso(scores: pd.DataFrame) -> dict:
     return out
 
 
-def her2st_dominated(share: float = 0.83, seeds=range(2)) -> dict | None:
-    """Stress test of the CNV reference: each section made tumour-dominated by dropping non-invasive
-    spots at random until invasive cancer covers ``share`` of its spots (like the unseen her2st
-    sections, 65-83 %), then scored alone (``tm.gr.tumor_score`` defaults) and all four together;
-    AUROC invasive vs rest and the tumour-free flag per section."""
+def _her2st_with_positions():
+    """The her2st sections with grid coordinates as ``obsm["spatial"]`` and gene positions (None: data absent)."""
     import anndata as ad
 
     import tmeatlas as tm
@@ -194,6 +191,19 @@ def her2st_dominated(share: float = 0.83, seeds=range(2)) -> dict | None:
     a = ad.read_h5ad(path)
     a.obsm["spatial"] = a.obs[["x", "y"]].to_numpy(float)
     tm.pp.gene_positions(a)
+    return a
+
+
+def her2st_dominated(share: float = 0.83, seeds=range(2)) -> dict | None:
+    """Stress test of the CNV reference: each section made tumour-dominated by dropping non-invasive
+    spots at random until invasive cancer covers ``share`` of its spots (like the unseen her2st
+    sections, 65-83 %), then scored alone (``tm.gr.tumor_score`` defaults) and all four together;
+    AUROC invasive vs rest and the tumour-free flag per section."""
+    import tmeatlas as tm
+
+    a = _her2st_with_positions()
+    if a is None:
+        return None
     inv = (a.obs["label"] == "invasive cancer").to_numpy()
     sec = a.obs["section"].astype(str).to_numpy()
     out = {}
@@ -237,16 +247,11 @@ def her2st_pairs() -> list | None:
     tumour-free, the arms its top spots share, and the AUROC of the pseudo-normal spots against
     C's invasive spots. Caveat: the pseudo-normal spots come from a tumour section and may hold
     tumour cells (arms found in them show it); B1's are the cleanest (B1 is 21 % invasive)."""
-    import anndata as ad
-
     import tmeatlas as tm
 
-    path = DATA / "andersson2021_her2st_ABCD.h5ad"
-    if not path.exists():
+    a = _her2st_with_positions()
+    if a is None:
         return None
-    a = ad.read_h5ad(path)
-    a.obsm["spatial"] = a.obs[["x", "y"]].to_numpy(float)
-    tm.pp.gene_positions(a)
     sec = a.obs["section"].astype(str).to_numpy()
     normal = a.obs["label"].isin(NON_CANCER).to_numpy()
     rows = []
