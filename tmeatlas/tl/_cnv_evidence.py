@@ -177,7 +177,8 @@ def arm_features_many(
     standardize: list[bool] | None = None,
 ) -> list[np.ndarray]:
     """:func:`arm_features` for several gene-to-arm assignments (e.g. halves or quarters of the
-    genes) from one pass over the matrix and one reference pass: each block is normalised once.
+    genes) from one pass over the matrix (:func:`~tmeatlas._core.cnv.arm_sums`: every assignment's
+    arm sums at once, normalising each value as it is read, no copy) and one reference pass.
     """
     standardize = [True] * len(gene_arms) if standardize is None else list(standardize)
     specs, arm_of_col = [], np.full((len(gene_arms), X.shape[1]), -1, dtype=np.int64)
